@@ -1,0 +1,151 @@
+//! lucarne-server: serves the lucarne widget, publishes live streams (HLS with CMAF
+//! segments and a low-latency WebSocket push) and, in later modules, runs the chat hub.
+//!
+//! # Layout
+//! - [`media`]: the live origin — CMAF muxing, the demo loop, stream state.
+//! - [`http`]: routes, headers, the low-latency push, errors.
+//! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
+//!   server on `127.0.0.1:0`.
+
+pub mod http;
+pub mod media;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use media::clip::Clip;
+use media::Origin;
+
+/// Everything the server can be told. `main.rs` fills it from the command line.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "lucarne-server", version, about = "Live video, chat and hearts for any web page: the widget, the live origin and the hub.")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "LUCARNE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory of the built widget (`cargo xtask dist` writes it).
+    #[arg(long, default_value = "dist", env = "LUCARNE_DIST")]
+    pub dist: PathBuf,
+    /// Directory of the pages served at `/` (the demo pages).
+    #[arg(long, default_value = "static", env = "LUCARNE_PAGES")]
+    pub pages: PathBuf,
+    /// Directory holding `demo.mp4`, the clip looped as the `demo` stream.
+    #[arg(long, default_value = "media", env = "LUCARNE_MEDIA")]
+    pub media: PathBuf,
+    /// Do not publish the built-in `demo` stream.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Segments listed in each HLS playlist (each lasts about one second).
+    #[arg(long, default_value_t = 6)]
+    pub hls_window: usize,
+    /// Target length of a low-latency chunk, in milliseconds (chunks also end at every
+    /// keyframe). Shorter chunks lower latency and add a little overhead.
+    #[arg(long, default_value_t = 100)]
+    pub chunk_ms: u32,
+}
+
+/// Shared by every request handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The server's configuration.
+    pub config: Arc<Config>,
+    /// The live streams.
+    pub origin: Arc<Origin>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The demo clip is missing or unusable.
+    #[error("demo clip: {0}")]
+    Clip(#[from] media::clip::ClipError),
+    /// The demo clip could not be packaged.
+    #[error("demo packaging: {0}")]
+    Mux(#[from] media::cmaf::MuxError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sources: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds, starts the demo source and serves in the background.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let origin = Arc::new(Origin::default());
+        let mut sources = Vec::new();
+        if !config.no_demo {
+            let clip = Arc::new(Clip::load(&config.media.join("demo.mp4"))?);
+            sources.push(origin.start_demo("demo", clip, config.hls_window, config.chunk_ms)?);
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let app = http::router(AppState {
+            config: Arc::new(config),
+            origin,
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Server {
+            addr,
+            shutdown: Some(tx),
+            task,
+            sources,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until the listener fails.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Stops accepting, lets open requests finish, stops the sources.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for s in &self.sources {
+            s.abort();
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let _ = task.await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for s in &self.sources {
+            s.abort();
+        }
+        self.task.abort();
+    }
+}
