@@ -1,0 +1,129 @@
+//! Widget options, read from `data-*` attributes or a JS object, validated without the
+//! DOM so every error message is tested. Pure.
+
+/// Validated options of one widget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// HLS playlist URL (`data-stream`), as written.
+    pub stream: Option<String>,
+    /// Low-latency WebSocket URL (`data-ll`), as written.
+    pub low_latency: Option<String>,
+    /// Start muted (autoplay needs it). Default true.
+    pub muted: bool,
+}
+
+/// A problem with the options, naming the attribute to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    /// The attribute, e.g. `data-stream`.
+    pub attribute: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.attribute, self.problem)
+    }
+}
+
+fn url_option(value: Option<String>, attribute: &'static str, schemes: &[&str]) -> Result<Option<String>, OptionError> {
+    let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let scheme = v.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    let relative = v.starts_with('/') || v.starts_with('.') || scheme.is_none();
+    if relative || scheme.as_deref().is_some_and(|s| schemes.contains(&s)) {
+        Ok(Some(v))
+    } else {
+        Err(OptionError {
+            attribute,
+            problem: format!("{v:?} is not a {} URL", schemes.join("/")),
+        })
+    }
+}
+
+impl Options {
+    /// Reads options through `get`, which answers for a camelCase key (`stream`, `ll`,
+    /// `muted`) — a script's `dataset` or a plain object.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Options, OptionError> {
+        let stream = url_option(get("stream"), "data-stream", &["http", "https"])?;
+        let low_latency = url_option(get("ll"), "data-ll", &["ws", "wss", "http", "https"])?;
+        if stream.is_none() && low_latency.is_none() {
+            return Err(OptionError {
+                attribute: "data-stream",
+                problem: "missing: give the URL of an HLS playlist (.m3u8)".into(),
+            });
+        }
+        let muted = match get("muted").as_deref().map(str::trim) {
+            None | Some("") | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(OptionError {
+                    attribute: "data-muted",
+                    problem: format!("{other:?} is not true or false"),
+                })
+            }
+        };
+        Ok(Options {
+            stream,
+            low_latency,
+            muted,
+        })
+    }
+}
+
+/// Turns an absolute `http(s)` URL into the matching `ws(s)` URL; leaves others alone.
+pub fn websocket_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        url.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Options, OptionError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Options::read(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn stream_alone_is_enough() {
+        let o = read(&[("stream", "https://cdn.example/live/index.m3u8")]).unwrap();
+        assert_eq!(o.stream.as_deref(), Some("https://cdn.example/live/index.m3u8"));
+        assert_eq!(o.low_latency, None);
+        assert!(o.muted);
+    }
+
+    #[test]
+    fn missing_stream_names_the_attribute() {
+        let e = read(&[]).unwrap_err();
+        assert_eq!(e.attribute, "data-stream");
+        assert!(e.to_string().starts_with("data-stream: missing"));
+        assert_eq!(read(&[("stream", "  ")]).unwrap_err().attribute, "data-stream");
+    }
+
+    #[test]
+    fn bad_schemes_are_refused() {
+        assert_eq!(read(&[("stream", "javascript:alert(1)")]).unwrap_err().attribute, "data-stream");
+        assert_eq!(read(&[("stream", "/a.m3u8"), ("ll", "ftp://x/ll")]).unwrap_err().attribute, "data-ll");
+        assert_eq!(read(&[("stream", "/a.m3u8"), ("muted", "maybe")]).unwrap_err().attribute, "data-muted");
+    }
+
+    #[test]
+    fn relative_urls_and_websocket_schemes() {
+        let o = read(&[("stream", "/live/demo/index.m3u8"), ("ll", "wss://h/live/demo/ll"), ("muted", "false")]).unwrap();
+        assert_eq!(o.low_latency.as_deref(), Some("wss://h/live/demo/ll"));
+        assert!(!o.muted);
+        assert_eq!(websocket_url("https://h/ll"), "wss://h/ll");
+        assert_eq!(websocket_url("http://h:1/ll"), "ws://h:1/ll");
+        assert_eq!(websocket_url("ws://h/ll"), "ws://h/ll");
+    }
+}

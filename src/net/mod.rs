@@ -1,0 +1,3 @@
+//! Networking helpers shared by the player and, later, chat.
+
+pub mod backoff;

@@ -1,0 +1,529 @@
+//! The player's single backend task: owns the MediaSource, the active source and the
+//! timers, and reacts to one stream of [`Event`]s. Its decisions come from the pure
+//! policies in `latency` and `buffer`; this file wires them to the browser.
+//!
+//! Recovery decided here: the low-latency socket reconnects with backoff and jitter
+//! (falling back to HLS if it never worked), a decode error rebuilds the MediaSource,
+//! a stall at a hole jumps it, a stall inside buffered media nudges the playhead.
+
+use super::buffer::{self, Range};
+use super::hls::{self, HlsSource};
+use super::latency::{LatencyAction, LatencyPolicy, Observation};
+use super::mp4::{self, InitInfo};
+use super::mse::{Mse, MseError};
+use super::push::PushSource;
+use super::{Control, Sources, Status};
+use crate::net::backoff::Backoff;
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
+use js_sys::Uint8Array;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use web_sys::HtmlVideoElement;
+
+/// Sender side of the engine's event queue.
+pub type Tx = mpsc::UnboundedSender<Event>;
+
+/// How often the engine re-evaluates latency, stalls and the back buffer.
+const TICK_MS: u32 = 200;
+/// Media kept behind the playhead (seconds).
+const BACK_BUFFER: f64 = 30.0;
+/// Largest hole the engine jumps over by itself (a missing segment).
+const MAX_GAP_JUMP: f64 = 6.0;
+/// Decode errors tolerated per minute before giving up.
+const MAX_REBUILDS_PER_MINUTE: usize = 3;
+
+/// Everything the engine reacts to.
+pub enum Event {
+    /// From the frontend handle.
+    Control(Control),
+    /// Periodic evaluation.
+    Tick,
+    /// The page became visible again.
+    Visible,
+    /// From the source of the given generation.
+    Source(u32, SourceEvent),
+    /// An MSE operation failed.
+    MseFailed(String),
+    /// The `<video>` element reported an error.
+    MediaError,
+    /// `play()` was refused (autoplay policy).
+    PlayRefused,
+    /// The reconnect timer fired.
+    Reconnect,
+    /// The handle was dropped.
+    Close,
+}
+
+/// What a source reports.
+pub enum SourceEvent {
+    /// An init segment.
+    Init(Uint8Array),
+    /// A media fragment or segment.
+    Media(Uint8Array),
+    /// Media time of the live edge (HLS; the push source's edge is its newest chunk).
+    Edge(f64),
+    /// Latency policy suited to the source (HLS target duration).
+    Policy(LatencyPolicy),
+    /// Connected / reachable again.
+    Up,
+    /// Unreachable.
+    Down,
+    /// The broadcast ended.
+    Ended,
+    /// Something was skipped or retried; playback goes on.
+    Warning(String),
+    /// The source cannot go on.
+    Fatal(String),
+}
+
+/// The running source; held for its `Drop`, which closes it.
+#[allow(dead_code)]
+enum Active {
+    Push(PushSource),
+    Hls(HlsSource),
+}
+
+/// The frontend's handle: sends controls; dropping it stops the player and frees the
+/// MediaSource, the sockets, the timers and the listeners.
+pub struct PlayerHandle {
+    tx: Tx,
+}
+
+impl PlayerHandle {
+    /// Starts playing `sources` in `video`, reporting to `on_status`.
+    pub fn new(video: HtmlVideoElement, sources: Sources, on_status: Rc<dyn Fn(Status)>) -> PlayerHandle {
+        let (tx, rx) = mpsc::unbounded();
+        let engine = Engine::new(video, sources, on_status, tx.clone());
+        wasm_bindgen_futures::spawn_local(engine.run(rx));
+        PlayerHandle { tx }
+    }
+
+    /// Sends a control.
+    pub fn send(&self, control: Control) {
+        let _ = self.tx.unbounded_send(Event::Control(control));
+    }
+}
+
+impl Drop for PlayerHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.unbounded_send(Event::Close);
+    }
+}
+
+struct Engine {
+    video: HtmlVideoElement,
+    sources: Sources,
+    on_status: Rc<dyn Fn(Status)>,
+    tx: Tx,
+    status: Status,
+    mse: Option<Mse>,
+    init: Option<InitInfo>,
+    active: Option<Active>,
+    /// Tags source events; bumped whenever the source is replaced.
+    generation: u32,
+    policy: LatencyPolicy,
+    /// Live edge reported by an HLS source.
+    hls_edge: Option<f64>,
+    /// The first seek to the live edge has been done.
+    started: bool,
+    last_position: f64,
+    stalled_ticks: u32,
+    source_up: bool,
+    /// The push source delivered media at least once (else fall back to HLS).
+    push_worked: bool,
+    push_failures: u32,
+    backoff: Backoff,
+    reconnect: Option<Timeout>,
+    rebuilds: Vec<f64>,
+    user_paused: bool,
+    became_visible: bool,
+    _timers: Vec<Interval>,
+    _listeners: Vec<EventListener>,
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn log(msg: &str) {
+    web_sys::console::warn_1(&format!("lucarne: {msg}").into());
+}
+
+impl Engine {
+    fn new(video: HtmlVideoElement, sources: Sources, on_status: Rc<dyn Fn(Status)>, tx: Tx) -> Engine {
+        let mut listeners = Vec::new();
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            let (t, d) = (tx.clone(), doc.clone());
+            listeners.push(EventListener::new(&doc, "visibilitychange", move |_| {
+                if d.visibility_state() == web_sys::VisibilityState::Visible {
+                    let _ = t.unbounded_send(Event::Visible);
+                }
+            }));
+        }
+        let t = tx.clone();
+        listeners.push(EventListener::new(&video, "error", move |_| {
+            let _ = t.unbounded_send(Event::MediaError);
+        }));
+        let t = tx.clone();
+        let tick = Interval::new(TICK_MS, move || {
+            let _ = t.unbounded_send(Event::Tick);
+        });
+        let policy = if sources.low_latency.is_some() { LatencyPolicy::low_latency() } else { LatencyPolicy::hls(1.0) };
+        Engine {
+            video,
+            sources,
+            on_status,
+            tx,
+            status: Status::Connecting,
+            mse: None,
+            init: None,
+            active: None,
+            generation: 0,
+            policy,
+            hls_edge: None,
+            started: false,
+            last_position: 0.0,
+            stalled_ticks: 0,
+            source_up: false,
+            push_worked: false,
+            push_failures: 0,
+            backoff: Backoff::new(250.0, 8_000.0),
+            reconnect: None,
+            rebuilds: Vec::new(),
+            user_paused: false,
+            became_visible: false,
+            _timers: vec![tick],
+            _listeners: listeners,
+        }
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if self.status != status {
+            self.status = status.clone();
+            (self.on_status)(status);
+        }
+    }
+
+    fn fatal(&mut self, message: String) {
+        log(&message);
+        self.active = None;
+        self.reconnect = None;
+        self.set_status(Status::Error { message, fatal: true });
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        self.video.set_muted(true);
+        (self.on_status)(Status::Connecting);
+        self.rebuild().await;
+        while let Some(event) = rx.next().await {
+            if matches!(event, Event::Close) {
+                break;
+            }
+            self.handle(event).await;
+        }
+        // Dropping self releases the source, the MediaSource, timers and listeners.
+    }
+
+    /// (Re)creates the MediaSource and (re)starts the source.
+    async fn rebuild(&mut self) {
+        self.active = None;
+        self.mse = None;
+        self.init = None;
+        self.started = false;
+        self.hls_edge = None;
+        match Mse::open(&self.video, self.tx.clone()).await {
+            Ok(mse) => self.mse = Some(mse),
+            Err(e) => return self.fatal(e.to_string()),
+        }
+        self.connect();
+    }
+
+    /// Starts the preferred source: low-latency push unless it never worked.
+    fn connect(&mut self) {
+        self.reconnect = None;
+        self.generation += 1;
+        let use_push = self.sources.low_latency.is_some() && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
+        if use_push {
+            let url = self.sources.low_latency.clone().unwrap_or_default();
+            match PushSource::open(&url, self.generation, self.tx.clone()) {
+                Ok(p) => self.active = Some(Active::Push(p)),
+                Err(e) => self.fatal(e),
+            }
+        } else if let Some(url) = self.sources.hls.clone() {
+            self.active = Some(Active::Hls(hls::start(url, self.generation, self.tx.clone())));
+        } else {
+            self.fatal("no stream URL".into());
+        }
+    }
+
+    fn schedule_reconnect(&mut self) {
+        let delay = self.backoff.next_delay(js_sys::Math::random());
+        let tx = self.tx.clone();
+        self.reconnect = Some(Timeout::new(delay as u32, move || {
+            let _ = tx.unbounded_send(Event::Reconnect);
+        }));
+    }
+
+    async fn handle(&mut self, event: Event) {
+        match event {
+            Event::Control(c) => self.control(c),
+            Event::Tick => self.tick(),
+            Event::Visible => self.became_visible = true,
+            Event::Source(generation, e) if generation == self.generation => self.source_event(e),
+            Event::Source(..) => {}
+            Event::Reconnect => {
+                if matches!(self.active, Some(Active::Push(_)) | None) {
+                    self.connect();
+                }
+            }
+            Event::MseFailed(m) => {
+                log(&format!("media buffer error: {m}"));
+                self.recover_decode().await;
+            }
+            Event::MediaError => {
+                let code = self.video.error().map_or(0, |e| e.code());
+                log(&format!("media element error {code}"));
+                self.recover_decode().await;
+            }
+            Event::PlayRefused => {
+                if !self.video.paused() {
+                    return;
+                }
+                self.set_status(Status::Paused);
+            }
+            Event::Close => {}
+        }
+    }
+
+    async fn recover_decode(&mut self) {
+        let now = now_ms();
+        self.rebuilds.retain(|t| now - t < 60_000.0);
+        if self.rebuilds.len() >= MAX_REBUILDS_PER_MINUTE {
+            return self.fatal("the stream cannot be decoded".into());
+        }
+        self.rebuilds.push(now);
+        self.rebuild().await;
+    }
+
+    fn source_event(&mut self, e: SourceEvent) {
+        match e {
+            SourceEvent::Init(data) => self.on_init(data),
+            SourceEvent::Media(data) => {
+                if matches!(self.active, Some(Active::Push(_))) {
+                    self.push_worked = true;
+                    self.backoff.reset();
+                }
+                self.source_up = true;
+                if let (Some(mse), Some(_)) = (&self.mse, &self.init) {
+                    mse.append(data);
+                }
+            }
+            SourceEvent::Edge(edge) => self.hls_edge = Some(edge),
+            SourceEvent::Policy(p) => {
+                if matches!(self.active, Some(Active::Hls(_))) {
+                    self.policy = p;
+                }
+            }
+            SourceEvent::Up => {
+                self.source_up = true;
+                if matches!(self.status, Status::Reconnecting) {
+                    self.set_status(Status::Buffering);
+                }
+            }
+            SourceEvent::Down => {
+                self.source_up = false;
+                if matches!(self.active, Some(Active::Push(_))) {
+                    if !self.push_worked {
+                        self.push_failures += 1;
+                    }
+                    self.active = None;
+                    self.schedule_reconnect();
+                }
+                if !matches!(self.status, Status::Error { fatal: true, .. } | Status::Ended) {
+                    self.set_status(Status::Reconnecting);
+                }
+            }
+            SourceEvent::Ended => {
+                if let Some(mse) = &self.mse {
+                    mse.end_of_stream();
+                }
+                self.set_status(Status::Ended);
+            }
+            SourceEvent::Warning(m) => log(&m),
+            SourceEvent::Fatal(m) => self.fatal(m),
+        }
+    }
+
+    fn on_init(&mut self, data: Uint8Array) {
+        let Some(info) = mp4::parse_init(&data.to_vec()) else {
+            return self.fatal("the stream's init segment is not a supported fMP4 header".into());
+        };
+        let Some(mse) = self.mse.as_mut() else { return };
+        if !mse.has_buffer() {
+            if let Err(e) = mse.add_source_buffer(&info.mime()) {
+                let msg = match e {
+                    MseError::Codec(m) => format!("this browser cannot play this stream ({m})"),
+                    other => other.to_string(),
+                };
+                return self.fatal(msg);
+            }
+        }
+        mse.append(data);
+        self.init = Some(info);
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Play => {
+                self.user_paused = false;
+                if self.started {
+                    self.go_live_if_behind();
+                    self.play();
+                }
+            }
+            Control::Pause => {
+                self.user_paused = true;
+                self.video.pause().ok();
+                self.set_status(Status::Paused);
+            }
+            Control::Mute(m) => self.video.set_muted(m),
+            Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
+            Control::GoLive => {
+                if let Some(edge) = self.edge() {
+                    self.seek(edge - self.policy.target);
+                }
+            }
+        }
+    }
+
+    fn go_live_if_behind(&mut self) {
+        if let Some(edge) = self.edge() {
+            if edge - self.video.current_time() > self.policy.target + self.policy.jump_after {
+                self.seek(edge - self.policy.target);
+            }
+        }
+    }
+
+    fn play(&self) {
+        let Ok(promise) = self.video.play() else { return };
+        let tx = self.tx.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if wasm_bindgen_futures::JsFuture::from(promise).await.is_err() {
+                let _ = tx.unbounded_send(Event::PlayRefused);
+            }
+        });
+    }
+
+    fn ranges(&self) -> Vec<Range> {
+        self.mse.as_ref().map(Mse::buffered).unwrap_or_default()
+    }
+
+    fn edge(&self) -> Option<f64> {
+        match self.active {
+            Some(Active::Hls(_)) => self.hls_edge.or_else(|| buffer::newest(&self.ranges())),
+            _ => buffer::newest(&self.ranges()),
+        }
+    }
+
+    /// Seeks to `t`, clamped into buffered media.
+    fn seek(&self, t: f64) {
+        let ranges = self.ranges();
+        let target = ranges
+            .iter()
+            .find(|r| r.end > t)
+            .map(|r| t.max(r.start).min(r.end - 0.05))
+            .or_else(|| ranges.last().map(|r| (r.end - 0.05).max(r.start)));
+        if let Some(t) = target {
+            self.video.set_current_time(t);
+        }
+    }
+
+    fn tick(&mut self) {
+        let Some(mse) = &self.mse else { return };
+        let ranges = mse.buffered();
+        let pos = self.video.current_time();
+
+        if !self.started {
+            if let Some(edge) = self.edge().filter(|_| !ranges.is_empty()) {
+                self.started = true;
+                self.seek(edge - self.policy.target);
+                self.last_position = self.video.current_time();
+                if !self.user_paused {
+                    self.play();
+                }
+            }
+            return;
+        }
+
+        if let Some(cut) = buffer::back_buffer_eviction(&ranges, pos, BACK_BUFFER) {
+            mse.remove(cut.start, cut.end);
+        }
+
+        if self.user_paused || matches!(self.status, Status::Ended | Status::Error { fatal: true, .. }) {
+            return;
+        }
+
+        if let Some(edge) = self.edge() {
+            let obs = Observation {
+                position: pos,
+                edge,
+                ahead: buffer::ahead(&ranges, pos),
+                became_visible: std::mem::take(&mut self.became_visible),
+            };
+            match self.policy.decide(&obs) {
+                LatencyAction::Rate(r) => {
+                    if (self.video.playback_rate() - r).abs() > 0.001 {
+                        self.video.set_playback_rate(r);
+                    }
+                }
+                LatencyAction::Seek(t) => {
+                    self.video.set_playback_rate(1.0);
+                    self.seek(t);
+                }
+            }
+        }
+
+        if self.video.paused() {
+            if matches!(self.status, Status::Connecting) {
+                self.play();
+            }
+            return;
+        }
+        let advanced = (pos - self.last_position).abs() > 0.01;
+        self.last_position = pos;
+        if advanced {
+            self.stalled_ticks = 0;
+            if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
+                self.set_status(Status::Playing);
+            }
+            return;
+        }
+        self.stalled_ticks += 1;
+        if self.stalled_ticks < 2 {
+            return;
+        }
+        if let Some(t) = buffer::gap_jump(&ranges, pos, MAX_GAP_JUMP) {
+            log(&format!("jumping a hole in the buffer: {pos:.2} -> {t:.2}"));
+            self.video.set_current_time(t);
+        } else if buffer::ahead(&ranges, pos) > 0.5 && self.stalled_ticks >= 4 {
+            // Stuck with media ahead (a decoder hiccup): nudge, as players do.
+            self.video.set_current_time(pos + 0.1);
+        }
+        let waiting = if self.source_up { Status::Buffering } else { Status::Reconnecting };
+        if !matches!(self.status, Status::Reconnecting) || self.source_up {
+            self.set_status(waiting);
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.active = None;
+        self.mse = None;
+        let _ = self.video.pause();
+        let _ = self.video.dyn_ref::<web_sys::Element>().map(|e| e.remove_attribute("src"));
+    }
+}

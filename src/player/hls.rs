@@ -1,0 +1,238 @@
+//! The HLS source: loads a live playlist and its fMP4 segments, in order, and reports
+//! the live edge. Plays any standard live HLS stream with fMP4 segments, not only ours.
+//!
+//! Recovery lives here: a failed playlist load is retried with backoff (reporting
+//! `Down` so the viewer sees "reconnecting"); a segment answering 404 is skipped (the
+//! engine jumps the hole); a segment that fails otherwise is retried, then skipped; a
+//! cursor that fell out of the window or far behind the edge restarts at the live edge.
+
+use super::engine::{Event, SourceEvent, Tx};
+use super::fetch::{self, AbortSlot, FetchError};
+use super::latency::LatencyPolicy;
+use super::mp4::{self, InitInfo};
+use super::playlist::{self, MediaPlaylist, Playlist};
+use crate::net::backoff::Backoff;
+use std::cell::Cell;
+use std::rc::Rc;
+
+const PLAYLIST_TIMEOUT_MS: u32 = 5_000;
+const SEGMENT_TIMEOUT_MS: u32 = 10_000;
+const SEGMENT_RETRIES: u32 = 2;
+
+/// A running HLS loader; dropping it stops the loop and aborts the request in flight.
+pub(crate) struct HlsSource {
+    alive: Rc<Cell<bool>>,
+    slot: AbortSlot,
+}
+
+impl Drop for HlsSource {
+    fn drop(&mut self) {
+        self.alive.set(false);
+        if let Some(c) = self.slot.borrow_mut().take() {
+            c.abort();
+        }
+    }
+}
+
+/// Starts loading `url`; events are tagged with `generation`.
+pub(crate) fn start(url: String, generation: u32, tx: Tx) -> HlsSource {
+    let alive = Rc::new(Cell::new(true));
+    let slot = AbortSlot::default();
+    let task = Loader {
+        url,
+        generation,
+        tx,
+        alive: alive.clone(),
+        slot: slot.clone(),
+        init_uri: None,
+        init: None,
+        cursor: None,
+        backoff: Backoff::new(500.0, 8_000.0),
+        down: false,
+    };
+    wasm_bindgen_futures::spawn_local(task.run());
+    HlsSource { alive, slot }
+}
+
+struct Loader {
+    url: String,
+    generation: u32,
+    tx: Tx,
+    alive: Rc<Cell<bool>>,
+    slot: AbortSlot,
+    /// URL of the init segment last sent.
+    init_uri: Option<String>,
+    init: Option<InitInfo>,
+    /// Next media sequence number to load.
+    cursor: Option<u64>,
+    backoff: Backoff,
+    /// `Down` was reported and `Up` not yet.
+    down: bool,
+}
+
+async fn sleep_ms(ms: f64) {
+    gloo_timers::future::TimeoutFuture::new(ms.max(0.0) as u32).await;
+}
+
+impl Loader {
+    fn send(&self, e: SourceEvent) {
+        let _ = self.tx.unbounded_send(Event::Source(self.generation, e));
+    }
+
+    async fn fail(&mut self, why: String) {
+        if !self.down {
+            self.down = true;
+            self.send(SourceEvent::Warning(why));
+            self.send(SourceEvent::Down);
+        }
+        sleep_ms(self.backoff.next_delay(js_sys::Math::random())).await;
+    }
+
+    async fn run(mut self) {
+        while self.alive.get() {
+            let text = match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
+                Ok(t) => t,
+                Err(FetchError::Aborted) => return,
+                Err(e) => {
+                    self.fail(format!("playlist {}: {e}", self.url)).await;
+                    continue;
+                }
+            };
+            if !self.alive.get() {
+                return;
+            }
+            let media = match playlist::parse(&text) {
+                Ok(Playlist::Media(m)) => m,
+                Ok(Playlist::Multivariant(variants)) => {
+                    let chosen = variants
+                        .iter()
+                        .filter(|v| v.codecs.as_deref().is_none_or(codecs_supported))
+                        .min_by_key(|v| v.bandwidth)
+                        .or(variants.first());
+                    match chosen.and_then(|v| fetch::resolve(&v.uri, &self.url)) {
+                        Some(u) => self.url = u,
+                        None => {
+                            self.send(SourceEvent::Fatal("no playable variant in the playlist".into()));
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.fail(format!("playlist {}: {e}", self.url)).await;
+                    continue;
+                }
+            };
+            self.backoff.reset();
+            if self.down {
+                self.down = false;
+                self.send(SourceEvent::Up);
+            }
+            let policy = LatencyPolicy::hls(media.target_duration);
+            self.send(SourceEvent::Policy(policy));
+
+            let loaded_any = self.load_segments(&media, &policy).await;
+            if !self.alive.get() {
+                return;
+            }
+            if media.ended && self.cursor.is_some_and(|c| c >= media.end_msn()) {
+                self.send(SourceEvent::Ended);
+                return;
+            }
+            // Reload once per target duration, sooner when nothing new came (RFC 8216 6.3.4).
+            let wait = if loaded_any { 1.0 } else { 0.5 } * media.target_duration * 1000.0;
+            sleep_ms(wait.clamp(100.0, 10_000.0)).await;
+        }
+    }
+
+    /// Loads every segment from the cursor to the end of `media`. True if any loaded.
+    async fn load_segments(&mut self, media: &MediaPlaylist, policy: &LatencyPolicy) -> bool {
+        let live_start = media.live_start(policy.target);
+        let restart = match self.cursor {
+            None => true,
+            Some(c) => c < media.media_sequence || media.duration_from(c) > policy.target + policy.jump_after,
+        };
+        if restart {
+            self.cursor = live_start;
+        }
+        let mut loaded = false;
+        while let Some(msn) = self.cursor {
+            let Some(seg) = media.get(msn) else { break };
+            if !self.alive.get() {
+                return loaded;
+            }
+            let seg = seg.clone();
+            self.cursor = Some(msn + 1);
+            if seg.gap {
+                continue;
+            }
+            if let Some(map) = &seg.map {
+                if !self.load_init(map).await {
+                    return loaded;
+                }
+            }
+            let Some(url) = fetch::resolve(&seg.uri, &self.url) else { continue };
+            let mut attempt = 0;
+            let data = loop {
+                match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
+                    Ok(d) => break Some(d),
+                    Err(FetchError::Aborted) => return loaded,
+                    Err(FetchError::Status(404 | 410)) => {
+                        self.send(SourceEvent::Warning(format!("segment {msn} is missing (404); skipped")));
+                        break None;
+                    }
+                    Err(e) if attempt < SEGMENT_RETRIES => {
+                        attempt += 1;
+                        self.send(SourceEvent::Warning(format!("segment {msn}: {e}; retrying")));
+                        sleep_ms(300.0 * f64::from(attempt)).await;
+                    }
+                    Err(e) => {
+                        self.send(SourceEvent::Warning(format!("segment {msn}: {e}; skipped")));
+                        break None;
+                    }
+                }
+            };
+            let Some(data) = data else { continue };
+            if !self.alive.get() {
+                return loaded;
+            }
+            let head_len = data.length().min(64 * 1024);
+            let start = self
+                .init
+                .as_ref()
+                .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
+            self.send(SourceEvent::Media(data));
+            if let Some(start) = start {
+                // Media time of the end of the playlist, anchored on this segment.
+                self.send(SourceEvent::Edge(start + media.duration_from(msn)));
+            }
+            loaded = true;
+        }
+        loaded
+    }
+
+    /// Loads the init segment at `uri` if it is not the one already sent.
+    async fn load_init(&mut self, uri: &str) -> bool {
+        let Some(url) = fetch::resolve(uri, &self.url) else { return false };
+        if self.init_uri.as_deref() == Some(url.as_str()) {
+            return true;
+        }
+        match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
+            Ok(data) => {
+                self.init = mp4::parse_init(&data.to_vec());
+                self.init_uri = Some(url);
+                self.send(SourceEvent::Init(data));
+                true
+            }
+            Err(FetchError::Aborted) => false,
+            Err(e) => {
+                self.fail(format!("init segment {url}: {e}")).await;
+                false
+            }
+        }
+    }
+}
+
+fn codecs_supported(codecs: &str) -> bool {
+    web_sys::MediaSource::is_type_supported(&format!("video/mp4; codecs=\"{codecs}\""))
+}

@@ -1,0 +1,152 @@
+//! Live latency policy: how far behind the live edge to play, and how to get there.
+//!
+//! Small drifts are corrected by playing slightly faster (inaudible within the bounds,
+//! browsers keep the pitch); large ones by seeking back to live, as when a hidden tab
+//! becomes visible again. Pure, so every branch is tested natively.
+
+/// The policy's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyPolicy {
+    /// Seconds behind the live edge to aim for.
+    pub target: f64,
+    /// Fastest catch-up playback rate.
+    pub max_rate: f64,
+    /// Behind the target by more than this many seconds: seek instead of speeding up.
+    pub jump_after: f64,
+    /// Never speed up with less than this many seconds buffered ahead.
+    pub min_ahead: f64,
+}
+
+impl LatencyPolicy {
+    /// For the low-latency push, where the edge is the newest chunk received.
+    pub fn low_latency() -> Self {
+        LatencyPolicy {
+            target: 0.45,
+            max_rate: 1.15,
+            jump_after: 2.0,
+            min_ahead: 0.15,
+        }
+    }
+
+    /// For HLS, following the usual three-target-durations hold back.
+    pub fn hls(target_duration: f64) -> Self {
+        let td = if target_duration.is_finite() && target_duration > 0.0 { target_duration } else { 2.0 };
+        LatencyPolicy {
+            target: 3.0 * td,
+            max_rate: 1.1,
+            jump_after: (3.0 * td).max(4.0),
+            min_ahead: td.min(1.0),
+        }
+    }
+}
+
+/// What the player sees at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// `video.currentTime`.
+    pub position: f64,
+    /// Media time of the live edge (newest media the source knows of).
+    pub edge: f64,
+    /// Seconds buffered contiguously ahead of `position`.
+    pub ahead: f64,
+    /// The tab just came back to the foreground.
+    pub became_visible: bool,
+}
+
+/// What to do about latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatencyAction {
+    /// Set `playbackRate`.
+    Rate(f64),
+    /// Seek to this media time (back to live).
+    Seek(f64),
+}
+
+impl LatencyPolicy {
+    /// Latency at this observation.
+    pub fn latency(&self, o: &Observation) -> f64 {
+        o.edge - o.position
+    }
+
+    /// Decides the playback rate, or a jump to live.
+    pub fn decide(&self, o: &Observation) -> LatencyAction {
+        let behind = self.latency(o) - self.target;
+        if behind > self.jump_after || (o.became_visible && behind > 0.5) {
+            return LatencyAction::Seek(o.edge - self.target);
+        }
+        if behind > 0.05 && o.ahead > self.min_ahead {
+            // Proportional catch-up: about a second of correction per second of drift
+            // at the top rate, never jerky near the target.
+            let rate = 1.0 + (behind * 0.25).min(self.max_rate - 1.0);
+            return LatencyAction::Rate((rate * 100.0).round() / 100.0);
+        }
+        if o.ahead < self.min_ahead / 2.0 && behind < 0.0 {
+            // Too close to the edge to absorb jitter: ease off slightly rather than stall.
+            return LatencyAction::Rate(0.97);
+        }
+        LatencyAction::Rate(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(position: f64, edge: f64, ahead: f64) -> Observation {
+        Observation {
+            position,
+            edge,
+            ahead,
+            became_visible: false,
+        }
+    }
+
+    #[test]
+    fn on_target_plays_at_normal_speed() {
+        let p = LatencyPolicy::low_latency();
+        assert_eq!(p.decide(&obs(100.0, 100.45, 0.45)), LatencyAction::Rate(1.0));
+    }
+
+    #[test]
+    fn slightly_behind_speeds_up_within_bounds() {
+        let p = LatencyPolicy::low_latency();
+        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 100.85, 0.85)) else { panic!("seek") };
+        assert!(r > 1.0 && r <= p.max_rate, "rate {r}");
+        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 102.2, 2.2)) else { panic!("seek") };
+        assert!(r <= p.max_rate, "rate {r} capped");
+    }
+
+    #[test]
+    fn no_catch_up_without_buffer_ahead() {
+        let p = LatencyPolicy::low_latency();
+        assert_eq!(p.decide(&obs(100.0, 101.0, 0.05)), LatencyAction::Rate(1.0));
+    }
+
+    #[test]
+    fn far_behind_jumps_to_live() {
+        let p = LatencyPolicy::low_latency();
+        assert_eq!(p.decide(&obs(100.0, 110.0, 0.1)), LatencyAction::Seek(110.0 - p.target));
+    }
+
+    #[test]
+    fn returning_tab_jumps_even_when_modestly_behind() {
+        let p = LatencyPolicy::low_latency();
+        let mut o = obs(100.0, 101.5, 1.5);
+        assert!(matches!(p.decide(&o), LatencyAction::Rate(_)));
+        o.became_visible = true;
+        assert_eq!(p.decide(&o), LatencyAction::Seek(101.5 - p.target));
+    }
+
+    #[test]
+    fn starving_near_the_edge_slows_down() {
+        let p = LatencyPolicy::low_latency();
+        assert_eq!(p.decide(&obs(100.0, 100.05, 0.05)), LatencyAction::Rate(0.97));
+    }
+
+    #[test]
+    fn hls_policy_follows_target_duration() {
+        let p = LatencyPolicy::hls(2.0);
+        assert_eq!(p.target, 6.0);
+        assert_eq!(LatencyPolicy::hls(f64::NAN).target, 6.0);
+    }
+}

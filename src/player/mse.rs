@@ -1,0 +1,224 @@
+//! The only module that touches MediaSource, SourceBuffer and TimeRanges.
+//!
+//! One SourceBuffer (muxed audio+video fMP4), one queue of operations, one operation
+//! in flight at a time: the next starts on `updateend`. A `QuotaExceededError` evicts
+//! media behind the playhead and retries the same append. Dropping [`Mse`] detaches the
+//! MediaSource from the video and frees it.
+
+use super::buffer::Range;
+use super::engine::{Event, Tx};
+use gloo_events::EventListener;
+use js_sys::Uint8Array;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlVideoElement, MediaSource, MediaSourceReadyState, SourceBuffer, Url};
+
+/// MSE failures worth telling the engine about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MseError {
+    /// MediaSource is missing in this browser.
+    Unsupported,
+    /// The browser cannot play this codec combination.
+    Codec(String),
+    /// A call failed; the message is the browser's.
+    Failed(String),
+}
+
+impl std::fmt::Display for MseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MseError::Unsupported => f.write_str("this browser has no MediaSource"),
+            MseError::Codec(m) => write!(f, "this browser cannot play {m}"),
+            MseError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+enum Op {
+    Append(Uint8Array),
+    Remove(f64, f64),
+}
+
+struct Queue {
+    sb: Option<SourceBuffer>,
+    ops: VecDeque<Op>,
+    video: HtmlVideoElement,
+    tx: Tx,
+    /// Consecutive quota evictions; reset by a successful append.
+    quota_retries: u32,
+}
+
+/// A MediaSource attached to a video element.
+pub struct Mse {
+    media_source: MediaSource,
+    url: String,
+    video: HtmlVideoElement,
+    queue: Rc<RefCell<Queue>>,
+    listeners: Vec<EventListener>,
+}
+
+fn message(e: &wasm_bindgen::JsValue) -> String {
+    e.dyn_ref::<web_sys::DomException>()
+        .map(|d| format!("{}: {}", d.name(), d.message()))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+impl Mse {
+    /// Creates a MediaSource, attaches it to `video` and waits for `sourceopen`.
+    pub async fn open(video: &HtmlVideoElement, tx: Tx) -> Result<Mse, MseError> {
+        let has_mse = js_sys::Reflect::has(&js_sys::global(), &"MediaSource".into()).unwrap_or(false);
+        if !has_mse {
+            return Err(MseError::Unsupported);
+        }
+        let media_source = MediaSource::new().map_err(|e| MseError::Failed(message(&e)))?;
+        let url = Url::create_object_url_with_source(&media_source).map_err(|e| MseError::Failed(message(&e)))?;
+        let (open_tx, open_rx) = futures_channel::oneshot::channel::<()>();
+        let mut open_tx = Some(open_tx);
+        let opened = EventListener::once(&media_source, "sourceopen", move |_| {
+            if let Some(t) = open_tx.take() {
+                let _ = t.send(());
+            }
+        });
+        video.set_src(&url);
+        let _ = open_rx.await;
+        drop(opened);
+        Ok(Mse {
+            queue: Rc::new(RefCell::new(Queue {
+                sb: None,
+                ops: VecDeque::new(),
+                video: video.clone(),
+                tx,
+                quota_retries: 0,
+            })),
+            media_source,
+            url,
+            video: video.clone(),
+            listeners: Vec::new(),
+        })
+    }
+
+    /// True once a SourceBuffer exists.
+    pub fn has_buffer(&self) -> bool {
+        self.queue.borrow().sb.is_some()
+    }
+
+    /// Creates the SourceBuffer for `mime` (`video/mp4; codecs="..."`).
+    pub fn add_source_buffer(&mut self, mime: &str) -> Result<(), MseError> {
+        if !MediaSource::is_type_supported(mime) {
+            return Err(MseError::Codec(mime.to_owned()));
+        }
+        let sb = self
+            .media_source
+            .add_source_buffer(mime)
+            .map_err(|e| MseError::Failed(message(&e)))?;
+        let queue = self.queue.clone();
+        self.listeners.push(EventListener::new(&sb, "updateend", move |_| pump(&queue)));
+        let tx = self.queue.borrow().tx.clone();
+        self.listeners.push(EventListener::new(&sb, "error", move |_| {
+            let _ = tx.unbounded_send(Event::MseFailed("SourceBuffer error".into()));
+        }));
+        self.queue.borrow_mut().sb = Some(sb);
+        pump(&self.queue);
+        Ok(())
+    }
+
+    /// Queues an append.
+    pub fn append(&self, data: Uint8Array) {
+        self.queue.borrow_mut().ops.push_back(Op::Append(data));
+        pump(&self.queue);
+    }
+
+    /// Queues the removal of `[start, end)`.
+    pub fn remove(&self, start: f64, end: f64) {
+        if end > start {
+            self.queue.borrow_mut().ops.push_back(Op::Remove(start, end));
+            pump(&self.queue);
+        }
+    }
+
+    /// Operations not yet finished.
+    pub fn pending(&self) -> usize {
+        let q = self.queue.borrow();
+        q.ops.len() + usize::from(q.sb.as_ref().is_some_and(|s| s.updating()))
+    }
+
+    /// Buffered ranges as plain data.
+    pub fn buffered(&self) -> Vec<Range> {
+        let q = self.queue.borrow();
+        let Some(ranges) = q.sb.as_ref().and_then(|sb| sb.buffered().ok()) else {
+            return Vec::new();
+        };
+        (0..ranges.length())
+            .filter_map(|i| {
+                Some(Range {
+                    start: ranges.start(i).ok()?,
+                    end: ranges.end(i).ok()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Signals the end of the stream (a broadcast that ended).
+    pub fn end_of_stream(&self) {
+        if self.media_source.ready_state() == MediaSourceReadyState::Open && self.pending() == 0 {
+            let _ = self.media_source.end_of_stream();
+        }
+    }
+}
+
+/// Starts the next queued operation if none is running.
+fn pump(queue: &Rc<RefCell<Queue>>) {
+    let mut q = queue.borrow_mut();
+    let Some(sb) = q.sb.clone() else { return };
+    while !sb.updating() {
+        let Some(op) = q.ops.pop_front() else { return };
+        let result = match &op {
+            Op::Append(data) => sb.append_buffer_with_array_buffer_view(data),
+            Op::Remove(s, e) => sb.remove(*s, *e),
+        };
+        match result {
+            Ok(()) => {
+                if matches!(op, Op::Append(_)) {
+                    q.quota_retries = 0;
+                }
+                return;
+            }
+            Err(e) if is_quota(&e) && q.quota_retries < 3 => {
+                // Free what lies behind the playhead, then try the same append again.
+                q.quota_retries += 1;
+                let pos = q.video.current_time();
+                let start = sb.buffered().ok().and_then(|r| r.start(0).ok()).unwrap_or(0.0);
+                let keep = 10.0 / f64::from(q.quota_retries);
+                q.ops.push_front(op);
+                if pos - keep > start {
+                    q.ops.push_front(Op::Remove(start, pos - keep));
+                }
+            }
+            Err(e) => {
+                let _ = q.tx.unbounded_send(Event::MseFailed(message(&e)));
+                return;
+            }
+        }
+    }
+}
+
+fn is_quota(e: &wasm_bindgen::JsValue) -> bool {
+    e.dyn_ref::<web_sys::DomException>().is_some_and(|d| d.name() == "QuotaExceededError")
+}
+
+impl Drop for Mse {
+    fn drop(&mut self) {
+        self.listeners.clear();
+        self.queue.borrow_mut().ops.clear();
+        if let Some(sb) = self.queue.borrow_mut().sb.take() {
+            if self.media_source.ready_state() == MediaSourceReadyState::Open {
+                let _ = sb.abort();
+            }
+        }
+        let _ = self.video.remove_attribute("src");
+        self.video.load();
+        let _ = Url::revoke_object_url(&self.url);
+    }
+}

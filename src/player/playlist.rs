@@ -1,0 +1,285 @@
+//! HLS playlist parsing (RFC 8216), reduced to what a live fMP4 client acts on, and
+//! the choice of where to start and what to load next.
+//!
+//! Written by hand rather than with `m3u8-rs`: that crate brings `nom` and `chrono`
+//! into the WebAssembly binary for tags this player never reads, and the widget's whole
+//! size budget is that of hls.js's light build. Unknown tags are ignored, as the RFC
+//! asks. Pure: no web-sys.
+
+/// A parsed playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Playlist {
+    /// A multivariant playlist: pick a variant and load its media playlist.
+    Multivariant(Vec<Variant>),
+    /// A media playlist.
+    Media(MediaPlaylist),
+}
+
+/// One `EXT-X-STREAM-INF` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// URI of the media playlist, as written (resolve against the playlist URL).
+    pub uri: String,
+    /// Peak bits per second.
+    pub bandwidth: u64,
+    /// The `CODECS` attribute, when given.
+    pub codecs: Option<String>,
+}
+
+/// A media segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Media sequence number.
+    pub msn: u64,
+    /// URI as written.
+    pub uri: String,
+    /// Seconds (`EXTINF`).
+    pub duration: f64,
+    /// Preceded by `EXT-X-DISCONTINUITY`.
+    pub discontinuity: bool,
+    /// The `EXT-X-MAP` URI in force for this segment.
+    pub map: Option<String>,
+    /// Marked `EXT-X-GAP`: do not load.
+    pub gap: bool,
+}
+
+/// A media playlist.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MediaPlaylist {
+    /// `EXT-X-TARGETDURATION`, seconds.
+    pub target_duration: f64,
+    /// Sequence number of the first segment.
+    pub media_sequence: u64,
+    /// Segments, oldest first.
+    pub segments: Vec<Segment>,
+    /// `EXT-X-ENDLIST`: the broadcast is over.
+    pub ended: bool,
+}
+
+/// Why a playlist was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaylistError {
+    /// Does not start with `#EXTM3U`.
+    NotM3u8,
+    /// A media playlist without `EXT-X-TARGETDURATION`.
+    NoTargetDuration,
+    /// A tag with a value that does not parse.
+    BadTag(String),
+}
+
+impl std::fmt::Display for PlaylistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlaylistError::NotM3u8 => f.write_str("not an HLS playlist (no #EXTM3U)"),
+            PlaylistError::NoTargetDuration => f.write_str("media playlist without #EXT-X-TARGETDURATION"),
+            PlaylistError::BadTag(t) => write!(f, "malformed tag: {t}"),
+        }
+    }
+}
+
+/// Reads `NAME=value` or `NAME="value"` from an attribute list.
+fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = list;
+    while !rest.is_empty() {
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim();
+        let after = &rest[eq + 1..];
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], quoted[end + 1..].trim_start_matches(','))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], after.get(end + 1..).unwrap_or(""))
+        };
+        if key == name {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
+
+/// Parses a playlist.
+pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some("#EXTM3U") {
+        return Err(PlaylistError::NotM3u8);
+    }
+    let bad = |l: &str| PlaylistError::BadTag(l.chars().take(80).collect());
+
+    let mut variants = Vec::new();
+    let mut pending_variant: Option<(u64, Option<String>)> = None;
+    let mut media = MediaPlaylist::default();
+    let mut target = None;
+    let mut duration = None;
+    let mut discontinuity = false;
+    let mut gap = false;
+    let mut map = None;
+    let mut msn = None;
+
+    for line in lines {
+        if let Some(tag) = line.strip_prefix('#') {
+            let (name, value) = tag.split_once(':').unwrap_or((tag, ""));
+            match name {
+                "EXT-X-STREAM-INF" => {
+                    let bw = attribute(value, "BANDWIDTH")
+                        .and_then(|b| b.parse().ok())
+                        .ok_or_else(|| bad(line))?;
+                    pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
+                }
+                "EXT-X-TARGETDURATION" => target = Some(value.parse::<f64>().map_err(|_| bad(line))?),
+                "EXT-X-MEDIA-SEQUENCE" => {
+                    media.media_sequence = value.parse().map_err(|_| bad(line))?;
+                }
+                "EXTINF" => {
+                    let d = value.split(',').next().unwrap_or("");
+                    duration = Some(d.trim().parse::<f64>().map_err(|_| bad(line))?);
+                }
+                "EXT-X-DISCONTINUITY" => discontinuity = true,
+                "EXT-X-GAP" => gap = true,
+                "EXT-X-MAP" => map = Some(attribute(value, "URI").ok_or_else(|| bad(line))?.to_owned()),
+                "EXT-X-ENDLIST" => media.ended = true,
+                _ => {}
+            }
+        } else if let Some((bandwidth, codecs)) = pending_variant.take() {
+            variants.push(Variant {
+                uri: line.to_owned(),
+                bandwidth,
+                codecs,
+            });
+        } else if let Some(d) = duration.take() {
+            let n = *msn.get_or_insert(media.media_sequence);
+            media.segments.push(Segment {
+                msn: n,
+                uri: line.to_owned(),
+                duration: d,
+                discontinuity: std::mem::take(&mut discontinuity),
+                map: map.clone(),
+                gap: std::mem::take(&mut gap),
+            });
+            msn = Some(n + 1);
+        }
+    }
+    if !variants.is_empty() {
+        return Ok(Playlist::Multivariant(variants));
+    }
+    media.target_duration = target.ok_or(PlaylistError::NoTargetDuration)?;
+    Ok(Playlist::Media(media))
+}
+
+impl MediaPlaylist {
+    /// The segment with sequence number `msn`.
+    pub fn get(&self, msn: u64) -> Option<&Segment> {
+        let i = msn.checked_sub(self.media_sequence)?;
+        self.segments.get(usize::try_from(i).ok()?)
+    }
+
+    /// Sequence number after the last segment.
+    pub fn end_msn(&self) -> u64 {
+        self.media_sequence + self.segments.len() as u64
+    }
+
+    /// Seconds of media from the start of `msn` to the end of the playlist.
+    pub fn duration_from(&self, msn: u64) -> f64 {
+        self.segments.iter().filter(|s| s.msn >= msn).map(|s| s.duration).sum()
+    }
+
+    /// Where to start playing `target_latency` seconds behind the live edge: the
+    /// latest segment that still leaves that much media to the end.
+    pub fn live_start(&self, target_latency: f64) -> Option<u64> {
+        let mut acc = 0.0;
+        for s in self.segments.iter().rev() {
+            acc += s.duration;
+            if acc >= target_latency - 1e-6 {
+                return Some(s.msn);
+            }
+        }
+        self.segments.first().map(|s| s.msn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FFMPEG_LIVE: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:12\n\
+#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.000000,\nstream12.m4s\n\
+#EXTINF:1.000000,\nstream13.m4s\n#EXTINF:0.966667,\nstream14.m4s\n";
+
+    fn media(text: &str) -> MediaPlaylist {
+        match parse(text).unwrap() {
+            Playlist::Media(m) => m,
+            other => panic!("expected media playlist, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_ffmpeg_fmp4_live_playlist() {
+        let m = media(FFMPEG_LIVE);
+        assert_eq!(m.target_duration, 1.0);
+        assert_eq!(m.segments.len(), 3);
+        assert_eq!(m.segments[0].msn, 12);
+        assert_eq!(m.segments[2].uri, "stream14.m4s");
+        assert_eq!(m.segments[2].map.as_deref(), Some("init.mp4"));
+        assert!((m.duration_from(13) - 1.966667).abs() < 1e-9);
+        assert_eq!(m.end_msn(), 15);
+        assert!(!m.ended);
+    }
+
+    #[test]
+    fn live_start_leaves_the_target_latency_to_the_edge() {
+        let m = media(FFMPEG_LIVE);
+        assert_eq!(m.live_start(1.5), Some(13));
+        assert_eq!(m.live_start(0.5), Some(14));
+        assert_eq!(m.live_start(10.0), Some(12), "short playlist: start at its first segment");
+        assert_eq!(MediaPlaylist::default().live_start(3.0), None);
+    }
+
+    #[test]
+    fn discontinuity_gap_endlist_and_unknown_tags() {
+        let m = media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z\n#EXTINF:2,\na.m4s\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\",BYTERANGE=\"10@0\"\n#EXT-X-GAP\n#EXTINF:2,\nb.m4s\n\
+             #EXT-X-FUTURE-TAG:X=1\n#EXTINF:2.0,title\nc.m4s\n#EXT-X-ENDLIST\n",
+        );
+        assert_eq!(m.media_sequence, 0);
+        assert!(!m.segments[0].discontinuity && m.segments[1].discontinuity);
+        assert!(m.segments[1].gap && !m.segments[2].gap);
+        assert_eq!(m.segments[0].map, None);
+        assert_eq!(m.segments[2].map.as_deref(), Some("init2.mp4"));
+        assert!(m.ended);
+    }
+
+    #[test]
+    fn multivariant_lists_variants_with_codecs() {
+        let p = parse(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360\nlow/index.m3u8\n\
+             #EXT-X-STREAM-INF:RESOLUTION=1280x720,BANDWIDTH=2000000\nhigh/index.m3u8\n",
+        )
+        .unwrap();
+        let Playlist::Multivariant(v) = p else { panic!("not multivariant") };
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+        assert_eq!(v[1].bandwidth, 2_000_000);
+        assert_eq!(v[1].uri, "high/index.m3u8");
+    }
+
+    #[test]
+    fn broken_playlists_are_errors_not_panics() {
+        assert_eq!(parse("<html>404</html>"), Err(PlaylistError::NotM3u8));
+        assert_eq!(parse(""), Err(PlaylistError::NotM3u8));
+        assert_eq!(parse("#EXTM3U\n#EXTINF:1,\na.ts\n"), Err(PlaylistError::NoTargetDuration));
+        assert!(matches!(parse("#EXTM3U\n#EXT-X-TARGETDURATION:x\n"), Err(PlaylistError::BadTag(_))));
+        assert!(matches!(parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:abc,\na\n"), Err(PlaylistError::BadTag(_))));
+        assert!(matches!(parse("#EXTM3U\n#EXT-X-STREAM-INF:CODECS=\"x\"\na\n"), Err(PlaylistError::BadTag(_))));
+        // A URI line with no EXTINF before it is ignored, not a segment.
+        assert!(media("#EXTM3U\n#EXT-X-TARGETDURATION:1\nstray.m4s\n").segments.is_empty());
+    }
+
+    #[test]
+    fn attribute_lists_with_quoted_commas() {
+        assert_eq!(attribute("A=1,CODECS=\"a,b\",C=x", "CODECS"), Some("a,b"));
+        assert_eq!(attribute("A=1,CODECS=\"a,b\",C=x", "C"), Some("x"));
+        assert_eq!(attribute("A=\"unterminated", "A"), None);
+    }
+}

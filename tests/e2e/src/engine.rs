@@ -1,0 +1,355 @@
+//! Browser engines behind one WebDriver client: which engine to run
+//! ([`Engine`], from `LUCARNE_E2E_ENGINE`), how to start its driver, and a
+//! [`Browser`] session whose every request has a timeout.
+//!
+//! Owns the driver processes (and Xvfb for WebKit) and the fresh browser profile;
+//! all of them go away when the [`Browser`] is dropped. Knows nothing of lucarne.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use fantoccini::wd::{Capabilities, TimeoutConfiguration};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::process::{free_port, which, Output, Spawned};
+use crate::workspace::env_path;
+
+/// A browser engine the tests can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Chromium + chromedriver (apt `chromium chromium-driver`). The default.
+    Chromium,
+    /// Firefox ESR + geckodriver (`cargo install geckodriver`).
+    Firefox,
+    /// WebKitGTK MiniBrowser + WebKitWebDriver (apt `webkit2gtk-driver xvfb`), under Xvfb.
+    Webkit,
+}
+
+impl Engine {
+    /// The engine named by `LUCARNE_E2E_ENGINE` (chromium, firefox or webkit);
+    /// Chromium when unset.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("LUCARNE_E2E_ENGINE") {
+            Err(_) => Ok(Self::Chromium),
+            Ok(name) => Self::parse(&name),
+        }
+    }
+
+    /// Parses an engine name (case-insensitive; empty means Chromium).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "" | "chromium" | "chrome" => Ok(Self::Chromium),
+            "firefox" | "gecko" => Ok(Self::Firefox),
+            "webkit" => Ok(Self::Webkit),
+            other => bail!("LUCARNE_E2E_ENGINE={other:?}: expected chromium, firefox or webkit"),
+        }
+    }
+
+    /// Lower-case name, as accepted by [`Engine::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chromium => "chromium",
+            Self::Firefox => "firefox",
+            Self::Webkit => "webkit",
+        }
+    }
+}
+
+/// How long one WebDriver request may take before the test fails
+/// (a hung browser must fail the test, not hang it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a driver gets to start listening.
+const DRIVER_START: Duration = Duration::from_secs(15);
+
+/// A WebDriver session on a driver process this harness started.
+#[derive(Debug)]
+pub struct Browser {
+    /// The session; `None` once closed.
+    client: Option<Client>,
+    /// Which engine this is, for messages.
+    engine: Engine,
+    /// The driver (and through its process group, the browser).
+    _driver: Spawned,
+    /// WebKit only: the X server MiniBrowser draws into.
+    _xvfb: Option<Spawned>,
+    /// A fresh profile per session, so no state leaks between tests.
+    _profile: TempDir,
+}
+
+impl Browser {
+    /// Starts the engine chosen by `LUCARNE_E2E_ENGINE`.
+    pub async fn launch_from_env() -> Result<Self> {
+        Self::launch(Engine::from_env()?).await
+    }
+
+    /// Starts `engine`'s driver on a free port and opens a session.
+    pub async fn launch(engine: Engine) -> Result<Self> {
+        let profile = tempfile::Builder::new()
+            .prefix("lucarne-e2e-profile-")
+            .tempdir()?;
+        let port = free_port()?;
+        let mut xvfb = None;
+        let (driver, caps) = match engine {
+            Engine::Chromium => {
+                let driver = find_tool("CHROMEDRIVER", "chromedriver", "apt-get install chromium-driver")?;
+                let binary = env_path("LUCARNE_CHROMIUM", || PathBuf::from("/usr/bin/chromium"));
+                if !binary.is_file() {
+                    bail!("Chromium not found at {} (apt-get install chromium, or set LUCARNE_CHROMIUM)", binary.display());
+                }
+                let args = [format!("--port={port}")];
+                let (driver, _) = Spawned::start("chromedriver", &driver, args, &[], Output::Discard)?;
+                (driver, chromium_caps(&binary, profile.path()))
+            }
+            Engine::Firefox => {
+                let driver = find_tool("GECKODRIVER", "geckodriver", "cargo install geckodriver --locked")?;
+                let args = ["--port".to_owned(), port.to_string()];
+                let (driver, _) = Spawned::start("geckodriver", &driver, args, &[], Output::Discard)?;
+                (driver, firefox_caps(profile.path()))
+            }
+            Engine::Webkit => {
+                let driver = find_tool("WEBKIT_WEBDRIVER", "WebKitWebDriver", "apt-get install webkit2gtk-driver")?;
+                let xvfb_bin = find_tool("XVFB", "Xvfb", "apt-get install xvfb")?;
+                let (server, display) = start_xvfb(&xvfb_bin).await?;
+                xvfb = Some(server);
+                let args = [format!("--port={port}")];
+                let env = [("DISPLAY", display)];
+                let (driver, _) = Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
+                (driver, webkit_caps())
+            }
+        };
+        wait_for_port(port, DRIVER_START)
+            .await
+            .with_context(|| format!("{} driver did not listen on port {port}", engine.name()))?;
+
+        let mut builder = ClientBuilder::rustls().context("TLS setup for the WebDriver client")?;
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{port}");
+        let client = tokio::time::timeout(REQUEST_TIMEOUT, builder.connect(&url))
+            .await
+            .map_err(|_| anyhow!("{}: new session timed out after {REQUEST_TIMEOUT:?}", engine.name()))?
+            .with_context(|| format!("{}: could not open a WebDriver session", engine.name()))?;
+        let timeouts = TimeoutConfiguration::new(
+            Some(REQUEST_TIMEOUT),
+            Some(REQUEST_TIMEOUT),
+            Some(Duration::ZERO),
+        );
+        let browser = Self {
+            client: Some(client),
+            engine,
+            _driver: driver,
+            _xvfb: xvfb,
+            _profile: profile,
+        };
+        browser
+            .timed("set timeouts", browser.client()?.update_timeouts(timeouts))
+            .await?;
+        Ok(browser)
+    }
+
+    /// The engine of this session.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn client(&self) -> Result<&Client> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| anyhow!("browser session already closed"))
+    }
+
+    async fn timed<T, E>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+            Ok(r) => r.with_context(|| format!("{}: {what}", self.engine.name())),
+            Err(_) => bail!(
+                "{}: {what} timed out after {REQUEST_TIMEOUT:?}",
+                self.engine.name()
+            ),
+        }
+    }
+
+    /// Navigates the current tab to `url` (waits for the load event).
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.timed(&format!("open {url}"), self.client()?.goto(url))
+            .await
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) in the page and
+    /// returns what it returns.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        self.timed("execute script", self.client()?.execute(script, args))
+            .await
+    }
+
+    /// Runs `script` asynchronously: it must call `arguments[arguments.length - 1]`
+    /// with its result (within [`REQUEST_TIMEOUT`]).
+    pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        self.timed("execute async script", self.client()?.execute_async(script, args))
+            .await
+    }
+
+    /// Opens a fresh tab, closes the current one and switches to the new one.
+    pub async fn fresh_tab(&self) -> Result<()> {
+        let client = self.client()?;
+        let new = self.timed("new tab", client.new_window(true)).await?;
+        self.timed("close old tab", client.close_window()).await?;
+        self.timed("switch tab", client.switch_to_window(new.handle))
+            .await
+    }
+
+    /// A PNG screenshot of the current tab.
+    pub async fn screenshot(&self) -> Result<Vec<u8>> {
+        self.timed("screenshot", self.client()?.screenshot()).await
+    }
+
+    /// Ends the session politely (the driver closes the browser); dropping the
+    /// [`Browser`] afterwards kills the driver.
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(client) = self.client.take() {
+            match tokio::time::timeout(REQUEST_TIMEOUT, client.close()).await {
+                Ok(r) => r.context("closing the browser session")?,
+                Err(_) => bail!("closing the browser session timed out"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The flags TOOLCHAIN.md settled on: headless, root-friendly, autoplay allowed,
+/// no background traffic that could disturb timing, a fresh profile.
+fn chromium_caps(binary: &std::path::Path, profile: &std::path::Path) -> Capabilities {
+    let args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--autoplay-policy=no-user-gesture-required".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--disable-quic".to_owned(),
+        "--no-first-run".to_owned(),
+        "--window-size=1280,800".to_owned(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    caps(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "binary": binary, "args": args },
+    }))
+}
+
+fn firefox_caps(profile: &std::path::Path) -> Capabilities {
+    let mut options = json!({
+        "args": ["-headless", "-profile", profile],
+        "prefs": {
+            // Allow autoplay, muted or not, like Chromium's --autoplay-policy flag.
+            "media.autoplay.default": 0,
+            "media.autoplay.blocking_policy": 0,
+        },
+    });
+    if let Some(bin) = std::env::var_os("LUCARNE_FIREFOX") {
+        options["binary"] = json!(PathBuf::from(bin));
+    }
+    caps(json!({ "browserName": "firefox", "moz:firefoxOptions": options }))
+}
+
+fn webkit_caps() -> Capabilities {
+    let binary = env_path("LUCARNE_MINIBROWSER", || {
+        PathBuf::from("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser")
+    });
+    caps(json!({
+        "browserName": "MiniBrowser",
+        "webkitgtk:browserOptions": { "binary": binary, "args": ["--automation"] },
+    }))
+}
+
+fn caps(v: Value) -> Capabilities {
+    match v {
+        Value::Object(map) => map,
+        _ => Capabilities::new(),
+    }
+}
+
+/// `$var` if set, else `program` on PATH; a clear error (with how to install it)
+/// when neither exists.
+fn find_tool(var: &str, program: &str, install: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            bail!("{var}={} does not exist", p.display())
+        };
+    }
+    which(program).ok_or_else(|| {
+        anyhow!("{program} not found on PATH (install: {install}; or set {var}=/path/to/{program})")
+    })
+}
+
+/// Starts Xvfb on the first free display number from :90.
+async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
+    for n in 90..140 {
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
+        if socket.exists() || lock.exists() {
+            continue;
+        }
+        let display = format!(":{n}");
+        let args = [display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"];
+        let (mut server, _) = Spawned::start("Xvfb", xvfb, args, &[], Output::Capture)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if socket.exists() {
+                return Ok((server, display));
+            }
+            if let Some(status) = server.exited() {
+                bail!("Xvfb {display} exited ({status}): {}", server.log().tail(10));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("Xvfb {display} did not create {}", socket.display());
+    }
+    bail!("no free X display number in :90..:139")
+}
+
+async fn wait_for_port(port: u16, deadline: Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            bail!("nothing listening after {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_names_round_trip() {
+        for e in [Engine::Chromium, Engine::Firefox, Engine::Webkit] {
+            assert_eq!(Engine::parse(e.name()).unwrap(), e);
+        }
+        assert_eq!(Engine::parse("").unwrap(), Engine::Chromium);
+        assert!(Engine::parse("netscape").is_err());
+    }
+
+    #[test]
+    fn missing_driver_says_how_to_install_it() {
+        let err = find_tool("LUCARNE_E2E_NO_SUCH_VAR", "no-such-driver-xyz", "apt-get install it")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no-such-driver-xyz") && err.contains("apt-get install it"), "{err}");
+    }
+}

@@ -1,0 +1,320 @@
+//! A third-party live HLS stream: ffmpeg writing fMP4 HLS (1 s segments, sliding
+//! window of 6) into a temp dir that a [`StaticServer`] serves, like any CDN
+//! origin lucarne does not control.
+//!
+//! Owns the ffmpeg process (killed on drop), the temp dir and its server. Also
+//! parses media playlists, so tests can pick a segment ahead of the live edge.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::process::{which, Output, Spawned};
+use crate::static_server::StaticServer;
+use crate::wait::{wait_until, Check};
+
+/// What ffmpeg broadcasts.
+#[derive(Clone, Debug)]
+pub enum HlsSource {
+    /// testsrc2 + a 1 kHz sine, encoded live (libx264, 1 s GOP, no B-frames, AAC).
+    TestPattern,
+    /// A clip laid out like `media/demo.mp4` (16 s loop, keyframe every second),
+    /// looped forever and stamped with unix time exactly as lucarne-server does
+    /// with its demo: clip frame n goes out at the wall time t with
+    /// t mod 16 = n/30, with media time t. Copied, not re-encoded. Lets
+    /// bench/measure.js measure latency of any player without lucarne-server.
+    LiveClip(PathBuf),
+}
+
+/// Where [`FfmpegHls::start`] puts the playlist and segments in the served dir.
+pub const DEFAULT_DIR: &str = "hls";
+
+/// A running ffmpeg HLS broadcast and the origin serving it.
+#[derive(Debug)]
+pub struct FfmpegHls {
+    /// The ffmpeg process (stopped first on drop: field order).
+    process: Spawned,
+    /// Serves `dir`: `/hls/index.m3u8`, `/hls/init.mp4`, `/hls/segN.m4s`, and any page a test writes.
+    server: StaticServer,
+    /// The served directory (deleted on drop).
+    dir: TempDir,
+    /// Path inside `dir` (and URL path) of the playlist's folder, e.g. "hls".
+    subdir: String,
+}
+
+impl FfmpegHls {
+    /// Starts broadcasting to `/hls/index.m3u8` and waits until the playlist
+    /// lists 2 segments.
+    pub async fn start(source: HlsSource) -> Result<Self> {
+        Self::start_at(source, DEFAULT_DIR).await
+    }
+
+    /// Like [`FfmpegHls::start`], with the playlist at `/{subdir}/index.m3u8`
+    /// (e.g. "live/demo" to stand in for lucarne-server's demo stream).
+    pub async fn start_at(source: HlsSource, subdir: &str) -> Result<Self> {
+        let ffmpeg = which("ffmpeg").context("ffmpeg not found on PATH (apt-get install ffmpeg)")?;
+        let dir = tempfile::Builder::new().prefix("lucarne-e2e-hls-").tempdir()?;
+        let subdir = subdir.trim_matches('/').to_owned();
+        let hls = dir.path().join(&subdir);
+        std::fs::create_dir_all(&hls)?;
+        let mut args: Vec<String> = ["-hide_banner", "-loglevel", "warning", "-nostats"]
+            .map(String::from)
+            .to_vec();
+        // temp_file: a segment only appears under its name once complete.
+        let mut flags = "delete_segments+independent_segments+temp_file".to_owned();
+        match &source {
+            HlsSource::TestPattern => args.extend(test_pattern_args()),
+            HlsSource::LiveClip(clip) => {
+                args.extend(live_clip_args(clip, dir.path()).await?);
+                // Players that rebase timestamps (hls.js) still know the wall
+                // time of the playhead through EXT-X-PROGRAM-DATE-TIME.
+                flags.push_str("+program_date_time");
+            }
+        }
+        args.extend(
+            [
+                "-f",
+                "hls",
+                "-hls_segment_type",
+                "fmp4",
+                "-hls_time",
+                "1",
+                "-hls_list_size",
+                "6",
+                "-hls_flags",
+                &flags,
+                "-hls_fmp4_init_filename",
+                "init.mp4",
+                "-hls_segment_filename",
+            ]
+            .map(str::to_owned),
+        );
+        args.push(hls.join("seg%d.m4s").to_string_lossy().into_owned());
+        args.push(hls.join("index.m3u8").to_string_lossy().into_owned());
+
+        let (process, _) = Spawned::start("ffmpeg", &ffmpeg, &args, &[], Output::Capture)?;
+        let server = StaticServer::start(dir.path()).await?;
+        let mut me = Self {
+            process,
+            server,
+            dir,
+            subdir,
+        };
+        me.wait_for_segments(2, Duration::from_secs(20)).await?;
+        Ok(me)
+    }
+
+    /// The playlist URL, on the static server's origin.
+    pub fn url(&self) -> String {
+        format!("{}/{}/index.m3u8", self.server.url(), self.subdir)
+    }
+
+    /// The origin serving the stream (and any page written to [`FfmpegHls::dir`]).
+    pub fn server(&self) -> &StaticServer {
+        &self.server
+    }
+
+    /// Mutable access, to stop and start the origin.
+    pub fn server_mut(&mut self) -> &mut StaticServer {
+        &mut self.server
+    }
+
+    /// The served directory: write a page here and open `{server.url()}/page.html`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// URL path of segment `n` (what a fault rule matches).
+    pub fn segment_path(&self, n: u64) -> String {
+        format!("/{}/seg{n}.m4s", self.subdir)
+    }
+
+    /// The playlist as ffmpeg last wrote it.
+    pub fn playlist(&self) -> Result<MediaPlaylist> {
+        let path = self.dir.path().join(&self.subdir).join("index.m3u8");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        MediaPlaylist::parse(&text)
+    }
+
+    /// ffmpeg's last output lines.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.process.log().tail(n)
+    }
+
+    /// Waits until the playlist lists at least `n` segments.
+    pub async fn wait_for_segments(&mut self, n: usize, deadline: Duration) -> Result<()> {
+        wait_until(&format!("ffmpeg to list {n} HLS segments"), deadline, || {
+            let exited = self.process.exited();
+            let listed = self.playlist().map(|p| p.segments.len());
+            let log = self.process.log().tail(10);
+            async move {
+                if let Some(status) = exited {
+                    bail!("ffmpeg exited ({status}):\n{log}");
+                }
+                Ok(match listed {
+                    Ok(k) if k >= n => Check::Done(()),
+                    Ok(k) => Check::NotYet(format!("{k} segments listed")),
+                    Err(e) => Check::NotYet(format!("no playlist yet ({e:#})")),
+                })
+            }
+        })
+        .await
+    }
+}
+
+fn test_pattern_args() -> Vec<String> {
+    [
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=480x270:rate=30",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        "500k",
+        "-g",
+        "30",
+        "-keyint_min",
+        "30",
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-ac",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The clip lasts 16 s and loops from the unix epoch (see media/make-demo-clip.sh).
+const CLIP_S: u64 = 16;
+
+/// ffmpeg input args that play `clip` in real time from the position the wall
+/// clock says, looped, stamped with unix time. Sleeps until the next whole
+/// second so the stream starts on a keyframe (the clip has one every second),
+/// which makes a stream copy exact.
+async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
+    if !clip.is_file() {
+        bail!("{} missing: run media/make-demo-clip.sh", clip.display());
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+    let start = now.as_secs() + 1;
+    let offset = start % CLIP_S;
+    // The concat demuxer plays the first copy from `offset`, then whole copies;
+    // 2000 copies is almost 9 hours, longer than any test.
+    let mut list = format!("ffconcat version 1.0\nfile '{}'\ninpoint {offset}\n", clip.display());
+    for _ in 0..2000 {
+        list.push_str(&format!("file '{}'\n", clip.display()));
+    }
+    let list_path = dir.join("clip.ffconcat");
+    std::fs::write(&list_path, list)?;
+    let wait = Duration::from_secs(start).saturating_sub(
+        SystemTime::now().duration_since(UNIX_EPOCH)?,
+    );
+    tokio::time::sleep(wait).await;
+    Ok(vec![
+        "-re".into(),
+        "-f".into(),
+        "concat".into(),
+        "-safe".into(),
+        "0".into(),
+        "-i".into(),
+        list_path.to_string_lossy().into_owned(),
+        "-map".into(),
+        "0".into(),
+        "-c".into(),
+        "copy".into(),
+        // Keep the clip's timestamps exact (video frame at inpoint = 0), shift them
+        // to unix time, and write that absolute time into every fragment's tfdt
+        // (without frag_discont the HLS muxer restarts fragment times at 0).
+        "-copyts".into(),
+        "-output_ts_offset".into(),
+        start.to_string(),
+        "-hls_segment_options".into(),
+        "movflags=+frag_discont".into(),
+    ])
+}
+
+/// The parts of a media playlist the tests use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaPlaylist {
+    /// `#EXT-X-MEDIA-SEQUENCE`: sequence number of the first listed segment.
+    pub media_sequence: u64,
+    /// `#EXT-X-TARGETDURATION`, seconds.
+    pub target_duration: f64,
+    /// Segment URIs, oldest first.
+    pub segments: Vec<String>,
+}
+
+impl MediaPlaylist {
+    /// Parses a media playlist (only what the tests need).
+    pub fn parse(text: &str) -> Result<Self> {
+        if !text.starts_with("#EXTM3U") {
+            bail!("not a playlist: {:?}", text.chars().take(40).collect::<String>());
+        }
+        let mut media_sequence = 0;
+        let mut target_duration = 0.0;
+        let mut segments = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+                media_sequence = v.parse().context("bad #EXT-X-MEDIA-SEQUENCE")?;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+                target_duration = v.parse().context("bad #EXT-X-TARGETDURATION")?;
+            } else if !line.starts_with('#') {
+                segments.push(line.to_owned());
+            }
+        }
+        Ok(Self {
+            media_sequence,
+            target_duration,
+            segments,
+        })
+    }
+
+    /// Sequence number of the newest listed segment (the live edge).
+    pub fn last_sequence(&self) -> Option<u64> {
+        (self.segments.len() as u64)
+            .checked_sub(1)
+            .map(|i| self.media_sequence + i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_ffmpeg_playlist() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:12\n\
+                    #EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.000000,\nseg12.m4s\n\
+                    #EXTINF:1.000000,\nseg13.m4s\n";
+        let p = MediaPlaylist::parse(text).unwrap();
+        assert_eq!(p.media_sequence, 12);
+        assert_eq!(p.target_duration, 1.0);
+        assert_eq!(p.segments, ["seg12.m4s", "seg13.m4s"]);
+        assert_eq!(p.last_sequence(), Some(13));
+        assert!(MediaPlaylist::parse("<html>").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! lucarne-e2e: the end-to-end harness. The real `lucarne-server` binary and the
+//! real widget build (dist/), in real browsers driven over WebDriver, asserting
+//! what a viewer would notice: the video plays, stays near live, shows the right
+//! status, survives faults.
+//!
+//! # Layout
+//! - [`engine`]: which browser ([`Engine`], `LUCARNE_E2E_ENGINE` = chromium |
+//!   firefox | webkit) and a [`Browser`] session with a timeout on every request.
+//! - [`origin`]: [`Origin`], lucarne-server as a subprocess (start, kill, restart
+//!   on the same port).
+//! - [`static_server`]: [`StaticServer`], another origin serving a directory,
+//!   with run-time [`Faults`].
+//! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg.
+//! - [`widget`]: [`Probe`] reads the player's state from the page; [`Watch`]
+//!   summarises a stretch of playback.
+//! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
+//!   bench/measure.js's results.
+//! - [`wait`]: polling with a deadline; [`process`]: child processes killed with
+//!   their group on drop; [`workspace`]: paths and the serial lock; [`stats`]:
+//!   percentiles and brotli sizes for the benchmark (`src/bin/bench.rs`).
+//!
+//! # Running
+//! `cargo xtask test` builds the server and the widget, then runs
+//! `cargo test -p lucarne-e2e`. Run directly, the tests need `LUCARNE_SERVER_BIN`
+//! (default `target/debug/lucarne-server`) and `LUCARNE_DIST` (default `dist/`)
+//! to exist, and fail saying so otherwise: nothing is skipped silently.
+//!
+//! Tests run one at a time: cargo runs test files (one process each) one after
+//! another, and tests within a file hold [`serial`], so a 2-core machine runs a
+//! single browser, server and ffmpeg at once. Plain `cargo test -p lucarne-e2e`
+//! is enough; no `--test-threads` flag is needed.
+//!
+//! On failure, tests write a screenshot and logs to `tests/e2e/artifacts/<test>/`.
+
+pub mod bench_pages;
+pub mod engine;
+pub mod ffmpeg;
+pub mod origin;
+pub mod process;
+pub mod static_server;
+pub mod stats;
+pub mod wait;
+pub mod widget;
+pub mod workspace;
+
+pub use engine::{Browser, Engine};
+pub use ffmpeg::{FfmpegHls, HlsSource, MediaPlaylist};
+pub use origin::{Origin, OriginConfig};
+pub use static_server::{Faults, StaticServer};
+pub use wait::{wait_until, Check};
+pub use widget::{embed_page, PlaybackState, Probe, Watch};
+pub use workspace::serial;
+
+/// Runs a browser scenario and, if it fails, saves what the viewer saw (a
+/// screenshot, the player state) and the given logs to
+/// `tests/e2e/artifacts/<name>/` before returning the error. Closes the browser
+/// in every case.
+pub async fn run_scenario<F>(
+    name: &str,
+    browser: Browser,
+    scenario: F,
+    logs: impl FnOnce() -> Vec<(&'static str, String)>,
+) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&Browser) -> anyhow::Result<()>,
+{
+    let result = scenario(&browser).await;
+    if let Err(err) = &result {
+        let dir = workspace::artifacts_dir(name);
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = browser.screenshot().await {
+            let _ = std::fs::write(dir.join("screenshot.png"), png);
+        }
+        if let Ok(state) = Probe::widget().state(&browser).await {
+            let _ = std::fs::write(dir.join("state.txt"), state.describe());
+        }
+        let _ = std::fs::write(dir.join("error.txt"), format!("{err:#}\n"));
+        for (file, text) in logs() {
+            let _ = std::fs::write(dir.join(file), text);
+        }
+        eprintln!("{name}: failed; artifacts in {}", dir.display());
+    }
+    let closed = browser.close().await;
+    result.and(closed)
+}
