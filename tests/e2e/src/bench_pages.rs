@@ -28,7 +28,8 @@ pub async fn ensure_deps() -> Result<()> {
     if hlsjs_light().is_file() {
         return Ok(());
     }
-    let npm = which("npm").context("npm not found (apt-get install npm) — needed for bench/ (hls.js)")?;
+    let npm =
+        which("npm").context("npm not found (apt-get install npm) — needed for bench/ (hls.js)")?;
     eprintln!("bench: npm ci in {}", dir().display());
     let out = tokio::process::Command::new(npm)
         .args(["ci", "--no-audit", "--no-fund"])
@@ -92,7 +93,11 @@ pub async fn read(browser: &Browser) -> Result<Option<Measurement>> {
         mediatime_disagree: u("mediatime_disagree"),
         errors: v["errors"]
             .as_array()
-            .map(|a| a.iter().map(|e| e.as_str().unwrap_or("?").to_owned()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|e| e.as_str().unwrap_or("?").to_owned())
+                    .collect()
+            })
             .unwrap_or_default(),
         raw: v,
     }))

@@ -94,29 +94,44 @@ impl Browser {
         let mut xvfb = None;
         let (driver, caps) = match engine {
             Engine::Chromium => {
-                let driver = find_tool("CHROMEDRIVER", "chromedriver", "apt-get install chromium-driver")?;
+                let driver = find_tool(
+                    "CHROMEDRIVER",
+                    "chromedriver",
+                    "apt-get install chromium-driver",
+                )?;
                 let binary = env_path("LUCARNE_CHROMIUM", || PathBuf::from("/usr/bin/chromium"));
                 if !binary.is_file() {
                     bail!("Chromium not found at {} (apt-get install chromium, or set LUCARNE_CHROMIUM)", binary.display());
                 }
                 let args = [format!("--port={port}")];
-                let (driver, _) = Spawned::start("chromedriver", &driver, args, &[], Output::Discard)?;
+                let (driver, _) =
+                    Spawned::start("chromedriver", &driver, args, &[], Output::Discard)?;
                 (driver, chromium_caps(&binary, profile.path()))
             }
             Engine::Firefox => {
-                let driver = find_tool("GECKODRIVER", "geckodriver", "cargo install geckodriver --locked")?;
+                let driver = find_tool(
+                    "GECKODRIVER",
+                    "geckodriver",
+                    "cargo install geckodriver --locked",
+                )?;
                 let args = ["--port".to_owned(), port.to_string()];
-                let (driver, _) = Spawned::start("geckodriver", &driver, args, &[], Output::Discard)?;
+                let (driver, _) =
+                    Spawned::start("geckodriver", &driver, args, &[], Output::Discard)?;
                 (driver, firefox_caps(profile.path()))
             }
             Engine::Webkit => {
-                let driver = find_tool("WEBKIT_WEBDRIVER", "WebKitWebDriver", "apt-get install webkit2gtk-driver")?;
+                let driver = find_tool(
+                    "WEBKIT_WEBDRIVER",
+                    "WebKitWebDriver",
+                    "apt-get install webkit2gtk-driver",
+                )?;
                 let xvfb_bin = find_tool("XVFB", "Xvfb", "apt-get install xvfb")?;
                 let (server, display) = start_xvfb(&xvfb_bin).await?;
                 xvfb = Some(server);
                 let args = [format!("--port={port}")];
                 let env = [("DISPLAY", display)];
-                let (driver, _) = Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
+                let (driver, _) =
+                    Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
                 (driver, webkit_caps())
             }
         };
@@ -129,7 +144,12 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let client = tokio::time::timeout(REQUEST_TIMEOUT, builder.connect(&url))
             .await
-            .map_err(|_| anyhow!("{}: new session timed out after {REQUEST_TIMEOUT:?}", engine.name()))?
+            .map_err(|_| {
+                anyhow!(
+                    "{}: new session timed out after {REQUEST_TIMEOUT:?}",
+                    engine.name()
+                )
+            })?
             .with_context(|| format!("{}: could not open a WebDriver session", engine.name()))?;
         let timeouts = TimeoutConfiguration::new(
             Some(REQUEST_TIMEOUT),
@@ -193,8 +213,11 @@ impl Browser {
     /// Runs `script` asynchronously: it must call `arguments[arguments.length - 1]`
     /// with its result (within [`REQUEST_TIMEOUT`]).
     pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Result<Value> {
-        self.timed("execute async script", self.client()?.execute_async(script, args))
-            .await
+        self.timed(
+            "execute async script",
+            self.client()?.execute_async(script, args),
+        )
+        .await
     }
 
     /// Opens a fresh tab, closes the current one and switches to the new one.
@@ -302,7 +325,14 @@ async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
             continue;
         }
         let display = format!(":{n}");
-        let args = [display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"];
+        let args = [
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ];
         let (mut server, _) = Spawned::start("Xvfb", xvfb, args, &[], Output::Capture)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
@@ -310,7 +340,10 @@ async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
                 return Ok((server, display));
             }
             if let Some(status) = server.exited() {
-                bail!("Xvfb {display} exited ({status}): {}", server.log().tail(10));
+                bail!(
+                    "Xvfb {display} exited ({status}): {}",
+                    server.log().tail(10)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -322,7 +355,10 @@ async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
 async fn wait_for_port(port: u16, deadline: Duration) -> Result<()> {
     let start = std::time::Instant::now();
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if start.elapsed() > deadline {
@@ -347,9 +383,16 @@ mod tests {
 
     #[test]
     fn missing_driver_says_how_to_install_it() {
-        let err = find_tool("LUCARNE_E2E_NO_SUCH_VAR", "no-such-driver-xyz", "apt-get install it")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no-such-driver-xyz") && err.contains("apt-get install it"), "{err}");
+        let err = find_tool(
+            "LUCARNE_E2E_NO_SUCH_VAR",
+            "no-such-driver-xyz",
+            "apt-get install it",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("no-such-driver-xyz") && err.contains("apt-get install it"),
+            "{err}"
+        );
     }
 }

@@ -54,8 +54,11 @@ impl FfmpegHls {
     /// Like [`FfmpegHls::start`], with the playlist at `/{subdir}/index.m3u8`
     /// (e.g. "live/demo" to stand in for lucarne-server's demo stream).
     pub async fn start_at(source: HlsSource, subdir: &str) -> Result<Self> {
-        let ffmpeg = which("ffmpeg").context("ffmpeg not found on PATH (apt-get install ffmpeg)")?;
-        let dir = tempfile::Builder::new().prefix("lucarne-e2e-hls-").tempdir()?;
+        let ffmpeg =
+            which("ffmpeg").context("ffmpeg not found on PATH (apt-get install ffmpeg)")?;
+        let dir = tempfile::Builder::new()
+            .prefix("lucarne-e2e-hls-")
+            .tempdir()?;
         let subdir = subdir.trim_matches('/').to_owned();
         let hls = dir.path().join(&subdir);
         std::fs::create_dir_all(&hls)?;
@@ -146,21 +149,25 @@ impl FfmpegHls {
 
     /// Waits until the playlist lists at least `n` segments.
     pub async fn wait_for_segments(&mut self, n: usize, deadline: Duration) -> Result<()> {
-        wait_until(&format!("ffmpeg to list {n} HLS segments"), deadline, || {
-            let exited = self.process.exited();
-            let listed = self.playlist().map(|p| p.segments.len());
-            let log = self.process.log().tail(10);
-            async move {
-                if let Some(status) = exited {
-                    bail!("ffmpeg exited ({status}):\n{log}");
+        wait_until(
+            &format!("ffmpeg to list {n} HLS segments"),
+            deadline,
+            || {
+                let exited = self.process.exited();
+                let listed = self.playlist().map(|p| p.segments.len());
+                let log = self.process.log().tail(10);
+                async move {
+                    if let Some(status) = exited {
+                        bail!("ffmpeg exited ({status}):\n{log}");
+                    }
+                    Ok(match listed {
+                        Ok(k) if k >= n => Check::Done(()),
+                        Ok(k) => Check::NotYet(format!("{k} segments listed")),
+                        Err(e) => Check::NotYet(format!("no playlist yet ({e:#})")),
+                    })
                 }
-                Ok(match listed {
-                    Ok(k) if k >= n => Check::Done(()),
-                    Ok(k) => Check::NotYet(format!("{k} segments listed")),
-                    Err(e) => Check::NotYet(format!("no playlist yet ({e:#})")),
-                })
-            }
-        })
+            },
+        )
         .await
     }
 }
@@ -224,15 +231,17 @@ async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
     let offset = start % CLIP_S;
     // The concat demuxer plays the first copy from `offset`, then whole copies;
     // 2000 copies is almost 9 hours, longer than any test.
-    let mut list = format!("ffconcat version 1.0\nfile '{}'\ninpoint {offset}\n", clip.display());
+    let mut list = format!(
+        "ffconcat version 1.0\nfile '{}'\ninpoint {offset}\n",
+        clip.display()
+    );
     for _ in 0..2000 {
         list.push_str(&format!("file '{}'\n", clip.display()));
     }
     let list_path = dir.join("clip.ffconcat");
     std::fs::write(&list_path, list)?;
-    let wait = Duration::from_secs(start).saturating_sub(
-        SystemTime::now().duration_since(UNIX_EPOCH)?,
-    );
+    let wait =
+        Duration::from_secs(start).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH)?);
     tokio::time::sleep(wait).await;
     Ok(vec![
         "-re".into(),
@@ -272,7 +281,10 @@ impl MediaPlaylist {
     /// Parses a media playlist (only what the tests need).
     pub fn parse(text: &str) -> Result<Self> {
         if !text.starts_with("#EXTM3U") {
-            bail!("not a playlist: {:?}", text.chars().take(40).collect::<String>());
+            bail!(
+                "not a playlist: {:?}",
+                text.chars().take(40).collect::<String>()
+            );
         }
         let mut media_sequence = 0;
         let mut target_duration = 0.0;

@@ -51,10 +51,7 @@ pub use wait::{wait_until, Check};
 pub use widget::{embed_page, PlaybackState, Probe, Watch};
 pub use workspace::serial;
 
-/// Runs a browser scenario and, if it fails, saves what the viewer saw (a
-/// screenshot, the player state) and the given logs to
-/// `tests/e2e/artifacts/<name>/` before returning the error. Closes the browser
-/// in every case.
+/// Runs a browser scenario, then [`finish`]es: on failure, artifacts are saved.
 pub async fn run_scenario<F>(
     name: &str,
     browser: Browser,
@@ -65,6 +62,19 @@ where
     F: AsyncFnOnce(&Browser) -> anyhow::Result<()>,
 {
     let result = scenario(&browser).await;
+    finish(name, browser, result, logs()).await
+}
+
+/// Ends a browser test. If `result` is an error, saves what the viewer saw (a
+/// screenshot, the player state), the error and `logs` (file name, text) to
+/// `tests/e2e/artifacts/<name>/`. Closes the browser in every case and returns
+/// `result` (or the close error).
+pub async fn finish(
+    name: &str,
+    browser: Browser,
+    result: anyhow::Result<()>,
+    logs: Vec<(&'static str, String)>,
+) -> anyhow::Result<()> {
     if let Err(err) = &result {
         let dir = workspace::artifacts_dir(name);
         let _ = std::fs::create_dir_all(&dir);
@@ -75,7 +85,7 @@ where
             let _ = std::fs::write(dir.join("state.txt"), state.describe());
         }
         let _ = std::fs::write(dir.join("error.txt"), format!("{err:#}\n"));
-        for (file, text) in logs() {
+        for (file, text) in logs {
             let _ = std::fs::write(dir.join(file), text);
         }
         eprintln!("{name}: failed; artifacts in {}", dir.display());

@@ -35,7 +35,9 @@ impl OriginConfig {
     pub fn from_env() -> Result<Self> {
         let ws = root();
         let config = Self {
-            bin: env_path("LUCARNE_SERVER_BIN", || ws.join("target/debug/lucarne-server")),
+            bin: env_path("LUCARNE_SERVER_BIN", || {
+                ws.join("target/debug/lucarne-server")
+            }),
             dist: env_path("LUCARNE_DIST", || ws.join("dist")),
             pages: ws.join("static"),
             media: ws.join("media"),
@@ -48,10 +50,16 @@ impl OriginConfig {
         const HOW: &str = "run `cargo xtask test`, which builds the server and the widget \
                            and then runs these tests (or set LUCARNE_SERVER_BIN / LUCARNE_DIST)";
         if !self.bin.is_file() {
-            bail!("lucarne-server binary not found at {}: {HOW}", self.bin.display());
+            bail!(
+                "lucarne-server binary not found at {}: {HOW}",
+                self.bin.display()
+            );
         }
         if !self.dist.is_dir() {
-            bail!("widget build (dist) not found at {}: {HOW}", self.dist.display());
+            bail!(
+                "widget build (dist) not found at {}: {HOW}",
+                self.dist.display()
+            );
         }
         if !self.media.join("demo.mp4").is_file() {
             bail!(
@@ -131,7 +139,10 @@ impl Origin {
             match spawn(&self.config, self.port).await {
                 Ok((process, port)) => {
                     if port != self.port {
-                        bail!("restarted server listens on {port}, asked for {}", self.port);
+                        bail!(
+                            "restarted server listens on {port}, asked for {}",
+                            self.port
+                        );
                     }
                     self.log = process.log().clone();
                     self.process = Some(process);

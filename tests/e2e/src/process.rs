@@ -41,7 +41,12 @@ impl Log {
     pub fn tail(&self, n: usize) -> String {
         let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let skip = lines.len().saturating_sub(n);
-        lines.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -150,7 +150,11 @@ async fn apply_faults(State(faults): State<Faults>, req: Request, next: Next) ->
     let mut response = match faults.check(&path) {
         Some(status) => {
             faults.record(&path, status, true);
-            (status, format!("fault injected by the test: {status} for {path}\n")).into_response()
+            (
+                status,
+                format!("fault injected by the test: {status} for {path}\n"),
+            )
+                .into_response()
         }
         None => {
             let response = next.run(req).await;
@@ -216,7 +220,10 @@ impl StaticServer {
         if let Some((trigger, task)) = self.running.take() {
             let _ = trigger.send(());
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -231,7 +238,10 @@ impl StaticServer {
         self.addr = listener.local_addr()?;
         let app = Router::new()
             .fallback_service(ServeDir::new(&self.root))
-            .layer(middleware::from_fn_with_state(self.faults.clone(), apply_faults))
+            .layer(middleware::from_fn_with_state(
+                self.faults.clone(),
+                apply_faults,
+            ))
             .layer(CorsLayer::very_permissive());
         let (trigger, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -269,8 +279,10 @@ async fn bind_retrying(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
             Err(e) => return Err(e).context("binding the static server"),
         }
     }
-    Err(last.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("bind failed")))
-        .with_context(|| format!("binding the static server again on {addr}"))
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("bind failed")))
+    .with_context(|| format!("binding the static server again on {addr}"))
 }
 
 #[cfg(test)]
@@ -281,8 +293,11 @@ mod tests {
     /// Minimal HTTP/1.0 GET, so the unit test needs no HTTP client crate.
     async fn get(addr: &str, path: &str) -> Result<(u16, String)> {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\nOrigin: http://elsewhere\r\n\r\n").as_bytes())
-            .await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.0\r\nHost: x\r\nOrigin: http://elsewhere\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
         let mut buf = String::new();
         s.read_to_string(&mut buf).await?;
         let status = buf.split(' ').nth(1).unwrap_or("0").parse()?;
@@ -301,11 +316,16 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         assert!(body.ends_with("hello"), "{body}");
         let lower = body.to_ascii_lowercase();
-        assert!(lower.contains("access-control-allow-origin"), "no CORS header: {body}");
+        assert!(
+            lower.contains("access-control-allow-origin"),
+            "no CORS header: {body}"
+        );
         assert!(lower.contains("cache-control: no-store"), "{body}");
 
         server.faults().fail_path("/a.txt", 404);
-        server.faults().fail_matching("503 for b*", 503, |p| p.starts_with("/b"));
+        server
+            .faults()
+            .fail_matching("503 for b*", 503, |p| p.starts_with("/b"));
         assert_eq!(get(&addr, "/a.txt").await?.0, 404);
         assert_eq!(get(&addr, "/b.txt").await?.0, 503);
         assert_eq!(server.faults().injected().len(), 2);
@@ -313,7 +333,10 @@ mod tests {
         assert_eq!(get(&addr, "/b.txt").await?.0, 200);
 
         server.stop().await;
-        assert!(get(&addr, "/a.txt").await.is_err(), "still answering after stop()");
+        assert!(
+            get(&addr, "/a.txt").await.is_err(),
+            "still answering after stop()"
+        );
         server.start_again().await?;
         assert_eq!(server.addr.to_string(), addr, "port changed across restart");
         assert_eq!(get(&addr, "/a.txt").await?.0, 200);

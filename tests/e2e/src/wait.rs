@@ -55,7 +55,10 @@ mod tests {
         .await
         .unwrap_err()
         .to_string();
-        assert!(err.contains("the moon") && err.contains("only clouds"), "{err}");
+        assert!(
+            err.contains("the moon") && err.contains("only clouds"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -179,7 +179,11 @@ impl Probe {
 
     /// Waits until the video is actually playing: currentTime moved forward
     /// between two probes and frames were decoded. Returns the state then.
-    pub async fn wait_playing(&self, browser: &Browser, deadline: Duration) -> Result<PlaybackState> {
+    pub async fn wait_playing(
+        &self,
+        browser: &Browser,
+        deadline: Duration,
+    ) -> Result<PlaybackState> {
         let previous: RefCell<Option<PlaybackState>> = RefCell::new(None);
         let previous = &previous;
         wait_until("the video to play", deadline, move || async move {
@@ -206,14 +210,18 @@ impl Probe {
         status: &str,
         deadline: Duration,
     ) -> Result<PlaybackState> {
-        wait_until(&format!("status {status:?}"), deadline, move || async move {
-            let now = self.state(browser).await?;
-            Ok(if now.status.as_deref() == Some(status) {
-                Check::Done(now)
-            } else {
-                Check::NotYet(now.describe())
-            })
-        })
+        wait_until(
+            &format!("status {status:?}"),
+            deadline,
+            move || async move {
+                let now = self.state(browser).await?;
+                Ok(if now.status.as_deref() == Some(status) {
+                    Check::Done(now)
+                } else {
+                    Check::NotYet(now.describe())
+                })
+            },
+        )
         .await
     }
 
@@ -367,7 +375,13 @@ mod tests {
 
         let frozen = Watch {
             samples: (0..=20)
-                .map(|i| at(i as f64 * 0.25, 100.0 + (i.min(8)) as f64 * 0.25, i.min(8) * 8))
+                .map(|i| {
+                    at(
+                        i as f64 * 0.25,
+                        100.0 + (i.min(8)) as f64 * 0.25,
+                        i.min(8) * 8,
+                    )
+                })
                 .collect(),
         };
         assert!((frozen.longest_freeze_s() - 3.0).abs() < 1e-9);

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use lucarne_e2e::stats::percentile;
-use lucarne_e2e::{bench_pages, run_scenario, serial, workspace, Browser, FfmpegHls, HlsSource, Probe, StaticServer};
+use lucarne_e2e::{
+    bench_pages, run_scenario, serial, workspace, Browser, FfmpegHls, HlsSource, Probe,
+    StaticServer,
+};
 use serde_json::json;
 
 const CLIP_PAGE: &str = r#"<!doctype html>
@@ -44,62 +47,86 @@ const ctx = lucarneMeasure.newReader();
 async fn measure_js_reads_every_presented_frame_of_the_clip() -> Result<()> {
     let _one_at_a_time = serial().await;
     let dir = tempfile::tempdir()?;
-    std::fs::copy(bench_pages::dir().join("measure.js"), dir.path().join("measure.js"))?;
-    std::fs::copy(workspace::root().join("media/demo.mp4"), dir.path().join("demo.mp4"))
-        .context("media/demo.mp4 missing: run media/make-demo-clip.sh")?;
+    std::fs::copy(
+        bench_pages::dir().join("measure.js"),
+        dir.path().join("measure.js"),
+    )?;
+    std::fs::copy(
+        workspace::root().join("media/demo.mp4"),
+        dir.path().join("demo.mp4"),
+    )
+    .context("media/demo.mp4 missing: run media/make-demo-clip.sh")?;
     std::fs::write(dir.path().join("clip.html"), CLIP_PAGE)?;
     let site = StaticServer::start(dir.path()).await?;
     let browser = Browser::launch_from_env().await?;
     let url = format!("{}/clip.html", site.url());
 
-    run_scenario("measure_js_clip", browser, async move |browser| {
-        browser.goto(&url).await?;
-        let video = Probe::selector("#v");
-        video.wait_playing(browser, Duration::from_secs(20)).await?;
-        // Play from 12 s through the loop point (479 -> 0) and a few seconds on.
-        // (currentTime jumps back at the loop, so no expect_smooth() here.)
-        let watch = video.watch(browser, Duration::from_secs(7)).await?;
-        ensure!(watch.frames_grown() >= 100, "clip barely played: {}", watch.describe());
-        let m = bench_pages::read(browser).await?.context("measure.js did not run")?;
-        let log = m.raw["frame_log"].as_array().cloned().unwrap_or_default();
-        let ns: Vec<i64> = log.iter().map(|e| e[0].as_i64().unwrap_or(-2)).collect();
-        let wrapped = ns.windows(2).any(|w| w[0] > 400 && (0..60).contains(&w[1]));
-        ensure!(m.frames >= 100, "only {} frames presented: {:?}", m.frames, m.raw);
-        ensure!(m.errors.is_empty(), "measure.js errors: {:?}", m.errors);
-        ensure!(
-            m.unreadable == 0,
-            "{} of {} presented frames unreadable; frame log {:?}",
-            m.unreadable,
-            m.frames,
-            ns
-        );
-        ensure!(
+    run_scenario(
+        "measure_js_clip",
+        browser,
+        async move |browser| {
+            browser.goto(&url).await?;
+            let video = Probe::selector("#v");
+            video.wait_playing(browser, Duration::from_secs(20)).await?;
+            // Play from 12 s through the loop point (479 -> 0) and a few seconds on.
+            // (currentTime jumps back at the loop, so no expect_smooth() here.)
+            let watch = video.watch(browser, Duration::from_secs(7)).await?;
+            ensure!(
+                watch.frames_grown() >= 100,
+                "clip barely played: {}",
+                watch.describe()
+            );
+            let m = bench_pages::read(browser)
+                .await?
+                .context("measure.js did not run")?;
+            let log = m.raw["frame_log"].as_array().cloned().unwrap_or_default();
+            let ns: Vec<i64> = log.iter().map(|e| e[0].as_i64().unwrap_or(-2)).collect();
+            let wrapped = ns.windows(2).any(|w| w[0] > 400 && (0..60).contains(&w[1]));
+            ensure!(
+                m.frames >= 100,
+                "only {} frames presented: {:?}",
+                m.frames,
+                m.raw
+            );
+            ensure!(m.errors.is_empty(), "measure.js errors: {:?}", m.errors);
+            ensure!(
+                m.unreadable == 0,
+                "{} of {} presented frames unreadable; frame log {:?}",
+                m.unreadable,
+                m.frames,
+                ns
+            );
+            ensure!(
             m.mediatime_disagree == 0,
             "{} frames read a different index than their media time says; log (n, mediaTime): {:?}",
             m.mediatime_disagree,
             log
         );
-        ensure!(wrapped, "never saw the loop point (479 -> 0): {ns:?}");
+            ensure!(wrapped, "never saw the loop point (479 -> 0): {ns:?}");
 
-        let wanted = [0, 1, 29, 30, 31, 59, 60, 240, 449, 450, 478, 479];
-        let read = browser
-            .execute_async(SEEK_AND_READ_JS, vec![json!(wanted)])
-            .await?;
-        let pairs = read.as_array().with_context(|| format!("seek check failed: {read}"))?;
-        for pair in pairs {
-            let (n, got) = (pair[0].as_i64(), pair[1].as_i64());
-            if n != got {
-                bail!("seeked to frame {n:?}, barcode read {got:?} (all: {read})");
+            let wanted = [0, 1, 29, 30, 31, 59, 60, 240, 449, 450, 478, 479];
+            let read = browser
+                .execute_async(SEEK_AND_READ_JS, vec![json!(wanted)])
+                .await?;
+            let pairs = read
+                .as_array()
+                .with_context(|| format!("seek check failed: {read}"))?;
+            for pair in pairs {
+                let (n, got) = (pair[0].as_i64(), pair[1].as_i64());
+                if n != got {
+                    bail!("seeked to frame {n:?}, barcode read {got:?} (all: {read})");
+                }
             }
-        }
-        ensure!(pairs.len() == wanted.len(), "seek check returned {read}");
-        eprintln!(
-            "measure.js: {} frames presented and read correctly, loop point crossed; \
+            ensure!(pairs.len() == wanted.len(), "seek check returned {read}");
+            eprintln!(
+                "measure.js: {} frames presented and read correctly, loop point crossed; \
              seek check read {wanted:?} exactly",
-            m.frames
-        );
-        Ok(())
-    }, Vec::new)
+                m.frames
+            );
+            Ok(())
+        },
+        Vec::new,
+    )
     .await
 }
 
@@ -112,7 +139,11 @@ async fn hlsjs_page_measures_latency_of_a_live_clip() -> Result<()> {
     let stream = FfmpegHls::start_at(HlsSource::LiveClip(clip), "live/demo").await?;
     let pages = StaticServer::start(bench_pages::dir()).await?;
     let browser = Browser::launch_from_env().await?;
-    let url = format!("{}/hlsjs.html?server={}", pages.url(), stream.server().url());
+    let url = format!(
+        "{}/hlsjs.html?server={}",
+        pages.url(),
+        stream.server().url()
+    );
 
     run_scenario("hlsjs_live_clip", browser, async move |browser| {
         browser.goto(&url).await?;

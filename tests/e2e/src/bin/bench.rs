@@ -1,1 +1,320 @@
-fn main() {}
+//! bench: the side-by-side playback benchmark, lucarne vs hls.js, on
+//! lucarne-server's demo stream, in one headless browser. A benchmark, never a
+//! pass/fail test: it prints numbers.
+//!
+//! ```text
+//! cargo run --release -p lucarne-e2e --bin bench -- playback [--seconds 60]
+//!     [--only lucarne|hlsjs] [--hlsjs-params 'liveSyncDuration=1.2&maxLiveSyncPlaybackRate=1.2']
+//!     [--hlsjs-origin server|ffmpeg]
+//! ```
+//!
+//! Starts lucarne-server (see [`lucarne_e2e::Origin`]), serves `bench/` from
+//! another origin, opens `lucarne.html?server=...` then `hlsjs.html?server=...`
+//! (a fresh tab each, `--seconds` of playback after the first frame each), reads
+//! `window.__lucarneBench` from bench/measure.js, and prints one `name: value`
+//! per line. `--hlsjs-origin ffmpeg` plays hls.js against ffmpeg's HLS of the
+//! same clip instead (a reference origin, for tuning hls.js without the server).
+//!
+//! Code size = brotli (quality 11) of the files a page must download to play:
+//! lucarne's loader, widget JS, wasm and CSS; hls.js's `hls.light.min.js`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lucarne_e2e::bench_pages::{self, Measurement};
+use lucarne_e2e::stats::{brotli_size, percentile};
+use lucarne_e2e::{workspace, Browser, FfmpegHls, HlsSource, Origin, OriginConfig, StaticServer};
+
+/// Command-line options.
+struct Options {
+    /// Playback measured per player, after its first frame.
+    seconds: u64,
+    /// Run only this player ("lucarne" or "hlsjs").
+    only: Option<String>,
+    /// Extra query parameters for hlsjs.html (config overrides).
+    hlsjs_params: Option<String>,
+    /// Where hls.js gets the stream: "server" (lucarne-server) or "ffmpeg".
+    hlsjs_origin: String,
+}
+
+const USAGE: &str = "usage: bench playback [--seconds 60] [--only lucarne|hlsjs] \
+                     [--hlsjs-params 'k=v&k=v'] [--hlsjs-origin server|ffmpeg]";
+
+fn parse_args() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("playback") => {}
+        _ => bail!("{USAGE}"),
+    }
+    let mut o = Options {
+        seconds: 60,
+        only: None,
+        hlsjs_params: None,
+        hlsjs_origin: "server".into(),
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{flag} needs a value; {USAGE}"))
+        };
+        match flag.as_str() {
+            "--seconds" => o.seconds = value()?.parse().context("--seconds")?,
+            "--only" => o.only = Some(value()?),
+            "--hlsjs-params" => o.hlsjs_params = Some(value()?),
+            "--hlsjs-origin" => o.hlsjs_origin = value()?,
+            _ => bail!("unknown argument {flag}; {USAGE}"),
+        }
+    }
+    if !matches!(o.only.as_deref(), None | Some("lucarne" | "hlsjs")) {
+        bail!("--only takes lucarne or hlsjs");
+    }
+    if !matches!(o.hlsjs_origin.as_str(), "server" | "ffmpeg") {
+        bail!("--hlsjs-origin takes server or ffmpeg");
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = parse_args()?;
+    let run_lucarne = opts.only.as_deref() != Some("hlsjs");
+    let run_hlsjs = opts.only.as_deref() != Some("lucarne");
+
+    bench_pages::ensure_deps().await?;
+    let need_server = run_lucarne || opts.hlsjs_origin == "server";
+    let origin = if need_server {
+        Some(Origin::start().await?)
+    } else {
+        None
+    };
+    let reference = if run_hlsjs && opts.hlsjs_origin == "ffmpeg" {
+        let clip = workspace::root().join("media/demo.mp4");
+        Some(FfmpegHls::start_at(HlsSource::LiveClip(clip), "live/demo").await?)
+    } else {
+        None
+    };
+    let pages = StaticServer::start(bench_pages::dir()).await?;
+    let browser = Browser::launch_from_env().await?;
+    eprintln!(
+        "bench: {} s of playback per player in {}, pages on {}",
+        opts.seconds,
+        browser.engine().name(),
+        pages.url()
+    );
+
+    let mut lucarne = None;
+    let mut hlsjs = None;
+    let mut first = true;
+    if let (true, Some(origin)) = (run_lucarne, &origin) {
+        let url = format!("{}/lucarne.html?server={}", pages.url(), origin.url());
+        lucarne = Some(measure(&browser, "lucarne", &url, opts.seconds, first).await?);
+        first = false;
+    }
+    if run_hlsjs {
+        let server = match (&reference, &origin) {
+            (Some(r), _) => r.server().url(),
+            (None, Some(o)) => o.url(),
+            (None, None) => bail!("no origin for hls.js"),
+        };
+        let mut url = format!("{}/hlsjs.html?server={server}", pages.url());
+        if let Some(p) = &opts.hlsjs_params {
+            url.push('&');
+            url.push_str(p.trim_start_matches(['?', '&']));
+        }
+        hlsjs = Some(measure(&browser, "hlsjs", &url, opts.seconds, first).await?);
+    }
+    let _ = browser.close().await;
+
+    let lucarne_code = if run_lucarne {
+        Some(lucarne_code_bytes()?)
+    } else {
+        None
+    };
+    let hlsjs_code = brotli_size(&std::fs::read(bench_pages::hlsjs_light())?);
+    print_summary(
+        &opts,
+        lucarne.as_ref(),
+        hlsjs.as_ref(),
+        lucarne_code,
+        hlsjs_code,
+    );
+    Ok(())
+}
+
+/// Opens `url` in a fresh tab, waits for the first frame, lets it play for
+/// `seconds`, and returns what measure.js recorded.
+async fn measure(
+    browser: &Browser,
+    name: &str,
+    url: &str,
+    seconds: u64,
+    first: bool,
+) -> Result<Measurement> {
+    if !first {
+        browser.fresh_tab().await?;
+    }
+    eprintln!("bench: {name}: {url}");
+    browser.goto(url).await?;
+    let start = Instant::now();
+    loop {
+        let m = bench_pages::read(browser).await?;
+        if m.as_ref().is_some_and(|m| m.ttff_s.is_some()) {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            eprintln!("bench: {name}: no frame after 30 s: {m:?}");
+            return Ok(m.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Wall time is the point of a playback benchmark.
+    let playing = Instant::now();
+    while playing.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_secs(1).min(Duration::from_secs(seconds))).await;
+        let elapsed = playing.elapsed().as_secs();
+        if elapsed % 15 == 0 {
+            if let Some(m) = bench_pages::read(browser).await? {
+                eprintln!(
+                    "bench: {name}: {elapsed} s, {} samples, latency p50 so far {}, {} stalls",
+                    m.samples.len(),
+                    fmt(percentile(&m.samples, 50.0)),
+                    m.stalls
+                );
+            }
+        }
+    }
+    let m = bench_pages::read(browser).await?.unwrap_or_default();
+    if !m.errors.is_empty() {
+        eprintln!("bench: {name}: page errors: {:?}", m.errors);
+    }
+    if let Some(statuses) = m.raw.get("statuses") {
+        eprintln!("bench: {name}: statuses {statuses}");
+    }
+    Ok(m)
+}
+
+/// Brotli size of the widget files a page downloads: the loader, the widget JS
+/// and wasm, the CSS if there is one. Looked up in dist/ (then static/).
+fn lucarne_code_bytes() -> Result<usize> {
+    let config = OriginConfig::from_env()?;
+    let dirs = [config.dist.clone(), config.pages.clone()];
+    let mut total = 0;
+    for (name, required) in [
+        ("lucarne.js", true),
+        ("lucarne-widget.js", true),
+        ("lucarne-widget_bg.wasm", true),
+        ("lucarne.css", false),
+    ] {
+        match find_file(&dirs, name) {
+            Some(path) => {
+                let bytes = std::fs::read(&path)?;
+                let br = brotli_size(&bytes);
+                eprintln!(
+                    "bench: code {}: {} bytes, {br} brotli",
+                    path.display(),
+                    bytes.len()
+                );
+                total += br;
+            }
+            None if required => bail!(
+                "{name} not found in {} or {}: build the widget (cargo xtask dist)",
+                dirs[0].display(),
+                dirs[1].display()
+            ),
+            None => {}
+        }
+    }
+    Ok(total)
+}
+
+/// `name` in the first dir that has it; for hashed builds, `stem-<hash>.ext`.
+fn find_file(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    dirs.iter().find_map(|dir| {
+        let exact = dir.join(name);
+        if exact.is_file() {
+            return Some(exact);
+        }
+        hashed(dir, stem, ext)
+    })
+}
+
+fn hashed(dir: &Path, stem: &str, ext: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let file = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            file.strip_suffix(&format!(".{ext}"))
+                .and_then(|s| s.strip_prefix(&format!("{stem}-")))
+                .is_some_and(|hash| {
+                    !hash.is_empty() && hash.chars().all(|c| c.is_ascii_alphanumeric())
+                })
+        })
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn print_summary(
+    opts: &Options,
+    lucarne: Option<&Measurement>,
+    hlsjs: Option<&Measurement>,
+    lucarne_code: Option<usize>,
+    hlsjs_code: usize,
+) {
+    let p = |m: Option<&Measurement>, q: f64| m.and_then(|m| percentile(&m.samples, q));
+    let ttff = |m: Option<&Measurement>| m.and_then(|m| m.ttff_s);
+    let count = |m: Option<&Measurement>, f: fn(&Measurement) -> u64| {
+        m.map_or("n/a".to_owned(), |m| f(m).to_string())
+    };
+    let l50 = p(lucarne, 50.0);
+    let h50 = p(hlsjs, 50.0);
+    println!(
+        "== playback bench: {} s per player, hls.js from {} ==",
+        opts.seconds, opts.hlsjs_origin
+    );
+    println!("lucarne_latency_p50_s: {}", fmt(l50));
+    println!("lucarne_latency_p95_s: {}", fmt(p(lucarne, 95.0)));
+    println!("hlsjs_latency_p50_s: {}", fmt(h50));
+    println!("hlsjs_latency_p95_s: {}", fmt(p(hlsjs, 95.0)));
+    println!("latency_ratio: {}", fmt(ratio(l50, h50)));
+    println!("lucarne_ttff_s: {}", fmt(ttff(lucarne)));
+    println!("hlsjs_ttff_s: {}", fmt(ttff(hlsjs)));
+    println!("ttff_ratio: {}", fmt(ratio(ttff(lucarne), ttff(hlsjs))));
+    println!("lucarne_stalls: {}", count(lucarne, |m| m.stalls));
+    println!("hlsjs_stalls: {}", count(hlsjs, |m| m.stalls));
+    println!(
+        "lucarne_code_bytes_br: {}",
+        lucarne_code.map_or("n/a".to_owned(), |b| b.to_string())
+    );
+    println!("hlsjs_code_bytes_br: {hlsjs_code}");
+    println!(
+        "lucarne_samples: {}",
+        count(lucarne, |m| m.samples.len() as u64)
+    );
+    println!(
+        "hlsjs_samples: {}",
+        count(hlsjs, |m| m.samples.len() as u64)
+    );
+    println!("lucarne_frames: {}", count(lucarne, |m| m.frames));
+    println!("hlsjs_frames: {}", count(hlsjs, |m| m.frames));
+    println!(
+        "lucarne_unreadable_frames: {}",
+        count(lucarne, |m| m.unreadable)
+    );
+    println!(
+        "hlsjs_unreadable_frames: {}",
+        count(hlsjs, |m| m.unreadable)
+    );
+}

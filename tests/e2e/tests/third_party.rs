@@ -1,0 +1,154 @@
+//! Third-party HLS: a page on another origin embeds lucarne (`{SERVER}/lucarne.js`)
+//! for a live HLS stream lucarne does not serve (ffmpeg's, on that other origin).
+//! - third_party_hls_plays: it plays.
+//! - missing_segment_skipped: a segment ahead of the live edge answers 404;
+//!   playback goes on past it and the widget never shows `error`.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use lucarne_e2e::{
+    embed_page, run_scenario, serial, wait_until, Browser, Check, FfmpegHls, HlsSource, Origin,
+    Probe,
+};
+
+/// Starts the lucarne origin (for the loader), ffmpeg's stream, and writes the
+/// embedding page onto the stream's origin. Returns the page URL.
+async fn setup() -> Result<(Origin, FfmpegHls, String)> {
+    let origin = Origin::start().await?;
+    let stream = FfmpegHls::start(HlsSource::TestPattern).await?;
+    let page = embed_page(
+        "A blog on another origin",
+        &format!("{}/lucarne.js", origin.url()),
+        &stream.url(),
+        None,
+    );
+    std::fs::write(stream.dir().join("embed.html"), page)?;
+    let url = format!("{}/embed.html", stream.server().url());
+    Ok((origin, stream, url))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn third_party_hls_plays() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (origin, stream, url) = setup().await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "third_party_hls_plays",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .with_context(|| format!("third-party stream {} never played", stream.url()))?;
+            let watch = widget.watch(browser, Duration::from_secs(5)).await?;
+            watch.expect_smooth()?;
+            ensure!(
+                watch.last().status.as_deref() == Some("playing"),
+                "third-party stream plays but the widget shows {:?}; {}",
+                watch.last().status,
+                watch.describe()
+            );
+            eprintln!("third_party_hls_plays: {}", watch.describe());
+            Ok(())
+        },
+        || {
+            vec![
+                ("server.log", origin.log_tail(200)),
+                ("ffmpeg.log", stream.log_tail(100)),
+                (
+                    "requests.txt",
+                    format!("{:#?}", stream.server().faults().served()),
+                ),
+            ]
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_segment_skipped() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (origin, stream, url) = setup().await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "missing_segment_skipped",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .context("third-party stream never played before the fault")?;
+
+            // A segment 3 s ahead of the live edge: the player will ask for it soon.
+            let playlist = stream.playlist()?;
+            let edge = playlist.last_sequence().context("empty playlist")?;
+            let missing = stream.segment_path(edge + 3);
+            stream.server().faults().fail_path(&missing, 404);
+
+            let faults = stream.server().faults();
+            wait_until(
+                &format!("the player to request {missing} (answered 404)"),
+                Duration::from_secs(20),
+                || async {
+                    let hit = faults.injected().iter().any(|s| s.path == missing);
+                    let state = widget.state(browser).await?;
+                    Ok(if hit {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(state.describe())
+                    })
+                },
+            )
+            .await?;
+
+            // Through and past the hole.
+            let watch = widget.watch(browser, Duration::from_secs(8)).await?;
+            let statuses = watch.statuses();
+            ensure!(
+                !statuses.iter().any(|s| s == "error"),
+                "a missing segment made the widget show 'error'; statuses {statuses:?}; {}",
+                watch.describe()
+            );
+            ensure!(
+                watch.frames_grown() >= 80 && watch.advanced_s() >= 5.0,
+                "playback did not continue past the missing segment {missing}: {}",
+                watch.describe()
+            );
+            ensure!(
+                watch.longest_freeze_s() <= 3.0,
+                "the picture froze {:.1} s at the missing segment: {}",
+                watch.longest_freeze_s(),
+                watch.describe()
+            );
+            ensure!(
+                watch.last().status.as_deref() == Some("playing"),
+                "after the missing segment the widget shows {:?}: {}",
+                watch.last().status,
+                watch.describe()
+            );
+            eprintln!(
+                "missing_segment_skipped ({missing} 404): {}",
+                watch.describe()
+            );
+            Ok(())
+        },
+        || {
+            vec![
+                ("server.log", origin.log_tail(200)),
+                ("ffmpeg.log", stream.log_tail(100)),
+                (
+                    "requests.txt",
+                    format!("{:#?}", stream.server().faults().served()),
+                ),
+            ]
+        },
+    )
+    .await
+}
