@@ -170,13 +170,16 @@ async fn measure(
     }
     // Wall time is the point of a playback benchmark.
     let playing = Instant::now();
-    while playing.elapsed() < Duration::from_secs(seconds) {
-        tokio::time::sleep(Duration::from_secs(1).min(Duration::from_secs(seconds))).await;
-        let elapsed = playing.elapsed().as_secs();
-        if elapsed % 15 == 0 {
+    let total = Duration::from_secs(seconds);
+    let mut report = Duration::from_secs(15);
+    while playing.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if playing.elapsed() >= report {
+            report += Duration::from_secs(15);
             if let Some(m) = bench_pages::read(browser).await? {
                 eprintln!(
-                    "bench: {name}: {elapsed} s, {} samples, latency p50 so far {}, {} stalls",
+                    "bench: {name}: {} s, {} samples, latency p50 so far {}, {} stalls",
+                    playing.elapsed().as_secs(),
                     m.samples.len(),
                     fmt(percentile(&m.samples, 50.0)),
                     m.stalls

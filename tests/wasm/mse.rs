@@ -1,0 +1,131 @@
+//! The MSE glue in a real browser (headless Chromium through wasm-bindgen-test): the
+//! serial append queue, removal, codec refusal, bad data and release on drop.
+//! Fixtures: an init segment and two one-second segments recorded from the demo origin.
+#![cfg(target_arch = "wasm32")]
+
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use js_sys::Uint8Array;
+use lucarne::player::engine::Event;
+use lucarne::player::mp4;
+use lucarne::player::mse::{Mse, MseError};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::HtmlVideoElement;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const INIT: &[u8] = include_bytes!("../fixtures/demo-init.mp4");
+const SEG_A: &[u8] = include_bytes!("../fixtures/demo-0.m4s");
+const SEG_B: &[u8] = include_bytes!("../fixtures/demo-1.m4s");
+
+fn video() -> HtmlVideoElement {
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let v: HtmlVideoElement = doc.create_element("video").unwrap().unchecked_into();
+    v.set_muted(true);
+    doc.body().unwrap().append_child(&v).unwrap();
+    v
+}
+
+fn bytes(b: &[u8]) -> Uint8Array {
+    Uint8Array::from(b)
+}
+
+/// Polls `f` every 20 ms until it holds or `ms` pass.
+async fn until(ms: u32, mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..ms / 20 {
+        if f() {
+            return true;
+        }
+        gloo_timers::future::TimeoutFuture::new(20).await;
+    }
+    f()
+}
+
+async fn open() -> (HtmlVideoElement, Mse, mpsc::UnboundedReceiver<Event>) {
+    let v = video();
+    let (tx, rx) = mpsc::unbounded();
+    let mut mse = Mse::open(&v, tx).await.expect("MediaSource opens");
+    let info = mp4::parse_init(INIT).expect("fixture init parses");
+    mse.add_source_buffer(&info.mime()).expect("H.264 + AAC is supported");
+    (v, mse, rx)
+}
+
+#[wasm_bindgen_test]
+async fn appends_issued_back_to_back_are_serialised_and_all_land() {
+    let (_v, mse, _rx) = open().await;
+    // No waiting between appends: the queue must wait for each updateend.
+    mse.append(bytes(INIT));
+    mse.append(bytes(SEG_A));
+    mse.append(bytes(SEG_B));
+    assert!(until(5_000, || mse.pending() == 0).await, "queue drained");
+    let ranges = mse.buffered();
+    assert_eq!(ranges.len(), 1, "one contiguous range: {ranges:?}");
+    let len = ranges[0].end - ranges[0].start;
+    assert!((1.9..2.1).contains(&len), "two one-second segments buffered, got {len} s");
+    let info = mp4::parse_init(INIT).unwrap();
+    let start = mp4::fragment_start(SEG_A, &info).unwrap();
+    assert!((ranges[0].start - start).abs() < 0.05, "timestamps kept: {} vs {start}", ranges[0].start);
+}
+
+#[wasm_bindgen_test]
+async fn remove_trims_the_back_buffer() {
+    let (_v, mse, _rx) = open().await;
+    mse.append(bytes(INIT));
+    mse.append(bytes(SEG_A));
+    mse.append(bytes(SEG_B));
+    assert!(until(5_000, || mse.pending() == 0).await);
+    let before = mse.buffered()[0];
+    mse.remove(before.start, before.start + 1.0);
+    assert!(until(5_000, || mse.pending() == 0).await);
+    let after = mse.buffered();
+    assert!(after[0].start >= before.start + 0.9, "start moved: {before:?} -> {after:?}");
+    assert!((after[0].end - before.end).abs() < 0.01, "end kept");
+}
+
+#[wasm_bindgen_test]
+async fn an_unknown_codec_is_refused_with_a_clear_error() {
+    let v = video();
+    let (tx, _rx) = mpsc::unbounded();
+    let mut mse = Mse::open(&v, tx).await.unwrap();
+    let err = mse.add_source_buffer("video/mp4; codecs=\"bogus.42\"").unwrap_err();
+    assert!(matches!(err, MseError::Codec(_)), "{err:?}");
+    assert!(err.to_string().contains("bogus.42"));
+}
+
+#[wasm_bindgen_test]
+async fn garbage_media_is_reported_not_swallowed() {
+    let (v, mse, mut rx) = open().await;
+    mse.append(bytes(INIT));
+    // A complete box that claims to be a movie fragment but holds nonsense.
+    let mut junk = vec![0, 0, 0, 64, b'm', b'o', b'o', b'f'];
+    junk.extend_from_slice(&[0xff; 56]);
+    mse.append(bytes(&junk));
+    let reported = async {
+        while let Some(e) = rx.next().await {
+            if matches!(e, Event::MseFailed(_)) {
+                return true;
+            }
+        }
+        false
+    };
+    let timeout = gloo_timers::future::TimeoutFuture::new(5_000);
+    futures_util::pin_mut!(reported);
+    let saw = match futures_util::future::select(reported, timeout).await {
+        futures_util::future::Either::Left((saw, _)) => saw,
+        futures_util::future::Either::Right(_) => false,
+    };
+    assert!(saw || v.error().is_some(), "a parse error must reach the engine or the element");
+}
+
+#[wasm_bindgen_test]
+async fn dropping_releases_the_media_source() {
+    let (v, mse, _rx) = open().await;
+    mse.append(bytes(INIT));
+    mse.append(bytes(SEG_A));
+    assert!(until(5_000, || mse.pending() == 0).await);
+    assert!(v.get_attribute("src").is_some_and(|s| s.starts_with("blob:")));
+    drop(mse);
+    assert!(v.get_attribute("src").is_none(), "src detached");
+    assert!(until(2_000, || v.buffered().length() == 0).await, "nothing buffered any more");
+}
