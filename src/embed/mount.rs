@@ -38,15 +38,22 @@ fn absolute(url: &str) -> String {
         .and_then(|w| w.document())
         .and_then(|d| d.base_uri().ok().flatten())
         .unwrap_or_default();
-    web_sys::Url::new_with_base(url, &base).map(|u| u.href()).unwrap_or_else(|_| url.to_owned())
+    web_sys::Url::new_with_base(url, &base)
+        .map(|u| u.href())
+        .unwrap_or_else(|_| url.to_owned())
 }
 
 fn show_error(host: &HtmlElement, message: &str) {
     web_sys::console::error_1(&format!("lucarne: {message}").into());
     let _ = host.set_attribute("data-status", "error");
-    let root = host.shadow_root().or_else(|| host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open)).ok());
+    let root = host.shadow_root().or_else(|| {
+        host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))
+            .ok()
+    });
     if let Some(root) = root {
-        root.set_inner_html(&format!("<style>{CSS}</style><div class=\"lucarne error-box\" role=\"alert\"></div>"));
+        root.set_inner_html(&format!(
+            "<style>{CSS}</style><div class=\"lucarne error-box\" role=\"alert\"></div>"
+        ));
         if let Some(el) = root.query_selector(".error-box").ok().flatten() {
             el.set_text_content(Some(message));
         }
@@ -56,7 +63,11 @@ fn show_error(host: &HtmlElement, message: &str) {
 /// Mounts a widget in `host` with `options` (a plain object or a `dataset`).
 #[wasm_bindgen]
 pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
-    let get = |key: &str| js_sys::Reflect::get(&options, &key.into()).ok().and_then(|v| v.as_string().or_else(|| v.as_bool().map(|b| b.to_string())));
+    let get = |key: &str| {
+        js_sys::Reflect::get(&options, &key.into())
+            .ok()
+            .and_then(|v| v.as_string().or_else(|| v.as_bool().map(|b| b.to_string())))
+    };
     let opts = match Options::read(get) {
         Ok(o) => o,
         Err(e) => {
@@ -71,13 +82,21 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
             .map_err(|_| JsError::new("cannot attach a shadow root to this element"))?,
     };
     root.set_inner_html(&format!("<style>{CSS}</style>"));
-    let document = web_sys::window().and_then(|w| w.document()).ok_or_else(|| JsError::new("no document"))?;
-    let container = document.create_element("div").map_err(|_| JsError::new("cannot create element"))?;
-    root.append_child(&container).map_err(|_| JsError::new("cannot append to shadow root"))?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| JsError::new("no document"))?;
+    let container = document
+        .create_element("div")
+        .map_err(|_| JsError::new("cannot create element"))?;
+    root.append_child(&container)
+        .map_err(|_| JsError::new("cannot append to shadow root"))?;
 
     let sources = Sources {
         hls: opts.stream.as_deref().map(absolute),
-        low_latency: opts.low_latency.as_deref().map(|u| websocket_url(&absolute(u))),
+        low_latency: opts
+            .low_latency
+            .as_deref()
+            .map(|u| websocket_url(&absolute(u))),
     };
     let props = AppProps {
         sources,
@@ -85,5 +104,8 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         host: host.clone(),
     };
     let app = yew::Renderer::<App>::with_root_and_props(container.unchecked_into(), props).render();
-    Ok(Widget { app: Some(app), host })
+    Ok(Widget {
+        app: Some(app),
+        host,
+    })
 }

@@ -27,7 +27,11 @@ impl std::fmt::Display for OptionError {
     }
 }
 
-fn url_option(value: Option<String>, attribute: &'static str, schemes: &[&str]) -> Result<Option<String>, OptionError> {
+fn url_option(
+    value: Option<String>,
+    attribute: &'static str,
+    schemes: &[&str],
+) -> Result<Option<String>, OptionError> {
     let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -90,14 +94,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Options, OptionError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Options::read(|k| map.get(k).cloned())
     }
 
     #[test]
     fn stream_alone_is_enough() {
         let o = read(&[("stream", "https://cdn.example/live/index.m3u8")]).unwrap();
-        assert_eq!(o.stream.as_deref(), Some("https://cdn.example/live/index.m3u8"));
+        assert_eq!(
+            o.stream.as_deref(),
+            Some("https://cdn.example/live/index.m3u8")
+        );
         assert_eq!(o.low_latency, None);
         assert!(o.muted);
     }
@@ -107,19 +117,42 @@ mod tests {
         let e = read(&[]).unwrap_err();
         assert_eq!(e.attribute, "data-stream");
         assert!(e.to_string().starts_with("data-stream: missing"));
-        assert_eq!(read(&[("stream", "  ")]).unwrap_err().attribute, "data-stream");
+        assert_eq!(
+            read(&[("stream", "  ")]).unwrap_err().attribute,
+            "data-stream"
+        );
     }
 
     #[test]
     fn bad_schemes_are_refused() {
-        assert_eq!(read(&[("stream", "javascript:alert(1)")]).unwrap_err().attribute, "data-stream");
-        assert_eq!(read(&[("stream", "/a.m3u8"), ("ll", "ftp://x/ll")]).unwrap_err().attribute, "data-ll");
-        assert_eq!(read(&[("stream", "/a.m3u8"), ("muted", "maybe")]).unwrap_err().attribute, "data-muted");
+        assert_eq!(
+            read(&[("stream", "javascript:alert(1)")])
+                .unwrap_err()
+                .attribute,
+            "data-stream"
+        );
+        assert_eq!(
+            read(&[("stream", "/a.m3u8"), ("ll", "ftp://x/ll")])
+                .unwrap_err()
+                .attribute,
+            "data-ll"
+        );
+        assert_eq!(
+            read(&[("stream", "/a.m3u8"), ("muted", "maybe")])
+                .unwrap_err()
+                .attribute,
+            "data-muted"
+        );
     }
 
     #[test]
     fn relative_urls_and_websocket_schemes() {
-        let o = read(&[("stream", "/live/demo/index.m3u8"), ("ll", "wss://h/live/demo/ll"), ("muted", "false")]).unwrap();
+        let o = read(&[
+            ("stream", "/live/demo/index.m3u8"),
+            ("ll", "wss://h/live/demo/ll"),
+            ("muted", "false"),
+        ])
+        .unwrap();
         assert_eq!(o.low_latency.as_deref(), Some("wss://h/live/demo/ll"));
         assert!(!o.muted);
         assert_eq!(websocket_url("https://h/ll"), "wss://h/ll");

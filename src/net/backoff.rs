@@ -50,7 +50,10 @@ mod tests {
     fn doubles_up_to_the_cap_with_jitter_bounds() {
         let mut b = Backoff::new(250.0, 8000.0);
         let lows: Vec<f64> = (0..8).map(|_| b.next_delay(0.0)).collect();
-        assert_eq!(lows, [125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 4000.0, 4000.0]);
+        assert_eq!(
+            lows,
+            [125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 4000.0, 4000.0]
+        );
         b.reset();
         assert_eq!(b.attempts(), 0);
         assert_eq!(b.next_delay(0.999_999_9).round(), 250.0);

@@ -38,7 +38,10 @@ pub fn newest(ranges: &[Range]) -> Option<f64> {
 pub fn back_buffer_eviction(ranges: &[Range], pos: f64, keep: f64) -> Option<Range> {
     let first = ranges.iter().map(|r| r.start).reduce(f64::min)?;
     let cut = pos - keep;
-    (cut - first >= 1.0).then_some(Range { start: first, end: cut })
+    (cut - first >= 1.0).then_some(Range {
+        start: first,
+        end: cut,
+    })
 }
 
 /// Where to seek when playback is stuck at `pos`: the start of the next buffered range,
@@ -68,14 +71,20 @@ mod tests {
         let ranges = [r(0.0, 2.0), r(2.05, 4.0), r(5.0, 6.0)];
         assert!((ahead(&ranges, 1.0) - 3.0).abs() < 1e-9);
         assert_eq!(ahead(&ranges, 4.5), 0.0);
-        assert!((ahead(&ranges, 4.95) - 1.05).abs() < 1e-9, "just before a range counts");
+        assert!(
+            (ahead(&ranges, 4.95) - 1.05).abs() < 1e-9,
+            "just before a range counts"
+        );
         assert_eq!(ahead(&[], 1.0), 0.0);
     }
 
     #[test]
     fn evicts_behind_the_playhead_in_batches() {
         let ranges = [r(10.0, 100.0)];
-        assert_eq!(back_buffer_eviction(&ranges, 50.0, 30.0), Some(r(10.0, 20.0)));
+        assert_eq!(
+            back_buffer_eviction(&ranges, 50.0, 30.0),
+            Some(r(10.0, 20.0))
+        );
         assert_eq!(back_buffer_eviction(&ranges, 40.5, 30.0), None);
         assert_eq!(back_buffer_eviction(&[], 40.0, 30.0), None);
     }

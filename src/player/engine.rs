@@ -94,7 +94,11 @@ pub struct PlayerHandle {
 
 impl PlayerHandle {
     /// Starts playing `sources` in `video`, reporting to `on_status`.
-    pub fn new(video: HtmlVideoElement, sources: Sources, on_status: Rc<dyn Fn(Status)>) -> PlayerHandle {
+    pub fn new(
+        video: HtmlVideoElement,
+        sources: Sources,
+        on_status: Rc<dyn Fn(Status)>,
+    ) -> PlayerHandle {
         let (tx, rx) = mpsc::unbounded();
         let engine = Engine::new(video, sources, on_status, tx.clone());
         wasm_bindgen_futures::spawn_local(engine.run(rx));
@@ -153,7 +157,12 @@ fn log(msg: &str) {
 }
 
 impl Engine {
-    fn new(video: HtmlVideoElement, sources: Sources, on_status: Rc<dyn Fn(Status)>, tx: Tx) -> Engine {
+    fn new(
+        video: HtmlVideoElement,
+        sources: Sources,
+        on_status: Rc<dyn Fn(Status)>,
+        tx: Tx,
+    ) -> Engine {
         let mut listeners = Vec::new();
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
             let (t, d) = (tx.clone(), doc.clone());
@@ -171,7 +180,11 @@ impl Engine {
         let tick = Interval::new(TICK_MS, move || {
             let _ = t.unbounded_send(Event::Tick);
         });
-        let policy = if sources.low_latency.is_some() { LatencyPolicy::low_latency() } else { LatencyPolicy::hls(1.0) };
+        let policy = if sources.low_latency.is_some() {
+            LatencyPolicy::low_latency()
+        } else {
+            LatencyPolicy::hls(1.0)
+        };
         Engine {
             video,
             sources,
@@ -211,7 +224,10 @@ impl Engine {
         log(&message);
         self.active = None;
         self.reconnect = None;
-        self.set_status(Status::Error { message, fatal: true });
+        self.set_status(Status::Error {
+            message,
+            fatal: true,
+        });
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
@@ -245,7 +261,8 @@ impl Engine {
     fn connect(&mut self) {
         self.reconnect = None;
         self.generation += 1;
-        let use_push = self.sources.low_latency.is_some() && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
+        let use_push = self.sources.low_latency.is_some()
+            && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
         if use_push {
             let url = self.sources.low_latency.clone().unwrap_or_default();
             match PushSource::open(&url, self.generation, self.tx.clone()) {
@@ -253,7 +270,11 @@ impl Engine {
                 Err(e) => self.fatal(e),
             }
         } else if let Some(url) = self.sources.hls.clone() {
-            self.active = Some(Active::Hls(hls::start(url, self.generation, self.tx.clone())));
+            self.active = Some(Active::Hls(hls::start(
+                url,
+                self.generation,
+                self.tx.clone(),
+            )));
         } else {
             self.fatal("no stream URL".into());
         }
@@ -342,7 +363,10 @@ impl Engine {
                     self.active = None;
                     self.schedule_reconnect();
                 }
-                if !matches!(self.status, Status::Error { fatal: true, .. } | Status::Ended) {
+                if !matches!(
+                    self.status,
+                    Status::Error { fatal: true, .. } | Status::Ended
+                ) {
                     self.set_status(Status::Reconnecting);
                 }
             }
@@ -408,7 +432,9 @@ impl Engine {
     }
 
     fn play(&self) {
-        let Ok(promise) = self.video.play() else { return };
+        let Ok(promise) = self.video.play() else {
+            return;
+        };
         let tx = self.tx.clone();
         wasm_bindgen_futures::spawn_local(async move {
             if wasm_bindgen_futures::JsFuture::from(promise).await.is_err() {
@@ -462,7 +488,12 @@ impl Engine {
             mse.remove(cut.start, cut.end);
         }
 
-        if self.user_paused || matches!(self.status, Status::Ended | Status::Error { fatal: true, .. }) {
+        if self.user_paused
+            || matches!(
+                self.status,
+                Status::Ended | Status::Error { fatal: true, .. }
+            )
+        {
             return;
         }
 
@@ -506,13 +537,17 @@ impl Engine {
             return;
         }
         if let Some(t) = buffer::gap_jump(&ranges, pos, MAX_GAP_JUMP) {
-            log(&format!("jumping a hole in the buffer: {pos:.2} -> {t:.2}"));
+            log("jumping a hole in the buffer");
             self.video.set_current_time(t);
         } else if buffer::ahead(&ranges, pos) > 0.5 && self.stalled_ticks >= 4 {
             // Stuck with media ahead (a decoder hiccup): nudge, as players do.
             self.video.set_current_time(pos + 0.1);
         }
-        let waiting = if self.source_up { Status::Buffering } else { Status::Reconnecting };
+        let waiting = if self.source_up {
+            Status::Buffering
+        } else {
+            Status::Reconnecting
+        };
         if !matches!(self.status, Status::Reconnecting) || self.source_up {
             self.set_status(waiting);
         }
@@ -524,6 +559,9 @@ impl Drop for Engine {
         self.active = None;
         self.mse = None;
         let _ = self.video.pause();
-        let _ = self.video.dyn_ref::<web_sys::Element>().map(|e| e.remove_attribute("src"));
+        let _ = self
+            .video
+            .dyn_ref::<web_sys::Element>()
+            .map(|e| e.remove_attribute("src"));
     }
 }

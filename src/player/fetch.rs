@@ -36,7 +36,8 @@ pub(crate) type AbortSlot = Rc<RefCell<Option<AbortController>>>;
 
 async fn response(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<Response, FetchError> {
     let window = web_sys::window().ok_or_else(|| FetchError::Network("no window".into()))?;
-    let controller = AbortController::new().map_err(|_| FetchError::Network("no AbortController".into()))?;
+    let controller =
+        AbortController::new().map_err(|_| FetchError::Network("no AbortController".into()))?;
     let init = RequestInit::new();
     init.set_mode(RequestMode::Cors);
     init.set_signal(Some(&controller.signal()));
@@ -54,7 +55,10 @@ async fn response(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<Respon
     let value = result.map_err(|e| {
         if timed_out.get() {
             FetchError::Timeout
-        } else if e.dyn_ref::<web_sys::DomException>().is_some_and(|d| d.name() == "AbortError") {
+        } else if e
+            .dyn_ref::<web_sys::DomException>()
+            .is_some_and(|d| d.name() == "AbortError")
+        {
             FetchError::Aborted
         } else {
             FetchError::Network(format!("{e:?}"))
@@ -68,22 +72,40 @@ async fn response(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<Respon
 }
 
 /// GETs `url` as bytes.
-pub(crate) async fn bytes(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<Uint8Array, FetchError> {
+pub(crate) async fn bytes(
+    url: &str,
+    timeout_ms: u32,
+    slot: &AbortSlot,
+) -> Result<Uint8Array, FetchError> {
     let r = response(url, timeout_ms, slot).await?;
-    let promise = r.array_buffer().map_err(|e| FetchError::Network(format!("{e:?}")))?;
-    let buf = JsFuture::from(promise).await.map_err(|e| FetchError::Network(format!("{e:?}")))?;
+    let promise = r
+        .array_buffer()
+        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+    let buf = JsFuture::from(promise)
+        .await
+        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
     Ok(Uint8Array::new(&buf))
 }
 
 /// GETs `url` as text.
-pub(crate) async fn text(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<String, FetchError> {
+pub(crate) async fn text(
+    url: &str,
+    timeout_ms: u32,
+    slot: &AbortSlot,
+) -> Result<String, FetchError> {
     let r = response(url, timeout_ms, slot).await?;
-    let promise = r.text().map_err(|e| FetchError::Network(format!("{e:?}")))?;
-    let text = JsFuture::from(promise).await.map_err(|e| FetchError::Network(format!("{e:?}")))?;
+    let promise = r
+        .text()
+        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+    let text = JsFuture::from(promise)
+        .await
+        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
     Ok(text.as_string().unwrap_or_default())
 }
 
 /// Resolves `uri` against `base`.
 pub(crate) fn resolve(uri: &str, base: &str) -> Option<String> {
-    web_sys::Url::new_with_base(uri, base).ok().map(|u| u.href())
+    web_sys::Url::new_with_base(uri, base)
+        .ok()
+        .map(|u| u.href())
 }

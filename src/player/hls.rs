@@ -112,7 +112,9 @@ impl Loader {
                     match chosen.and_then(|v| fetch::resolve(&v.uri, &self.url)) {
                         Some(u) => self.url = u,
                         None => {
-                            self.send(SourceEvent::Fatal("no playable variant in the playlist".into()));
+                            self.send(SourceEvent::Fatal(
+                                "no playable variant in the playlist".into(),
+                            ));
                             return;
                         }
                     }
@@ -150,7 +152,10 @@ impl Loader {
         let live_start = media.live_start(policy.target);
         let restart = match self.cursor {
             None => true,
-            Some(c) => c < media.media_sequence || media.duration_from(c) > policy.target + policy.jump_after,
+            Some(c) => {
+                c < media.media_sequence
+                    || media.duration_from(c) > policy.target + policy.jump_after
+            }
         };
         if restart {
             self.cursor = live_start;
@@ -171,19 +176,25 @@ impl Loader {
                     return loaded;
                 }
             }
-            let Some(url) = fetch::resolve(&seg.uri, &self.url) else { continue };
+            let Some(url) = fetch::resolve(&seg.uri, &self.url) else {
+                continue;
+            };
             let mut attempt = 0;
             let data = loop {
                 match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
                     Ok(d) => break Some(d),
                     Err(FetchError::Aborted) => return loaded,
                     Err(FetchError::Status(404 | 410)) => {
-                        self.send(SourceEvent::Warning(format!("segment {msn} is missing (404); skipped")));
+                        self.send(SourceEvent::Warning(format!(
+                            "segment {msn} is missing (404); skipped"
+                        )));
                         break None;
                     }
                     Err(e) if attempt < SEGMENT_RETRIES => {
                         attempt += 1;
-                        self.send(SourceEvent::Warning(format!("segment {msn}: {e}; retrying")));
+                        self.send(SourceEvent::Warning(format!(
+                            "segment {msn}: {e}; retrying"
+                        )));
                         sleep_ms(300.0 * f64::from(attempt)).await;
                     }
                     Err(e) => {
@@ -213,7 +224,9 @@ impl Loader {
 
     /// Loads the init segment at `uri` if it is not the one already sent.
     async fn load_init(&mut self, uri: &str) -> bool {
-        let Some(url) = fetch::resolve(uri, &self.url) else { return false };
+        let Some(url) = fetch::resolve(uri, &self.url) else {
+            return false;
+        };
         if self.init_uri.as_deref() == Some(url.as_str()) {
             return true;
         }

@@ -30,7 +30,11 @@ impl LatencyPolicy {
 
     /// For HLS, following the usual three-target-durations hold back.
     pub fn hls(target_duration: f64) -> Self {
-        let td = if target_duration.is_finite() && target_duration > 0.0 { target_duration } else { 2.0 };
+        let td = if target_duration.is_finite() && target_duration > 0.0 {
+            target_duration
+        } else {
+            2.0
+        };
         LatencyPolicy {
             target: 3.0 * td,
             max_rate: 1.1,
@@ -104,15 +108,22 @@ mod tests {
     #[test]
     fn on_target_plays_at_normal_speed() {
         let p = LatencyPolicy::low_latency();
-        assert_eq!(p.decide(&obs(100.0, 100.45, 0.45)), LatencyAction::Rate(1.0));
+        assert_eq!(
+            p.decide(&obs(100.0, 100.45, 0.45)),
+            LatencyAction::Rate(1.0)
+        );
     }
 
     #[test]
     fn slightly_behind_speeds_up_within_bounds() {
         let p = LatencyPolicy::low_latency();
-        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 100.85, 0.85)) else { panic!("seek") };
+        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 100.85, 0.85)) else {
+            panic!("seek")
+        };
         assert!(r > 1.0 && r <= p.max_rate, "rate {r}");
-        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 102.2, 2.2)) else { panic!("seek") };
+        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 102.2, 2.2)) else {
+            panic!("seek")
+        };
         assert!(r <= p.max_rate, "rate {r} capped");
     }
 
@@ -125,7 +136,10 @@ mod tests {
     #[test]
     fn far_behind_jumps_to_live() {
         let p = LatencyPolicy::low_latency();
-        assert_eq!(p.decide(&obs(100.0, 110.0, 0.1)), LatencyAction::Seek(110.0 - p.target));
+        assert_eq!(
+            p.decide(&obs(100.0, 110.0, 0.1)),
+            LatencyAction::Seek(110.0 - p.target)
+        );
     }
 
     #[test]
@@ -140,7 +154,10 @@ mod tests {
     #[test]
     fn starving_near_the_edge_slows_down() {
         let p = LatencyPolicy::low_latency();
-        assert_eq!(p.decide(&obs(100.0, 100.05, 0.05)), LatencyAction::Rate(0.97));
+        assert_eq!(
+            p.decide(&obs(100.0, 100.05, 0.05)),
+            LatencyAction::Rate(0.97)
+        );
     }
 
     #[test]

@@ -119,14 +119,45 @@ fn codec_string(entry: Bx<'_>) -> Option<String> {
     }
 }
 
-/// Finds the DecoderSpecificInfo (tag 5) in an `esds` and reads the object type.
-fn aac_object_type(esds: &[u8]) -> Option<u8> {
-    let at = esds.windows(2).position(|w| w[0] == 0x05 && w[1] & 0x80 == 0 || w[0] == 0x05 && w[1] == 0x80)?;
-    let mut i = at + 1;
-    while esds.get(i)? & 0x80 != 0 {
+/// Reads one MPEG-4 descriptor header at `at`: `(tag, payload start, payload end)`.
+fn descriptor(d: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+    let tag = *d.get(at)?;
+    let (mut len, mut i) = (0usize, at + 1);
+    for _ in 0..4 {
+        let b = *d.get(i)?;
         i += 1;
+        len = (len << 7) | usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
     }
-    let ot = esds.get(i + 1)? >> 3;
+    Some((tag, i, i.checked_add(len)?.min(d.len())))
+}
+
+/// The AAC audio object type from an `esds` box body: ES_Descriptor (3) >
+/// DecoderConfigDescriptor (4) > DecoderSpecificInfo (5), whose first five bits it is.
+fn aac_object_type(esds: &[u8]) -> Option<u8> {
+    let (tag, es, _) = descriptor(esds, 4)?;
+    if tag != 3 {
+        return None;
+    }
+    let flags = *esds.get(es + 2)?;
+    let mut at = es + 3;
+    if flags & 0x80 != 0 {
+        at += 2; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*esds.get(at)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        at += 2; // OCR_ES_Id
+    }
+    let (tag, dc, _) = descriptor(esds, at)?;
+    if tag != 4 {
+        return None;
+    }
+    let (tag, dsi, _) = descriptor(esds, dc + 13)?;
+    let ot = (tag == 5).then(|| esds.get(dsi).map(|b| b >> 3))??;
     (ot > 0).then_some(ot)
 }
 
@@ -175,7 +206,10 @@ mod tests {
         stsd.extend(entry);
         let stbl = bx(b"stbl", &bx(b"stsd", &stsd));
         let minf = bx(b"minf", &stbl);
-        let mdia = bx(b"mdia", &[bx(b"mdhd", &mdhd), bx(b"hdlr", &hdlr), minf].concat());
+        let mdia = bx(
+            b"mdia",
+            &[bx(b"mdhd", &mdhd), bx(b"hdlr", &hdlr), minf].concat(),
+        );
         bx(b"trak", &[bx(b"tkhd", &tkhd), mdia].concat())
     }
 
@@ -183,12 +217,19 @@ mod tests {
         let mut avc1 = vec![0u8; 78];
         avc1.extend(bx(b"avcC", &[1, 0x64, 0x00, 0x1e, 0xff]));
         // esds: ES_Descriptor(3) > DecoderConfig(4) > DecoderSpecificInfo(5) = AAC-LC.
-        let esds = [0, 0, 0, 0, 3, 25, 0, 1, 0, 4, 17, 0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2, 0x11, 0x90];
+        let esds = [
+            0, 0, 0, 0, 3, 25, 0, 1, 0, 4, 17, 0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2,
+            0x11, 0x90,
+        ];
         let mut mp4a = vec![0u8; 28];
         mp4a.extend(bx(b"esds", &esds));
         let moov = bx(
             b"moov",
-            &[trak(1, b"vide", 15360, bx(b"avc1", &avc1)), trak(2, b"soun", 48000, bx(b"mp4a", &mp4a))].concat(),
+            &[
+                trak(1, b"vide", 15360, bx(b"avc1", &avc1)),
+                trak(2, b"soun", 48000, bx(b"mp4a", &mp4a)),
+            ]
+            .concat(),
         );
         [bx(b"ftyp", b"iso6\0\0\0\0"), moov].concat()
     }
@@ -212,9 +253,27 @@ mod tests {
             tfdt.extend_from_slice(&t.to_be_bytes());
             bx(b"traf", &[bx(b"tfhd", &tfhd), bx(b"tfdt", &tfdt)].concat())
         };
-        let frag = [bx(b"moof", &[traf(1, 15360 * 10), traf(2, 48000 * 10 - 480)].concat()), bx(b"mdat", b"x")].concat();
+        let frag = [
+            bx(
+                b"moof",
+                &[traf(1, 15360 * 10), traf(2, 48000 * 10 - 480)].concat(),
+            ),
+            bx(b"mdat", b"x"),
+        ]
+        .concat();
         assert!(!is_init_segment(&frag));
         assert_eq!(fragment_start(&frag, &info), Some(9.99));
+    }
+
+    #[test]
+    fn reads_the_origins_real_init_segment() {
+        let info = parse_init(include_bytes!("../../tests/fixtures/demo-init.mp4")).unwrap();
+        assert!(info.codecs[0].starts_with("avc1.64"), "{:?}", info.codecs);
+        assert_eq!(info.codecs[1], "mp4a.40.2");
+        assert!(info.has_video);
+        let seg = include_bytes!("../../tests/fixtures/demo-0.m4s");
+        let start = fragment_start(seg, &info).unwrap();
+        assert!(start > 1.7e9, "decode times are unix time, got {start}");
     }
 
     #[test]

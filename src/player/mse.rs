@@ -68,12 +68,14 @@ fn message(e: &wasm_bindgen::JsValue) -> String {
 impl Mse {
     /// Creates a MediaSource, attaches it to `video` and waits for `sourceopen`.
     pub async fn open(video: &HtmlVideoElement, tx: Tx) -> Result<Mse, MseError> {
-        let has_mse = js_sys::Reflect::has(&js_sys::global(), &"MediaSource".into()).unwrap_or(false);
+        let has_mse =
+            js_sys::Reflect::has(&js_sys::global(), &"MediaSource".into()).unwrap_or(false);
         if !has_mse {
             return Err(MseError::Unsupported);
         }
         let media_source = MediaSource::new().map_err(|e| MseError::Failed(message(&e)))?;
-        let url = Url::create_object_url_with_source(&media_source).map_err(|e| MseError::Failed(message(&e)))?;
+        let url = Url::create_object_url_with_source(&media_source)
+            .map_err(|e| MseError::Failed(message(&e)))?;
         let (open_tx, open_rx) = futures_channel::oneshot::channel::<()>();
         let mut open_tx = Some(open_tx);
         let opened = EventListener::once(&media_source, "sourceopen", move |_| {
@@ -114,11 +116,13 @@ impl Mse {
             .add_source_buffer(mime)
             .map_err(|e| MseError::Failed(message(&e)))?;
         let queue = self.queue.clone();
-        self.listeners.push(EventListener::new(&sb, "updateend", move |_| pump(&queue)));
+        self.listeners
+            .push(EventListener::new(&sb, "updateend", move |_| pump(&queue)));
         let tx = self.queue.borrow().tx.clone();
-        self.listeners.push(EventListener::new(&sb, "error", move |_| {
-            let _ = tx.unbounded_send(Event::MseFailed("SourceBuffer error".into()));
-        }));
+        self.listeners
+            .push(EventListener::new(&sb, "error", move |_| {
+                let _ = tx.unbounded_send(Event::MseFailed("SourceBuffer error".into()));
+            }));
         self.queue.borrow_mut().sb = Some(sb);
         pump(&self.queue);
         Ok(())
@@ -133,7 +137,10 @@ impl Mse {
     /// Queues the removal of `[start, end)`.
     pub fn remove(&self, start: f64, end: f64) {
         if end > start {
-            self.queue.borrow_mut().ops.push_back(Op::Remove(start, end));
+            self.queue
+                .borrow_mut()
+                .ops
+                .push_back(Op::Remove(start, end));
             pump(&self.queue);
         }
     }
@@ -189,7 +196,11 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
                 // Free what lies behind the playhead, then try the same append again.
                 q.quota_retries += 1;
                 let pos = q.video.current_time();
-                let start = sb.buffered().ok().and_then(|r| r.start(0).ok()).unwrap_or(0.0);
+                let start = sb
+                    .buffered()
+                    .ok()
+                    .and_then(|r| r.start(0).ok())
+                    .unwrap_or(0.0);
                 let keep = 10.0 / f64::from(q.quota_retries);
                 q.ops.push_front(op);
                 if pos - keep > start {
@@ -205,7 +216,8 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
 }
 
 fn is_quota(e: &wasm_bindgen::JsValue) -> bool {
-    e.dyn_ref::<web_sys::DomException>().is_some_and(|d| d.name() == "QuotaExceededError")
+    e.dyn_ref::<web_sys::DomException>()
+        .is_some_and(|d| d.name() == "QuotaExceededError")
 }
 
 impl Drop for Mse {

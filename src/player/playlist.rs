@@ -71,7 +71,9 @@ impl std::fmt::Display for PlaylistError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PlaylistError::NotM3u8 => f.write_str("not an HLS playlist (no #EXTM3U)"),
-            PlaylistError::NoTargetDuration => f.write_str("media playlist without #EXT-X-TARGETDURATION"),
+            PlaylistError::NoTargetDuration => {
+                f.write_str("media playlist without #EXT-X-TARGETDURATION")
+            }
             PlaylistError::BadTag(t) => write!(f, "malformed tag: {t}"),
         }
     }
@@ -127,7 +129,9 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                         .ok_or_else(|| bad(line))?;
                     pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
                 }
-                "EXT-X-TARGETDURATION" => target = Some(value.parse::<f64>().map_err(|_| bad(line))?),
+                "EXT-X-TARGETDURATION" => {
+                    target = Some(value.parse::<f64>().map_err(|_| bad(line))?)
+                }
                 "EXT-X-MEDIA-SEQUENCE" => {
                     media.media_sequence = value.parse().map_err(|_| bad(line))?;
                 }
@@ -137,7 +141,9 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                 }
                 "EXT-X-DISCONTINUITY" => discontinuity = true,
                 "EXT-X-GAP" => gap = true,
-                "EXT-X-MAP" => map = Some(attribute(value, "URI").ok_or_else(|| bad(line))?.to_owned()),
+                "EXT-X-MAP" => {
+                    map = Some(attribute(value, "URI").ok_or_else(|| bad(line))?.to_owned())
+                }
                 "EXT-X-ENDLIST" => media.ended = true,
                 _ => {}
             }
@@ -181,7 +187,11 @@ impl MediaPlaylist {
 
     /// Seconds of media from the start of `msn` to the end of the playlist.
     pub fn duration_from(&self, msn: u64) -> f64 {
-        self.segments.iter().filter(|s| s.msn >= msn).map(|s| s.duration).sum()
+        self.segments
+            .iter()
+            .filter(|s| s.msn >= msn)
+            .map(|s| s.duration)
+            .sum()
     }
 
     /// Where to start playing `target_latency` seconds behind the live edge: the
@@ -202,7 +212,8 @@ impl MediaPlaylist {
 mod tests {
     use super::*;
 
-    const FFMPEG_LIVE: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:12\n\
+    const FFMPEG_LIVE: &str =
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:12\n\
 #EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.000000,\nstream12.m4s\n\
 #EXTINF:1.000000,\nstream13.m4s\n#EXTINF:0.966667,\nstream14.m4s\n";
 
@@ -231,7 +242,11 @@ mod tests {
         let m = media(FFMPEG_LIVE);
         assert_eq!(m.live_start(1.5), Some(13));
         assert_eq!(m.live_start(0.5), Some(14));
-        assert_eq!(m.live_start(10.0), Some(12), "short playlist: start at its first segment");
+        assert_eq!(
+            m.live_start(10.0),
+            Some(12),
+            "short playlist: start at its first segment"
+        );
         assert_eq!(MediaPlaylist::default().live_start(3.0), None);
     }
 
@@ -257,7 +272,9 @@ mod tests {
              #EXT-X-STREAM-INF:RESOLUTION=1280x720,BANDWIDTH=2000000\nhigh/index.m3u8\n",
         )
         .unwrap();
-        let Playlist::Multivariant(v) = p else { panic!("not multivariant") };
+        let Playlist::Multivariant(v) = p else {
+            panic!("not multivariant")
+        };
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
         assert_eq!(v[1].bandwidth, 2_000_000);
@@ -268,12 +285,26 @@ mod tests {
     fn broken_playlists_are_errors_not_panics() {
         assert_eq!(parse("<html>404</html>"), Err(PlaylistError::NotM3u8));
         assert_eq!(parse(""), Err(PlaylistError::NotM3u8));
-        assert_eq!(parse("#EXTM3U\n#EXTINF:1,\na.ts\n"), Err(PlaylistError::NoTargetDuration));
-        assert!(matches!(parse("#EXTM3U\n#EXT-X-TARGETDURATION:x\n"), Err(PlaylistError::BadTag(_))));
-        assert!(matches!(parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:abc,\na\n"), Err(PlaylistError::BadTag(_))));
-        assert!(matches!(parse("#EXTM3U\n#EXT-X-STREAM-INF:CODECS=\"x\"\na\n"), Err(PlaylistError::BadTag(_))));
+        assert_eq!(
+            parse("#EXTM3U\n#EXTINF:1,\na.ts\n"),
+            Err(PlaylistError::NoTargetDuration)
+        );
+        assert!(matches!(
+            parse("#EXTM3U\n#EXT-X-TARGETDURATION:x\n"),
+            Err(PlaylistError::BadTag(_))
+        ));
+        assert!(matches!(
+            parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:abc,\na\n"),
+            Err(PlaylistError::BadTag(_))
+        ));
+        assert!(matches!(
+            parse("#EXTM3U\n#EXT-X-STREAM-INF:CODECS=\"x\"\na\n"),
+            Err(PlaylistError::BadTag(_))
+        ));
         // A URI line with no EXTINF before it is ignored, not a segment.
-        assert!(media("#EXTM3U\n#EXT-X-TARGETDURATION:1\nstray.m4s\n").segments.is_empty());
+        assert!(media("#EXTM3U\n#EXT-X-TARGETDURATION:1\nstray.m4s\n")
+            .segments
+            .is_empty());
     }
 
     #[test]

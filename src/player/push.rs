@@ -44,9 +44,13 @@ impl PushSource {
         }
         {
             let tx = tx.clone();
-            listeners.push(EventListener::new(&ws, "open", move |_| send(&tx, SourceEvent::Up)));
+            listeners.push(EventListener::new(&ws, "open", move |_| {
+                send(&tx, SourceEvent::Up)
+            }));
         }
-        listeners.push(EventListener::new(&ws, "close", move |_| send(&tx, SourceEvent::Down)));
+        listeners.push(EventListener::new(&ws, "close", move |_| {
+            send(&tx, SourceEvent::Down)
+        }));
         Ok(PushSource { ws, listeners })
     }
 }

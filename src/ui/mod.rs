@@ -39,7 +39,12 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let player = use_mut_ref(|| None::<PlayerHandle>);
 
     {
-        let (video, status, player, host) = (video.clone(), status.clone(), player.clone(), props.host.clone());
+        let (video, status, player, host) = (
+            video.clone(),
+            status.clone(),
+            player.clone(),
+            props.host.clone(),
+        );
         let (sources, start_muted) = (props.sources.clone(), props.muted);
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>() {
@@ -75,7 +80,11 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let toggle_play = {
         let (status, send) = (status.clone(), send.clone());
         Callback::from(move |_: MouseEvent| {
-            send(if matches!(*status, Status::Paused) { Control::Play } else { Control::Pause })
+            send(if matches!(*status, Status::Paused) {
+                Control::Play
+            } else {
+                Control::Pause
+            })
         })
     };
     let retry = Callback::from(|_: MouseEvent| {

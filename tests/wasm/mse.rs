@@ -47,7 +47,8 @@ async fn open() -> (HtmlVideoElement, Mse, mpsc::UnboundedReceiver<Event>) {
     let (tx, rx) = mpsc::unbounded();
     let mut mse = Mse::open(&v, tx).await.expect("MediaSource opens");
     let info = mp4::parse_init(INIT).expect("fixture init parses");
-    mse.add_source_buffer(&info.mime()).expect("H.264 + AAC is supported");
+    mse.add_source_buffer(&info.mime())
+        .expect("H.264 + AAC is supported");
     (v, mse, rx)
 }
 
@@ -62,10 +63,17 @@ async fn appends_issued_back_to_back_are_serialised_and_all_land() {
     let ranges = mse.buffered();
     assert_eq!(ranges.len(), 1, "one contiguous range: {ranges:?}");
     let len = ranges[0].end - ranges[0].start;
-    assert!((1.9..2.1).contains(&len), "two one-second segments buffered, got {len} s");
+    assert!(
+        (1.9..2.1).contains(&len),
+        "two one-second segments buffered, got {len} s"
+    );
     let info = mp4::parse_init(INIT).unwrap();
     let start = mp4::fragment_start(SEG_A, &info).unwrap();
-    assert!((ranges[0].start - start).abs() < 0.05, "timestamps kept: {} vs {start}", ranges[0].start);
+    assert!(
+        (ranges[0].start - start).abs() < 0.05,
+        "timestamps kept: {} vs {start}",
+        ranges[0].start
+    );
 }
 
 #[wasm_bindgen_test]
@@ -79,7 +87,10 @@ async fn remove_trims_the_back_buffer() {
     mse.remove(before.start, before.start + 1.0);
     assert!(until(5_000, || mse.pending() == 0).await);
     let after = mse.buffered();
-    assert!(after[0].start >= before.start + 0.9, "start moved: {before:?} -> {after:?}");
+    assert!(
+        after[0].start >= before.start + 0.9,
+        "start moved: {before:?} -> {after:?}"
+    );
     assert!((after[0].end - before.end).abs() < 0.01, "end kept");
 }
 
@@ -88,7 +99,9 @@ async fn an_unknown_codec_is_refused_with_a_clear_error() {
     let v = video();
     let (tx, _rx) = mpsc::unbounded();
     let mut mse = Mse::open(&v, tx).await.unwrap();
-    let err = mse.add_source_buffer("video/mp4; codecs=\"bogus.42\"").unwrap_err();
+    let err = mse
+        .add_source_buffer("video/mp4; codecs=\"bogus.42\"")
+        .unwrap_err();
     assert!(matches!(err, MseError::Codec(_)), "{err:?}");
     assert!(err.to_string().contains("bogus.42"));
 }
@@ -115,7 +128,10 @@ async fn garbage_media_is_reported_not_swallowed() {
         futures_util::future::Either::Left((saw, _)) => saw,
         futures_util::future::Either::Right(_) => false,
     };
-    assert!(saw || v.error().is_some(), "a parse error must reach the engine or the element");
+    assert!(
+        saw || v.error().is_some(),
+        "a parse error must reach the engine or the element"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -124,8 +140,13 @@ async fn dropping_releases_the_media_source() {
     mse.append(bytes(INIT));
     mse.append(bytes(SEG_A));
     assert!(until(5_000, || mse.pending() == 0).await);
-    assert!(v.get_attribute("src").is_some_and(|s| s.starts_with("blob:")));
+    assert!(v
+        .get_attribute("src")
+        .is_some_and(|s| s.starts_with("blob:")));
     drop(mse);
     assert!(v.get_attribute("src").is_none(), "src detached");
-    assert!(until(2_000, || v.buffered().length() == 0).await, "nothing buffered any more");
+    assert!(
+        until(2_000, || v.buffered().length() == 0).await,
+        "nothing buffered any more"
+    );
 }

@@ -18,7 +18,10 @@ const WASM_BINDGEN: &str = "0.2.130";
 const BINARYEN: &str = "132";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn main() -> Result<()> {
@@ -38,7 +41,10 @@ fn main() -> Result<()> {
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -47,7 +53,9 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn tools_dir() -> PathBuf {
@@ -57,54 +65,91 @@ fn tools_dir() -> PathBuf {
 /// PATH with the npm-installed wasm-opt first.
 fn tool_path() -> String {
     let bin = tools_dir().join("node_modules/.bin");
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn ensure_build_tools() -> Result<()> {
-    if !output("rustup", &["target", "list", "--installed"]).unwrap_or_default().contains("wasm32-unknown-unknown") {
+    if !output("rustup", &["target", "list", "--installed"])
+        .unwrap_or_default()
+        .contains("wasm32-unknown-unknown")
+    {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
-    if !output("trunk", &["--version"]).unwrap_or_default().contains(TRUNK) {
+    if !output("trunk", &["--version"])
+        .unwrap_or_default()
+        .contains(TRUNK)
+    {
         run(Command::new("cargo").args(["install", "--locked", "trunk", "--version", TRUNK]))?;
     }
-    if !output("wasm-bindgen", &["--version"]).unwrap_or_default().contains(WASM_BINDGEN) {
+    if !output("wasm-bindgen", &["--version"])
+        .unwrap_or_default()
+        .contains(WASM_BINDGEN)
+    {
         // Not --locked: its lock file pins a crate version the registry no longer has.
-        run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN]))?;
+        run(Command::new("cargo").args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            WASM_BINDGEN,
+        ]))?;
     }
     if !tools_dir().join("node_modules/.bin/wasm-opt").exists() {
         // Debian's binaryen is too old for current rustc output; npm's is current.
         std::fs::create_dir_all(tools_dir())?;
-        run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(tools_dir()).arg(format!("binaryen@{BINARYEN}")))?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(tools_dir())
+            .arg(format!("binaryen@{BINARYEN}")))?;
     }
     Ok(())
 }
 
 /// Browsers, drivers and ffmpeg for the end-to-end tier (Debian packages).
 fn ensure_test_tools() -> Result<()> {
-    let missing: Vec<&str> = [("chromium", "chromium"), ("chromedriver", "chromium-driver"), ("ffmpeg", "ffmpeg")]
-        .into_iter()
-        .filter(|(bin, _)| output("which", &[bin]).is_none())
-        .map(|(_, pkg)| pkg)
-        .collect();
+    let missing: Vec<&str> = [
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("ffmpeg", "ffmpeg"),
+    ]
+    .into_iter()
+    .filter(|(bin, _)| output("which", &[bin]).is_none())
+    .map(|(_, pkg)| pkg)
+    .collect();
     if missing.is_empty() {
         return Ok(());
     }
     if output("id", &["-u"]).is_some_and(|u| u.trim() == "0") {
         run(Command::new("apt-get").arg("update"))?;
-        run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
         Ok(())
     } else {
-        bail!("missing {}: run `sudo apt-get install {}`", missing.join(", "), missing.join(" "))
+        bail!(
+            "missing {}: run `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        )
     }
 }
 
 fn dist() -> Result<()> {
     ensure_build_tools()?;
     let dist = root().join("dist");
-    run(Command::new("trunk").args(["build", "--release"]).env("PATH", tool_path()))?;
+    run(Command::new("trunk")
+        .args(["build", "--release"])
+        .env("PATH", tool_path()))?;
     // Trunk names the glue after the package; the loader owns `lucarne.js`.
     std::fs::rename(dist.join("lucarne.js"), dist.join("lucarne_widget.js"))?;
-    std::fs::rename(dist.join("lucarne_bg.wasm"), dist.join("lucarne_widget_bg.wasm"))?;
+    std::fs::rename(
+        dist.join("lucarne_bg.wasm"),
+        dist.join("lucarne_widget_bg.wasm"),
+    )?;
     std::fs::copy(root().join("static/lucarne.js"), dist.join("lucarne.js"))?;
     let _ = std::fs::remove_file(dist.join("index.html"));
     let mut total_br = 0;
@@ -116,7 +161,11 @@ fn dist() -> Result<()> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&data)?;
         std::fs::write(dist.join(format!("{name}.gz")), gz.finish()?)?;
-        eprintln!("xtask: dist/{name}: {} bytes, {} brotli", data.len(), br.len());
+        eprintln!(
+            "xtask: dist/{name}: {} bytes, {} brotli",
+            data.len(),
+            br.len()
+        );
         total_br += br.len();
     }
     eprintln!("xtask: widget total {total_br} bytes brotli");
@@ -125,8 +174,13 @@ fn dist() -> Result<()> {
 
 fn brotli_bytes(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
-    brotli::BrotliCompress(&mut &data[..], &mut out, &params).expect("in-memory brotli cannot fail");
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &data[..], &mut out, &params)
+        .expect("in-memory brotli cannot fail");
     out
 }
 
@@ -134,7 +188,8 @@ fn demo() -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     eprintln!("xtask: demo at http://127.0.0.1:8080/ (Ctrl-C to stop)");
-    run(Command::new(root().join("target/release/lucarne-server")).args(["--listen", "127.0.0.1:8080"]))
+    run(Command::new(root().join("target/release/lucarne-server"))
+        .args(["--listen", "127.0.0.1:8080"]))
 }
 
 /// Runs a cargo test command, echoing its output and adding up its `test result:` lines.
@@ -153,7 +208,12 @@ fn cargo_tests(args: &[&str], envs: &[(&str, String)], tally: &mut (u64, u64)) -
         if let Some(rest) = line.trim().strip_prefix("test result: ") {
             let num = |key: &str| -> u64 {
                 rest.split(';')
-                    .find_map(|p| p.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key))
+                    .find_map(|p| {
+                        p.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(key)
+                    })
                     .and_then(|n| n.trim().parse().ok())
                     .unwrap_or(0)
             };
@@ -170,7 +230,11 @@ fn test(tier: Option<&str>) -> Result<()> {
     let mut tally = (0, 0);
     let mut ok = true;
     if all || tier == "native" {
-        ok &= cargo_tests(&["test", "--workspace", "--exclude", "lucarne-e2e"], &[], &mut tally)?;
+        ok &= cargo_tests(
+            &["test", "--workspace", "--exclude", "lucarne-e2e"],
+            &[],
+            &mut tally,
+        )?;
     }
     if all || tier == "wasm" || tier == "e2e" {
         ensure_test_tools()?;
@@ -182,16 +246,38 @@ fn test(tier: Option<&str>) -> Result<()> {
             ("WASM_BINDGEN_TEST_TIMEOUT", "120".to_string()),
             ("PATH", tool_path()),
         ];
-        ok &= cargo_tests(&["test", "--target", "wasm32-unknown-unknown", "-p", "lucarne", "--test", "mse"], &envs, &mut tally)?;
+        ok &= cargo_tests(
+            &[
+                "test",
+                "--target",
+                "wasm32-unknown-unknown",
+                "-p",
+                "lucarne",
+                "--test",
+                "mse",
+            ],
+            &envs,
+            &mut tally,
+        )?;
     }
     if all || tier == "e2e" {
         dist()?;
         run(Command::new("cargo").args(["build", "-p", "lucarne-server"]))?;
         let envs = [
-            ("LUCARNE_SERVER_BIN", root().join("target/debug/lucarne-server").display().to_string()),
+            (
+                "LUCARNE_SERVER_BIN",
+                root()
+                    .join("target/debug/lucarne-server")
+                    .display()
+                    .to_string(),
+            ),
             ("LUCARNE_DIST", root().join("dist").display().to_string()),
         ];
-        ok &= cargo_tests(&["test", "-p", "lucarne-e2e", "--", "--test-threads=1"], &envs, &mut tally)?;
+        ok &= cargo_tests(
+            &["test", "-p", "lucarne-e2e", "--", "--test-threads=1"],
+            &envs,
+            &mut tally,
+        )?;
     }
     println!("xtask test: {} passed, {} failed", tally.0, tally.1);
     if !ok || tally.1 > 0 {
@@ -209,8 +295,19 @@ fn bench(args: &[&str]) -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     run(Command::new("cargo")
-        .args(["run", "--release", "-p", "lucarne-e2e", "--bin", "bench", "--"])
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "lucarne-e2e",
+            "--bin",
+            "bench",
+            "--",
+        ])
         .args(args)
-        .env("LUCARNE_SERVER_BIN", root().join("target/release/lucarne-server"))
+        .env(
+            "LUCARNE_SERVER_BIN",
+            root().join("target/release/lucarne-server"),
+        )
         .env("LUCARNE_DIST", root().join("dist")))
 }

@@ -48,7 +48,12 @@ impl IntoResponse for AppError {
         };
         tracing::debug!("{status}: {self}");
         // A 404 for a segment that will exist in a moment must not be cached.
-        (status, [(header::CACHE_CONTROL, "no-cache")], self.to_string()).into_response()
+        (
+            status,
+            [(header::CACHE_CONTROL, "no-cache")],
+            self.to_string(),
+        )
+            .into_response()
     }
 }
 
@@ -71,7 +76,10 @@ pub fn router(state: AppState) -> Router {
             .and(NotForContentType::const_new("video/"))
             .and(SizeAbove::new(256)),
     );
-    let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any);
 
     Router::new()
         .route("/live/{id}/index.m3u8", get(playlist))
@@ -86,10 +94,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
-    state.origin.stream(id).ok_or_else(|| AppError::NoStream(id.to_owned()))
+    state
+        .origin
+        .stream(id)
+        .ok_or_else(|| AppError::NoStream(id.to_owned()))
 }
 
-async fn playlist(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn playlist(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let body = stream(&state, &id)?.playlist();
     Ok((
         [
@@ -103,7 +117,10 @@ async fn playlist(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         .into_response())
 }
 
-async fn init_segment(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn init_segment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let init = stream(&state, &id)?.init();
     Ok((
         [
@@ -146,7 +163,10 @@ struct StreamInfo {
     live: bool,
 }
 
-async fn stream_info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn stream_info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let s = stream(&state, &id)?;
     Ok((
         [(header::CACHE_CONTROL, "no-cache")],

@@ -19,7 +19,11 @@ use media::Origin;
 
 /// Everything the server can be told. `main.rs` fills it from the command line.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "lucarne-server", version, about = "Live video, chat and hearts for any web page: the widget, the live origin and the hub.")]
+#[command(
+    name = "lucarne-server",
+    version,
+    about = "Live video, chat and hearts for any web page: the widget, the live origin and the hub."
+)]
 pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen one is printed).
     #[arg(long, default_value = "127.0.0.1:8080", env = "LUCARNE_LISTEN")]
@@ -93,10 +97,14 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let app = http::router(AppState {
             config: Arc::new(config),
             origin,

@@ -13,7 +13,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
-    let server = Server::start(config).await.context("starting lucarne-server")?;
+    let server = Server::start(config)
+        .await
+        .context("starting lucarne-server")?;
     // Test harnesses wait for this exact line.
     println!("lucarne-server listening on http://{}", server.local_addr());
     tokio::select! {

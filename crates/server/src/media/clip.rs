@@ -77,14 +77,16 @@ impl Clip {
 
         let ts = u64::from(video.track.timescale());
         let total: u64 = video.samples.iter().map(|s| u64::from(s.duration)).sum();
-        if total == 0 || total % ts != 0 {
+        if total == 0 || !total.is_multiple_of(ts) {
             return Err(ClipError::Invalid(format!(
                 "video lasts {total}/{ts} s; it must be a whole number of seconds"
             )));
         }
         let loop_secs = total / ts;
         if !video.samples[0].keyframe {
-            return Err(ClipError::Invalid("video does not start with a keyframe".into()));
+            return Err(ClipError::Invalid(
+                "video does not start with a keyframe".into(),
+            ));
         }
         for t in &mut tracks[1..] {
             truncate_to(t, loop_secs)?;
@@ -116,7 +118,10 @@ fn truncate_to(t: &mut ClipTrack, secs: u64) -> Result<(), ClipError> {
             fits
         })
         .count();
-    let got: u64 = t.samples[..keep].iter().map(|s| u64::from(s.duration)).sum();
+    let got: u64 = t.samples[..keep]
+        .iter()
+        .map(|s| u64::from(s.duration))
+        .sum();
     if got != want {
         return Err(ClipError::Invalid(format!(
             "track {} has {got} ticks where the loop needs exactly {want}",
@@ -177,7 +182,9 @@ fn read_track(trak: &Trak, file: &[u8]) -> Result<ClipTrack, ClipError> {
                 .get(chunk.wrapping_sub(1))
                 .ok_or_else(|| invalid("stsc points past stco"))?;
             for _ in 0..entry.samples_per_chunk {
-                let size = *sizes.get(offsets.len()).ok_or_else(|| invalid("stsc has too many samples"))?;
+                let size = *sizes
+                    .get(offsets.len())
+                    .ok_or_else(|| invalid("stsc has too many samples"))?;
                 offsets.push(pos);
                 pos += u64::from(size);
             }
@@ -196,8 +203,10 @@ fn read_track(trak: &Trak, file: &[u8]) -> Result<ClipTrack, ClipError> {
         .and_then(|l| l.entries.iter().find_map(|e| e.media_time))
         .unwrap_or(0);
 
-    let sync: Option<std::collections::HashSet<u32>> =
-        stbl.stss.as_ref().map(|s| s.entries.iter().copied().collect());
+    let sync: Option<std::collections::HashSet<u32>> = stbl
+        .stss
+        .as_ref()
+        .map(|s| s.entries.iter().copied().collect());
     let is_video = trak.mdia.hdlr.handler == b"vide".into();
     let mut samples = Vec::with_capacity(count);
     let mut dts = 0u64;
@@ -246,7 +255,12 @@ mod tests {
         assert_eq!(clip.loop_secs, 16);
         for t in &clip.tracks {
             let ticks: u64 = t.samples.iter().map(|s| u64::from(s.duration)).sum();
-            assert_eq!(ticks, 16 * u64::from(t.track.timescale()), "track {}", t.track.id());
+            assert_eq!(
+                ticks,
+                16 * u64::from(t.track.timescale()),
+                "track {}",
+                t.track.id()
+            );
         }
     }
 

@@ -149,7 +149,11 @@ pub fn fragment(sequence_number: u32, runs: &[(u32, &[Sample])]) -> Result<Bytes
                         .map(|s| TrunEntry {
                             duration: Some(s.duration),
                             size: Some(s.data.len() as u32),
-                            flags: Some(if s.keyframe { FLAGS_SYNC } else { FLAGS_NON_SYNC }),
+                            flags: Some(if s.keyframe {
+                                FLAGS_SYNC
+                            } else {
+                                FLAGS_NON_SYNC
+                            }),
                             cts: Some(s.cts_offset.into()),
                         })
                         .collect::<Vec<_>>()
@@ -209,7 +213,10 @@ mod tests {
         let moof_len = bytes.len() - buf.len();
         assert_eq!(moof.mfhd.sequence_number, 7);
         assert_eq!(moof.traf.len(), 2);
-        assert_eq!(moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time, 1000);
+        assert_eq!(
+            moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time,
+            1000
+        );
         let v_off = moof.traf[0].trun[0].data_offset.unwrap() as usize;
         let a_off = moof.traf[1].trun[0].data_offset.unwrap() as usize;
         assert_eq!(v_off, moof_len + 8);

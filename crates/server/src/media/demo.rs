@@ -219,7 +219,11 @@ mod tests {
                 if let Some(expected) = next_dts[i] {
                     assert_eq!(base, expected, "track {i} has a gap or overlap");
                 }
-                let dur: u64 = traf.trun[0].samples.iter().map(|e| u64::from(e.duration.unwrap())).sum();
+                let dur: u64 = traf.trun[0]
+                    .samples
+                    .iter()
+                    .map(|e| u64::from(e.duration.unwrap()))
+                    .sum();
                 next_dts[i] = Some(base + dur);
             }
         }

@@ -153,7 +153,10 @@ impl LiveStream {
     /// A complete segment still held by the origin.
     pub fn segment(&self, msn: u64) -> Option<Bytes> {
         let st = self.lock();
-        st.complete.iter().find(|s| s.msn == msn).map(|s| s.bytes.clone())
+        st.complete
+            .iter()
+            .find(|s| s.msn == msn)
+            .map(|s| s.bytes.clone())
     }
 
     /// Subscribes to the low-latency feed, atomically with a snapshot of the current
@@ -162,7 +165,11 @@ impl LiveStream {
         let st = self.lock();
         Subscription {
             init: st.init.clone(),
-            backlog: st.open.as_ref().map(|o| o.chunks.clone()).unwrap_or_default(),
+            backlog: st
+                .open
+                .as_ref()
+                .map(|o| o.chunks.clone())
+                .unwrap_or_default(),
             live: self.tx.subscribe(),
         }
     }
@@ -252,8 +259,16 @@ mod tests {
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:102\n"), "{p}");
         assert!(p.contains("#EXT-X-TARGETDURATION:1\n"), "{p}");
         assert_eq!(p.matches("#EXTINF:1.00000,").count(), 3, "{p}");
-        assert!(p.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:42.000Z\n#EXTINF:1.00000,\n102.m4s"), "{p}");
-        assert!(!p.contains("105.m4s"), "the open segment is not listed: {p}");
+        assert!(
+            p.contains(
+                "#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:42.000Z\n#EXTINF:1.00000,\n102.m4s"
+            ),
+            "{p}"
+        );
+        assert!(
+            !p.contains("105.m4s"),
+            "the open segment is not listed: {p}"
+        );
         assert!(!p.contains("DISCONTINUITY"));
     }
 
@@ -262,7 +277,11 @@ mod tests {
         let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
         feed(&stream, 10);
         assert!(stream.segment(109).is_none(), "open segment");
-        assert_eq!(stream.segment(108).unwrap().len(), 8, "two chunks of four bytes");
+        assert_eq!(
+            stream.segment(108).unwrap().len(),
+            8,
+            "two chunks of four bytes"
+        );
         assert!(stream.segment(103).is_some(), "kept for late readers");
         assert!(stream.segment(102).is_none(), "beyond twice the window");
     }
@@ -290,8 +309,20 @@ mod tests {
 
     #[test]
     fn a_gap_in_sequence_numbers_is_a_discontinuity() {
-        let a = Segment { msn: 1, start: 0.0, duration: 1.0, bytes: Bytes::new() };
-        let b = Segment { msn: 5, start: 9.0, duration: 1.0, bytes: Bytes::new() };
-        assert!(render_playlist(&[&a, &b]).contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME"));
+        let a = Segment {
+            msn: 1,
+            start: 0.0,
+            duration: 1.0,
+            bytes: Bytes::new(),
+        };
+        let b = Segment {
+            msn: 5,
+            start: 9.0,
+            duration: 1.0,
+            bytes: Bytes::new(),
+        };
+        assert!(
+            render_playlist(&[&a, &b]).contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME")
+        );
     }
 }

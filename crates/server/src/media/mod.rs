@@ -29,12 +29,21 @@ pub struct Origin {
 impl Origin {
     /// The stream called `id`, if it exists.
     pub fn stream(&self, id: &str) -> Option<Arc<LiveStream>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Ids of all streams.
     pub fn ids(&self) -> Vec<String> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn insert(&self, stream: Arc<LiveStream>) {
@@ -60,7 +69,8 @@ impl Origin {
         let stream = Arc::new(LiveStream::new(id, init, window));
         self.insert(stream.clone());
         let now_secs = (now_ns() / 1_000_000_000) as u64;
-        let mut demo = DemoLoop::starting_at(clip, now_secs.saturating_sub(window as u64 + 1), chunk_ms);
+        let mut demo =
+            DemoLoop::starting_at(clip, now_secs.saturating_sub(window as u64 + 1), chunk_ms);
         Ok(tokio::spawn(async move {
             loop {
                 loop {

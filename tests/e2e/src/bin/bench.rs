@@ -203,13 +203,18 @@ fn lucarne_code_bytes() -> Result<usize> {
     let config = OriginConfig::from_env()?;
     let dirs = [config.dist.clone(), config.pages.clone()];
     let mut total = 0;
-    for (name, required) in [
-        ("lucarne.js", true),
-        ("lucarne-widget.js", true),
-        ("lucarne-widget_bg.wasm", true),
-        ("lucarne.css", false),
+    // wasm-bindgen names the module after the crate; accept `-` or `_`.
+    for (names, required) in [
+        (&["lucarne.js"][..], true),
+        (&["lucarne_widget.js", "lucarne-widget.js"][..], true),
+        (
+            &["lucarne_widget_bg.wasm", "lucarne-widget_bg.wasm"][..],
+            true,
+        ),
+        (&["lucarne.css"][..], false),
     ] {
-        match find_file(&dirs, name) {
+        let name = names[0];
+        match names.iter().find_map(|n| find_file(&dirs, n)) {
             Some(path) => {
                 let bytes = std::fs::read(&path)?;
                 let br = brotli_size(&bytes);
