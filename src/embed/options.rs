@@ -42,7 +42,7 @@ fn url_option(
     } else {
         Err(OptionError {
             attribute,
-            problem: format!("{v:?} is not a {} URL", schemes.join("/")),
+            problem: format!("\"{v}\" is not a {} URL", schemes.join("/")),
         })
     }
 }
@@ -65,7 +65,7 @@ impl Options {
             Some(other) => {
                 return Err(OptionError {
                     attribute: "data-muted",
-                    problem: format!("{other:?} is not true or false"),
+                    problem: format!("\"{other}\" is not true or false"),
                 })
             }
         };

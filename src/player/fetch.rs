@@ -61,7 +61,7 @@ async fn response(url: &str, timeout_ms: u32, slot: &AbortSlot) -> Result<Respon
         {
             FetchError::Aborted
         } else {
-            FetchError::Network(format!("{e:?}"))
+            FetchError::Network(js_message(&e))
         }
     })?;
     let response: Response = value.unchecked_into();
@@ -80,10 +80,10 @@ pub(crate) async fn bytes(
     let r = response(url, timeout_ms, slot).await?;
     let promise = r
         .array_buffer()
-        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+        .map_err(|e| FetchError::Network(js_message(&e)))?;
     let buf = JsFuture::from(promise)
         .await
-        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+        .map_err(|e| FetchError::Network(js_message(&e)))?;
     Ok(Uint8Array::new(&buf))
 }
 
@@ -96,11 +96,16 @@ pub(crate) async fn text(
     let r = response(url, timeout_ms, slot).await?;
     let promise = r
         .text()
-        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+        .map_err(|e| FetchError::Network(js_message(&e)))?;
     let text = JsFuture::from(promise)
         .await
-        .map_err(|e| FetchError::Network(format!("{e:?}")))?;
+        .map_err(|e| FetchError::Network(js_message(&e)))?;
     Ok(text.as_string().unwrap_or_default())
+}
+
+/// The message of a JS error value (`String(e)`), without Rust's Debug machinery.
+pub(crate) fn js_message(e: &wasm_bindgen::JsValue) -> String {
+    js_sys::JsString::from(e.clone()).into()
 }
 
 /// Resolves `uri` against `base`.

@@ -62,7 +62,7 @@ pub struct Mse {
 fn message(e: &wasm_bindgen::JsValue) -> String {
     e.dyn_ref::<web_sys::DomException>()
         .map(|d| format!("{}: {}", d.name(), d.message()))
-        .unwrap_or_else(|| format!("{e:?}"))
+        .unwrap_or_else(|| super::fetch::js_message(e))
 }
 
 impl Mse {

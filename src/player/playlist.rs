@@ -79,6 +79,25 @@ impl std::fmt::Display for PlaylistError {
     }
 }
 
+/// Parses a decimal number as HLS writes them (`6`, `1.000000`, `0.5`); no exponent,
+/// no sign. Hand-rolled because `f64::from_str` costs 4 KB of WebAssembly.
+pub fn decimal(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for b in int.bytes() {
+        value = value * 10.0 + f64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+    }
+    let mut scale = 1f64;
+    for b in frac.bytes() {
+        scale /= 10.0;
+        value += scale * f64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+    }
+    Some(value)
+}
+
 /// Reads `NAME=value` or `NAME="value"` from an attribute list.
 fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = list;
@@ -130,14 +149,14 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                     pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
                 }
                 "EXT-X-TARGETDURATION" => {
-                    target = Some(value.parse::<f64>().map_err(|_| bad(line))?)
+                    target = Some(decimal(value).ok_or_else(|| bad(line))?)
                 }
                 "EXT-X-MEDIA-SEQUENCE" => {
                     media.media_sequence = value.parse().map_err(|_| bad(line))?;
                 }
                 "EXTINF" => {
                     let d = value.split(',').next().unwrap_or("");
-                    duration = Some(d.trim().parse::<f64>().map_err(|_| bad(line))?);
+                    duration = Some(decimal(d.trim()).ok_or_else(|| bad(line))?);
                 }
                 "EXT-X-DISCONTINUITY" => discontinuity = true,
                 "EXT-X-GAP" => gap = true,
@@ -305,6 +324,17 @@ mod tests {
         assert!(media("#EXTM3U\n#EXT-X-TARGETDURATION:1\nstray.m4s\n")
             .segments
             .is_empty());
+    }
+
+    #[test]
+    fn decimals_as_hls_writes_them() {
+        assert_eq!(decimal("6"), Some(6.0));
+        assert!((decimal("0.966667").unwrap() - 0.966667).abs() < 1e-12);
+        assert_eq!(decimal(".5"), Some(0.5));
+        assert_eq!(decimal("2."), Some(2.0));
+        for bad in ["", ".", "1e3", "-1", "1.2.3", "x", "1,5"] {
+            assert_eq!(decimal(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(crate) struct PushSource {
 impl PushSource {
     /// Connects to `url`; events are tagged with `generation`.
     pub(crate) fn open(url: &str, generation: u32, tx: Tx) -> Result<PushSource, String> {
-        let ws = WebSocket::new(url).map_err(|e| format!("cannot open {url}: {e:?}"))?;
+        let ws = WebSocket::new(url).map_err(|e| format!("cannot open {url}: {}", super::fetch::js_message(&e)))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let send = move |tx: &Tx, e: SourceEvent| {
             let _ = tx.unbounded_send(Event::Source(generation, e));
