@@ -3,16 +3,17 @@
 //! # Layout
 //! - [`player`]: the playback engine (MediaSource, HLS, low-latency push, latency).
 //! - [`net`]: reconnect policy shared by every connection.
-//! - `embed` (wasm32): `mount()` into a shadow root and the exported JS API.
+//! - [`i18n`]: the widget's words in English and French.
+//! - [`embed`]: options (pure) and, on wasm32, `mount()` into a shadow root.
 //! - `ui` (wasm32): the yew components.
 //!
 //! Modules that touch the browser are compiled only for `wasm32`, so `cargo test` runs
 //! the pure logic natively.
 
+pub mod i18n;
 pub mod net;
 pub mod player;
 
-#[cfg(target_arch = "wasm32")]
 pub mod embed;
 #[cfg(target_arch = "wasm32")]
 mod ui;

@@ -4,7 +4,8 @@
 
 use super::options::{websocket_url, Options};
 use crate::player::Sources;
-use crate::ui::{App, AppProps};
+use crate::i18n::Lang;
+use crate::ui::{App, AppProps, Look};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlElement, ShadowRootInit, ShadowRootMode};
@@ -60,6 +61,15 @@ fn show_error(host: &HtmlElement, message: &str) {
     }
 }
 
+/// The page's language (`<html lang>`), else the browser's preferences.
+fn page_lang(document: &web_sys::Document) -> Lang {
+    let page = document.document_element().and_then(|e| e.get_attribute("lang"));
+    let browser: Vec<String> = web_sys::window()
+        .map(|w| w.navigator().languages().iter().filter_map(|l| l.as_string()).collect())
+        .unwrap_or_default();
+    Lang::pick(page.iter().map(String::as_str).chain(browser.iter().map(String::as_str)))
+}
+
 /// Mounts a widget in `host` with `options` (a plain object or a `dataset`).
 #[wasm_bindgen]
 pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
@@ -98,9 +108,19 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
             .as_deref()
             .map(|u| websocket_url(&absolute(u))),
     };
+    let look = Look {
+        lang: opts.lang.unwrap_or_else(|| page_lang(&document)),
+        light: opts.light,
+        style: [("accent", &opts.accent), ("radius", &opts.radius), ("font", &opts.font)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("--lucarne-{k}:{v};")))
+            .collect(),
+        poster: opts.poster.as_deref().map(absolute),
+    };
     let props = AppProps {
         sources,
         muted: opts.muted,
+        look,
         host: host.clone(),
     };
     let app = yew::Renderer::<App>::with_root_and_props(container.unchecked_into(), props).render();

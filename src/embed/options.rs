@@ -10,6 +10,19 @@ pub struct Options {
     pub low_latency: Option<String>,
     /// Start muted (autoplay needs it). Default true.
     pub muted: bool,
+    /// Language forced by `data-lang`; `None` follows the page, then the browser.
+    pub lang: Option<crate::i18n::Lang>,
+    /// `data-theme="light"`; dark otherwise.
+    pub light: bool,
+    /// `data-accent`, `data-radius`, `data-font`: CSS values for the theme's custom
+    /// properties, checked to be plain values (no `;`, `{`, `url(`).
+    pub accent: Option<String>,
+    /// See `accent`.
+    pub radius: Option<String>,
+    /// See `accent`.
+    pub font: Option<String>,
+    /// `data-poster`: image shown before the first frame.
+    pub poster: Option<String>,
 }
 
 /// A problem with the options, naming the attribute to fix.
@@ -69,12 +82,54 @@ impl Options {
                 })
             }
         };
+        let lang = match get("lang").map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()) {
+            None => None,
+            Some(tag) => Some(crate::i18n::Lang::from_tag(&tag).ok_or_else(|| OptionError {
+                attribute: "data-lang",
+                problem: format!("\"{tag}\" is not a supported language (en, fr)"),
+            })?),
+        };
+        let light = match get("theme").as_deref().map(str::trim) {
+            None | Some("") | Some("dark") => false,
+            Some("light") => true,
+            Some(other) => {
+                return Err(OptionError {
+                    attribute: "data-theme",
+                    problem: format!("\"{other}\" is not light or dark"),
+                })
+            }
+        };
         Ok(Options {
             stream,
             low_latency,
             muted,
+            lang,
+            light,
+            accent: css_value(get("accent"), "data-accent")?,
+            radius: css_value(get("radius"), "data-radius")?,
+            font: css_value(get("font"), "data-font")?,
+            poster: url_option(get("poster"), "data-poster", &["http", "https", "data"])?,
         })
     }
+}
+
+/// A CSS value safe to put in a custom property: no way out of the declaration.
+fn css_value(value: Option<String>, attribute: &'static str) -> Result<Option<String>, OptionError> {
+    let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let lower = v.to_ascii_lowercase();
+    let bad = v.len() > 100
+        || v.chars().any(|c| matches!(c, ';' | '{' | '}' | '<' | '>' | '\\' | '@') || c.is_control())
+        || lower.contains("url(")
+        || lower.contains("expression(");
+    if bad {
+        return Err(OptionError {
+            attribute,
+            problem: format!("\"{v}\" is not a plain CSS value"),
+        });
+    }
+    Ok(Some(v))
 }
 
 /// Turns an absolute `http(s)` URL into the matching `ws(s)` URL; leaves others alone.
@@ -143,6 +198,20 @@ mod tests {
                 .attribute,
             "data-muted"
         );
+    }
+
+    #[test]
+    fn theme_language_and_css_values() {
+        let o = read(&[("stream", "/a.m3u8"), ("lang", "fr-CA"), ("theme", "light"), ("accent", "#0af"), ("font", "\"Inter\", sans-serif")]).unwrap();
+        assert_eq!(o.lang, Some(crate::i18n::Lang::Fr));
+        assert!(o.light);
+        assert_eq!(o.accent.as_deref(), Some("#0af"));
+        assert_eq!(o.font.as_deref(), Some("\"Inter\", sans-serif"));
+        assert_eq!(read(&[("stream", "/a"), ("lang", "de")]).unwrap_err().attribute, "data-lang");
+        assert_eq!(read(&[("stream", "/a"), ("theme", "neon")]).unwrap_err().attribute, "data-theme");
+        for evil in ["red; background: url(x)", "red}body{", "url(https://x)", "</style>"] {
+            assert_eq!(read(&[("stream", "/a"), ("accent", evil)]).unwrap_err().attribute, "data-accent", "{evil}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ const TICK_MS: u32 = 200;
 const BACK_BUFFER: f64 = 30.0;
 /// Largest hole the engine jumps over by itself (a missing segment).
 const MAX_GAP_JUMP: f64 = 6.0;
+/// How far behind live a viewer may resume after a pause (the rest is evicted).
+const MAX_TIMESHIFT: f64 = 25.0;
 /// Decode errors tolerated per minute before giving up.
 const MAX_REBUILDS_PER_MINUTE: usize = 3;
 
@@ -143,6 +145,10 @@ struct Engine {
     reconnect: Option<Timeout>,
     rebuilds: Vec<f64>,
     user_paused: bool,
+    /// Playing behind live on purpose (resumed after a pause); latency control is off.
+    timeshift: bool,
+    /// No MediaSource: the browser plays the HLS URL itself.
+    native: bool,
     became_visible: bool,
     _timers: Vec<Interval>,
     _listeners: Vec<EventListener>,
@@ -207,6 +213,8 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
+            timeshift: false,
+            native: false,
             became_visible: false,
             _timers: vec![tick],
             _listeners: listeners,
@@ -250,11 +258,31 @@ impl Engine {
         self.init = None;
         self.started = false;
         self.hls_edge = None;
+        if !super::mse::supported() {
+            return self.play_natively();
+        }
         match Mse::open(&self.video, self.tx.clone()).await {
             Ok(mse) => self.mse = Some(mse),
             Err(e) => return self.fatal(e.to_string()),
         }
         self.connect();
+    }
+
+    /// Without MediaSource, hands the HLS URL to the browser if it plays HLS itself
+    /// (older iOS Safari); latency is then the browser's business.
+    fn play_natively(&mut self) {
+        let hls = self.sources.hls.clone();
+        let plays_hls = !self.video.can_play_type("application/vnd.apple.mpegurl").is_empty();
+        match hls {
+            Some(url) if plays_hls => {
+                self.native = true;
+                self.video.set_src(&url);
+                self.started = true;
+                self.source_up = true;
+                self.play();
+            }
+            _ => self.fatal("this browser cannot play live video (no MediaSource, no native HLS)".into()),
+        }
     }
 
     /// Starts the preferred source: low-latency push unless it never worked.
@@ -404,7 +432,13 @@ impl Engine {
             Control::Play => {
                 self.user_paused = false;
                 if self.started {
-                    self.go_live_if_behind();
+                    let behind = self.edge().map_or(0.0, |e| e - self.video.current_time());
+                    let buffered = buffer::ahead(&self.ranges(), self.video.current_time()) > 0.0;
+                    // Resume where the viewer paused if that media is still here.
+                    self.timeshift = !self.native && buffered && behind > self.policy.target + 1.0 && behind < MAX_TIMESHIFT;
+                    if !self.timeshift {
+                        self.go_live_if_behind();
+                    }
                     self.play();
                 }
             }
@@ -416,6 +450,11 @@ impl Engine {
             Control::Mute(m) => self.video.set_muted(m),
             Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
             Control::GoLive => {
+                self.timeshift = false;
+                if self.user_paused {
+                    self.user_paused = false;
+                    self.play();
+                }
                 if let Some(edge) = self.edge() {
                     self.seek(edge - self.policy.target);
                 }
@@ -425,7 +464,7 @@ impl Engine {
 
     fn go_live_if_behind(&mut self) {
         if let Some(edge) = self.edge() {
-            if edge - self.video.current_time() > self.policy.target + self.policy.jump_after {
+            if edge - self.video.current_time() > self.policy.target + 1.0 {
                 self.seek(edge - self.policy.target);
             }
         }
@@ -468,6 +507,9 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        if self.native {
+            return self.tick_native();
+        }
         let Some(mse) = &self.mse else { return };
         let ranges = mse.buffered();
         let pos = self.video.current_time();
@@ -484,7 +526,11 @@ impl Engine {
             return;
         }
 
-        if let Some(cut) = buffer::back_buffer_eviction(&ranges, pos, BACK_BUFFER) {
+        // While paused the playhead stays put but live media keeps coming: keep only
+        // what a resume could still use.
+        let newest = buffer::newest(&ranges).unwrap_or(pos);
+        let anchor = pos.max(newest - MAX_TIMESHIFT);
+        if let Some(cut) = buffer::back_buffer_eviction(&ranges, anchor, BACK_BUFFER) {
             mse.remove(cut.start, cut.end);
         }
 
@@ -497,7 +543,7 @@ impl Engine {
             return;
         }
 
-        if let Some(edge) = self.edge() {
+        if let Some(edge) = self.edge().filter(|_| !self.timeshift) {
             let obs = Observation {
                 position: pos,
                 edge,
@@ -528,7 +574,7 @@ impl Engine {
         if advanced {
             self.stalled_ticks = 0;
             if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
-                self.set_status(Status::Playing);
+                self.set_status(if self.timeshift { Status::BehindLive } else { Status::Playing });
             }
             return;
         }
@@ -551,6 +597,21 @@ impl Engine {
         if !matches!(self.status, Status::Reconnecting) || self.source_up {
             self.set_status(waiting);
         }
+    }
+}
+
+impl Engine {
+    fn tick_native(&mut self) {
+        let pos = self.video.current_time();
+        if self.user_paused {
+            return;
+        }
+        if self.video.paused() {
+            return self.play();
+        }
+        let advanced = (pos - self.last_position).abs() > 0.01;
+        self.last_position = pos;
+        self.set_status(if advanced { Status::Playing } else { Status::Buffering });
     }
 }
 

@@ -247,5 +247,5 @@ impl Loader {
 }
 
 fn codecs_supported(codecs: &str) -> bool {
-    web_sys::MediaSource::is_type_supported(&format!("video/mp4; codecs=\"{codecs}\""))
+    super::mse::type_supported(&format!("video/mp4; codecs=\"{codecs}\""))
 }

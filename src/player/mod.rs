@@ -47,8 +47,10 @@ pub enum Control {
 pub enum Status {
     /// Loading, no frame shown yet.
     Connecting,
-    /// Frames are advancing.
+    /// Frames are advancing at the live edge.
     Playing,
+    /// Frames are advancing, behind live by the viewer's choice (resumed after a pause).
+    BehindLive,
     /// Paused by the viewer (or autoplay was refused).
     Paused,
     /// Waiting for data while the source is reachable.
@@ -74,6 +76,7 @@ impl Status {
         match self {
             Status::Connecting => "connecting",
             Status::Playing => "playing",
+            Status::BehindLive => "behind",
             Status::Paused => "paused",
             Status::Buffering => "buffering",
             Status::Reconnecting => "reconnecting",

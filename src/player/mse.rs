@@ -59,6 +59,21 @@ pub struct Mse {
     listeners: Vec<EventListener>,
 }
 
+/// `new window[name]()`, if the browser has that constructor.
+fn construct(name: &str) -> Option<MediaSource> {
+    let ctor = js_sys::Reflect::get(&js_sys::global(), &name.into()).ok()?;
+    let ctor = ctor.dyn_into::<js_sys::Function>().ok()?;
+    let ms = js_sys::Reflect::construct(&ctor, &js_sys::Array::new()).ok()?;
+    Some(ms.unchecked_into())
+}
+
+/// True if this browser has any MediaSource flavour.
+pub fn supported() -> bool {
+    ["ManagedMediaSource", "MediaSource"]
+        .iter()
+        .any(|n| js_sys::Reflect::has(&js_sys::global(), &(*n).into()).unwrap_or(false))
+}
+
 fn message(e: &wasm_bindgen::JsValue) -> String {
     e.dyn_ref::<web_sys::DomException>()
         .map(|d| format!("{}: {}", d.name(), d.message()))
@@ -68,12 +83,16 @@ fn message(e: &wasm_bindgen::JsValue) -> String {
 impl Mse {
     /// Creates a MediaSource, attaches it to `video` and waits for `sourceopen`.
     pub async fn open(video: &HtmlVideoElement, tx: Tx) -> Result<Mse, MseError> {
-        let has_mse =
-            js_sys::Reflect::has(&js_sys::global(), &"MediaSource".into()).unwrap_or(false);
-        if !has_mse {
-            return Err(MseError::Unsupported);
+        // Safari's ManagedMediaSource first where it exists (iOS has nothing else and it
+        // lets the browser save power); it needs remote playback (AirPlay) disabled, as
+        // an AirPlay receiver cannot be fed from MSE.
+        let (media_source, managed) = match construct("ManagedMediaSource") {
+            Some(m) => (m, true),
+            None => (construct("MediaSource").ok_or(MseError::Unsupported)?, false),
+        };
+        if managed {
+            let _ = js_sys::Reflect::set(video, &"disableRemotePlayback".into(), &true.into());
         }
-        let media_source = MediaSource::new().map_err(|e| MseError::Failed(message(&e)))?;
         let url = Url::create_object_url_with_source(&media_source)
             .map_err(|e| MseError::Failed(message(&e)))?;
         let (open_tx, open_rx) = futures_channel::oneshot::channel::<()>();
@@ -108,7 +127,7 @@ impl Mse {
 
     /// Creates the SourceBuffer for `mime` (`video/mp4; codecs="..."`).
     pub fn add_source_buffer(&mut self, mime: &str) -> Result<(), MseError> {
-        if !MediaSource::is_type_supported(mime) {
+        if !type_supported(mime) {
             return Err(MseError::Codec(mime.to_owned()));
         }
         let sb = self
@@ -213,6 +232,19 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
             }
         }
     }
+}
+
+/// `isTypeSupported` on whichever MediaSource flavour exists.
+pub fn type_supported(mime: &str) -> bool {
+    let global = js_sys::global();
+    ["ManagedMediaSource", "MediaSource"].iter().any(|n| {
+        js_sys::Reflect::get(&global, &(*n).into())
+            .ok()
+            .and_then(|c| js_sys::Reflect::get(&c, &"isTypeSupported".into()).ok().map(|f| (c, f)))
+            .and_then(|(c, f)| f.dyn_into::<js_sys::Function>().ok().map(|f| (c, f)))
+            .and_then(|(c, f)| f.call1(&c, &mime.into()).ok())
+            .is_some_and(|r| r.is_truthy())
+    })
 }
 
 fn is_quota(e: &wasm_bindgen::JsValue) -> bool {

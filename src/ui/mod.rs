@@ -1,11 +1,25 @@
-//! The widget's view: the video, the state overlay, the LIVE badge and the controls.
-//! It only renders and forwards clicks as [`Control`]s; the player decides.
+//! The widget's view: the video, the state overlay, the LIVE / back-to-live badge and
+//! the controls. It only renders and forwards input as [`Control`]s; the player
+//! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
+//! arrows volume. Every control is a real `<button>` with an ARIA label.
 
+use crate::i18n::{t, Lang, Text};
 use crate::player::engine::PlayerHandle;
 use crate::player::{Control, Sources, Status};
 use std::rc::Rc;
-use web_sys::{HtmlElement, HtmlVideoElement};
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlElement, HtmlInputElement, HtmlVideoElement};
 use yew::prelude::*;
+
+/// Look and language, decided by the embed code.
+#[derive(Clone, PartialEq)]
+pub(crate) struct Look {
+    pub(crate) lang: Lang,
+    pub(crate) light: bool,
+    /// Inline style setting the theme's custom properties (already validated).
+    pub(crate) style: String,
+    pub(crate) poster: Option<String>,
+}
 
 /// Properties of the root component.
 #[derive(Properties, Clone, PartialEq)]
@@ -14,43 +28,73 @@ pub(crate) struct AppProps {
     pub(crate) sources: Sources,
     /// Start muted.
     pub(crate) muted: bool,
-    /// The light-DOM element hosting the shadow root; carries `data-status`.
+    pub(crate) look: Look,
+    /// The light-DOM element hosting the shadow root: carries `data-status`, receives
+    /// the `lucarne:status` events.
     pub(crate) host: HtmlElement,
 }
 
-fn status_text(status: &Status) -> Option<String> {
+fn status_text(status: &Status) -> Option<Text> {
     match status {
-        Status::Connecting => Some("Connecting…".into()),
-        Status::Buffering => Some("Buffering…".into()),
-        Status::Reconnecting => Some("Connection lost — reconnecting…".into()),
-        Status::Offline => Some("The broadcast has not started yet.".into()),
-        Status::Ended => Some("The broadcast has ended.".into()),
-        Status::Error { message, .. } => Some(format!("Cannot play: {message}")),
-        Status::Playing | Status::Paused => None,
+        Status::Connecting => Some(Text::Connecting),
+        Status::Buffering => Some(Text::Buffering),
+        Status::Reconnecting => Some(Text::Reconnecting),
+        Status::Offline => Some(Text::Offline),
+        Status::Ended => Some(Text::Ended),
+        Status::Error { .. } => Some(Text::CannotPlay),
+        Status::Playing | Status::BehindLive | Status::Paused => None,
     }
 }
+
+/// Tells the host page: `data-status` for CSS and tests, a `lucarne:status` event for
+/// analytics (`event.detail.status`).
+fn announce(host: &HtmlElement, s: &Status) {
+    let _ = host.set_attribute("data-status", s.name());
+    let detail = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&detail, &"status".into(), &s.name().into());
+    if let Status::Error { message, fatal } = s {
+        let _ = js_sys::Reflect::set(&detail, &"message".into(), &message.into());
+        let _ = js_sys::Reflect::set(&detail, &"fatal".into(), &(*fatal).into());
+    }
+    let init = web_sys::CustomEventInit::new();
+    init.set_detail(&detail);
+    init.set_bubbles(true);
+    init.set_composed(true);
+    if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("lucarne:status", &init) {
+        let _ = host.dispatch_event(&e);
+    }
+}
+
+fn call(target: &JsValue, method: &str) {
+    if let Ok(f) = js_sys::Reflect::get(target, &method.into()) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call0(target);
+        }
+    }
+}
+
+use wasm_bindgen::JsValue;
 
 /// The widget.
 #[function_component(App)]
 pub(crate) fn app(props: &AppProps) -> Html {
     let video = use_node_ref();
+    let root = use_node_ref();
     let status = use_state(|| Status::Connecting);
     let muted = use_state(|| props.muted);
+    // Percent, an integer: formatting floats would pull 7 KB of code into the download.
+    let volume = use_state(|| 100u32);
     let player = use_mut_ref(|| None::<PlayerHandle>);
+    let lang = props.look.lang;
 
     {
-        let (video, status, player, host) = (
-            video.clone(),
-            status.clone(),
-            player.clone(),
-            props.host.clone(),
-        );
+        let (video, status, player, host) = (video.clone(), status.clone(), player.clone(), props.host.clone());
         let (sources, start_muted) = (props.sources.clone(), props.muted);
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>() {
                 v.set_muted(start_muted);
                 let on_status: Rc<dyn Fn(Status)> = Rc::new(move |s: Status| {
-                    let _ = host.set_attribute("data-status", s.name());
+                    announce(&host, &s);
                     status.set(s);
                 });
                 *player.borrow_mut() = Some(PlayerHandle::new(v, sources, on_status));
@@ -63,29 +107,122 @@ pub(crate) fn app(props: &AppProps) -> Html {
 
     let send = {
         let player = player.clone();
-        move |c: Control| {
+        Rc::new(move |c: Control| {
             if let Some(p) = player.borrow().as_ref() {
                 p.send(c);
             }
-        }
+        })
     };
-    let toggle_mute = {
+    let set_muted = {
         let (muted, send) = (muted.clone(), send.clone());
-        Callback::from(move |_: MouseEvent| {
-            let m = !*muted;
+        Rc::new(move |m: bool| {
             send(Control::Mute(m));
             muted.set(m);
         })
     };
+    let paused = matches!(*status, Status::Paused);
     let toggle_play = {
-        let (status, send) = (status.clone(), send.clone());
-        Callback::from(move |_: MouseEvent| {
-            send(if matches!(*status, Status::Paused) {
-                Control::Play
-            } else {
-                Control::Pause
-            })
+        let send = send.clone();
+        Rc::new(move || send(if paused { Control::Play } else { Control::Pause }))
+    };
+    let fullscreen = {
+        let root = root.clone();
+        Rc::new(move || {
+            let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+            if doc.fullscreen_element().is_some() {
+                doc.exit_fullscreen();
+            } else if let Some(el) = root.cast::<web_sys::Element>() {
+                let _ = el.request_fullscreen();
+            }
         })
+    };
+    let pip = {
+        let video = video.clone();
+        Rc::new(move || {
+            if let Some(v) = video.cast::<HtmlVideoElement>() {
+                call(&v, "requestPictureInPicture");
+            }
+        })
+    };
+    let go_live = {
+        let send = send.clone();
+        Rc::new(move || send(Control::GoLive))
+    };
+    let change_volume = {
+        let (volume, send, set_muted) = (volume.clone(), send.clone(), set_muted.clone());
+        Rc::new(move |v: u32| {
+            let v = v.min(100);
+            send(Control::Volume(f64::from(v) / 100.0));
+            volume.set(v);
+            set_muted(v == 0);
+        })
+    };
+
+    let onkeydown = {
+        let (toggle_play, set_muted, muted, fullscreen, go_live, change_volume, volume) = (
+            toggle_play.clone(),
+            set_muted.clone(),
+            *muted,
+            fullscreen.clone(),
+            go_live.clone(),
+            change_volume.clone(),
+            *volume,
+        );
+        Callback::from(move |e: KeyboardEvent| {
+            // Let buttons and the slider handle their own keys.
+            let in_control = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|el| matches!(el.tag_name().as_str(), "BUTTON" | "INPUT"));
+            let handled = match e.key().as_str() {
+                " " | "k" | "K" if !in_control || e.key() != " " => {
+                    toggle_play();
+                    true
+                }
+                "m" | "M" => {
+                    set_muted(!muted);
+                    true
+                }
+                "f" | "F" => {
+                    fullscreen();
+                    true
+                }
+                "l" | "L" => {
+                    go_live();
+                    true
+                }
+                "ArrowUp" if !in_control => {
+                    change_volume(volume + 10);
+                    true
+                }
+                "ArrowDown" if !in_control => {
+                    change_volume(volume.saturating_sub(10));
+                    true
+                }
+                _ => false,
+            };
+            if handled {
+                e.prevent_default();
+            }
+        })
+    };
+
+    let click = |f: Rc<dyn Fn()>| Callback::from(move |_: MouseEvent| f());
+    let on_volume = {
+        let change_volume = change_volume.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(input) = e.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) {
+                change_volume(input.value_as_number().clamp(0.0, 100.0) as u32);
+            }
+        })
+    };
+    let unmute = {
+        let set_muted = set_muted.clone();
+        Callback::from(move |_: MouseEvent| set_muted(false))
+    };
+    let toggle_mute = {
+        let (set_muted, m) = (set_muted.clone(), *muted);
+        Callback::from(move |_: MouseEvent| set_muted(!m))
     };
     let retry = Callback::from(|_: MouseEvent| {
         if let Some(w) = web_sys::window() {
@@ -93,28 +230,57 @@ pub(crate) fn app(props: &AppProps) -> Html {
         }
     });
 
-    let paused = matches!(*status, Status::Paused);
     let fatal = matches!(*status, Status::Error { fatal: true, .. });
+    let behind = matches!(*status, Status::BehindLive);
+    let error_detail = match &*status {
+        Status::Error { message, .. } => Some(message.clone()),
+        _ => None,
+    };
+    let live = matches!(*status, Status::Playing);
+    let label = |k: Text| t(lang, k);
+    let theme = if props.look.light { "light" } else { "dark" };
+
     html! {
-        <div class={classes!("lucarne", status.name())}>
-            <video ref={video} playsinline=true muted={props.muted} aria-label="Live video"></video>
-            if matches!(*status, Status::Playing) {
-                <span class="badge live">{"LIVE"}</span>
+        <div ref={root} class={classes!("lucarne", status.name(), theme)} style={props.look.style.clone()}
+            tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
+            <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
+                aria-label={label(Text::VideoLabel)}></video>
+            if live {
+                <span class="badge live">{label(Text::Live)}</span>
             }
-            if let Some(text) = status_text(&status) {
+            if behind {
+                <button class="badge golive" onclick={click(go_live.clone())}>{label(Text::BackToLive)}</button>
+            }
+            if *muted && !fatal {
+                <button class="unmute-badge" onclick={unmute} aria-label={label(Text::Unmute)}>
+                    <i class="icon muted-icon"></i>{label(Text::TapToUnmute)}
+                </button>
+            }
+            if let Some(key) = status_text(&status) {
                 <div class="overlay" role="status" aria-live="polite">
-                    <span>{text}</span>
-                    if fatal { <button class="retry" onclick={retry}>{"Retry"}</button> }
+                    if matches!(*status, Status::Connecting | Status::Buffering | Status::Reconnecting) {
+                        <span class="spinner" aria-hidden="true"></span>
+                    }
+                    <span class="message">{label(key)}</span>
+                    if let Some(detail) = error_detail { <span class="detail">{detail}</span> }
+                    if fatal { <button class="retry" onclick={retry}>{label(Text::Retry)}</button> }
                 </div>
             }
             <div class="controls">
-                <button class="play" onclick={toggle_play} aria-label={if paused { "Play" } else { "Pause" }}>
-                    {if paused { "▶" } else { "❚❚" }}
+                <button class="play" onclick={click(toggle_play.clone())}
+                    aria-label={label(if paused { Text::Play } else { Text::Pause })}>
+                    <i class={classes!("icon", if paused { "play-icon" } else { "pause-icon" })}></i>
                 </button>
-                <button class={classes!("mute", (*muted).then_some("muted"))} onclick={toggle_mute}
-                    aria-label={if *muted { "Unmute" } else { "Mute" }}>
-                    {if *muted { "🔇 Tap to unmute" } else { "🔊" }}
+                <button class="mute" onclick={toggle_mute} aria-pressed={(*muted).to_string()}
+                    aria-label={label(if *muted { Text::Unmute } else { Text::Mute })}>
+                    <i class={classes!("icon", if *muted { "muted-icon" } else { "sound-icon" })}></i>
                 </button>
+                <input class="volume" type="range" min="0" max="100" step="5"
+                    value={if *muted { "0".to_string() } else { volume.to_string() }}
+                    oninput={on_volume} aria-label={label(Text::Volume)} />
+                <span class="spacer"></span>
+                <button class="pip" onclick={click(pip)} aria-label={label(Text::PictureInPicture)}><i class="icon pip-icon"></i></button>
+                <button class="fullscreen" onclick={click(fullscreen)} aria-label={label(Text::Fullscreen)}><i class="icon fs-icon"></i></button>
             </div>
         </div>
     }

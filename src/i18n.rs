@@ -1,0 +1,121 @@
+//! The widget's words, in English and French. Pure: the language is chosen by the
+//! embed code (attribute, then the page's `lang`, then the browser) and passed down.
+//! Every key must exist in every language: the `match` makes a missing one a compile
+//! error.
+
+/// A language the widget speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// From a BCP 47 tag (`fr`, `fr-CA`, `en-GB`...); `None` for other languages.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "fr" => Some(Lang::Fr),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The first supported language among candidates, else English.
+    pub fn pick<'a>(candidates: impl IntoIterator<Item = &'a str>) -> Lang {
+        candidates.into_iter().find_map(Lang::from_tag).unwrap_or_default()
+    }
+}
+
+/// Everything the widget says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Text {
+    VideoLabel,
+    Connecting,
+    Buffering,
+    Reconnecting,
+    Offline,
+    Ended,
+    CannotPlay,
+    Retry,
+    Live,
+    BackToLive,
+    Play,
+    Pause,
+    Mute,
+    Unmute,
+    TapToUnmute,
+    Volume,
+    Fullscreen,
+    ExitFullscreen,
+    PictureInPicture,
+}
+
+/// The text for `key` in `lang`.
+pub fn t(lang: Lang, key: Text) -> &'static str {
+    use Text::*;
+    match (lang, key) {
+        (Lang::En, VideoLabel) => "Live video",
+        (Lang::Fr, VideoLabel) => "Vidéo en direct",
+        (Lang::En, Connecting) => "Connecting…",
+        (Lang::Fr, Connecting) => "Connexion…",
+        (Lang::En, Buffering) => "Loading…",
+        (Lang::Fr, Buffering) => "Chargement…",
+        (Lang::En, Reconnecting) => "Connection lost — reconnecting…",
+        (Lang::Fr, Reconnecting) => "Connexion perdue — reconnexion…",
+        (Lang::En, Offline) => "The broadcast has not started yet.",
+        (Lang::Fr, Offline) => "Le direct n’a pas encore commencé.",
+        (Lang::En, Ended) => "The broadcast has ended.",
+        (Lang::Fr, Ended) => "Le direct est terminé.",
+        (Lang::En, CannotPlay) => "Cannot play",
+        (Lang::Fr, CannotPlay) => "Lecture impossible",
+        (Lang::En, Retry) => "Retry",
+        (Lang::Fr, Retry) => "Réessayer",
+        (Lang::En, Live) => "LIVE",
+        (Lang::Fr, Live) => "DIRECT",
+        (Lang::En, BackToLive) => "Back to live",
+        (Lang::Fr, BackToLive) => "Revenir au direct",
+        (Lang::En, Play) => "Play",
+        (Lang::Fr, Play) => "Lecture",
+        (Lang::En, Pause) => "Pause",
+        (Lang::Fr, Pause) => "Pause",
+        (Lang::En, Mute) => "Mute",
+        (Lang::Fr, Mute) => "Couper le son",
+        (Lang::En, Unmute) => "Unmute",
+        (Lang::Fr, Unmute) => "Activer le son",
+        (Lang::En, TapToUnmute) => "Tap to unmute",
+        (Lang::Fr, TapToUnmute) => "Touchez pour le son",
+        (Lang::En, Volume) => "Volume",
+        (Lang::Fr, Volume) => "Volume",
+        (Lang::En, Fullscreen) => "Full screen",
+        (Lang::Fr, Fullscreen) => "Plein écran",
+        (Lang::En, ExitFullscreen) => "Exit full screen",
+        (Lang::Fr, ExitFullscreen) => "Quitter le plein écran",
+        (Lang::En, PictureInPicture) => "Picture in picture",
+        (Lang::Fr, PictureInPicture) => "Image dans l’image",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_from_tags_in_order() {
+        assert_eq!(Lang::pick(["fr-CA"]), Lang::Fr);
+        assert_eq!(Lang::pick(["de", "fr"]), Lang::Fr);
+        assert_eq!(Lang::pick(["de", "es"]), Lang::En);
+        assert_eq!(Lang::pick(["", "EN_gb"]), Lang::En);
+        assert_eq!(Lang::pick([]), Lang::En);
+    }
+
+    #[test]
+    fn french_differs_where_it_should() {
+        assert_eq!(t(Lang::Fr, Text::BackToLive), "Revenir au direct");
+        assert_ne!(t(Lang::Fr, Text::Reconnecting), t(Lang::En, Text::Reconnecting));
+    }
+}
