@@ -1,47 +1,138 @@
-/*! lucarne loader: mounts a live video widget where this script stands.
+/*! lucarne loader — puts a live video widget on any page.
  *
+ *   <script async src="https://HOST/lucarne.js" data-src="https://HOST/s/demo"></script>
  *   <script async src="https://HOST/lucarne.js"
- *           data-stream="https://HOST/live/demo/index.m3u8"
- *           data-ll="wss://HOST/live/demo/ll"></script>
+ *           data-stream="https://HOST/live/demo/index.m3u8" data-ll="wss://HOST/live/demo/ll"></script>
+ *   <lucarne-live stream="https://..." lang="fr"></lucarne-live>
+ *   lucarne.mount(element, {stream, ll, src, ...}) -> Promise<{destroy()}>
  *
- * Also exposes window.lucarne.mount(element, {stream, ll, muted}) -> Promise<handle>,
- * handle.destroy(). The WebAssembly is loaded once, lazily, relative to this file. */
+ * The widget (WebAssembly) is fetched once, lazily, relative to this file. Plain ES5-ish
+ * script on purpose: no build step for the people who paste it. */
 (function () {
   "use strict";
   var script = document.currentScript;
-  var base = script && script.src ? new URL(".", script.src) : new URL(".", document.baseURI);
-  var api = window.lucarne || {};
-  if (!api._ready) {
+  var here = script && script.src ? new URL(".", script.src) : new URL(".", document.baseURI);
+  var api = window.lucarne = window.lucarne || {};
+  var OPTIONS = ["src", "stream", "ll", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
+
+  if (!api.mount) {
     var modules = {};
-    api._load = function (from) {
-      var key = from.href;
+    var load = function (base) {
+      var key = base.href;
       if (!modules[key]) {
-        modules[key] = import(new URL("lucarne_widget.js", from).href).then(function (m) {
-          return m.default({ module_or_path: new URL("lucarne_widget_bg.wasm", from) }).then(function () {
+        modules[key] = import(new URL("lucarne_widget.js", base).href).then(function (m) {
+          return m.default({ module_or_path: new URL("lucarne_widget_bg.wasm", base) }).then(function () {
             return m;
           });
         });
+        // Let a later mount try again (a network blip must not poison the page).
+        modules[key].catch(function () { delete modules[key]; });
       }
       return modules[key];
     };
-    api._ready = true;
-    api.mount = function (element, options, from) {
-      return api._load(from || base).then(function (m) {
-        return m.mount(element, options || {});
+
+    // Shown without WebAssembly, so it cannot be the widget's own rendering.
+    var showError = function (host, text) {
+      var root = host.shadowRoot || host.attachShadow({ mode: "open" });
+      root.innerHTML = "<style>:host{all:initial;display:block}div{font:14px/1.4 system-ui,sans-serif;" +
+        "background:#1b1b1b;color:#fff;padding:16px;border-radius:10px;min-height:80px;display:flex;" +
+        "align-items:center;justify-content:center;text-align:center}</style><div role=\"alert\"></div>";
+      root.querySelector("div").textContent = text;
+      host.setAttribute("data-status", "error");
+      console.error("lucarne: " + text);
+    };
+
+    var explain = function (e) {
+      var msg = String(e && e.message || e);
+      if (/WebAssembly|wasm/i.test(msg) && /Content.Security.Policy|CSP|unsafe-eval|not allowed|Refused/i.test(msg)) {
+        return "This page's Content-Security-Policy blocks WebAssembly, which the live video needs: " +
+          "add 'wasm-unsafe-eval' to its script-src.";
+      }
+      return msg;
+    };
+
+    // data-src short form: the server says where the stream is.
+    var resolve = function (options) {
+      if (!options.src) return Promise.resolve(options);
+      var src = new URL(options.src, document.baseURI);
+      return fetch(src.href, { mode: "cors" }).then(function (r) {
+        if (!r.ok) throw new Error("data-src: " + src.href + " answered HTTP " + r.status);
+        return r.json();
+      }).then(function (info) {
+        var out = {};
+        for (var k in options) out[k] = options[k];
+        if (!out.stream && info.hls) out.stream = new URL(info.hls, src).href;
+        if (!out.ll && info.ll) out.ll = new URL(info.ll, src).href.replace(/^http/, "ws");
+        if (!out.poster && info.poster) out.poster = new URL(info.poster, src).href;
+        return out;
       });
     };
-    window.lucarne = api;
+
+    api.mount = function (element, options, base) {
+      options = options || {};
+      return resolve(options).then(function (opts) {
+        return load(base || here).then(function (m) {
+          var widget = m.mount(element, opts);
+          return {
+            destroy: function () {
+              if (widget) { widget.destroy(); widget.free(); widget = null; }
+            }
+          };
+        });
+      }).catch(function (e) {
+        showError(element, explain(e));
+        throw e;
+      });
+    };
+
+    if (window.customElements && !customElements.get("lucarne-live")) {
+      var LucarneLive = function () { return Reflect.construct(HTMLElement, [], LucarneLive); };
+      LucarneLive.prototype = Object.create(HTMLElement.prototype);
+      LucarneLive.prototype.constructor = LucarneLive;
+      Object.defineProperty(LucarneLive, "observedAttributes", {
+        get: function () {
+          return OPTIONS.concat(OPTIONS.map(function (o) { return "data-" + o; }));
+        }
+      });
+      LucarneLive.prototype.options = function () {
+        var out = {};
+        for (var i = 0; i < OPTIONS.length; i++) {
+          var v = this.getAttribute(OPTIONS[i]);
+          if (v === null) v = this.getAttribute("data-" + OPTIONS[i]);
+          if (v !== null) out[OPTIONS[i]] = v;
+        }
+        return out;
+      };
+      LucarneLive.prototype.remount = function () {
+        var self = this;
+        if (self._pending) return;
+        self._pending = true;
+        // Batch attribute changes made together into one mount.
+        Promise.resolve().then(function () {
+          self._pending = false;
+          if (self._handle) { self._handle.then(function (h) { h.destroy(); }, function () {}); }
+          self._handle = self.isConnected ? api.mount(self, self.options()) : null;
+          if (self._handle) self._handle.catch(function () {});
+        });
+      };
+      LucarneLive.prototype.connectedCallback = function () { this.remount(); };
+      LucarneLive.prototype.attributeChangedCallback = function () { if (this.isConnected) this.remount(); };
+      LucarneLive.prototype.disconnectedCallback = function () {
+        if (this._handle) this._handle.then(function (h) { h.destroy(); }, function () {});
+        this._handle = null;
+      };
+      customElements.define("lucarne-live", LucarneLive);
+    }
   }
-  if (script && script.dataset && (script.dataset.stream || script.dataset.ll)) {
+
+  // The one-script-tag form: mount right where this script stands.
+  if (script && script.dataset && (script.dataset.stream || script.dataset.ll || script.dataset.src)) {
     var host = document.createElement("div");
     host.className = "lucarne-host";
     host.setAttribute("data-status", "loading");
     script.parentNode.insertBefore(host, script);
     var options = {};
     for (var k in script.dataset) options[k] = script.dataset[k];
-    api.mount(host, options, base).catch(function (e) {
-      host.setAttribute("data-status", "error");
-      console.error("lucarne:", e && e.message ? e.message : e);
-    });
+    api.mount(host, options, here).then(function (handle) { host.lucarne = handle; }, function () {});
   }
 })();

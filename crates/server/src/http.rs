@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}/ll", get(low_latency))
         .route("/live/{id}/{segment}", get(segment))
         .route("/api/streams/{id}", get(stream_info))
+        // The loader's `data-src` short form.
+        .route("/s/{id}", get(stream_info))
         .fallback_service(static_files)
         .layer(compress)
         .layer(cors)
