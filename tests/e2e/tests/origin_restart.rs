@@ -26,6 +26,11 @@ async fn scenario(browser: &Browser, origin: &mut Origin) -> Result<()> {
         .wait_playing(browser, Duration::from_secs(15))
         .await
         .context("the video never started before the fault")?;
+    widget
+        .watch(browser, Duration::from_secs(2))
+        .await?
+        .expect_smooth()
+        .context("before the fault")?;
     // A page reload would lose this.
     browser
         .execute("window.__e2eNotReloaded = true;", vec![])

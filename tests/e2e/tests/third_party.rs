@@ -108,7 +108,8 @@ async fn missing_segment_skipped() -> Result<()> {
             )
             .await?;
 
-            // Through and past the hole.
+            // The player has just asked for the hole, a second or so before
+            // needing it: 8 s on, it has played through and past it.
             let watch = widget.watch(browser, Duration::from_secs(8)).await?;
             let statuses = watch.statuses();
             ensure!(

@@ -191,8 +191,10 @@ async fn measure(
     if !m.errors.is_empty() {
         eprintln!("bench: {name}: page errors: {:?}", m.errors);
     }
-    if let Some(statuses) = m.raw.get("statuses") {
-        eprintln!("bench: {name}: statuses {statuses}");
+    for key in ["statuses", "hls_state", "config"] {
+        if let Some(v) = m.raw.get(key) {
+            eprintln!("bench: {name}: {key} {v}");
+        }
     }
     Ok(m)
 }
