@@ -168,7 +168,7 @@
         // The host may not exist yet; keep polling.
       }
       if (video && video !== current) attach(video);
-    }, opts.pollMs || 50);
+    }, opts.pollMs || 5); // short: a frame shown before attaching would be missed
 
     return {
       results: results,

@@ -117,7 +117,9 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
             .collect(),
         poster: opts.poster.as_deref().map(absolute),
     };
+    let early_socket = js_sys::Reflect::get(&options, &"socket".into()).ok().filter(|s| s.is_object());
     let props = AppProps {
+        early_socket,
         sources,
         muted: opts.muted,
         look,

@@ -51,6 +51,8 @@ pub enum Event {
     MseFailed(String),
     /// The `<video>` element reported an error.
     MediaError,
+    /// The append queue drained: new media is buffered.
+    Buffered,
     /// `play()` was refused (autoplay policy).
     PlayRefused,
     /// The reconnect timer fired.
@@ -95,14 +97,17 @@ pub struct PlayerHandle {
 }
 
 impl PlayerHandle {
-    /// Starts playing `sources` in `video`, reporting to `on_status`.
+    /// Starts playing `sources` in `video`, reporting to `on_status`. `early_socket` is
+    /// a low-latency socket the loader opened while the widget loaded, if any.
     pub fn new(
         video: HtmlVideoElement,
         sources: Sources,
         on_status: Rc<dyn Fn(Status)>,
+        early_socket: Option<wasm_bindgen::JsValue>,
     ) -> PlayerHandle {
         let (tx, rx) = mpsc::unbounded();
-        let engine = Engine::new(video, sources, on_status, tx.clone());
+        let mut engine = Engine::new(video, sources, on_status, tx.clone());
+        engine.early_socket = early_socket;
         wasm_bindgen_futures::spawn_local(engine.run(rx));
         PlayerHandle { tx }
     }
@@ -145,6 +150,8 @@ struct Engine {
     reconnect: Option<Timeout>,
     rebuilds: Vec<f64>,
     user_paused: bool,
+    /// The loader's early low-latency socket, adopted by the first connect.
+    early_socket: Option<wasm_bindgen::JsValue>,
     /// Playing behind live on purpose (resumed after a pause); latency control is off.
     timeshift: bool,
     /// No MediaSource: the browser plays the HLS URL itself.
@@ -213,6 +220,7 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
+            early_socket: None,
             timeshift: false,
             native: false,
             became_visible: false,
@@ -293,6 +301,10 @@ impl Engine {
             && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
         if use_push {
             let url = self.sources.low_latency.clone().unwrap_or_default();
+            if let Some(p) = self.early_socket.take().and_then(|e| PushSource::adopt(&e, self.generation, self.tx.clone())) {
+                self.active = Some(Active::Push(p));
+                return;
+            }
             match PushSource::open(&url, self.generation, self.tx.clone()) {
                 Ok(p) => self.active = Some(Active::Push(p)),
                 Err(e) => self.fatal(e),
@@ -320,6 +332,11 @@ impl Engine {
         match event {
             Event::Control(c) => self.control(c),
             Event::Tick => self.tick(),
+            Event::Buffered => {
+                if !self.started {
+                    self.try_start();
+                }
+            }
             Event::Visible => self.became_visible = true,
             Event::Source(generation, e) if generation == self.generation => self.source_event(e),
             Event::Source(..) => {}
@@ -506,6 +523,19 @@ impl Engine {
         }
     }
 
+    /// First frame: seek to the target latency behind the edge and play.
+    fn try_start(&mut self) {
+        let has_media = self.mse.as_ref().is_some_and(|m| !m.buffered().is_empty());
+        if let Some(edge) = self.edge().filter(|_| has_media) {
+            self.started = true;
+            self.seek(edge - self.policy.target);
+            self.last_position = self.video.current_time();
+            if !self.user_paused {
+                self.play();
+            }
+        }
+    }
+
     fn tick(&mut self) {
         if self.native {
             return self.tick_native();
@@ -515,15 +545,7 @@ impl Engine {
         let pos = self.video.current_time();
 
         if !self.started {
-            if let Some(edge) = self.edge().filter(|_| !ranges.is_empty()) {
-                self.started = true;
-                self.seek(edge - self.policy.target);
-                self.last_position = self.video.current_time();
-                if !self.user_paused {
-                    self.play();
-                }
-            }
-            return;
+            return self.try_start();
         }
 
         // While paused the playhead stays put but live media keeps coming: keep only

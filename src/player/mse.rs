@@ -135,8 +135,14 @@ impl Mse {
             .add_source_buffer(mime)
             .map_err(|e| MseError::Failed(message(&e)))?;
         let queue = self.queue.clone();
-        self.listeners
-            .push(EventListener::new(&sb, "updateend", move |_| pump(&queue)));
+        self.listeners.push(EventListener::new(&sb, "updateend", move |_| {
+            pump(&queue);
+            let q = queue.borrow();
+            if q.ops.is_empty() {
+                // Lets the engine start playback the moment media is in, not a tick later.
+                let _ = q.tx.unbounded_send(Event::Buffered);
+            }
+        }));
         let tx = self.queue.borrow().tx.clone();
         self.listeners
             .push(EventListener::new(&sb, "error", move |_| {

@@ -6,7 +6,7 @@
 use super::engine::{Event, SourceEvent, Tx};
 use gloo_events::EventListener;
 use js_sys::{ArrayBuffer, Uint8Array};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BinaryType, MessageEvent, WebSocket};
 
 /// An open (or opening) push connection. Dropping it closes the socket silently.
@@ -19,6 +19,37 @@ impl PushSource {
     /// Connects to `url`; events are tagged with `generation`.
     pub(crate) fn open(url: &str, generation: u32, tx: Tx) -> Result<PushSource, String> {
         let ws = WebSocket::new(url).map_err(|e| format!("cannot open {url}: {}", super::fetch::js_message(&e)))?;
+        Ok(PushSource::attach(ws, generation, tx))
+    }
+
+    /// Takes over a socket the loader opened early (`{ws, queue, closed}`): listens,
+    /// then replays what arrived before the widget was ready, in order.
+    pub(crate) fn adopt(early: &JsValue, generation: u32, tx: Tx) -> Option<PushSource> {
+        let get = |k: &str| js_sys::Reflect::get(early, &k.into()).ok();
+        let ws: WebSocket = get("ws")?.dyn_into().ok()?;
+        let queue: js_sys::Array = get("queue")?.dyn_into().ok()?;
+        let closed = get("closed").is_some_and(|c| c.is_truthy());
+        let source = PushSource::attach(ws.clone(), generation, tx.clone());
+        ws.set_onmessage(None);
+        ws.set_onclose(None);
+        let send = |e| {
+            let _ = tx.unbounded_send(Event::Source(generation, e));
+        };
+        if ws.ready_state() == WebSocket::OPEN || queue.length() > 0 {
+            send(SourceEvent::Up);
+        }
+        for data in queue.iter() {
+            if let Some(e) = classify(data) {
+                send(e);
+            }
+        }
+        if closed || ws.ready_state() >= WebSocket::CLOSING {
+            send(SourceEvent::Down);
+        }
+        Some(source)
+    }
+
+    fn attach(ws: WebSocket, generation: u32, tx: Tx) -> PushSource {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let send = move |tx: &Tx, e: SourceEvent| {
             let _ = tx.unbounded_send(Event::Source(generation, e));
@@ -27,18 +58,8 @@ impl PushSource {
         {
             let tx = tx.clone();
             listeners.push(EventListener::new(&ws, "message", move |e| {
-                let Some(buf) = e
-                    .dyn_ref::<MessageEvent>()
-                    .and_then(|m| m.data().dyn_into::<ArrayBuffer>().ok())
-                else {
-                    return;
-                };
-                let data = Uint8Array::new(&buf);
-                let head = data.subarray(0, 8.min(data.length())).to_vec();
-                if super::mp4::is_init_segment(&head) {
-                    send(&tx, SourceEvent::Init(data));
-                } else {
-                    send(&tx, SourceEvent::Media(data));
+                if let Some(ev) = e.dyn_ref::<MessageEvent>().and_then(|m| classify(m.data())) {
+                    send(&tx, ev);
                 }
             }));
         }
@@ -51,8 +72,20 @@ impl PushSource {
         listeners.push(EventListener::new(&ws, "close", move |_| {
             send(&tx, SourceEvent::Down)
         }));
-        Ok(PushSource { ws, listeners })
+        PushSource { ws, listeners }
     }
+}
+
+/// An init segment or a media chunk, from a binary message's bytes.
+fn classify(data: JsValue) -> Option<SourceEvent> {
+    let buf = data.dyn_into::<ArrayBuffer>().ok()?;
+    let data = Uint8Array::new(&buf);
+    let head = data.subarray(0, 8.min(data.length())).to_vec();
+    Some(if super::mp4::is_init_segment(&head) {
+        SourceEvent::Init(data)
+    } else {
+        SourceEvent::Media(data)
+    })
 }
 
 impl Drop for PushSource {

@@ -29,6 +29,8 @@ pub(crate) struct AppProps {
     /// Start muted.
     pub(crate) muted: bool,
     pub(crate) look: Look,
+    /// The loader's early low-latency socket, if it opened one.
+    pub(crate) early_socket: Option<JsValue>,
     /// The light-DOM element hosting the shadow root: carries `data-status`, receives
     /// the `lucarne:status` events.
     pub(crate) host: HtmlElement,
@@ -89,7 +91,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
 
     {
         let (video, status, player, host) = (video.clone(), status.clone(), player.clone(), props.host.clone());
-        let (sources, start_muted) = (props.sources.clone(), props.muted);
+        let (sources, start_muted, early) = (props.sources.clone(), props.muted, props.early_socket.clone());
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>() {
                 v.set_muted(start_muted);
@@ -97,7 +99,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     announce(&host, &s);
                     status.set(s);
                 });
-                *player.borrow_mut() = Some(PlayerHandle::new(v, sources, on_status));
+                *player.borrow_mut() = Some(PlayerHandle::new(v, sources, on_status, early));
             }
             move || {
                 player.borrow_mut().take();

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 const TRUNK: &str = "0.21.14";
 const WASM_BINDGEN: &str = "0.2.130";
 const BINARYEN: &str = "132";
+const TERSER: &str = "5.51.4";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -97,13 +98,16 @@ fn ensure_build_tools() -> Result<()> {
             WASM_BINDGEN,
         ]))?;
     }
-    if !tools_dir().join("node_modules/.bin/wasm-opt").exists() {
+    let bin = tools_dir().join("node_modules/.bin");
+    if !bin.join("wasm-opt").exists() || !bin.join("terser").exists() {
         // Debian's binaryen is too old for current rustc output; npm's is current.
+        // terser minifies the loader and the wasm-bindgen glue.
         std::fs::create_dir_all(tools_dir())?;
         run(Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(tools_dir())
-            .arg(format!("binaryen@{BINARYEN}")))?;
+            .arg(format!("binaryen@{BINARYEN}"))
+            .arg(format!("terser@{TERSER}")))?;
     }
     Ok(())
 }
@@ -150,7 +154,17 @@ fn dist() -> Result<()> {
         dist.join("lucarne_bg.wasm"),
         dist.join("lucarne_widget_bg.wasm"),
     )?;
-    std::fs::copy(root().join("static/lucarne.js"), dist.join("lucarne.js"))?;
+    let terser = tools_dir().join("node_modules/.bin/terser");
+    // Comments starting with /*! (the loader's usage note) are kept.
+    run(Command::new(&terser)
+        .arg(root().join("static/lucarne.js"))
+        .args(["--compress", "--mangle", "--comments", "some", "--output"])
+        .arg(dist.join("lucarne.js")))?;
+    let glue = dist.join("lucarne_widget.js");
+    run(Command::new(&terser)
+        .arg(&glue)
+        .args(["--module", "--compress", "--mangle", "--output"])
+        .arg(&glue))?;
     let _ = std::fs::remove_file(dist.join("index.html"));
     let mut total_br = 0;
     for name in ["lucarne.js", "lucarne_widget.js", "lucarne_widget_bg.wasm"] {
