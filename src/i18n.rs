@@ -26,7 +26,10 @@ impl Lang {
 
     /// The first supported language among candidates, else English.
     pub fn pick<'a>(candidates: impl IntoIterator<Item = &'a str>) -> Lang {
-        candidates.into_iter().find_map(Lang::from_tag).unwrap_or_default()
+        candidates
+            .into_iter()
+            .find_map(Lang::from_tag)
+            .unwrap_or_default()
     }
 }
 
@@ -116,6 +119,9 @@ mod tests {
     #[test]
     fn french_differs_where_it_should() {
         assert_eq!(t(Lang::Fr, Text::BackToLive), "Revenir au direct");
-        assert_ne!(t(Lang::Fr, Text::Reconnecting), t(Lang::En, Text::Reconnecting));
+        assert_ne!(
+            t(Lang::Fr, Text::Reconnecting),
+            t(Lang::En, Text::Reconnecting)
+        );
     }
 }

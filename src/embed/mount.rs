@@ -3,8 +3,8 @@
 //! (or drop) frees everything.
 
 use super::options::{websocket_url, Options};
-use crate::player::Sources;
 use crate::i18n::Lang;
+use crate::player::Sources;
 use crate::ui::{App, AppProps, Look};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -63,11 +63,23 @@ fn show_error(host: &HtmlElement, message: &str) {
 
 /// The page's language (`<html lang>`), else the browser's preferences.
 fn page_lang(document: &web_sys::Document) -> Lang {
-    let page = document.document_element().and_then(|e| e.get_attribute("lang"));
+    let page = document
+        .document_element()
+        .and_then(|e| e.get_attribute("lang"));
     let browser: Vec<String> = web_sys::window()
-        .map(|w| w.navigator().languages().iter().filter_map(|l| l.as_string()).collect())
+        .map(|w| {
+            w.navigator()
+                .languages()
+                .iter()
+                .filter_map(|l| l.as_string())
+                .collect()
+        })
         .unwrap_or_default();
-    Lang::pick(page.iter().map(String::as_str).chain(browser.iter().map(String::as_str)))
+    Lang::pick(
+        page.iter()
+            .map(String::as_str)
+            .chain(browser.iter().map(String::as_str)),
+    )
 }
 
 /// Mounts a widget in `host` with `options` (a plain object or a `dataset`).
@@ -111,13 +123,19 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
     let look = Look {
         lang: opts.lang.unwrap_or_else(|| page_lang(&document)),
         light: opts.light,
-        style: [("accent", &opts.accent), ("radius", &opts.radius), ("font", &opts.font)]
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("--lucarne-{k}:{v};")))
-            .collect(),
+        style: [
+            ("accent", &opts.accent),
+            ("radius", &opts.radius),
+            ("font", &opts.font),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("--lucarne-{k}:{v};")))
+        .collect(),
         poster: opts.poster.as_deref().map(absolute),
     };
-    let early_socket = js_sys::Reflect::get(&options, &"socket".into()).ok().filter(|s| s.is_object());
+    let early_socket = js_sys::Reflect::get(&options, &"socket".into())
+        .ok()
+        .filter(|s| s.is_object());
     let props = AppProps {
         early_socket,
         sources,

@@ -82,12 +82,17 @@ impl Options {
                 })
             }
         };
-        let lang = match get("lang").map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()) {
+        let lang = match get("lang")
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+        {
             None => None,
-            Some(tag) => Some(crate::i18n::Lang::from_tag(&tag).ok_or_else(|| OptionError {
-                attribute: "data-lang",
-                problem: format!("\"{tag}\" is not a supported language (en, fr)"),
-            })?),
+            Some(tag) => Some(
+                crate::i18n::Lang::from_tag(&tag).ok_or_else(|| OptionError {
+                    attribute: "data-lang",
+                    problem: format!("\"{tag}\" is not a supported language (en, fr)"),
+                })?,
+            ),
         };
         let light = match get("theme").as_deref().map(str::trim) {
             None | Some("") | Some("dark") => false,
@@ -114,13 +119,17 @@ impl Options {
 }
 
 /// A CSS value safe to put in a custom property: no way out of the declaration.
-fn css_value(value: Option<String>, attribute: &'static str) -> Result<Option<String>, OptionError> {
+fn css_value(
+    value: Option<String>,
+    attribute: &'static str,
+) -> Result<Option<String>, OptionError> {
     let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let lower = v.to_ascii_lowercase();
     let bad = v.len() > 100
-        || v.chars().any(|c| matches!(c, ';' | '{' | '}' | '<' | '>' | '\\' | '@') || c.is_control())
+        || v.chars()
+            .any(|c| matches!(c, ';' | '{' | '}' | '<' | '>' | '\\' | '@') || c.is_control())
         || lower.contains("url(")
         || lower.contains("expression(");
     if bad {
@@ -202,15 +211,43 @@ mod tests {
 
     #[test]
     fn theme_language_and_css_values() {
-        let o = read(&[("stream", "/a.m3u8"), ("lang", "fr-CA"), ("theme", "light"), ("accent", "#0af"), ("font", "\"Inter\", sans-serif")]).unwrap();
+        let o = read(&[
+            ("stream", "/a.m3u8"),
+            ("lang", "fr-CA"),
+            ("theme", "light"),
+            ("accent", "#0af"),
+            ("font", "\"Inter\", sans-serif"),
+        ])
+        .unwrap();
         assert_eq!(o.lang, Some(crate::i18n::Lang::Fr));
         assert!(o.light);
         assert_eq!(o.accent.as_deref(), Some("#0af"));
         assert_eq!(o.font.as_deref(), Some("\"Inter\", sans-serif"));
-        assert_eq!(read(&[("stream", "/a"), ("lang", "de")]).unwrap_err().attribute, "data-lang");
-        assert_eq!(read(&[("stream", "/a"), ("theme", "neon")]).unwrap_err().attribute, "data-theme");
-        for evil in ["red; background: url(x)", "red}body{", "url(https://x)", "</style>"] {
-            assert_eq!(read(&[("stream", "/a"), ("accent", evil)]).unwrap_err().attribute, "data-accent", "{evil}");
+        assert_eq!(
+            read(&[("stream", "/a"), ("lang", "de")])
+                .unwrap_err()
+                .attribute,
+            "data-lang"
+        );
+        assert_eq!(
+            read(&[("stream", "/a"), ("theme", "neon")])
+                .unwrap_err()
+                .attribute,
+            "data-theme"
+        );
+        for evil in [
+            "red; background: url(x)",
+            "red}body{",
+            "url(https://x)",
+            "</style>",
+        ] {
+            assert_eq!(
+                read(&[("stream", "/a"), ("accent", evil)])
+                    .unwrap_err()
+                    .attribute,
+                "data-accent",
+                "{evil}"
+            );
         }
     }
 

@@ -280,7 +280,10 @@ impl Engine {
     /// (older iOS Safari); latency is then the browser's business.
     fn play_natively(&mut self) {
         let hls = self.sources.hls.clone();
-        let plays_hls = !self.video.can_play_type("application/vnd.apple.mpegurl").is_empty();
+        let plays_hls = !self
+            .video
+            .can_play_type("application/vnd.apple.mpegurl")
+            .is_empty();
         match hls {
             Some(url) if plays_hls => {
                 self.native = true;
@@ -289,7 +292,9 @@ impl Engine {
                 self.source_up = true;
                 self.play();
             }
-            _ => self.fatal("this browser cannot play live video (no MediaSource, no native HLS)".into()),
+            _ => self.fatal(
+                "this browser cannot play live video (no MediaSource, no native HLS)".into(),
+            ),
         }
     }
 
@@ -301,7 +306,11 @@ impl Engine {
             && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
         if use_push {
             let url = self.sources.low_latency.clone().unwrap_or_default();
-            if let Some(p) = self.early_socket.take().and_then(|e| PushSource::adopt(&e, self.generation, self.tx.clone())) {
+            if let Some(p) = self
+                .early_socket
+                .take()
+                .and_then(|e| PushSource::adopt(&e, self.generation, self.tx.clone()))
+            {
                 self.active = Some(Active::Push(p));
                 return;
             }
@@ -452,7 +461,10 @@ impl Engine {
                     let behind = self.edge().map_or(0.0, |e| e - self.video.current_time());
                     let buffered = buffer::ahead(&self.ranges(), self.video.current_time()) > 0.0;
                     // Resume where the viewer paused if that media is still here.
-                    self.timeshift = !self.native && buffered && behind > self.policy.target + 1.0 && behind < MAX_TIMESHIFT;
+                    self.timeshift = !self.native
+                        && buffered
+                        && behind > self.policy.target + 1.0
+                        && behind < MAX_TIMESHIFT;
                     if !self.timeshift {
                         self.go_live_if_behind();
                     }
@@ -523,12 +535,19 @@ impl Engine {
         }
     }
 
-    /// First frame: seek to the target latency behind the edge and play.
+    /// First frame: position the playhead and play.
     fn try_start(&mut self) {
         let has_media = self.mse.as_ref().is_some_and(|m| !m.buffered().is_empty());
         if let Some(edge) = self.edge().filter(|_| has_media) {
             self.started = true;
-            self.seek(edge - self.policy.target);
+            let push = matches!(self.active, Some(Active::Push(_)));
+            match self.ranges().last() {
+                // The push starts on a keyframe less than a segment behind live: show it
+                // at once (no decoding up to a seek point) and let the catch-up rate
+                // close the remaining fraction of a second.
+                Some(r) if push => self.video.set_current_time(r.start),
+                _ => self.seek(edge - self.policy.target),
+            }
             self.last_position = self.video.current_time();
             if !self.user_paused {
                 self.play();
@@ -596,7 +615,11 @@ impl Engine {
         if advanced {
             self.stalled_ticks = 0;
             if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
-                self.set_status(if self.timeshift { Status::BehindLive } else { Status::Playing });
+                self.set_status(if self.timeshift {
+                    Status::BehindLive
+                } else {
+                    Status::Playing
+                });
             }
             return;
         }
@@ -633,7 +656,11 @@ impl Engine {
         }
         let advanced = (pos - self.last_position).abs() > 0.01;
         self.last_position = pos;
-        self.set_status(if advanced { Status::Playing } else { Status::Buffering });
+        self.set_status(if advanced {
+            Status::Playing
+        } else {
+            Status::Buffering
+        });
     }
 }
 

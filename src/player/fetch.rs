@@ -94,9 +94,7 @@ pub(crate) async fn text(
     slot: &AbortSlot,
 ) -> Result<String, FetchError> {
     let r = response(url, timeout_ms, slot).await?;
-    let promise = r
-        .text()
-        .map_err(|e| FetchError::Network(js_message(&e)))?;
+    let promise = r.text().map_err(|e| FetchError::Network(js_message(&e)))?;
     let text = JsFuture::from(promise)
         .await
         .map_err(|e| FetchError::Network(js_message(&e)))?;

@@ -88,7 +88,10 @@ impl Mse {
         // an AirPlay receiver cannot be fed from MSE.
         let (media_source, managed) = match construct("ManagedMediaSource") {
             Some(m) => (m, true),
-            None => (construct("MediaSource").ok_or(MseError::Unsupported)?, false),
+            None => (
+                construct("MediaSource").ok_or(MseError::Unsupported)?,
+                false,
+            ),
         };
         if managed {
             let _ = js_sys::Reflect::set(video, &"disableRemotePlayback".into(), &true.into());
@@ -135,14 +138,15 @@ impl Mse {
             .add_source_buffer(mime)
             .map_err(|e| MseError::Failed(message(&e)))?;
         let queue = self.queue.clone();
-        self.listeners.push(EventListener::new(&sb, "updateend", move |_| {
-            pump(&queue);
-            let q = queue.borrow();
-            if q.ops.is_empty() {
-                // Lets the engine start playback the moment media is in, not a tick later.
-                let _ = q.tx.unbounded_send(Event::Buffered);
-            }
-        }));
+        self.listeners
+            .push(EventListener::new(&sb, "updateend", move |_| {
+                pump(&queue);
+                let q = queue.borrow();
+                if q.ops.is_empty() {
+                    // Lets the engine start playback the moment media is in, not a tick later.
+                    let _ = q.tx.unbounded_send(Event::Buffered);
+                }
+            }));
         let tx = self.queue.borrow().tx.clone();
         self.listeners
             .push(EventListener::new(&sb, "error", move |_| {
@@ -246,7 +250,11 @@ pub fn type_supported(mime: &str) -> bool {
     ["ManagedMediaSource", "MediaSource"].iter().any(|n| {
         js_sys::Reflect::get(&global, &(*n).into())
             .ok()
-            .and_then(|c| js_sys::Reflect::get(&c, &"isTypeSupported".into()).ok().map(|f| (c, f)))
+            .and_then(|c| {
+                js_sys::Reflect::get(&c, &"isTypeSupported".into())
+                    .ok()
+                    .map(|f| (c, f))
+            })
             .and_then(|(c, f)| f.dyn_into::<js_sys::Function>().ok().map(|f| (c, f)))
             .and_then(|(c, f)| f.call1(&c, &mime.into()).ok())
             .is_some_and(|r| r.is_truthy())

@@ -148,9 +148,7 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                         .ok_or_else(|| bad(line))?;
                     pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
                 }
-                "EXT-X-TARGETDURATION" => {
-                    target = Some(decimal(value).ok_or_else(|| bad(line))?)
-                }
+                "EXT-X-TARGETDURATION" => target = Some(decimal(value).ok_or_else(|| bad(line))?),
                 "EXT-X-MEDIA-SEQUENCE" => {
                     media.media_sequence = value.parse().map_err(|_| bad(line))?;
                 }

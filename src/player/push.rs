@@ -18,7 +18,8 @@ pub(crate) struct PushSource {
 impl PushSource {
     /// Connects to `url`; events are tagged with `generation`.
     pub(crate) fn open(url: &str, generation: u32, tx: Tx) -> Result<PushSource, String> {
-        let ws = WebSocket::new(url).map_err(|e| format!("cannot open {url}: {}", super::fetch::js_message(&e)))?;
+        let ws = WebSocket::new(url)
+            .map_err(|e| format!("cannot open {url}: {}", super::fetch::js_message(&e)))?;
         Ok(PushSource::attach(ws, generation, tx))
     }
 

@@ -90,8 +90,17 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let lang = props.look.lang;
 
     {
-        let (video, status, player, host) = (video.clone(), status.clone(), player.clone(), props.host.clone());
-        let (sources, start_muted, early) = (props.sources.clone(), props.muted, props.early_socket.clone());
+        let (video, status, player, host) = (
+            video.clone(),
+            status.clone(),
+            player.clone(),
+            props.host.clone(),
+        );
+        let (sources, start_muted, early) = (
+            props.sources.clone(),
+            props.muted,
+            props.early_socket.clone(),
+        );
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>() {
                 v.set_muted(start_muted);
@@ -125,12 +134,20 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let paused = matches!(*status, Status::Paused);
     let toggle_play = {
         let send = send.clone();
-        Rc::new(move || send(if paused { Control::Play } else { Control::Pause }))
+        Rc::new(move || {
+            send(if paused {
+                Control::Play
+            } else {
+                Control::Pause
+            })
+        })
     };
     let fullscreen = {
         let root = root.clone();
         Rc::new(move || {
-            let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+            let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+                return;
+            };
             if doc.fullscreen_element().is_some() {
                 doc.exit_fullscreen();
             } else if let Some(el) = root.cast::<web_sys::Element>() {
@@ -213,7 +230,10 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let on_volume = {
         let change_volume = change_volume.clone();
         Callback::from(move |e: InputEvent| {
-            if let Some(input) = e.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) {
+            if let Some(input) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            {
                 change_volume(input.value_as_number().clamp(0.0, 100.0) as u32);
             }
         })

@@ -2,6 +2,10 @@
 //! lucarne-server's demo stream, in one headless browser. A benchmark, never a
 //! pass/fail test: it prints numbers.
 //!
+//! Time to first frame is the median of `--ttff-trials` page loads, each in a new
+//! browser, the players taking turns going first (a warm browser would favour the
+//! second player).
+//!
 //! ```text
 //! cargo run --release -p lucarne-e2e --bin bench -- playback [--seconds 60]
 //!     [--only lucarne|hlsjs] [--hlsjs-params 'liveSyncDuration=1.2&maxLiveSyncPlaybackRate=1.2']
@@ -36,10 +40,12 @@ struct Options {
     hlsjs_params: Option<String>,
     /// Where hls.js gets the stream: "server" (lucarne-server) or "ffmpeg".
     hlsjs_origin: String,
+    /// Time-to-first-frame trials per player, each in a new browser.
+    ttff_trials: usize,
 }
 
 const USAGE: &str = "usage: bench playback [--seconds 60] [--only lucarne|hlsjs] \
-                     [--hlsjs-params 'k=v&k=v'] [--hlsjs-origin server|ffmpeg]";
+                     [--hlsjs-params 'k=v&k=v'] [--hlsjs-origin server|ffmpeg] [--ttff-trials 5]";
 
 fn parse_args() -> Result<Options> {
     let mut args = std::env::args().skip(1);
@@ -52,6 +58,7 @@ fn parse_args() -> Result<Options> {
         only: None,
         hlsjs_params: None,
         hlsjs_origin: "server".into(),
+        ttff_trials: 5,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -63,6 +70,7 @@ fn parse_args() -> Result<Options> {
             "--only" => o.only = Some(value()?),
             "--hlsjs-params" => o.hlsjs_params = Some(value()?),
             "--hlsjs-origin" => o.hlsjs_origin = value()?,
+            "--ttff-trials" => o.ttff_trials = value()?.parse().context("--ttff-trials")?,
             _ => bail!("unknown argument {flag}; {USAGE}"),
         }
     }
@@ -103,8 +111,8 @@ async fn main() -> Result<()> {
         pages.url()
     );
 
-    let mut lucarne = None;
-    let mut hlsjs = None;
+    let mut lucarne: Option<Measurement> = None;
+    let mut hlsjs: Option<Measurement> = None;
     let mut first = true;
     if let (true, Some(origin)) = (run_lucarne, &origin) {
         let url = format!("{}/lucarne.html?server={}", pages.url(), origin.url());
@@ -112,19 +120,48 @@ async fn main() -> Result<()> {
         first = false;
     }
     if run_hlsjs {
-        let server = match (&reference, &origin) {
-            (Some(r), _) => r.server().url(),
-            (None, Some(o)) => o.url(),
-            (None, None) => bail!("no origin for hls.js"),
-        };
-        let mut url = format!("{}/hlsjs.html?server={server}", pages.url());
-        if let Some(p) = &opts.hlsjs_params {
-            url.push('&');
-            url.push_str(p.trim_start_matches(['?', '&']));
-        }
+        let url = hlsjs_page_url(&opts, &pages, reference.as_ref(), origin.as_ref())
+            .context("no origin for hls.js")?;
         hlsjs = Some(measure(&browser, "hlsjs", &url, opts.seconds, first).await?);
     }
     let _ = browser.close().await;
+
+    // Time to first frame depends on what the browser has already warmed up (media
+    // pipeline, caches), so each trial gets a brand-new browser, and the players take
+    // turns going first. The median of the trials is reported.
+    let mut trials: Vec<(&str, Vec<f64>)> = vec![("lucarne", Vec::new()), ("hlsjs", Vec::new())];
+    let lucarne_url = origin
+        .as_ref()
+        .map(|o| format!("{}/lucarne.html?server={}", pages.url(), o.url()));
+    let hlsjs_url = hlsjs_page_url(&opts, &pages, reference.as_ref(), origin.as_ref());
+    for trial in 0..opts.ttff_trials {
+        let mut order = [
+            (0, lucarne_url.clone().filter(|_| run_lucarne)),
+            (1, hlsjs_url.clone().filter(|_| run_hlsjs)),
+        ];
+        if trial % 2 == 1 {
+            order.swap(0, 1);
+        }
+        for (i, url) in order {
+            let Some(url) = url else { continue };
+            let browser = Browser::launch_from_env().await?;
+            let ttff = first_frame(&browser, &url).await;
+            let _ = browser.close().await;
+            match ttff? {
+                Some(t) => trials[i].1.push(t),
+                None => eprintln!("bench: {}: ttff trial {trial}: no frame", trials[i].0),
+            }
+        }
+    }
+    for (name, t) in &trials {
+        eprintln!("bench: {name}: ttff trials {t:?}");
+    }
+    if let Some(m) = lucarne.as_mut() {
+        m.ttff_s = percentile(&trials[0].1, 50.0).or(m.ttff_s);
+    }
+    if let Some(m) = hlsjs.as_mut() {
+        m.ttff_s = percentile(&trials[1].1, 50.0).or(m.ttff_s);
+    }
 
     let lucarne_code = if run_lucarne {
         Some(lucarne_code_bytes()?)
@@ -140,6 +177,39 @@ async fn main() -> Result<()> {
         hlsjs_code,
     );
     Ok(())
+}
+
+/// The hls.js page's URL, against lucarne-server or the ffmpeg reference origin.
+fn hlsjs_page_url(
+    opts: &Options,
+    pages: &StaticServer,
+    reference: Option<&FfmpegHls>,
+    origin: Option<&Origin>,
+) -> Option<String> {
+    let server = match (reference, origin) {
+        (Some(r), _) => r.server().url(),
+        (None, Some(o)) => o.url(),
+        (None, None) => return None,
+    };
+    let mut url = format!("{}/hlsjs.html?server={server}", pages.url());
+    if let Some(p) = &opts.hlsjs_params {
+        url.push('&');
+        url.push_str(p.trim_start_matches(['?', '&']));
+    }
+    Some(url)
+}
+
+/// Loads `url` and returns its first frame time (seconds since navigation start).
+async fn first_frame(browser: &Browser, url: &str) -> Result<Option<f64>> {
+    browser.goto(url).await?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some(t) = bench_pages::read(browser).await?.and_then(|m| m.ttff_s) {
+            return Ok(Some(t));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(None)
 }
 
 /// Opens `url` in a fresh tab, waits for the first frame, lets it play for
