@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`player`]: the playback engine (MediaSource, HLS, low-latency push, latency).
+//! - [`chat`]: chat state (reducer) and its connection.
+//! - [`hearts`]: the floating-hearts simulation.
 //! - [`net`]: reconnect policy shared by every connection.
 //! - [`i18n`]: the widget's words in English and French.
 //! - [`embed`]: options (pure) and, on wasm32, `mount()` into a shadow root.
@@ -10,6 +12,8 @@
 //! Modules that touch the browser are compiled only for `wasm32`, so `cargo test` runs
 //! the pure logic natively.
 
+pub mod chat;
+pub mod hearts;
 pub mod i18n;
 pub mod net;
 pub mod player;

@@ -13,7 +13,7 @@
   var script = document.currentScript;
   var here = script && script.src ? new URL(".", script.src) : new URL(".", document.baseURI);
   var api = window.lucarne = window.lucarne || {};
-  var OPTIONS = ["src", "stream", "ll", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
+  var OPTIONS = ["src", "stream", "ll", "chat", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
 
   if (!api.mount) {
     var modules = {};
@@ -66,6 +66,7 @@
         if (!out.stream && info.hls) out.stream = new URL(info.hls, src).href;
         if (!out.ll && info.ll) out.ll = new URL(info.ll, src).href.replace(/^http/, "ws");
         if (!out.poster && info.poster) out.poster = new URL(info.poster, src).href;
+        if (!out.chat && info.chat) out.chat = new URL(info.chat, src).href.replace(/^http/, "ws");
         return out;
       });
     };
@@ -116,7 +117,8 @@
         for (var i = 0; i < OPTIONS.length; i++) {
           var v = this.getAttribute(OPTIONS[i]);
           if (v === null) v = this.getAttribute("data-" + OPTIONS[i]);
-          if (v !== null) out[OPTIONS[i]] = v;
+          // Same keys as a script's dataset: mod-token -> modToken.
+          if (v !== null) out[OPTIONS[i].replace(/-(\w)/g, function (_, c) { return c.toUpperCase(); })] = v;
         }
         return out;
       };
@@ -143,7 +145,7 @@
   }
 
   // The one-script-tag form: mount right where this script stands.
-  if (script && script.dataset && (script.dataset.stream || script.dataset.ll || script.dataset.src)) {
+  if (script && script.dataset && (script.dataset.stream || script.dataset.ll || script.dataset.src || script.dataset.chat)) {
     var host = document.createElement("div");
     host.className = "lucarne-host";
     host.setAttribute("data-status", "loading");

@@ -137,6 +137,8 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         .ok()
         .filter(|s| s.is_object());
     let props = AppProps {
+        chat: opts.chat.as_deref().map(|u| websocket_url(&absolute(u))),
+        mod_token: opts.mod_token.clone(),
         early_socket,
         sources,
         muted: opts.muted,

@@ -23,6 +23,10 @@ pub struct Options {
     pub font: Option<String>,
     /// `data-poster`: image shown before the first frame.
     pub poster: Option<String>,
+    /// `data-chat`: the chat WebSocket URL; no chat without it.
+    pub chat: Option<String>,
+    /// `data-mod-token`: shows moderation actions (the server checks the token).
+    pub mod_token: Option<String>,
 }
 
 /// A problem with the options, naming the attribute to fix.
@@ -114,6 +118,10 @@ impl Options {
             radius: css_value(get("radius"), "data-radius")?,
             font: css_value(get("font"), "data-font")?,
             poster: url_option(get("poster"), "data-poster", &["http", "https", "data"])?,
+            chat: url_option(get("chat"), "data-chat", &["ws", "wss", "http", "https"])?,
+            mod_token: get("modToken")
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty()),
         })
     }
 }

@@ -3,6 +3,8 @@
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
 //! arrows volume. Every control is a real `<button>` with an ARIA label.
 
+mod chat;
+
 use crate::i18n::{t, Lang, Text};
 use crate::player::engine::PlayerHandle;
 use crate::player::{Control, Sources, Status};
@@ -29,6 +31,9 @@ pub(crate) struct AppProps {
     /// Start muted.
     pub(crate) muted: bool,
     pub(crate) look: Look,
+    /// Chat WebSocket URL and moderator token; no chat layer without a URL.
+    pub(crate) chat: Option<String>,
+    pub(crate) mod_token: Option<String>,
     /// The loader's early low-latency socket, if it opened one.
     pub(crate) early_socket: Option<JsValue>,
     /// The light-DOM element hosting the shadow root: carries `data-status`, receives
@@ -263,8 +268,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let theme = if props.look.light { "light" } else { "dark" };
 
     html! {
-        <div ref={root} class={classes!("lucarne", status.name(), theme)} style={props.look.style.clone()}
+        <div ref={root} class={classes!("lucarne", status.name(), theme, props.chat.is_some().then_some("with-chat"))} style={props.look.style.clone()}
             tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
+            <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
                 aria-label={label(Text::VideoLabel)}></video>
             if live {
@@ -288,6 +294,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     if fatal { <button class="retry" onclick={retry}>{label(Text::Retry)}</button> }
                 </div>
             }
+            if let Some(url) = props.chat.clone() {
+                <chat::Chat {url} mod_token={props.mod_token.clone()} {lang} host={props.host.clone()} />
+            }
             <div class="controls">
                 <button class="play" onclick={click(toggle_play.clone())}
                     aria-label={label(if paused { Text::Play } else { Text::Pause })}>
@@ -303,6 +312,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
                 <span class="spacer"></span>
                 <button class="pip" onclick={click(pip)} aria-label={label(Text::PictureInPicture)}><i class="icon pip-icon"></i></button>
                 <button class="fullscreen" onclick={click(fullscreen)} aria-label={label(Text::Fullscreen)}><i class="icon fs-icon"></i></button>
+            </div>
             </div>
         </div>
     }

@@ -4,6 +4,7 @@
 //!   CMAF segments, cache headers a CDN can honour.
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
+//! - `/chat/{room}` and `/api/rooms/...`: the chat hub (see [`crate::hub`]).
 //! - everything else: the built widget (`--dist`, precompressed when `.br`/`.gz`
 //!   siblings exist) then the pages (`--pages`).
 //!
@@ -87,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}/ll", get(low_latency))
         .route("/live/{id}/{segment}", get(segment))
         .route("/api/streams/{id}", get(stream_info))
+        .route("/chat/{room}", get(crate::hub::chat_socket))
+        .merge(crate::hub::routes())
         // The loader's `data-src` short form.
         .route("/s/{id}", get(stream_info))
         .fallback_service(static_files)
@@ -162,6 +165,8 @@ struct StreamInfo {
     id: String,
     hls: String,
     ll: String,
+    /// The chat WebSocket of the stream's room.
+    chat: String,
     live: bool,
 }
 
@@ -175,6 +180,7 @@ async fn stream_info(
         Json(StreamInfo {
             hls: format!("/live/{}/index.m3u8", s.id),
             ll: format!("/live/{}/ll", s.id),
+            chat: format!("/chat/{}", s.id),
             id: s.id.clone(),
             live: true,
         }),

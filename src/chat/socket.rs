@@ -1,0 +1,344 @@
+//! The chat connection: one WebSocket to `/chat/{room}`, reconnected with exponential
+//! backoff and jitter, resumed from the last seq, with the viewer's identity kept in
+//! localStorage. It owns the [`ChatState`] (the reducer) and hands a copy to the view
+//! after every change; the view sends through [`ChatConnection`]'s methods.
+//!
+//! Messages typed while offline stay pending and are re-sent with the same `clientId`
+//! after the reconnect (the server posts each `clientId` once). Heart taps are counted
+//! locally and sent in one `hearts` frame per [`FLUSH_MS`].
+
+use super::state::{Action, ChatState};
+use super::wire::{self, opt};
+use crate::net::backoff::Backoff;
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
+use lucarne_protocol::{close, ServerMessage, PROTOCOL_VERSION};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+/// How often heart taps are sent (and the connection checked).
+pub const FLUSH_MS: u32 = 250;
+/// Pings keep the server's idle timeout away.
+const PING_EVERY_MS: f64 = 20_000.0;
+
+struct Conn {
+    url: String,
+    auth_token: Option<String>,
+    state: ChatState,
+    on_change: Rc<dyn Fn(&ChatState)>,
+    /// Hearts to show: `(colour, count)`, others' taps from the server's frames.
+    on_hearts: Rc<dyn Fn(&str, u32)>,
+    /// Own taps sent but not yet seen in a server frame (already shown locally).
+    own_unechoed: u32,
+    ws: Option<WebSocket>,
+    listeners: Vec<EventListener>,
+    backoff: Backoff,
+    reconnect: Option<Timeout>,
+    hearts: u32,
+    last_ping: f64,
+    client_seq: u64,
+}
+
+/// A live chat connection. Dropping it closes the socket and stops every timer.
+pub struct ChatConnection {
+    conn: Rc<RefCell<Conn>>,
+    _tick: Interval,
+}
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn identity_key(url: &str) -> String {
+    format!("lucarne:{url}")
+}
+
+impl ChatConnection {
+    /// Connects to `url` (`ws(s)://host/chat/room`); `on_change` receives every new state.
+    /// `on_hearts` receives the hearts others sent, to float them.
+    pub fn open(
+        url: String,
+        auth_token: Option<String>,
+        on_change: Rc<dyn Fn(&ChatState)>,
+        on_hearts: Rc<dyn Fn(&str, u32)>,
+    ) -> ChatConnection {
+        let mut state = ChatState::new();
+        // The identity (and name) this browser had in this room.
+        if let Some(saved) = storage().and_then(|s| s.get_item(&identity_key(&url)).ok().flatten())
+        {
+            if let Ok(v) = js_sys::JSON::parse(&saved) {
+                let get = |k: &str| {
+                    js_sys::Reflect::get(&v, &k.into())
+                        .ok()
+                        .and_then(|x| x.as_string())
+                };
+                state.viewer_id = get("id");
+                state.viewer_token = get("token");
+                state.name = get("name");
+            }
+        }
+        let conn = Rc::new(RefCell::new(Conn {
+            url,
+            auth_token,
+            state,
+            on_change,
+            on_hearts,
+            own_unechoed: 0,
+            ws: None,
+            listeners: Vec::new(),
+            backoff: Backoff::new(500.0, 15_000.0),
+            reconnect: None,
+            hearts: 0,
+            last_ping: now(),
+            client_seq: 0,
+        }));
+        connect(&conn);
+        let weak = Rc::downgrade(&conn);
+        let tick = Interval::new(FLUSH_MS, move || {
+            if let Some(c) = weak.upgrade() {
+                tick(&c);
+            }
+        });
+        ChatConnection { conn, _tick: tick }
+    }
+
+    /// Posts a message (shown at once as pending).
+    pub fn send_chat(&self, text: &str) {
+        let mut c = self.conn.borrow_mut();
+        c.client_seq += 1;
+        let client_id = format!("{}-{}", now() as u64, c.client_seq);
+        c.state.apply(Action::Sent {
+            client_id: client_id.clone(),
+            text: text.to_owned(),
+            now_ms: now(),
+        });
+        let frame = wire::encode(
+            "chat",
+            &[
+                ("text", text.into()),
+                ("clientId", client_id.as_str().into()),
+            ],
+        );
+        send(&c, &frame);
+        c.changed();
+    }
+
+    /// Chooses the display name (remembered for next time).
+    pub fn set_name(&self, name: &str) {
+        let c = self.conn.borrow();
+        send(&c, &wire::encode("setName", &[("name", name.into())]));
+    }
+
+    /// Counts one heart tap; sent with the next flush.
+    pub fn tap_heart(&self) {
+        self.conn.borrow_mut().hearts += 1;
+    }
+
+    /// A moderation command (`delete`, `ban`...).
+    pub fn moderate(&self, kind: &str, fields: &[(&str, JsValue)]) {
+        let c = self.conn.borrow();
+        send(&c, &wire::encode(kind, fields));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ChatState {
+        self.conn.borrow().state.clone()
+    }
+}
+
+impl Conn {
+    fn changed(&self) {
+        (self.on_change)(&self.state);
+    }
+
+    fn save_identity(&self) {
+        let (Some(id), Some(token)) = (&self.state.viewer_id, &self.state.viewer_token) else {
+            return;
+        };
+        let o = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&o, &"id".into(), &id.into());
+        let _ = js_sys::Reflect::set(&o, &"token".into(), &token.into());
+        let _ = js_sys::Reflect::set(&o, &"name".into(), &opt(&self.state.name));
+        if let (Some(s), Ok(json)) = (storage(), js_sys::JSON::stringify(&o)) {
+            let _ = s.set_item(&identity_key(&self.url), &String::from(json));
+        }
+    }
+}
+
+fn send(c: &Conn, frame: &str) {
+    if let Some(ws) =
+        c.ws.as_ref()
+            .filter(|ws| ws.ready_state() == WebSocket::OPEN && c.state.online)
+    {
+        let _ = ws.send_with_str(frame);
+    }
+}
+
+fn hello(c: &Conn) -> String {
+    let s = &c.state;
+    let resume = s.epoch.map(|epoch| {
+        let o = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&o, &"epoch".into(), &(epoch as f64).into());
+        let _ = js_sys::Reflect::set(&o, &"lastSeq".into(), &(s.last_seq as f64).into());
+        JsValue::from(o)
+    });
+    wire::encode(
+        "hello",
+        &[
+            ("protocolVersion", PROTOCOL_VERSION.into()),
+            ("viewerId", opt(&s.viewer_id)),
+            ("viewerToken", opt(&s.viewer_token)),
+            ("name", opt(&s.name)),
+            ("resume", resume.unwrap_or(JsValue::UNDEFINED)),
+            ("authToken", opt(&c.auth_token)),
+        ],
+    )
+}
+
+fn connect(conn: &Rc<RefCell<Conn>>) {
+    let mut c = conn.borrow_mut();
+    c.reconnect = None;
+    c.listeners.clear();
+    let Ok(ws) = WebSocket::new(&c.url) else {
+        drop(c);
+        return schedule(conn);
+    };
+    let weak = Rc::downgrade(conn);
+    let on_open = {
+        let weak: Weak<RefCell<Conn>> = weak.clone();
+        EventListener::new(&ws, "open", move |_| {
+            if let Some(conn) = weak.upgrade() {
+                let c = conn.borrow();
+                if let Some(ws) = &c.ws {
+                    let _ = ws.send_with_str(&hello(&c));
+                }
+            }
+        })
+    };
+    let on_message = {
+        let weak = weak.clone();
+        EventListener::new(&ws, "message", move |e| {
+            let Some(text) = e
+                .dyn_ref::<MessageEvent>()
+                .and_then(|m| m.data().as_string())
+            else {
+                return;
+            };
+            let Some(frame) = wire::decode(&text) else {
+                return;
+            };
+            if let Some(conn) = weak.upgrade() {
+                receive(&conn, frame);
+            }
+        })
+    };
+    let on_close = EventListener::new(&ws, "close", move |e| {
+        let code = e.dyn_ref::<CloseEvent>().map_or(0, |c| c.code());
+        if let Some(conn) = weak.upgrade() {
+            let mut c = conn.borrow_mut();
+            c.ws = None;
+            c.state.apply(if code == close::BANNED {
+                Action::Banned
+            } else {
+                Action::Disconnected
+            });
+            c.changed();
+            let banned = c.state.banned;
+            drop(c);
+            if !banned {
+                schedule(&conn);
+            }
+        }
+    });
+    c.listeners = vec![on_open, on_message, on_close];
+    c.ws = Some(ws);
+}
+
+fn schedule(conn: &Rc<RefCell<Conn>>) {
+    let weak = Rc::downgrade(conn);
+    let mut c = conn.borrow_mut();
+    let delay = c.backoff.next_delay(js_sys::Math::random());
+    c.reconnect = Some(Timeout::new(delay as u32, move || {
+        if let Some(conn) = weak.upgrade() {
+            connect(&conn);
+        }
+    }));
+}
+
+fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage) {
+    let mut c = conn.borrow_mut();
+    if let ServerMessage::Hearts(h) = &frame {
+        // Own taps were floated when tapped; do not float them twice.
+        for (colour, &n) in &h.counts {
+            let mut n = n;
+            if *colour == c.state.colour {
+                let echo = n.min(c.own_unechoed);
+                c.own_unechoed -= echo;
+                n -= echo;
+            }
+            if n > 0 {
+                (c.on_hearts)(colour, n.min(50));
+            }
+        }
+    }
+    let welcomed = matches!(frame, ServerMessage::Welcome(_));
+    let profile = matches!(frame, ServerMessage::Welcome(_) | ServerMessage::Profile(_));
+    c.state.apply(Action::Frame(frame, now()));
+    if welcomed {
+        c.backoff.reset();
+        // Messages typed while offline go now, with their original clientId.
+        let pending: Vec<String> = c
+            .state
+            .pending()
+            .map(|m| {
+                wire::encode(
+                    "chat",
+                    &[
+                        ("text", m.text.as_str().into()),
+                        ("clientId", opt(&m.client_id)),
+                    ],
+                )
+            })
+            .collect();
+        for frame in pending {
+            send(&c, &frame);
+        }
+    }
+    if profile {
+        c.save_identity();
+    }
+    c.changed();
+}
+
+fn tick(conn: &Rc<RefCell<Conn>>) {
+    let mut c = conn.borrow_mut();
+    if !c.state.online {
+        return;
+    }
+    if c.hearts > 0 {
+        let count = std::mem::take(&mut c.hearts);
+        c.own_unechoed = c.own_unechoed.saturating_add(count).min(1000);
+        send(&c, &wire::encode("hearts", &[("count", count.into())]));
+    }
+    if now() - c.last_ping > PING_EVERY_MS {
+        c.last_ping = now();
+        send(&c, &wire::encode("ping", &[]));
+    }
+}
+
+impl Drop for ChatConnection {
+    fn drop(&mut self) {
+        let mut c = self.conn.borrow_mut();
+        c.listeners.clear();
+        c.reconnect = None;
+        if let Some(ws) = c.ws.take() {
+            let _ = ws.close();
+        }
+    }
+}

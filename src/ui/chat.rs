@@ -1,0 +1,271 @@
+//! The chat and hearts layer over the video: recent messages fading out over its lower
+//! part (a scrollable panel beside it when the widget is wide, by CSS container query),
+//! the send box with a name prompt, the hearts button, taps on the video that send a
+//! heart, floating hearts and the viewer count. Messages are text nodes, never HTML.
+
+use crate::chat::socket::ChatConnection;
+use crate::chat::state::ChatState;
+use crate::hearts::Sky;
+use crate::i18n::{t, Lang, Text};
+use gloo_timers::callback::Interval;
+use lucarne_protocol::{ErrorCode, Role};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{HtmlElement, HtmlInputElement};
+use yew::prelude::*;
+
+/// Properties of the chat layer.
+#[derive(Properties, Clone, PartialEq)]
+pub(crate) struct ChatProps {
+    /// `ws(s)://host/chat/room`.
+    pub(crate) url: String,
+    /// Moderator or broadcaster token.
+    pub(crate) mod_token: Option<String>,
+    pub(crate) lang: Lang,
+    /// The host element, for `lucarne:chat` / `lucarne:heart` events.
+    pub(crate) host: HtmlElement,
+}
+
+/// Seconds a message stays on the video in the overlay layout.
+const OVERLAY_MS: f64 = 12_000.0;
+
+fn problem_text(code: &ErrorCode) -> Text {
+    match code {
+        ErrorCode::TextTooLong => Text::ErrTooLong,
+        ErrorCode::RateLimited | ErrorCode::Muted => Text::ErrTooFast,
+        ErrorCode::SlowMode => Text::ErrSlowMode,
+        ErrorCode::BlockedWord => Text::ErrBlockedWord,
+        ErrorCode::InvalidName | ErrorCode::NameReserved => Text::ErrName,
+        ErrorCode::Banned => Text::ErrBanned,
+        _ => Text::ErrOther,
+    }
+}
+
+fn reduced_motion() -> bool {
+    web_sys::window()
+        .and_then(|w| {
+            w.match_media("(prefers-reduced-motion: reduce)")
+                .ok()
+                .flatten()
+        })
+        .is_some_and(|m| m.matches())
+}
+
+fn emit(host: &HtmlElement, name: &str, detail: &[(&str, JsValue)]) {
+    let o = js_sys::Object::new();
+    for (k, v) in detail {
+        let _ = js_sys::Reflect::set(&o, &(*k).into(), v);
+    }
+    let init = web_sys::CustomEventInit::new();
+    init.set_detail(&o);
+    init.set_bubbles(true);
+    init.set_composed(true);
+    if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict(name, &init) {
+        let _ = host.dispatch_event(&e);
+    }
+}
+
+/// The chat and hearts layer.
+#[function_component(Chat)]
+pub(crate) fn chat(props: &ChatProps) -> Html {
+    let state = use_state(ChatState::new);
+    let sky = use_mut_ref(|| Sky::new(js_sys::Date::now() as u64, reduced_motion()));
+    let frame = use_state(|| 0u32); // bumps to redraw the sky
+    let conn = use_mut_ref(|| None::<ChatConnection>);
+    let animating = use_mut_ref(|| None::<Interval>);
+    let draft = use_state(String::new);
+    let seen = use_mut_ref(|| 0u64);
+
+    // Floats hearts and keeps the sky animating while it is not empty.
+    let float: Rc<dyn Fn(&str, u32)> = {
+        let (sky, frame, animating) = (sky.clone(), frame.clone(), animating.clone());
+        Rc::new(move |colour: &str, n: u32| {
+            sky.borrow_mut().spawn(colour, n);
+            if animating.borrow().is_some() {
+                return;
+            }
+            let (sky, frame, stop) = (sky.clone(), frame.clone(), animating.clone());
+            let last = Rc::new(RefCell::new(js_sys::Date::now()));
+            *animating.borrow_mut() = Some(Interval::new(33, move || {
+                let now = js_sys::Date::now();
+                let dt = (now - *last.borrow()) / 1000.0;
+                *last.borrow_mut() = now;
+                let mut s = sky.borrow_mut();
+                s.step(dt);
+                let empty = s.is_empty();
+                drop(s);
+                frame.set(now as u32);
+                if empty {
+                    // Dropping the Interval from inside its own callback is fine in gloo.
+                    stop.borrow_mut().take();
+                }
+            }));
+        })
+    };
+
+    {
+        let (state, conn, float, host, seen) = (
+            state.clone(),
+            conn.clone(),
+            float.clone(),
+            props.host.clone(),
+            seen.clone(),
+        );
+        let (url, token) = (props.url.clone(), props.mod_token.clone());
+        use_effect_with(url.clone(), move |_| {
+            let on_change: Rc<dyn Fn(&ChatState)> = Rc::new(move |s: &ChatState| {
+                // Announce new confirmed messages to the page (analytics).
+                let mut last = seen.borrow_mut();
+                for l in s
+                    .lines
+                    .iter()
+                    .filter(|l| !l.pending && l.message.seq > *last)
+                {
+                    emit(
+                        &host,
+                        "lucarne:chat",
+                        &[
+                            ("name", l.message.name.as_str().into()),
+                            ("text", l.message.text.as_str().into()),
+                        ],
+                    );
+                }
+                *last = (*last).max(s.last_seq);
+                state.set(s.clone());
+            });
+            let on_hearts = float.clone();
+            *conn.borrow_mut() = Some(ChatConnection::open(url, token, on_change, on_hearts));
+            move || {
+                conn.borrow_mut().take();
+            }
+        });
+    }
+
+    let lang = props.lang;
+    let label = |k: Text| t(lang, k);
+    let heart = {
+        let (conn, float, state, host) = (
+            conn.clone(),
+            float.clone(),
+            state.clone(),
+            props.host.clone(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            if let Some(c) = conn.borrow().as_ref() {
+                c.tap_heart();
+            }
+            let colour = if state.colour.is_empty() {
+                "#ff2d55".to_owned()
+            } else {
+                state.colour.clone()
+            };
+            float(&colour, 1);
+            emit(
+                &host,
+                "lucarne:heart",
+                &[("colour", colour.as_str().into())],
+            );
+        })
+    };
+    let needs_name = state.name.is_none();
+    let submit = {
+        let (conn, draft, state) = (conn.clone(), draft.clone(), state.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let text = draft.trim().to_owned();
+            if text.is_empty() {
+                return;
+            }
+            if let Some(c) = conn.borrow().as_ref() {
+                if state.name.is_none() {
+                    c.set_name(&text);
+                } else {
+                    c.send_chat(&text);
+                }
+            }
+            draft.set(String::new());
+        })
+    };
+    let oninput = {
+        let draft = draft.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(i) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            {
+                draft.set(i.value());
+            }
+        })
+    };
+    let staff = !matches!(state.role, Role::Viewer) && props.mod_token.is_some();
+    let moderate = |kind: &'static str, key: &'static str, value: String| {
+        let conn = conn.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(c) = conn.borrow().as_ref() {
+                c.moderate(kind, &[(key, value.as_str().into())]);
+            }
+        })
+    };
+
+    let now = js_sys::Date::now();
+    let _ = *frame;
+    let hearts = sky.borrow();
+    let max = state.max_chars as usize;
+    let count = draft.chars().count();
+    html! {
+        <>
+            <div class="tapzone" onclick={heart.clone()} aria-hidden="true"></div>
+            <div class="sky" aria-hidden="true">
+                { for hearts.hearts().iter().map(|h| html! {
+                    // Integers only: formatting floats would add kilobytes of code.
+                    <span class="heart" style={format!(
+                        "left:calc({}% / 10);bottom:calc({}% / 10);opacity:{}%;scale:{}%;color:{}",
+                        (h.x * 1000.0) as u32, (h.y * 1000.0) as u32,
+                        (h.opacity * 100.0) as u32, (h.scale * 100.0) as u32, h.colour)}>{"♥"}</span>
+                }) }
+            </div>
+            <div class="counts">
+                <span class="viewers">{state.viewer_count}{" "}{label(Text::Watching)}</span>
+                <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
+            </div>
+            <section class="chat" aria-label="Chat">
+                <ol class="lines" aria-live="polite">
+                    { for state.lines.iter().map(|l| {
+                        let old = now - l.received_ms > OVERLAY_MS;
+                        let m = &l.message;
+                        html! {
+                            <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}
+                                class={classes!("line", l.pending.then_some("pending"), old.then_some("old"))}>
+                                <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
+                                <span class="text">{&m.text}</span>
+                                if staff && !l.pending {
+                                    <button class="mod" onclick={moderate("delete", "id", m.id.clone())}>{label(Text::Delete)}</button>
+                                    <button class="mod" onclick={moderate("ban", "viewerId", m.viewer_id.clone())}>{label(Text::Ban)}</button>
+                                }
+                            </li>
+                        }
+                    }) }
+                </ol>
+                if !state.online && !state.banned {
+                    <p class="chat-note">{label(Text::ChatOffline)}</p>
+                }
+                if let Some(code) = &state.problem {
+                    <p class="chat-note problem" role="alert">{label(problem_text(code))}</p>
+                }
+                <form class="composer" onsubmit={submit}>
+                    <input class="say" type="text" value={(*draft).clone()} {oninput}
+                        maxlength={if needs_name { "24".to_string() } else { max.to_string() }}
+                        disabled={state.banned}
+                        placeholder={label(if needs_name { Text::NamePlaceholder } else { Text::ChatPlaceholder })}
+                        aria-label={label(if needs_name { Text::PickName } else { Text::ChatPlaceholder })} />
+                    if !needs_name && count + 50 > max {
+                        <span class="left">{max.saturating_sub(count)}</span>
+                    }
+                    <button type="submit" class="send" disabled={state.banned}>{label(Text::Send)}</button>
+                    <button type="button" class="heart-button" onclick={heart} aria-label={label(Text::SendHeart)}>{"♥"}</button>
+                </form>
+            </section>
+        </>
+    }
+}
