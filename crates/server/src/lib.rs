@@ -1,13 +1,15 @@
 //! lucarne-server: serves the lucarne widget, publishes live streams (HLS with CMAF
-//! segments and a low-latency WebSocket push) and, in later modules, runs the chat hub.
+//! segments and a low-latency WebSocket push) and runs the chat hub.
 //!
 //! # Layout
 //! - [`media`]: the live origin — CMAF muxing, the demo loop, stream state.
 //! - [`http`]: routes, headers, the low-latency push, errors.
+//! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 
 pub mod http;
+pub mod hub;
 pub mod media;
 
 use std::net::SocketAddr;
@@ -47,6 +49,12 @@ pub struct Config {
     /// keyframe). Shorter chunks lower latency and add a little overhead.
     #[arg(long, default_value_t = 100)]
     pub chunk_ms: u32,
+    /// Directory for the server's data (the chat database).
+    #[arg(long, default_value = "data", env = "LUCARNE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Chat options.
+    #[command(flatten)]
+    pub hub: hub::HubConfig,
 }
 
 /// Shared by every request handler.
@@ -56,6 +64,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The live streams.
     pub origin: Arc<Origin>,
+    /// The chat rooms.
+    pub hub: Arc<hub::Hub>,
 }
 
 /// Why the server could not start.
@@ -75,6 +85,9 @@ pub enum StartError {
     /// The demo clip could not be packaged.
     #[error("demo packaging: {0}")]
     Mux(#[from] media::cmaf::MuxError),
+    /// The chat database could not be opened.
+    #[error("chat store: {0}")]
+    Store(#[from] hub::store::StoreError),
 }
 
 /// A running server.
@@ -84,6 +97,7 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sources: Vec<tokio::task::JoinHandle<()>>,
+    hub: Arc<hub::Hub>,
 }
 
 impl Server {
@@ -105,9 +119,13 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let listener = axum::serve::ListenerExt::tap_io(listener, tune_connection);
+        let store = open_store(&config).await?;
+        let hub = hub::Hub::new(config.hub.clone(), store, origin.clone());
         let app = http::router(AppState {
             config: Arc::new(config),
             origin,
+            hub: hub.clone(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -122,7 +140,13 @@ impl Server {
             shutdown: Some(tx),
             task,
             sources,
+            hub,
         })
+    }
+
+    /// The chat hub (e.g. to tell rooms about stream state).
+    pub fn hub(&self) -> &Arc<hub::Hub> {
+        &self.hub
     }
 
     /// The bound address (useful with port 0).
@@ -136,11 +160,13 @@ impl Server {
         task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
-    /// Stops accepting, lets open requests finish, stops the sources.
+    /// Stops accepting, closes chat connections and flushes the chat store, lets open
+    /// requests finish, stops the sources.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.hub.shutdown(std::time::Duration::from_secs(5)).await;
         for s in &self.sources {
             s.abort();
         }
@@ -149,8 +175,42 @@ impl Server {
     }
 }
 
+/// Unsent bytes the kernel may queue per connection. A client that stops reading then
+/// blocks our writes within this much (and the chat drops it at its send deadline)
+/// instead of parking megabytes in an auto-tuned send buffer; throughput is unaffected
+/// (bytes in flight are not counted).
+const NOTSENT_LOWAT: u32 = 128 * 1024;
+
+fn tune_connection(tcp: &mut tokio::net::TcpStream) {
+    // Chat frames and low-latency chunks are small writes that must leave at once.
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        tracing::debug!("TCP_NOTSENT_LOWAT: {e}");
+    }
+}
+
+/// The chat store the configuration asks for: `--chat-db`, else `<data-dir>/chat.sqlite3`.
+async fn open_store(config: &Config) -> Result<Arc<dyn hub::store::Store>, StartError> {
+    let path = config
+        .hub
+        .chat_db
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("chat.sqlite3"));
+    if path.as_os_str() == ":memory:" {
+        return Ok(Arc::new(hub::store::memory::MemoryStore::new()));
+    }
+    let store = tokio::task::spawn_blocking(move || hub::store::sqlite::SqliteStore::open(&path))
+        .await
+        .map_err(|e| hub::store::StoreError::Corrupt(format!("opening the store: {e}")))??;
+    Ok(Arc::new(store))
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        self.hub.start_closing();
         for s in &self.sources {
             s.abort();
         }

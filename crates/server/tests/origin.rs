@@ -21,6 +21,8 @@ fn config(dist: &Path) -> Config {
         no_demo: false,
         hls_window: 6,
         chunk_ms: 100,
+        data_dir: dist.join("data"),
+        hub: Default::default(),
     }
 }
 

@@ -1,0 +1,603 @@
+//! Chat fan-out benchmark on loopback: lucarne-server against a reference broadcast
+//! server on Node's `ws` package (`ws-server.js` beside this crate), in the same run.
+//!
+//! For each server: viewers join one room in steps while senders post a steady chat
+//! rate; at each step, the delay from send to receipt is measured on probe viewers
+//! spread through the join order, and the ramp stops once its p95 exceeds 250 ms. Then,
+//! for lucarne only, a fresh server's RSS is read before and after idle viewers join a
+//! room with 50 messages of history.
+//!
+//! Fairness and bounds:
+//! - Each server runs pinned to CPU 1 and this load generator to CPU 0 (`taskset`), so
+//!   both servers get one core and neither competes with the clients.
+//! - Both receive the same frames from the same clients. lucarne's senders are ordinary
+//!   viewers under its flood limit (one message per 800 ms each). Its idle timeout is
+//!   raised because these viewers do not ping (the reference has no timeout at all).
+//! - Non-probe viewers read their sockets every 250 ms without decoding, so that the
+//!   clients cost far less than the servers; probes read and decode everything at once.
+//! - Loopback only; at most `--max-viewers` (20 000) viewers and ~3 minutes in all.
+//!
+//! Output: a `# ` line per step, then `name: value` summary lines.
+//!
+//! Run from the workspace root:
+//! `cargo build --release -p lucarne-server -p lucarne-bench-chat && target/release/lucarne-bench-chat`
+
+use anyhow::{bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The p95 delay beyond which a step fails.
+const LIMIT_MS: f64 = 250.0;
+/// Viewer counts tried, in order (capped by `--max-viewers`).
+const STEPS: &[usize] = &[
+    250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10_000, 12_500, 15_000, 17_500,
+    20_000,
+];
+/// Senders, each posting every `SEND_EVERY`: 50 messages per second in the room.
+const SENDERS: usize = 40;
+const SEND_EVERY: Duration = Duration::from_millis(800);
+/// One viewer in this many is a probe.
+const PROBE_EVERY: usize = 40;
+/// Measured time per step, and how long late messages are waited for after it.
+const WINDOW: Duration = Duration::from_secs(3);
+const GRACE: Duration = Duration::from_millis(1500);
+/// Non-probe viewers drain their sockets this often.
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
+/// Viewers per draining task.
+const DRAIN_GROUP: usize = 500;
+/// Handshakes in flight at once.
+const CONNECTING: usize = 128;
+/// Time allowed for one server's ramp.
+const RAMP_BUDGET: Duration = Duration::from_secs(75);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Lucarne,
+    Ws,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Lucarne => "lucarne",
+            Kind::Ws => "ws",
+        }
+    }
+}
+
+struct Options {
+    root: PathBuf,
+    server_bin: PathBuf,
+    max_viewers: usize,
+    idle_viewers: usize,
+    history: usize,
+    idle_only: bool,
+}
+
+fn options() -> Result<Options> {
+    let root = std::env::current_dir()?;
+    let mut o = Options {
+        server_bin: root.join("target/release/lucarne-server"),
+        root,
+        max_viewers: 20_000,
+        idle_viewers: 5_000,
+        history: 50,
+        idle_only: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().context(format!("{a} needs a value"));
+        match a.as_str() {
+            "--server-bin" => o.server_bin = PathBuf::from(value()?),
+            "--max-viewers" => o.max_viewers = value()?.parse()?,
+            "--idle-viewers" => o.idle_viewers = value()?.parse()?,
+            "--history" => o.history = value()?.parse()?,
+            "--idle-only" => o.idle_only = true,
+            _ => bail!(
+                "usage: lucarne-bench-chat [--server-bin PATH] [--max-viewers N] [--idle-viewers N]\n\
+                 [--history N] [--idle-only]\n\
+                 (run from the workspace root)"
+            ),
+        }
+    }
+    o.max_viewers = o.max_viewers.min(20_000);
+    o.idle_viewers = o.idle_viewers.min(20_000);
+    Ok(o)
+}
+
+fn main() -> Result<()> {
+    let opts = options()?;
+    if !opts.server_bin.exists() {
+        bail!(
+            "{} not found: cargo build --release -p lucarne-server",
+            opts.server_bin.display()
+        );
+    }
+    let pid = std::process::id().to_string();
+    // 20 000 sockets here and as many in the server: raise the descriptor limit (root
+    // may); children inherit it.
+    let raised = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=200000:200000"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !raised {
+        eprintln!("# could not raise the open-files limit; large steps may fail");
+    }
+    // Pin before the runtime starts so that every thread inherits it.
+    let pinned = std::process::Command::new("taskset")
+        .args(["-cp", "0", &pid])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !pinned {
+        eprintln!("# taskset unavailable: servers and clients share the cores");
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(opts, pinned))
+}
+
+async fn run(opts: Options, pinned: bool) -> Result<()> {
+    let started = Instant::now();
+    ensure_node_modules(&opts.root).await?;
+    println!(
+        "# chat fan-out on loopback: {} msg/s in one room ({SENDERS} senders), p95 limit {LIMIT_MS} ms, \
+         servers {}",
+        SENDERS as f64 / SEND_EVERY.as_secs_f64(),
+        if pinned { "on CPU 1, clients on CPU 0" } else { "unpinned" }
+    );
+
+    let rss = idle_rss(&opts, pinned).await?;
+    if opts.idle_only {
+        println!("lucarne_rss_per_viewer_kb: {rss:.1}");
+        return Ok(());
+    }
+    let lucarne = ramp(&opts, Kind::Lucarne, pinned).await?;
+    let ws = ramp(&opts, Kind::Ws, pinned).await?;
+
+    let ratio = lucarne.max_viewers as f64 / ws.max_viewers.max(1) as f64;
+    println!("# total time {:.0} s", started.elapsed().as_secs_f64());
+    println!("lucarne_max_viewers: {}", lucarne.max_viewers);
+    println!("ws_max_viewers: {}", ws.max_viewers);
+    println!("viewers_ratio: {ratio:.2}");
+    println!("lucarne_p95_ms: {:.1}", lucarne.p95_at_max);
+    println!("ws_p95_ms: {:.1}", ws.p95_at_max);
+    println!("lucarne_reached_cap: {}", lucarne.capped);
+    println!("lucarne_rss_per_viewer_kb: {rss:.1}");
+    Ok(())
+}
+
+async fn ensure_node_modules(root: &Path) -> Result<()> {
+    let dir = root.join("bench/chat");
+    if dir.join("node_modules/ws/package.json").exists() {
+        return Ok(());
+    }
+    eprintln!("# installing the reference server's dependencies (npm ci)");
+    let ok = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&dir)
+        .status()
+        .await
+        .context("running npm")?
+        .success();
+    if !ok {
+        bail!("npm ci failed in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// A server child process, killed when dropped.
+struct ServerProc {
+    child: Child,
+    port: u16,
+    _data: Option<TempDir>,
+}
+
+impl ServerProc {
+    fn rss_kb(&self) -> Result<u64> {
+        let pid = self.child.id().context("server exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS")
+    }
+}
+
+/// A directory removed on drop (the server's data dir).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_server(opts: &Options, kind: Kind, pinned: bool) -> Result<ServerProc> {
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]);
+        c
+    } else {
+        Command::new("env")
+    };
+    let mut data = None;
+    match kind {
+        Kind::Lucarne => {
+            let dir = std::env::temp_dir().join(format!(
+                "lucarne-bench-{}-{}",
+                std::process::id(),
+                Instant::now().elapsed().as_nanos()
+            ));
+            cmd.arg(&opts.server_bin).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-demo",
+                "--broadcaster-token",
+                "bench",
+                "--chat-idle-timeout-secs",
+                "3600",
+                "--data-dir",
+            ]);
+            cmd.arg(&dir).env("RUST_LOG", "warn");
+            data = Some(TempDir(dir));
+        }
+        Kind::Ws => {
+            cmd.arg("node")
+                .arg(opts.root.join("bench/chat/ws-server.js"))
+                .env("PORT", "0");
+        }
+    }
+    let mut child = cmd
+        .current_dir(&opts.root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the {} server", kind.name()))?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let port = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let port = rest.rsplit(':').next().unwrap_or(rest).trim();
+                return Ok::<u16, anyhow::Error>(port.parse()?);
+            }
+        }
+        bail!("{} server exited before listening", kind.name())
+    })
+    .await
+    .context("server start timed out")??;
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(ServerProc {
+        child,
+        port,
+        _data: data,
+    })
+}
+
+fn micros(origin: Instant) -> u64 {
+    origin.elapsed().as_micros() as u64
+}
+
+/// Opens a WebSocket (small read buffer: there are thousands of them here).
+async fn connect(port: u16, room: &str) -> Result<Ws> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.set_nodelay(true)?;
+    let req = format!("ws://127.0.0.1:{port}/chat/{room}").into_client_request()?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        req,
+        MaybeTlsStream::Plain(tcp),
+        Some(config),
+    )
+    .await?;
+    Ok(ws)
+}
+
+/// Connects a viewer; for lucarne says hello and waits for the welcome.
+async fn join(port: u16, kind: Kind, room: &str, hello: &str) -> Result<Ws> {
+    let mut ws = connect(port, room).await?;
+    if kind == Kind::Lucarne {
+        ws.send(Message::text(hello)).await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+                Some(Ok(Message::Text(t))) if t.as_str().starts_with("{\"type\":\"welcome\"") => {
+                    break
+                }
+                Some(Ok(_)) => {}
+                other => bail!("no welcome: {other:?}"),
+            }
+        }
+    }
+    Ok(ws)
+}
+
+const HELLO: &str = r#"{"type":"hello","protocolVersion":1}"#;
+
+/// Connects `n` viewers with bounded concurrency.
+async fn join_many(port: u16, kind: Kind, room: &str, n: usize) -> Result<Vec<Ws>> {
+    let mut out = Vec::with_capacity(n);
+    let mut set = tokio::task::JoinSet::new();
+    let mut started = 0;
+    while out.len() < n {
+        while started < n && set.len() < CONNECTING {
+            let room = room.to_owned();
+            set.spawn(async move { join(port, kind, &room, HELLO).await });
+            started += 1;
+        }
+        match set.join_next().await {
+            Some(r) => out.push(r??),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every viewer of the group now and then, without decoding; counts the sockets
+/// the server closed.
+fn drain(group: Vec<Ws>, closed: Arc<Mutex<usize>>, stop: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        let mut group = group;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.notified() => return,
+            }
+            let before = group.len();
+            group.retain_mut(|ws| {
+                let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+                    return false;
+                };
+                loop {
+                    match tcp.try_read(&mut buf) {
+                        Ok(0) => return false,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                        Err(_) => return false,
+                    }
+                }
+            });
+            if group.len() < before {
+                *closed.lock().unwrap() += before - group.len();
+            }
+        }
+    });
+}
+
+/// Delay samples: (send time, delay), in µs on the bench's clock.
+type Samples = Arc<Mutex<Vec<(u64, u64)>>>;
+
+/// A probe: reads and decodes every frame at once and records delays.
+fn probe(mut ws: Ws, origin: Instant, samples: Samples, stop: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                m = ws.next() => m,
+                _ = stop.notified() => return,
+            };
+            let Some(Ok(Message::Text(t))) = msg else {
+                match msg {
+                    Some(Ok(_)) => continue,
+                    _ => return,
+                }
+            };
+            let now = micros(origin);
+            // The text starts with the send time: `"text":"<µs> ...`.
+            if let Some(sent) = t
+                .as_str()
+                .split("\"text\":\"")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                samples.lock().unwrap().push((sent, now.saturating_sub(sent)));
+            }
+        }
+    });
+}
+
+/// A sender: posts every `SEND_EVERY`, logs send times, drains what it receives.
+fn sender(mut ws: Ws, i: usize, origin: Instant, sent: Samples, stop: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        // Spread the senders over the period.
+        let offset = SEND_EVERY.mul_f64(i as f64 / SENDERS as f64);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, SEND_EVERY);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.notified() => return,
+            }
+            let at = micros(origin);
+            let text = format!(
+                r#"{{"type":"chat","text":"{at} hello from the benchmark","clientId":"s{i}-{n}"}}"#
+            );
+            n += 1;
+            if ws.send(Message::text(text)).await.is_err() {
+                eprintln!("# sender {i} lost its connection");
+                return;
+            }
+            sent.lock().unwrap().push((at, 0));
+            if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+                while matches!(tcp.try_read(&mut buf), Ok(n) if n > 0) {}
+            }
+        }
+    });
+}
+
+struct RampResult {
+    max_viewers: usize,
+    p95_at_max: f64,
+    capped: bool,
+}
+
+/// p95 of the delays of messages sent in `[from, to)`, counting a message a probe never
+/// got as infinitely late.
+fn percentile_ms(
+    samples: &[(u64, u64)],
+    sent: &[(u64, u64)],
+    probes: usize,
+    from: u64,
+    to: u64,
+    p: f64,
+) -> f64 {
+    let expected = sent.iter().filter(|(t, _)| (from..to).contains(t)).count() * probes;
+    let mut delays: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| (from..to).contains(t))
+        .map(|&(_, d)| d)
+        .collect();
+    if expected == 0 {
+        return f64::INFINITY;
+    }
+    delays.sort_unstable();
+    let rank = ((expected as f64 * p).ceil() as usize).max(1) - 1;
+    delays
+        .get(rank)
+        .map_or(f64::INFINITY, |&d| d as f64 / 1000.0)
+}
+
+async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
+    let server = start_server(opts, kind, pinned).await?;
+    let port = server.port;
+    let origin = Instant::now();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let samples: Samples = Arc::default();
+    let sent: Samples = Arc::default();
+    let closed = Arc::new(Mutex::new(0usize));
+    let room = "bench";
+
+    for i in 0..SENDERS {
+        let hello = format!(r#"{{"type":"hello","protocolVersion":1,"name":"sender {i}"}}"#);
+        let ws = join(port, kind, room, &hello).await?;
+        sender(ws, i, origin, sent.clone(), stop.clone());
+    }
+
+    let mut viewers = SENDERS;
+    let mut probes = 0;
+    let mut best = RampResult {
+        max_viewers: 0,
+        p95_at_max: f64::NAN,
+        capped: false,
+    };
+    let ramp_started = Instant::now();
+    for &target in STEPS.iter().filter(|&&s| s <= opts.max_viewers) {
+        if ramp_started.elapsed() > RAMP_BUDGET {
+            println!("# {}: time budget spent", kind.name());
+            break;
+        }
+        let add = target.saturating_sub(viewers);
+        let joined = match join_many(port, kind, room, add).await {
+            Ok(j) => j,
+            Err(e) => {
+                println!("# {}: joining failed at {target} viewers: {e:#}", kind.name());
+                break;
+            }
+        };
+        let mut passive = Vec::with_capacity(joined.len());
+        for (k, ws) in joined.into_iter().enumerate() {
+            if (viewers + k) % PROBE_EVERY == 0 {
+                probe(ws, origin, samples.clone(), stop.clone());
+                probes += 1;
+            } else {
+                passive.push(ws);
+            }
+        }
+        viewers = target;
+        while !passive.is_empty() {
+            let group = passive.split_off(passive.len().saturating_sub(DRAIN_GROUP));
+            drain(group, closed.clone(), stop.clone());
+        }
+        // Let the joins' welcomes settle, then measure.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let from = micros(origin);
+        tokio::time::sleep(WINDOW).await;
+        let to = micros(origin);
+        tokio::time::sleep(GRACE).await;
+        let (p50, p95, p99) = {
+            let s = samples.lock().unwrap();
+            let sent = sent.lock().unwrap();
+            let at = |p| percentile_ms(&s, &sent, probes, from, to, p);
+            (at(0.5), at(0.95), at(0.99))
+        };
+        let dropped = *closed.lock().unwrap();
+        println!(
+            "# {:<7} viewers {target:>6}  probes {probes:>4}  delay p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  \
+             p99 {p99:>7.1} ms  dropped {dropped}",
+            kind.name(),
+        );
+        if p95 > LIMIT_MS {
+            break;
+        }
+        best.max_viewers = target;
+        best.p95_at_max = p95;
+        best.capped = target == opts.max_viewers.min(*STEPS.last().unwrap());
+    }
+    stop.notify_waiters();
+    drop(server);
+    Ok(best)
+}
+
+/// Server RSS growth per idle viewer (lucarne), in a room with `--history` messages.
+async fn idle_rss(opts: &Options, pinned: bool) -> Result<f64> {
+    let server = start_server(opts, Kind::Lucarne, pinned).await?;
+    let port = server.port;
+    let mut host = join(
+        port,
+        Kind::Lucarne,
+        "idle",
+        r#"{"type":"hello","protocolVersion":1,"authToken":"bench"}"#,
+    )
+    .await?;
+    for i in 0..opts.history {
+        let text = format!(
+            r#"{{"type":"chat","text":"message {i}: a typical line of chat, about this long","clientId":"h{i}"}}"#
+        );
+        host.send(Message::text(text)).await?;
+    }
+    // Wait for the last echo: the history is in place.
+    let last = format!("\"clientId\":\"h{}\"", opts.history.saturating_sub(1));
+    while opts.history > 0 {
+        match tokio::time::timeout(Duration::from_secs(10), host.next()).await? {
+            Some(Ok(Message::Text(t))) if t.as_str().contains(&last) => break,
+            Some(Ok(_)) => {}
+            other => bail!("history setup: {other:?}"),
+        }
+    }
+    // Warm up the allocator and the room with a few viewers first.
+    let warm = join_many(port, Kind::Lucarne, "idle", 100).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kb()?;
+    let idle = join_many(port, Kind::Lucarne, "idle", opts.idle_viewers).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server.rss_kb()?;
+    let per = (after.saturating_sub(before)) as f64 / opts.idle_viewers.max(1) as f64;
+    println!(
+        "# lucarne idle: RSS {before} kB -> {after} kB with {} idle viewers",
+        opts.idle_viewers
+    );
+    drop((warm, idle, host));
+    Ok(per)
+}
