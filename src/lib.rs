@@ -12,7 +12,9 @@
 //! Modules that touch the browser are compiled only for `wasm32`, so `cargo test` runs
 //! the pure logic natively.
 
+#[cfg(feature = "chat")]
 pub mod chat;
+#[cfg(feature = "chat")]
 pub mod hearts;
 pub mod i18n;
 pub mod net;

@@ -17,12 +17,14 @@
 
   if (!api.mount) {
     var modules = {};
-    var load = function (base) {
-      var key = base.href;
+    // Two builds: with chat (lucarne_widget) and video only (lucarne_player, lighter).
+    var load = function (base, chat) {
+      var name = chat ? "lucarne_widget" : "lucarne_player";
+      var key = base.href + name;
       if (!modules[key]) {
         // Fetch the wasm while the JS glue loads, not after: one round trip less.
-        var wasm = fetch(new URL("lucarne_widget_bg.wasm", base).href, { mode: "cors", credentials: "omit" });
-        modules[key] = import(new URL("lucarne_widget.js", base).href).then(function (m) {
+        var wasm = fetch(new URL(name + "_bg.wasm", base).href, { mode: "cors", credentials: "omit" });
+        modules[key] = import(new URL(name + ".js", base).href).then(function (m) {
           return m.default({ module_or_path: wasm }).then(function () {
             return m;
           });
@@ -89,7 +91,7 @@
       options = options || {};
       return resolve(options).then(function (opts) {
         if (opts.ll && !opts.socket) opts.socket = openEarly(opts.ll);
-        return load(base || here).then(function (m) {
+        return load(base || here, !!opts.chat).then(function (m) {
           var widget = m.mount(element, opts);
           return {
             destroy: function () {

@@ -10,7 +10,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlElement, ShadowRootInit, ShadowRootMode};
 
+#[cfg(not(feature = "chat"))]
 const CSS: &str = include_str!("../ui/widget.css");
+#[cfg(feature = "chat")]
+const CSS: &str = concat!(
+    include_str!("../ui/widget.css"),
+    include_str!("../ui/chat.css")
+);
 
 /// A mounted widget, returned to JavaScript.
 #[wasm_bindgen]

@@ -3,6 +3,7 @@
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
 //! arrows volume. Every control is a real `<button>` with an ARIA label.
 
+#[cfg(feature = "chat")]
 mod chat;
 
 use crate::i18n::{t, Lang, Text};
@@ -81,6 +82,22 @@ fn call(target: &JsValue, method: &str) {
 }
 
 use wasm_bindgen::JsValue;
+
+/// The chat and hearts layer, when the widget has a chat and was built with it.
+#[cfg(feature = "chat")]
+fn chat_layer(props: &AppProps) -> Html {
+    match props.chat.clone() {
+        Some(url) => html! {
+            <chat::Chat {url} mod_token={props.mod_token.clone()} lang={props.look.lang} host={props.host.clone()} />
+        },
+        None => Html::default(),
+    }
+}
+
+#[cfg(not(feature = "chat"))]
+fn chat_layer(_: &AppProps) -> Html {
+    Html::default()
+}
 
 /// The widget.
 #[function_component(App)]
@@ -294,9 +311,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     if fatal { <button class="retry" onclick={retry}>{label(Text::Retry)}</button> }
                 </div>
             }
-            if let Some(url) = props.chat.clone() {
-                <chat::Chat {url} mod_token={props.mod_token.clone()} {lang} host={props.host.clone()} />
-            }
+            { chat_layer(props) }
             <div class="controls">
                 <button class="play" onclick={click(toggle_play.clone())}
                     aria-label={label(if paused { Text::Play } else { Text::Pause })}>

@@ -145,6 +145,12 @@ fn ensure_test_tools() -> Result<()> {
 fn dist() -> Result<()> {
     ensure_build_tools()?;
     let dist = root().join("dist");
+    // Video only first (its own dist dir, as Trunk empties the one it builds into).
+    let player_dir = root().join("target/trunk-player");
+    run(Command::new("trunk")
+        .args(["build", "--release", "--no-default-features", "--dist"])
+        .arg(&player_dir)
+        .env("PATH", tool_path()))?;
     run(Command::new("trunk")
         .args(["build", "--release"])
         .env("PATH", tool_path()))?;
@@ -154,20 +160,36 @@ fn dist() -> Result<()> {
         dist.join("lucarne_bg.wasm"),
         dist.join("lucarne_widget_bg.wasm"),
     )?;
+    std::fs::copy(
+        player_dir.join("lucarne.js"),
+        dist.join("lucarne_player.js"),
+    )?;
+    std::fs::copy(
+        player_dir.join("lucarne_bg.wasm"),
+        dist.join("lucarne_player_bg.wasm"),
+    )?;
     let terser = tools_dir().join("node_modules/.bin/terser");
     // Comments starting with /*! (the loader's usage note) are kept.
     run(Command::new(&terser)
         .arg(root().join("static/lucarne.js"))
         .args(["--compress", "--mangle", "--comments", "some", "--output"])
         .arg(dist.join("lucarne.js")))?;
-    let glue = dist.join("lucarne_widget.js");
-    run(Command::new(&terser)
-        .arg(&glue)
-        .args(["--module", "--compress", "--mangle", "--output"])
-        .arg(&glue))?;
+    for glue in ["lucarne_widget.js", "lucarne_player.js"] {
+        let glue = dist.join(glue);
+        run(Command::new(&terser)
+            .arg(&glue)
+            .args(["--module", "--compress", "--mangle", "--output"])
+            .arg(&glue))?;
+    }
     let _ = std::fs::remove_file(dist.join("index.html"));
-    let mut total_br = 0;
-    for name in ["lucarne.js", "lucarne_widget.js", "lucarne_widget_bg.wasm"] {
+    let mut sizes = std::collections::HashMap::new();
+    for name in [
+        "lucarne.js",
+        "lucarne_widget.js",
+        "lucarne_widget_bg.wasm",
+        "lucarne_player.js",
+        "lucarne_player_bg.wasm",
+    ] {
         let path = dist.join(name);
         let data = std::fs::read(&path)?;
         let br = brotli_bytes(&data);
@@ -180,9 +202,18 @@ fn dist() -> Result<()> {
             data.len(),
             br.len()
         );
-        total_br += br.len();
+        sizes.insert(name, br.len());
     }
-    eprintln!("xtask: widget total {total_br} bytes brotli");
+    let total = |build: &str| {
+        sizes["lucarne.js"]
+            + sizes[format!("{build}.js").as_str()]
+            + sizes[format!("{build}_bg.wasm").as_str()]
+    };
+    eprintln!(
+        "xtask: widget with chat {} bytes brotli, video only {} bytes brotli",
+        total("lucarne_widget"),
+        total("lucarne_player")
+    );
     Ok(())
 }
 

@@ -22,7 +22,7 @@
 //! Code size = brotli (quality 11) of the files a page must download to play:
 //! lucarne's loader, widget JS, wasm and CSS; hls.js's `hls.light.min.js`.
 
-use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -163,11 +163,14 @@ async fn main() -> Result<()> {
         m.ttff_s = percentile(&trials[1].1, 50.0).or(m.ttff_s);
     }
 
+    // The bench page embeds video only, so the loader fetches the video-only build;
+    // the build with chat and hearts is reported beside it.
     let lucarne_code = if run_lucarne {
-        Some(lucarne_code_bytes()?)
+        Some(lucarne_code_bytes("lucarne_player")?)
     } else {
         None
     };
+    let widget_code = lucarne_code_bytes("lucarne_widget").ok();
     let hlsjs_code = brotli_size(&std::fs::read(bench_pages::hlsjs_light())?);
     print_summary(
         &opts,
@@ -175,6 +178,7 @@ async fn main() -> Result<()> {
         hlsjs.as_ref(),
         lucarne_code,
         hlsjs_code,
+        widget_code,
     );
     Ok(())
 }
@@ -271,68 +275,19 @@ async fn measure(
 
 /// Brotli size of the widget files a page downloads: the loader, the widget JS
 /// and wasm, the CSS if there is one. Looked up in dist/ (then static/).
-fn lucarne_code_bytes() -> Result<usize> {
+fn lucarne_code_bytes(build: &str) -> Result<usize> {
     let config = OriginConfig::from_env()?;
-    let dirs = [config.dist.clone(), config.pages.clone()];
+    let dir = config.dist.clone();
     let mut total = 0;
-    // wasm-bindgen names the module after the crate; accept `-` or `_`.
-    for (names, required) in [
-        (&["lucarne.js"][..], true),
-        (&["lucarne_widget.js", "lucarne-widget.js"][..], true),
-        (
-            &["lucarne_widget_bg.wasm", "lucarne-widget_bg.wasm"][..],
-            true,
-        ),
-        (&["lucarne.css"][..], false),
-    ] {
-        let name = names[0];
-        match names.iter().find_map(|n| find_file(&dirs, n)) {
-            Some(path) => {
-                let bytes = std::fs::read(&path)?;
-                let br = brotli_size(&bytes);
-                eprintln!(
-                    "bench: code {}: {} bytes, {br} brotli",
-                    path.display(),
-                    bytes.len()
-                );
-                total += br;
-            }
-            None if required => bail!(
-                "{name} not found in {} or {}: build the widget (cargo xtask dist)",
-                dirs[0].display(),
-                dirs[1].display()
-            ),
-            None => {}
-        }
+    for name in ["lucarne.js".to_owned(), format!("{build}.js"), format!("{build}_bg.wasm")] {
+        let path = dir.join(&name);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("{} missing: build the widget (cargo xtask dist)", path.display()))?;
+        let br = brotli_size(&bytes);
+        eprintln!("bench: code {}: {} bytes, {br} brotli", path.display(), bytes.len());
+        total += br;
     }
     Ok(total)
-}
-
-/// `name` in the first dir that has it; for hashed builds, `stem-<hash>.ext`.
-fn find_file(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
-    let (stem, ext) = name.rsplit_once('.')?;
-    dirs.iter().find_map(|dir| {
-        let exact = dir.join(name);
-        if exact.is_file() {
-            return Some(exact);
-        }
-        hashed(dir, stem, ext)
-    })
-}
-
-fn hashed(dir: &Path, stem: &str, ext: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let file = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
-            file.strip_suffix(&format!(".{ext}"))
-                .and_then(|s| s.strip_prefix(&format!("{stem}-")))
-                .is_some_and(|hash| {
-                    !hash.is_empty() && hash.chars().all(|c| c.is_ascii_alphanumeric())
-                })
-        })
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -352,6 +307,7 @@ fn print_summary(
     hlsjs: Option<&Measurement>,
     lucarne_code: Option<usize>,
     hlsjs_code: usize,
+    widget_code: Option<usize>,
 ) {
     let p = |m: Option<&Measurement>, q: f64| m.and_then(|m| percentile(&m.samples, q));
     let ttff = |m: Option<&Measurement>| m.and_then(|m| m.ttff_s);
@@ -379,6 +335,10 @@ fn print_summary(
         lucarne_code.map_or("n/a".to_owned(), |b| b.to_string())
     );
     println!("hlsjs_code_bytes_br: {hlsjs_code}");
+    println!(
+        "lucarne_widget_bytes_br: {}",
+        widget_code.map_or("n/a".to_owned(), |b| b.to_string())
+    );
     println!(
         "lucarne_samples: {}",
         count(lucarne, |m| m.samples.len() as u64)
