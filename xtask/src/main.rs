@@ -6,6 +6,7 @@
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [e2e|native|wasm]`: every test tier (default: all).
 //! - `cargo xtask bench playback`: lucarne against hls.js, in the same headless Chromium.
+//! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -34,7 +35,7 @@ fn main() -> Result<()> {
         Some("test") => test(rest.first().copied()),
         Some("bench") => bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <dist | demo | test [native|wasm|e2e] | bench playback [--seconds N]>");
+            eprintln!("usage: cargo xtask <dist | demo | test [native|wasm|e2e] | bench playback [--seconds N] | bench chat>");
             std::process::exit(2)
         }
     }
@@ -333,26 +334,44 @@ fn test(tier: Option<&str>) -> Result<()> {
 
 fn bench(args: &[&str]) -> Result<()> {
     match args.first() {
-        Some(&"playback") => {}
-        _ => bail!("usage: cargo xtask bench playback [--seconds N]"),
+        Some(&"playback") => {
+            ensure_test_tools()?;
+            dist()?;
+            run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
+            run(Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "lucarne-e2e",
+                    "--bin",
+                    "bench",
+                    "--",
+                ])
+                .args(args)
+                .env(
+                    "LUCARNE_SERVER_BIN",
+                    root().join("target/release/lucarne-server"),
+                )
+                .env("LUCARNE_DIST", root().join("dist")))
+        }
+        Some(&"chat") => {
+            let node_modules = root().join("bench/chat/node_modules");
+            if !node_modules.exists() {
+                run(Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+                    .arg(root().join("bench/chat")))?;
+            }
+            run(Command::new("cargo").args([
+                "build",
+                "--release",
+                "-p",
+                "lucarne-server",
+                "-p",
+                "lucarne-bench-chat",
+            ]))?;
+            run(Command::new(root().join("target/release/lucarne-bench-chat")).args(&args[1..]))
+        }
+        _ => bail!("usage: cargo xtask bench playback [--seconds N] | bench chat"),
     }
-    ensure_test_tools()?;
-    dist()?;
-    run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
-    run(Command::new("cargo")
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "lucarne-e2e",
-            "--bin",
-            "bench",
-            "--",
-        ])
-        .args(args)
-        .env(
-            "LUCARNE_SERVER_BIN",
-            root().join("target/release/lucarne-server"),
-        )
-        .env("LUCARNE_DIST", root().join("dist")))
 }
