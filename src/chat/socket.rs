@@ -18,6 +18,9 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+/// Receives hearts to float: `(colour, count)`.
+pub type OnHearts = Rc<dyn Fn(&str, u32)>;
+
 /// How often heart taps are sent (and the connection checked).
 pub const FLUSH_MS: u32 = 250;
 /// Pings keep the server's idle timeout away.
@@ -29,7 +32,7 @@ struct Conn {
     state: ChatState,
     on_change: Rc<dyn Fn(&ChatState)>,
     /// Hearts to show: `(colour, count)`, others' taps from the server's frames.
-    on_hearts: Rc<dyn Fn(&str, u32)>,
+    on_hearts: OnHearts,
     /// Own taps sent but not yet seen in a server frame (already shown locally).
     own_unechoed: u32,
     ws: Option<WebSocket>,
@@ -66,7 +69,7 @@ impl ChatConnection {
         url: String,
         auth_token: Option<String>,
         on_change: Rc<dyn Fn(&ChatState)>,
-        on_hearts: Rc<dyn Fn(&str, u32)>,
+        on_hearts: OnHearts,
     ) -> ChatConnection {
         let mut state = ChatState::new();
         // The identity (and name) this browser had in this room.

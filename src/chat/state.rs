@@ -113,7 +113,7 @@ impl ChatState {
                         colour: self.colour.clone(),
                         text,
                         ts: now_ms as u64,
-                        role: self.role.clone(),
+                        role: self.role,
                         client_id: Some(client_id),
                     },
                     pending: true,

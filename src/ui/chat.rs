@@ -3,7 +3,7 @@
 //! the send box with a name prompt, the hearts button, taps on the video that send a
 //! heart, floating hearts and the viewer count. Messages are text nodes, never HTML.
 
-use crate::chat::socket::ChatConnection;
+use crate::chat::socket::{ChatConnection, OnHearts};
 use crate::chat::state::ChatState;
 use crate::hearts::Sky;
 use crate::i18n::{t, Lang, Text};
@@ -78,7 +78,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     let seen = use_mut_ref(|| 0u64);
 
     // Floats hearts and keeps the sky animating while it is not empty.
-    let float: Rc<dyn Fn(&str, u32)> = {
+    let float: OnHearts = {
         let (sky, frame, animating) = (sky.clone(), frame.clone(), animating.clone());
         Rc::new(move |colour: &str, n: u32| {
             sky.borrow_mut().spawn(colour, n);
