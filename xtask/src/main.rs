@@ -301,6 +301,8 @@ fn test(tier: Option<&str>) -> Result<()> {
                 "lucarne",
                 "--test",
                 "mse",
+                "--test",
+                "wire",
             ],
             &envs,
             &mut tally,
