@@ -60,6 +60,14 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root().join(p) })
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn tools_dir() -> PathBuf {
     root().join(".tools")
 }
@@ -147,7 +155,7 @@ fn dist() -> Result<()> {
     ensure_build_tools()?;
     let dist = root().join("dist");
     // Video only first (its own dist dir, as Trunk empties the one it builds into).
-    let player_dir = root().join("target/trunk-player");
+    let player_dir = target_dir().join("trunk-player");
     run(Command::new("trunk")
         .args(["build", "--release", "--no-default-features", "--dist"])
         .arg(&player_dir)
@@ -234,7 +242,7 @@ fn demo() -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     eprintln!("xtask: demo at http://127.0.0.1:8080/ (Ctrl-C to stop)");
-    run(Command::new(root().join("target/release/lucarne-server"))
+    run(Command::new(target_dir().join("release/lucarne-server"))
         .args(["--listen", "127.0.0.1:8080"]))
 }
 
@@ -314,8 +322,7 @@ fn test(tier: Option<&str>) -> Result<()> {
         let envs = [
             (
                 "LUCARNE_SERVER_BIN",
-                root()
-                    .join("target/debug/lucarne-server")
+                target_dir().join("debug/lucarne-server")
                     .display()
                     .to_string(),
             ),
@@ -353,7 +360,7 @@ fn bench(args: &[&str]) -> Result<()> {
                 .args(args)
                 .env(
                     "LUCARNE_SERVER_BIN",
-                    root().join("target/release/lucarne-server"),
+                    target_dir().join("release/lucarne-server"),
                 )
                 .env("LUCARNE_DIST", root().join("dist")))
         }
@@ -372,7 +379,7 @@ fn bench(args: &[&str]) -> Result<()> {
                 "-p",
                 "lucarne-bench-chat",
             ]))?;
-            run(Command::new(root().join("target/release/lucarne-bench-chat")).args(&args[1..]))
+            run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
         _ => bail!("usage: cargo xtask bench playback [--seconds N] | bench chat"),
     }
