@@ -150,6 +150,8 @@
   if (script && script.dataset && (script.dataset.stream || script.dataset.ll || script.dataset.src || script.dataset.chat)) {
     var host = document.createElement("div");
     host.className = "lucarne-host";
+    // Inline, so a page rule like `div { display: inline }` cannot collapse it.
+    host.style.display = "block";
     host.setAttribute("data-status", "loading");
     script.parentNode.insertBefore(host, script);
     var options = {};
