@@ -46,8 +46,6 @@ pub struct DemoLoop {
     cursors: Vec<Cursor>,
     /// Target chunk length in video ticks; chunks also end before every keyframe.
     chunk_ticks: u64,
-    /// `mfhd` sequence number of the next chunk.
-    sequence: u32,
 }
 
 impl DemoLoop {
@@ -61,7 +59,13 @@ impl DemoLoop {
             .iter()
             .map(|t| {
                 let at = offset_secs * u64::from(t.track.timescale());
-                let index = t.samples.iter().position(|s| s.dts >= at).unwrap_or(0);
+                // The first sample that ends after `at`: an audio frame straddling the
+                // second belongs to the chunk in which it ends, as in a running loop.
+                let index = t
+                    .samples
+                    .iter()
+                    .position(|s| s.dts + u64::from(s.duration) > at)
+                    .unwrap_or(0);
                 Cursor { lap, index }
             })
             .collect();
@@ -70,7 +74,6 @@ impl DemoLoop {
             chunk_ticks: (video_ts * u64::from(chunk_ms.max(1)) / 1000).max(1),
             cursors,
             clip,
-            sequence: u32::try_from(start_secs % (1 << 20)).unwrap_or(0) * 64,
         }
     }
 
@@ -154,8 +157,10 @@ impl DemoLoop {
             runs.push((self.clip.tracks[t].track.id(), samples));
         }
         let refs: Vec<(u32, &[Sample])> = runs.iter().map(|(id, s)| (*id, s.as_slice())).collect();
-        let bytes = cmaf::fragment(self.sequence, &refs)?;
-        self.sequence = self.sequence.wrapping_add(1);
+        // Increasing with time and the same after a restart (chunks start at the same
+        // instants): the start in chunk units, wrapped to 32 bits.
+        let sequence = (start / self.chunk_ticks) as u32;
+        let bytes = cmaf::fragment(sequence, &refs)?;
         let starts_segment = runs[0].1[0].keyframe;
         Ok(Some(PackagedChunk {
             bytes,
@@ -231,6 +236,23 @@ mod tests {
         // Media time is unix time.
         let video_ts = u64::from(clip.tracks[0].track.timescale());
         assert_eq!(next_dts[0], Some((start + 4) * video_ts));
+    }
+
+    /// Regression: the `mfhd` sequence number once depended on when the origin started,
+    /// so a restarted origin served different bytes for the same segment.
+    #[test]
+    fn an_origin_started_later_produces_the_same_bytes() {
+        let clip = clip();
+        let mut early = DemoLoop::starting_at(clip.clone(), 1_800_000_000, 100);
+        let mut late = DemoLoop::starting_at(clip, 1_800_000_003, 100);
+        let now = 1_800_000_005 * SEC;
+        let early: Vec<_> = std::iter::from_fn(|| early.next_chunk(now).unwrap()).collect();
+        let late: Vec<_> = std::iter::from_fn(|| late.next_chunk(now).unwrap()).collect();
+        let tail = &early[early.len() - late.len()..];
+        assert!(!late.is_empty());
+        for (a, b) in tail.iter().zip(&late) {
+            assert_eq!(a.bytes, b.bytes, "chunk at {}", a.start);
+        }
     }
 
     #[test]
