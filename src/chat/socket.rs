@@ -40,6 +40,10 @@ struct Conn {
     backoff: Backoff,
     reconnect: Option<Timeout>,
     hearts: u32,
+    /// The page is in the back/forward cache: no socket, no reconnect.
+    frozen: bool,
+    /// pagehide / pageshow.
+    page_listeners: Vec<EventListener>,
     last_ping: f64,
     client_seq: u64,
 }
@@ -98,10 +102,29 @@ impl ChatConnection {
             backoff: Backoff::new(500.0, 15_000.0),
             reconnect: None,
             hearts: 0,
+            frozen: false,
+            page_listeners: Vec::new(),
             last_ping: now(),
             client_seq: 0,
         }));
         connect(&conn);
+        if let Some(window) = web_sys::window() {
+            let weak = Rc::downgrade(&conn);
+            let hide = EventListener::new(&window, "pagehide", move |_| {
+                if let Some(conn) = weak.upgrade() {
+                    freeze(&conn);
+                }
+            });
+            let weak = Rc::downgrade(&conn);
+            let show = EventListener::new(&window, "pageshow", move |_| {
+                if let Some(conn) = weak.upgrade() {
+                    if std::mem::take(&mut conn.borrow_mut().frozen) {
+                        connect(&conn);
+                    }
+                }
+            });
+            conn.borrow_mut().page_listeners = vec![hide, show];
+        }
         let weak = Rc::downgrade(&conn);
         let tick = Interval::new(FLUSH_MS, move || {
             if let Some(c) = weak.upgrade() {
@@ -253,14 +276,28 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
             });
             c.changed();
             let banned = c.state.banned;
+            let frozen = c.frozen;
             drop(c);
-            if !banned {
+            if !banned && !frozen {
                 schedule(&conn);
             }
         }
     });
     c.listeners = vec![on_open, on_message, on_close];
     c.ws = Some(ws);
+}
+
+/// Closes the socket while the page sits in the back/forward cache, so the viewer stops
+/// counting as watching; `pageshow` reconnects and resumes.
+fn freeze(conn: &Rc<RefCell<Conn>>) {
+    let mut c = conn.borrow_mut();
+    c.frozen = true;
+    c.listeners.clear();
+    c.reconnect = None;
+    if let Some(ws) = c.ws.take() {
+        let _ = ws.close();
+    }
+    c.state.apply(Action::Disconnected);
 }
 
 fn schedule(conn: &Rc<RefCell<Conn>>) {
@@ -339,6 +376,7 @@ impl Drop for ChatConnection {
     fn drop(&mut self) {
         let mut c = self.conn.borrow_mut();
         c.listeners.clear();
+        c.page_listeners.clear();
         c.reconnect = None;
         if let Some(ws) = c.ws.take() {
             let _ = ws.close();

@@ -57,6 +57,10 @@ pub enum Event {
     PlayRefused,
     /// The reconnect timer fired.
     Reconnect,
+    /// The page is being frozen (back/forward cache) or unloaded: let go of the network.
+    PageHide,
+    /// The page came back from the back/forward cache.
+    PageShow,
     /// The handle was dropped.
     Close,
 }
@@ -182,6 +186,20 @@ impl Engine {
             listeners.push(EventListener::new(&doc, "visibilitychange", move |_| {
                 if d.visibility_state() == web_sys::VisibilityState::Visible {
                     let _ = t.unbounded_send(Event::Visible);
+                }
+            }));
+        }
+        if let Some(window) = web_sys::window() {
+            let t = tx.clone();
+            listeners.push(EventListener::new(&window, "pagehide", move |_| {
+                let _ = t.unbounded_send(Event::PageHide);
+            }));
+            let t = tx.clone();
+            listeners.push(EventListener::new(&window, "pageshow", move |e| {
+                let persisted =
+                    js_sys::Reflect::get(e, &"persisted".into()).is_ok_and(|p| p.is_truthy());
+                if persisted {
+                    let _ = t.unbounded_send(Event::PageShow);
                 }
             }));
         }
@@ -369,6 +387,13 @@ impl Engine {
                 }
                 self.set_status(Status::Paused);
             }
+            Event::PageHide => {
+                // A frozen page must not keep a socket open (the origin would keep
+                // pushing to it) nor count as a viewer.
+                self.active = None;
+                self.reconnect = None;
+            }
+            Event::PageShow => self.rebuild().await,
             Event::Close => {}
         }
     }

@@ -210,11 +210,18 @@ pub(crate) fn app(props: &AppProps) -> Html {
             *volume,
         );
         Callback::from(move |e: KeyboardEvent| {
-            // Let buttons and the slider handle their own keys.
-            let in_control = e
+            let tag = e
                 .target()
                 .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                .is_some_and(|el| matches!(el.tag_name().as_str(), "BUTTON" | "INPUT"));
+                .map(|el| el.tag_name())
+                .unwrap_or_default();
+            // Typing in the chat box is typing, never a shortcut (regression: "k", "m",
+            // "f" and "l" were swallowed and toggled the player).
+            if matches!(tag.as_str(), "INPUT" | "TEXTAREA") {
+                return;
+            }
+            // Buttons handle Space themselves.
+            let in_control = tag == "BUTTON";
             let handled = match e.key().as_str() {
                 " " | "k" | "K" if !in_control || e.key() != " " => {
                     toggle_play();

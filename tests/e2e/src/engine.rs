@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -227,6 +227,55 @@ impl Browser {
         self.timed("close old tab", client.close_window()).await?;
         self.timed("switch tab", client.switch_to_window(new.handle))
             .await
+    }
+
+    /// The first element matching `css` inside the open shadow root of the
+    /// `index`-th element matching `host` (0 = first).
+    async fn shadow_element(
+        &self,
+        host: &str,
+        index: usize,
+        css: &str,
+    ) -> Result<fantoccini::elements::Element> {
+        let client = self.client()?;
+        let hosts = self
+            .timed(&format!("find {host}"), client.find_all(Locator::Css(host)))
+            .await?;
+        let Some(host_el) = hosts.into_iter().nth(index) else {
+            bail!(
+                "{}: no {host} number {index} on the page",
+                self.engine.name()
+            );
+        };
+        let root = self
+            .timed(&format!("shadow root of {host}"), host_el.shadow_root())
+            .await?;
+        self.timed(
+            &format!("find {css} in the shadow root of {host}"),
+            root.find(Locator::Css(css)),
+        )
+        .await
+    }
+
+    /// Types `text` into the element matching `css` in the shadow root of the
+    /// `index`-th `host`, as a user would (key by key: focus, keydown, input...).
+    pub async fn type_in_shadow(
+        &self,
+        host: &str,
+        index: usize,
+        css: &str,
+        text: &str,
+    ) -> Result<()> {
+        let el = self.shadow_element(host, index, css).await?;
+        self.timed(&format!("type into {css}"), el.send_keys(text))
+            .await
+    }
+
+    /// Clicks the element matching `css` in the shadow root of the `index`-th
+    /// `host`, as a user would: fails if something else covers its centre.
+    pub async fn click_in_shadow(&self, host: &str, index: usize, css: &str) -> Result<()> {
+        let el = self.shadow_element(host, index, css).await?;
+        self.timed(&format!("click {css}"), el.click()).await
     }
 
     /// A PNG screenshot of the current tab.

@@ -13,6 +13,8 @@
 //! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg.
 //! - [`widget`]: [`Probe`] reads the player's state from the page; [`Watch`]
 //!   summarises a stretch of playback.
+//! - [`chat`]: [`ChatView`], the chat and hearts layer as a viewer uses it (pick a
+//!   name, type, tap hearts) and sees it ([`ChatSnapshot`]).
 //! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
 //!   bench/measure.js's results.
 //! - [`wait`]: polling with a deadline; [`process`]: child processes killed with
@@ -33,6 +35,7 @@
 //! On failure, tests write a screenshot and logs to `tests/e2e/artifacts/<test>/`.
 
 pub mod bench_pages;
+pub mod chat;
 pub mod engine;
 pub mod ffmpeg;
 pub mod origin;
@@ -43,6 +46,7 @@ pub mod wait;
 pub mod widget;
 pub mod workspace;
 
+pub use chat::{ChatLine, ChatSnapshot, ChatView};
 pub use engine::{Browser, Engine};
 pub use ffmpeg::{FfmpegHls, HlsSource, MediaPlaylist};
 pub use origin::{Origin, OriginConfig};
@@ -91,5 +95,45 @@ pub async fn finish(
         eprintln!("{name}: failed; artifacts in {}", dir.display());
     }
     let closed = browser.close().await;
+    result.and(closed)
+}
+
+/// [`finish`] for a test with several viewers, each a [`Browser`] with a label
+/// ("a", "b"). On failure each viewer's screenshot, player state and chat layer go
+/// to `tests/e2e/artifacts/<name>/<label>-*`, with the error and `logs`. Closes
+/// every browser in every case and returns `result` (or the first close error).
+pub async fn finish_viewers(
+    name: &str,
+    viewers: Vec<(&'static str, Browser)>,
+    result: anyhow::Result<()>,
+    logs: Vec<(&'static str, String)>,
+) -> anyhow::Result<()> {
+    if let Err(err) = &result {
+        let dir = workspace::artifacts_dir(name);
+        let _ = std::fs::create_dir_all(&dir);
+        for (label, browser) in &viewers {
+            if let Ok(png) = browser.screenshot().await {
+                let _ = std::fs::write(dir.join(format!("{label}-screenshot.png")), png);
+            }
+            if let Ok(state) = Probe::widget().state(browser).await {
+                let _ = std::fs::write(dir.join(format!("{label}-state.txt")), state.describe());
+            }
+            if let Ok(chat) = ChatView::widget().snapshot(browser).await {
+                let _ = std::fs::write(dir.join(format!("{label}-chat.txt")), format!("{chat:#?}"));
+            }
+        }
+        let _ = std::fs::write(dir.join("error.txt"), format!("{err:#}\n"));
+        for (file, text) in logs {
+            let _ = std::fs::write(dir.join(file), text);
+        }
+        eprintln!("{name}: failed; artifacts in {}", dir.display());
+    }
+    let mut closed = Ok(());
+    for (_, browser) in viewers {
+        let r = browser.close().await;
+        if closed.is_ok() {
+            closed = r;
+        }
+    }
     result.and(closed)
 }

@@ -2,14 +2,18 @@
 //! started, read for its "listening on" line, killed (the origin goes away) and
 //! started again on the same port.
 //!
-//! Owns the server process and its log. It never builds anything: when the
+//! Owns the server process, its log and its data directory (`--data-dir`, where the
+//! chat database lives): a temporary directory that outlives restarts, so chat history
+//! survives them as it would in production, and is removed with the [`Origin`], so
+//! tests leave nothing in the tree. It never builds anything: when the
 //! binary or the widget build (dist/) is missing it fails and says to run
 //! `cargo xtask test`, which builds both.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use tempfile::TempDir;
 
 use crate::process::{Log, Output, Spawned};
 use crate::workspace::{env_path, root};
@@ -82,6 +86,8 @@ pub struct Origin {
     process: Option<Spawned>,
     /// Output of the latest run (kept after a stop for failure messages).
     log: Log,
+    /// `--data-dir`: the same across restarts, deleted when the Origin is dropped.
+    data_dir: TempDir,
 }
 
 impl Origin {
@@ -92,13 +98,18 @@ impl Origin {
 
     /// Starts the server with `config` on a free port.
     pub async fn start_with(config: OriginConfig) -> Result<Self> {
-        let (process, port) = spawn(&config, 0).await?;
+        let data_dir = tempfile::Builder::new()
+            .prefix("lucarne-e2e-data-")
+            .tempdir()
+            .context("creating the server's data directory")?;
+        let (process, port) = spawn(&config, 0, data_dir.path()).await?;
         let log = process.log().clone();
         Ok(Self {
             config,
             port,
             process: Some(process),
             log,
+            data_dir,
         })
     }
 
@@ -115,6 +126,11 @@ impl Origin {
     /// The listening port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's `--data-dir` (kept across [`Origin::restart`]).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
     }
 
     /// The last `n` lines the server wrote.
@@ -136,7 +152,7 @@ impl Origin {
         // the kernel has not let go of it yet.
         let mut last = None;
         for _ in 0..5 {
-            match spawn(&self.config, self.port).await {
+            match spawn(&self.config, self.port, self.data_dir.path()).await {
                 Ok((process, port)) => {
                     if port != self.port {
                         bail!(
@@ -158,9 +174,9 @@ impl Origin {
     }
 }
 
-/// Starts the binary on `port` (0 = any) and waits for
+/// Starts the binary on `port` (0 = any) with `data_dir` and waits for
 /// `lucarne-server listening on http://127.0.0.1:PORT` on stdout.
-async fn spawn(config: &OriginConfig, port: u16) -> Result<(Spawned, u16)> {
+async fn spawn(config: &OriginConfig, port: u16, data_dir: &Path) -> Result<(Spawned, u16)> {
     let listen = format!("127.0.0.1:{port}");
     let args = [
         "--listen".as_ref(),
@@ -171,6 +187,8 @@ async fn spawn(config: &OriginConfig, port: u16) -> Result<(Spawned, u16)> {
         config.pages.as_os_str(),
         "--media".as_ref(),
         config.media.as_os_str(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
     ];
     let (mut process, mut stdout) = Spawned::start(
         "lucarne-server",
