@@ -38,7 +38,14 @@ fn every_server_frame_decodes_like_serde() {
 
 #[wasm_bindgen_test]
 fn garbage_is_none_not_a_panic() {
-    for frame in ["", "null", "[1,2]", "{\"no\":\"type\"}", "{not json", "\"chat\""] {
+    for frame in [
+        "",
+        "null",
+        "[1,2]",
+        "{\"no\":\"type\"}",
+        "{not json",
+        "\"chat\"",
+    ] {
         assert_eq!(wire::decode(frame), None, "{frame}");
     }
 }
@@ -48,18 +55,38 @@ fn what_the_widget_sends_is_what_the_server_reads() {
     let resume = js_sys::JSON::parse(r#"{"epoch":3,"lastSeq":12}"#).unwrap();
     let cases: Vec<(String, &str)> = vec![
         (
-            wire::encode("chat", &[("text", "a \"quoted\" <b>\n".into()), ("clientId", "c1".into())]),
+            wire::encode(
+                "chat",
+                &[
+                    ("text", "a \"quoted\" <b>\n".into()),
+                    ("clientId", "c1".into()),
+                ],
+            ),
             r#"{"type":"chat","text":"a \"quoted\" <b>\n","clientId":"c1"}"#,
         ),
         (
-            wire::encode("hello", &[("protocolVersion", 1.into()), ("resume", resume), ("name", JsValue::UNDEFINED)]),
+            wire::encode(
+                "hello",
+                &[
+                    ("protocolVersion", 1.into()),
+                    ("resume", resume),
+                    ("name", JsValue::UNDEFINED),
+                ],
+            ),
             r#"{"type":"hello","protocolVersion":1,"resume":{"epoch":3,"lastSeq":12}}"#,
         ),
-        (wire::encode("hearts", &[("count", 4.into())]), r#"{"type":"hearts","count":4}"#),
-        (wire::encode("ban", &[("viewerId", "v2".into())]), r#"{"type":"ban","viewerId":"v2"}"#),
+        (
+            wire::encode("hearts", &[("count", 4.into())]),
+            r#"{"type":"hearts","count":4}"#,
+        ),
+        (
+            wire::encode("ban", &[("viewerId", "v2".into())]),
+            r#"{"type":"ban","viewerId":"v2"}"#,
+        ),
     ];
     for (sent, expected) in cases {
-        let got: ClientMessage = serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{sent}: {e}"));
+        let got: ClientMessage =
+            serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{sent}: {e}"));
         let want: ClientMessage = serde_json::from_str(expected).unwrap();
         assert_eq!(got, want, "{sent}");
     }
