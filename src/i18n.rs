@@ -57,6 +57,7 @@ pub enum Text {
     ExitFullscreen,
     PictureInPicture,
     Watching,
+    WatchingOne,
     ChatPlaceholder,
     NamePlaceholder,
     PickName,
@@ -118,6 +119,8 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, PictureInPicture) => "Image dans l’image",
         (Lang::En, Watching) => "watching",
         (Lang::Fr, Watching) => "spectateurs",
+        (Lang::En, WatchingOne) => "watching",
+        (Lang::Fr, WatchingOne) => "spectateur",
         (Lang::En, ChatPlaceholder) => "Say something…",
         (Lang::Fr, ChatPlaceholder) => "Dites quelque chose…",
         (Lang::En, NamePlaceholder) => "Your name",
@@ -151,6 +154,18 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
     }
 }
 
+/// "N watching" / "N spectateur(s)": the word after a viewer count.
+pub fn watching(lang: Lang, count: u32) -> &'static str {
+    t(
+        lang,
+        if count <= 1 {
+            Text::WatchingOne
+        } else {
+            Text::Watching
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +177,13 @@ mod tests {
         assert_eq!(Lang::pick(["de", "es"]), Lang::En);
         assert_eq!(Lang::pick(["", "EN_gb"]), Lang::En);
         assert_eq!(Lang::pick([]), Lang::En);
+    }
+
+    #[test]
+    fn viewer_counts_agree_in_number() {
+        assert_eq!(watching(Lang::Fr, 1), "spectateur");
+        assert_eq!(watching(Lang::Fr, 2), "spectateurs");
+        assert_eq!(watching(Lang::En, 1), "watching");
     }
 
     #[test]

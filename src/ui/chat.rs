@@ -226,7 +226,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 }) }
             </div>
             <div class="counts">
-                <span class="viewers">{state.viewer_count}{" "}{label(Text::Watching)}</span>
+                <span class="viewers">{state.viewer_count}{" "}{crate::i18n::watching(lang, state.viewer_count)}</span>
                 <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
             </div>
             <section class="chat" aria-label="Chat">

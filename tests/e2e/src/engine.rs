@@ -278,6 +278,26 @@ impl Browser {
         self.timed(&format!("click {css}"), el.click()).await
     }
 
+    /// Presses and releases each key of `keys` in turn (a `char`, or a
+    /// [`fantoccini::key::Key`] converted to one), as a user at the keyboard
+    /// would: the keys go to whatever has focus, shadow roots included.
+    pub async fn press_keys(&self, keys: &[char]) -> Result<()> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for &value in keys {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        let client = self.client()?;
+        self.timed(
+            &format!("press keys {keys:?}"),
+            client.perform_actions(actions),
+        )
+        .await?;
+        self.timed("release keys", client.release_actions()).await
+    }
+
     /// A PNG screenshot of the current tab.
     pub async fn screenshot(&self) -> Result<Vec<u8>> {
         self.timed("screenshot", self.client()?.screenshot()).await

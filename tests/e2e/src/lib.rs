@@ -19,7 +19,8 @@
 //!   bench/measure.js's results.
 //! - [`wait`]: polling with a deadline; [`process`]: child processes killed with
 //!   their group on drop; [`workspace`]: paths and the serial lock; [`stats`]:
-//!   percentiles and brotli sizes for the benchmark (`src/bin/bench.rs`).
+//!   percentiles and brotli sizes for the benchmark (`src/bin/bench.rs`);
+//!   [`tcp_proxy`]: [`TcpProxy`], a relay that counts a page's open connections.
 //!
 //! # Running
 //! `cargo xtask test` builds the server and the widget, then runs
@@ -42,6 +43,7 @@ pub mod origin;
 pub mod process;
 pub mod static_server;
 pub mod stats;
+pub mod tcp_proxy;
 pub mod wait;
 pub mod widget;
 pub mod workspace;
@@ -51,6 +53,7 @@ pub use engine::{Browser, Engine};
 pub use ffmpeg::{FfmpegHls, HlsSource, MediaPlaylist};
 pub use origin::{Origin, OriginConfig};
 pub use static_server::{Faults, StaticServer};
+pub use tcp_proxy::TcpProxy;
 pub use wait::{wait_until, Check};
 pub use widget::{embed_page, PlaybackState, Probe, Watch};
 pub use workspace::serial;

@@ -32,6 +32,10 @@ pub struct OriginConfig {
     pub pages: PathBuf,
     /// `<workspace>/media`: the demo clip.
     pub media: PathBuf,
+    /// More command-line arguments, after the harness's own (e.g.
+    /// `--embed-origin http://127.0.0.1:PORT` so a page on another origin may chat).
+    /// Empty by default.
+    pub extra_args: Vec<String>,
 }
 
 impl OriginConfig {
@@ -45,6 +49,7 @@ impl OriginConfig {
             dist: env_path("LUCARNE_DIST", || ws.join("dist")),
             pages: ws.join("static"),
             media: ws.join("media"),
+            extra_args: Vec::new(),
         };
         config.check()?;
         Ok(config)
@@ -190,13 +195,14 @@ async fn spawn(config: &OriginConfig, port: u16, data_dir: &Path) -> Result<(Spa
         "--data-dir".as_ref(),
         data_dir.as_os_str(),
     ];
-    let (mut process, mut stdout) = Spawned::start(
-        "lucarne-server",
-        &config.bin,
-        args.iter().copied(),
-        &[],
-        Output::Capture,
-    )?;
+    let args = args.iter().copied().chain(
+        config
+            .extra_args
+            .iter()
+            .map(|a| std::ffi::OsStr::new(a.as_str())),
+    );
+    let (mut process, mut stdout) =
+        Spawned::start("lucarne-server", &config.bin, args, &[], Output::Capture)?;
     let start = Instant::now();
     loop {
         let remaining = READY.saturating_sub(start.elapsed());

@@ -22,7 +22,6 @@
 //! Code size = brotli (quality 11) of the files a page must download to play:
 //! lucarne's loader, widget JS, wasm and CSS; hls.js's `hls.light.min.js`.
 
-
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -279,12 +278,24 @@ fn lucarne_code_bytes(build: &str) -> Result<usize> {
     let config = OriginConfig::from_env()?;
     let dir = config.dist.clone();
     let mut total = 0;
-    for name in ["lucarne.js".to_owned(), format!("{build}.js"), format!("{build}_bg.wasm")] {
+    for name in [
+        "lucarne.js".to_owned(),
+        format!("{build}.js"),
+        format!("{build}_bg.wasm"),
+    ] {
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("{} missing: build the widget (cargo xtask dist)", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "{} missing: build the widget (cargo xtask dist)",
+                path.display()
+            )
+        })?;
         let br = brotli_size(&bytes);
-        eprintln!("bench: code {}: {} bytes, {br} brotli", path.display(), bytes.len());
+        eprintln!(
+            "bench: code {}: {} bytes, {br} brotli",
+            path.display(),
+            bytes.len()
+        );
         total += br;
     }
     Ok(total)
