@@ -15,7 +15,8 @@
 //!   raised because these viewers do not ping (the reference has no timeout at all).
 //! - Non-probe viewers read their sockets every 250 ms without decoding, so that the
 //!   clients cost far less than the servers; probes read and decode everything at once.
-//! - Loopback only; at most `--max-viewers` (20 000) viewers and ~3 minutes in all.
+//! - Loopback only; at most `--max-viewers` (19 500: the machine's open-files limit is
+//!   20 000) viewers and ~3 minutes in all.
 //!
 //! Output: a `# ` line per step, then `name: value` summary lines.
 //!
@@ -41,26 +42,31 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The p95 delay beyond which a step fails.
 const LIMIT_MS: f64 = 250.0;
 /// Viewer counts tried, in order (capped by `--max-viewers`).
+/// Steps grow by about 20 %, so the ratio's resolution is about that.
 const STEPS: &[usize] = &[
-    250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10_000, 12_500, 15_000, 17_500,
-    20_000,
+    250, 500, 1000, 1500, 2000, 2400, 2900, 3500, 4200, 5000, 6000, 7200, 8600, 10_300, 12_400,
+    14_900, 17_900, 19_500,
 ];
-/// Senders, each posting every `SEND_EVERY`: 50 messages per second in the room.
-const SENDERS: usize = 40;
+/// Each sender posts every `SEND_EVERY` (within lucarne's flood limit of 3 per 2 s), so
+/// `--rate` messages per second take `rate × 0.8` senders.
 const SEND_EVERY: Duration = Duration::from_millis(800);
 /// One viewer in this many is a probe.
 const PROBE_EVERY: usize = 40;
 /// Measured time per step, and how long late messages are waited for after it.
-const WINDOW: Duration = Duration::from_secs(3);
-const GRACE: Duration = Duration::from_millis(1500);
+const WINDOW: Duration = Duration::from_millis(2500);
+const GRACE: Duration = Duration::from_millis(1000);
+/// Pause between the last join of a step and its measurement.
+const SETTLE: Duration = Duration::from_millis(750);
 /// Non-probe viewers drain their sockets this often.
 const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// Viewers per draining task.
 const DRAIN_GROUP: usize = 500;
 /// Handshakes in flight at once.
 const CONNECTING: usize = 128;
+/// A viewer that cannot join within this time fails its step.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time allowed for one server's ramp.
-const RAMP_BUDGET: Duration = Duration::from_secs(75);
+const RAMP_BUDGET: Duration = Duration::from_secs(90);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -84,6 +90,15 @@ struct Options {
     idle_viewers: usize,
     history: usize,
     idle_only: bool,
+    only: Option<Kind>,
+    /// Chat messages per second in the room.
+    rate: f64,
+}
+
+impl Options {
+    fn senders(&self) -> usize {
+        (self.rate * SEND_EVERY.as_secs_f64()).round().max(1.0) as usize
+    }
 }
 
 fn options() -> Result<Options> {
@@ -91,10 +106,12 @@ fn options() -> Result<Options> {
     let mut o = Options {
         server_bin: root.join("target/release/lucarne-server"),
         root,
-        max_viewers: 20_000,
+        max_viewers: 19_500,
         idle_viewers: 5_000,
         history: 50,
         idle_only: false,
+        only: None,
+        rate: 50.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -105,21 +122,41 @@ fn options() -> Result<Options> {
             "--max-viewers" => o.max_viewers = value()?.parse()?,
             "--idle-viewers" => o.idle_viewers = value()?.parse()?,
             "--history" => o.history = value()?.parse()?,
+            "--rate" => o.rate = value()?.parse::<f64>()?.clamp(1.0, 500.0),
             "--idle-only" => o.idle_only = true,
+            "--only" => {
+                o.only = Some(match value()?.as_str() {
+                    "lucarne" => Kind::Lucarne,
+                    "ws" => Kind::Ws,
+                    other => bail!("--only lucarne|ws, not {other}"),
+                })
+            }
             _ => bail!(
                 "usage: lucarne-bench-chat [--server-bin PATH] [--max-viewers N] [--idle-viewers N]\n\
-                 [--history N] [--idle-only]\n\
+                 [--rate MSG_PER_S] [--history N] [--idle-only] [--only lucarne|ws]\n\
                  (run from the workspace root)"
             ),
         }
     }
-    o.max_viewers = o.max_viewers.min(20_000);
+    // The open-files limit here is 20 000 and cannot always be raised.
+    o.max_viewers = o.max_viewers.min(19_500);
     o.idle_viewers = o.idle_viewers.min(20_000);
     Ok(o)
 }
 
+/// The soft open-files limit of this process.
+fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            let line = l.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse().ok()
+        })
+        .unwrap_or(1024)
+}
+
 fn main() -> Result<()> {
-    let opts = options()?;
+    let mut opts = options()?;
     if !opts.server_bin.exists() {
         bail!(
             "{} not found: cargo build --release -p lucarne-server",
@@ -127,14 +164,21 @@ fn main() -> Result<()> {
         );
     }
     let pid = std::process::id().to_string();
-    // 20 000 sockets here and as many in the server: raise the descriptor limit (root
-    // may); children inherit it.
-    let raised = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, "--nofile=200000:200000"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !raised {
-        eprintln!("# could not raise the open-files limit; large steps may fail");
+    // A socket per viewer here and as many in the server (children inherit the limit):
+    // raise the open-files limit if it is short, else lower the cap.
+    let needed = opts.max_viewers.max(opts.idle_viewers) as u64 + 200;
+    if open_files_limit() < needed {
+        let _ = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={needed}:{needed}")])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let limit = open_files_limit();
+    if limit < needed {
+        let cap = limit.saturating_sub(200) as usize;
+        println!("# open-files limit {limit}: viewers capped at {cap}");
+        opts.max_viewers = opts.max_viewers.min(cap);
+        opts.idle_viewers = opts.idle_viewers.min(cap);
     }
     // Pin before the runtime starts so that every thread inherits it.
     let pinned = std::process::Command::new("taskset")
@@ -155,10 +199,15 @@ async fn run(opts: Options, pinned: bool) -> Result<()> {
     let started = Instant::now();
     ensure_node_modules(&opts.root).await?;
     println!(
-        "# chat fan-out on loopback: {} msg/s in one room ({SENDERS} senders), p95 limit {LIMIT_MS} ms, \
+        "# chat fan-out on loopback: {} msg/s in one room ({} senders), p95 limit {LIMIT_MS} ms, \
          servers {}",
-        SENDERS as f64 / SEND_EVERY.as_secs_f64(),
-        if pinned { "on CPU 1, clients on CPU 0" } else { "unpinned" }
+        opts.senders() as f64 / SEND_EVERY.as_secs_f64(),
+        opts.senders(),
+        if pinned {
+            "on CPU 1, clients on CPU 0"
+        } else {
+            "unpinned"
+        }
     );
 
     let rss = idle_rss(&opts, pinned).await?;
@@ -166,8 +215,19 @@ async fn run(opts: Options, pinned: bool) -> Result<()> {
         println!("lucarne_rss_per_viewer_kb: {rss:.1}");
         return Ok(());
     }
-    let lucarne = ramp(&opts, Kind::Lucarne, pinned).await?;
-    let ws = ramp(&opts, Kind::Ws, pinned).await?;
+    let skipped = || RampResult {
+        max_viewers: 0,
+        p95_at_max: f64::NAN,
+        capped: false,
+    };
+    let lucarne = match opts.only {
+        Some(Kind::Ws) => skipped(),
+        _ => ramp(&opts, Kind::Lucarne, pinned).await?,
+    };
+    let ws = match opts.only {
+        Some(Kind::Lucarne) => skipped(),
+        _ => ramp(&opts, Kind::Ws, pinned).await?,
+    };
 
     let ratio = lucarne.max_viewers as f64 / ws.max_viewers.max(1) as f64;
     println!("# total time {:.0} s", started.elapsed().as_secs_f64());
@@ -208,8 +268,17 @@ struct ServerProc {
 }
 
 impl ServerProc {
+    /// The server's pid: the child of the `timeout` wrapper.
+    fn pid(&self) -> u32 {
+        let wrapper = self.child.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+            .unwrap_or(wrapper)
+    }
+
     fn rss_kb(&self) -> Result<u64> {
-        let pid = self.child.id().context("server exited")?;
+        let pid = self.pid();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         status
             .lines()
@@ -217,6 +286,49 @@ impl ServerProc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("no VmRSS")
     }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        // Killing the `timeout` wrapper would orphan the server: kill the server itself.
+        let pid = self.pid().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+    }
+}
+
+/// CPU time (user + system) of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// Busy and total jiffies of CPU `n` (all processes, softirq included).
+fn core_jiffies(n: usize) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{n} ");
+    stat.lines()
+        .find(|l| l.starts_with(&name))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let total: u64 = v.iter().sum();
+            // idle + iowait
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .unwrap_or((0, 1))
 }
 
 /// A directory removed on drop (the server's data dir).
@@ -229,13 +341,12 @@ impl Drop for TempDir {
 }
 
 async fn start_server(opts: &Options, kind: Kind, pinned: bool) -> Result<ServerProc> {
-    let mut cmd = if pinned {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1"]);
-        c
-    } else {
-        Command::new("env")
-    };
+    // `timeout` bounds the child's life even if this process is killed.
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--signal=KILL", "400"]);
+    if pinned {
+        cmd.args(["taskset", "-c", "1"]);
+    }
     let mut data = None;
     match kind {
         Kind::Lucarne => {
@@ -303,17 +414,20 @@ async fn connect(port: u16, room: &str) -> Result<Ws> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(
-        req,
-        MaybeTlsStream::Plain(tcp),
-        Some(config),
-    )
-    .await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(req, MaybeTlsStream::Plain(tcp), Some(config))
+            .await?;
     Ok(ws)
 }
 
 /// Connects a viewer; for lucarne says hello and waits for the welcome.
 async fn join(port: u16, kind: Kind, room: &str, hello: &str) -> Result<Ws> {
+    tokio::time::timeout(JOIN_TIMEOUT, join_inner(port, kind, room, hello))
+        .await
+        .context("join timed out")?
+}
+
+async fn join_inner(port: u16, kind: Kind, room: &str, hello: &str) -> Result<Ws> {
     let mut ws = connect(port, room).await?;
     if kind == Kind::Lucarne {
         ws.send(Message::text(hello)).await?;
@@ -411,17 +525,26 @@ fn probe(mut ws: Ws, origin: Instant, samples: Samples, stop: Arc<tokio::sync::N
                 .and_then(|r| r.split(' ').next())
                 .and_then(|n| n.parse::<u64>().ok())
             {
-                samples.lock().unwrap().push((sent, now.saturating_sub(sent)));
+                samples
+                    .lock()
+                    .unwrap()
+                    .push((sent, now.saturating_sub(sent)));
             }
         }
     });
 }
 
 /// A sender: posts every `SEND_EVERY`, logs send times, drains what it receives.
-fn sender(mut ws: Ws, i: usize, origin: Instant, sent: Samples, stop: Arc<tokio::sync::Notify>) {
+fn sender(
+    mut ws: Ws,
+    (i, senders): (usize, usize),
+    origin: Instant,
+    sent: Samples,
+    stop: Arc<tokio::sync::Notify>,
+) {
     tokio::spawn(async move {
         // Spread the senders over the period.
-        let offset = SEND_EVERY.mul_f64(i as f64 / SENDERS as f64);
+        let offset = SEND_EVERY.mul_f64(i as f64 / senders as f64);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, SEND_EVERY);
         let mut buf = vec![0u8; 64 * 1024];
         let mut n = 0u64;
@@ -445,6 +568,51 @@ fn sender(mut ws: Ws, i: usize, origin: Instant, sent: Samples, stop: Arc<tokio:
             }
         }
     });
+}
+
+/// One measurement window.
+struct Measure {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    /// Percent of one core, over the window.
+    server_cpu: f64,
+    client_cpu: f64,
+    /// How busy the server's core was (any process, softirq included), percent.
+    core1_busy: f64,
+}
+
+async fn measure(
+    server_pid: u32,
+    origin: Instant,
+    samples: &Samples,
+    sent: &Samples,
+    probes: usize,
+) -> Measure {
+    let me = std::process::id();
+    let before = (cpu_ticks(server_pid), cpu_ticks(me));
+    let core_before = core_jiffies(1);
+    let from = micros(origin);
+    tokio::time::sleep(WINDOW).await;
+    let to = micros(origin);
+    // Clock ticks are 1/100 s: ticks per second of window = percent of one core.
+    let cpu = |before: u64, pid: u32| (cpu_ticks(pid) - before) as f64 / WINDOW.as_secs_f64();
+    let (server_cpu, client_cpu) = (cpu(before.0, server_pid), cpu(before.1, me));
+    let core_after = core_jiffies(1);
+    let core1_busy = 100.0 * (core_after.0 - core_before.0) as f64
+        / (core_after.1 - core_before.1).max(1) as f64;
+    tokio::time::sleep(GRACE).await;
+    let s = samples.lock().unwrap();
+    let sent = sent.lock().unwrap();
+    let at = |p| percentile_ms(&s, &sent, probes, from, to, p);
+    Measure {
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        server_cpu,
+        client_cpu,
+        core1_busy,
+    }
 }
 
 struct RampResult {
@@ -489,13 +657,14 @@ async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
     let closed = Arc::new(Mutex::new(0usize));
     let room = "bench";
 
-    for i in 0..SENDERS {
+    let senders = opts.senders();
+    for i in 0..senders {
         let hello = format!(r#"{{"type":"hello","protocolVersion":1,"name":"sender {i}"}}"#);
         let ws = join(port, kind, room, &hello).await?;
-        sender(ws, i, origin, sent.clone(), stop.clone());
+        sender(ws, (i, senders), origin, sent.clone(), stop.clone());
     }
 
-    let mut viewers = SENDERS;
+    let mut viewers = senders;
     let mut probes = 0;
     let mut best = RampResult {
         max_viewers: 0,
@@ -512,13 +681,16 @@ async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
         let joined = match join_many(port, kind, room, add).await {
             Ok(j) => j,
             Err(e) => {
-                println!("# {}: joining failed at {target} viewers: {e:#}", kind.name());
+                println!(
+                    "# {}: joining failed at {target} viewers: {e:#}",
+                    kind.name()
+                );
                 break;
             }
         };
         let mut passive = Vec::with_capacity(joined.len());
         for (k, ws) in joined.into_iter().enumerate() {
-            if (viewers + k) % PROBE_EVERY == 0 {
+            if (viewers + k).is_multiple_of(PROBE_EVERY) {
                 probe(ws, origin, samples.clone(), stop.clone());
                 probes += 1;
             } else {
@@ -530,27 +702,31 @@ async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
             let group = passive.split_off(passive.len().saturating_sub(DRAIN_GROUP));
             drain(group, closed.clone(), stop.clone());
         }
-        // Let the joins' welcomes settle, then measure.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let from = micros(origin);
-        tokio::time::sleep(WINDOW).await;
-        let to = micros(origin);
-        tokio::time::sleep(GRACE).await;
-        let (p50, p95, p99) = {
-            let s = samples.lock().unwrap();
-            let sent = sent.lock().unwrap();
-            let at = |p| percentile_ms(&s, &sent, probes, from, to, p);
-            (at(0.5), at(0.95), at(0.99))
-        };
+        // Let the joins settle, then measure; a window over the limit is measured again
+        // so that one pause (a GC, a burst of handshakes) does not end the ramp.
+        tokio::time::sleep(SETTLE).await;
+        let mut m = measure(server.pid(), origin, &samples, &sent, probes).await;
+        let mut tries = 1;
+        if m.p95 > LIMIT_MS {
+            m = measure(server.pid(), origin, &samples, &sent, probes).await;
+            tries = 2;
+        }
         let dropped = *closed.lock().unwrap();
         println!(
-            "# {:<7} viewers {target:>6}  probes {probes:>4}  delay p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  \
-             p99 {p99:>7.1} ms  dropped {dropped}",
+            "# {:<7} viewers {target:>6}  probes {probes:>4}  delay p50 {:>7.1} ms  p95 {:>7.1} ms  \
+             p99 {:>7.1} ms  windows {tries}  dropped {dropped}  cpu: server {:.0}%, clients {:.0}%, core 1 {:.0}%",
             kind.name(),
+            m.p50,
+            m.p95,
+            m.p99,
+            m.server_cpu,
+            m.client_cpu,
+            m.core1_busy,
         );
-        if p95 > LIMIT_MS {
+        if m.p95 > LIMIT_MS {
             break;
         }
+        let p95 = m.p95;
         best.max_viewers = target;
         best.p95_at_max = p95;
         best.capped = target == opts.max_viewers.min(*STEPS.last().unwrap());
@@ -579,11 +755,13 @@ async fn idle_rss(opts: &Options, pinned: bool) -> Result<f64> {
     }
     // Wait for the last echo: the history is in place.
     let last = format!("\"clientId\":\"h{}\"", opts.history.saturating_sub(1));
-    while opts.history > 0 {
-        match tokio::time::timeout(Duration::from_secs(10), host.next()).await? {
-            Some(Ok(Message::Text(t))) if t.as_str().contains(&last) => break,
-            Some(Ok(_)) => {}
-            other => bail!("history setup: {other:?}"),
+    if opts.history > 0 {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), host.next()).await? {
+                Some(Ok(Message::Text(t))) if t.as_str().contains(&last) => break,
+                Some(Ok(_)) => {}
+                other => bail!("history setup: {other:?}"),
+            }
         }
     }
     // Warm up the allocator and the room with a few viewers first.

@@ -262,6 +262,16 @@ impl Hub {
     /// later), then flushes the store. Waits at most `grace` for the connections.
     pub async fn shutdown(&self, grace: Duration) {
         self.closing.send_replace(true);
+        let rooms: Vec<_> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect();
+        for r in &rooms {
+            r.shut();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let gone = self.sessions_gone.notified();
@@ -276,23 +286,21 @@ impl Hub {
                 break;
             }
         }
-        // Unsaved hearts totals go to the store before it closes.
-        let rooms: Vec<_> = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .filter_map(|(_, c)| c.get().cloned())
-            .collect();
-        for r in rooms {
-            r.try_retire();
-        }
         self.store.close().await;
     }
 
     /// Starts closing without waiting (for `Drop`).
     pub fn start_closing(&self) {
         self.closing.send_replace(true);
+        for r in self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|c| c.get())
+        {
+            r.shut();
+        }
     }
 }
 

@@ -27,7 +27,6 @@
 use super::rules::{self, Refusal};
 use super::store::{Ban, Change, Store, StoredEvent, StoredRoom};
 use super::{now_ms, HubConfig};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lucarne_protocol::{
     ChatMessage, Deleted, Epoch, ErrorCode, Hearts, Resume, Role, RoomEvent, RoomSettings, Seq,
@@ -38,6 +37,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Events of the last ten minutes are always resumable ...
 pub const WINDOW_MS: u64 = 10 * 60 * 1000;
@@ -75,6 +75,8 @@ pub(crate) enum Outbound {
         /// The error frame to send first.
         frame: Utf8Bytes,
     },
+    /// The server is stopping: close (clients resume elsewhere or later).
+    Shutdown,
 }
 
 /// Who posts.
@@ -168,6 +170,9 @@ struct State {
     ticking: bool,
     stream_state: StreamState,
     retired: bool,
+    /// False until the room's first durable change: visiting a room (or probing random
+    /// ids) writes nothing to the store.
+    persisted: bool,
 }
 
 impl State {
@@ -196,6 +201,7 @@ impl State {
             ticking: false,
             stream_state: StreamState::Offline,
             retired: false,
+            persisted: true,
         };
         for e in s.events {
             st.seq = st.seq.max(e.event.seq());
@@ -351,17 +357,15 @@ impl Room {
         store: Arc<dyn Store>,
     ) -> Arc<Room> {
         let now = now_ms();
-        let stored = stored.unwrap_or_else(|| {
+        let fresh = stored.is_none();
+        let stored = stored.unwrap_or_else(|| StoredRoom {
             // Seqs restart at 0 with a new epoch; below 2^53 so JavaScript reads it exactly.
-            let epoch = rand::random::<u64>() >> 11;
-            store.record(id, Change::Created { epoch });
-            StoredRoom {
-                epoch,
-                ..StoredRoom::default()
-            }
+            epoch: rand::random::<u64>() >> 11,
+            ..StoredRoom::default()
         });
         let mut state = State::from_stored(stored, now);
         state.stream_state = stream_state;
+        state.persisted = !fresh;
         let burst = NonZeroU32::new(config.chat_burst.max(1)).expect("non-zero");
         let period = Duration::from_millis(config.chat_window_ms.max(1)) / burst.get();
         let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
@@ -535,21 +539,30 @@ impl Room {
                 client_id,
             })
         });
-        self.record_last(&st);
+        self.record_last(&mut st);
         self.send(Outbound::Event { seq, frame });
         Ok(Posted::New(seq))
     }
 
-    /// Records the newest log entry in the store (called under the lock, so in order).
-    fn record_last(&self, st: &State) {
+    /// Records a change, creating the room in the store first if needed (called under
+    /// the lock, so changes are recorded in order).
+    fn record(&self, st: &mut State, change: Change) {
+        if !st.persisted {
+            st.persisted = true;
+            self.store
+                .record(&self.id, Change::Created { epoch: st.epoch });
+        }
+        self.store.record(&self.id, change);
+    }
+
+    /// Records the newest log entry in the store.
+    fn record_last(&self, st: &mut State) {
         if let Some(e) = st.log.back() {
-            self.store.record(
-                &self.id,
-                Change::Appended(StoredEvent {
-                    ts: e.ts,
-                    event: e.event.clone(),
-                }),
-            );
+            let change = Change::Appended(StoredEvent {
+                ts: e.ts,
+                event: e.event.clone(),
+            });
+            self.record(st, change);
         }
     }
 
@@ -584,8 +597,8 @@ impl Room {
             more = true;
         } else if st.hearts_total != st.hearts_total_saved {
             st.hearts_total_saved = st.hearts_total;
-            self.store
-                .record(&self.id, Change::HeartsTotal(st.hearts_total));
+            let total = st.hearts_total;
+            self.record(&mut st, Change::HeartsTotal(total));
         }
         if st.viewers != st.count_sent {
             match st.count_sent_at {
@@ -623,15 +636,14 @@ impl Room {
                 message: "No such message.".into(),
             });
         }
-        self.store
-            .record(&self.id, Change::Removed { id: id.to_owned() });
+        self.record(&mut st, Change::Removed { id: id.to_owned() });
         let (seq, frame) = st.publish(now_ms, |seq| {
             RoomEvent::Deleted(Deleted {
                 seq,
                 id: id.to_owned(),
             })
         });
-        self.record_last(&st);
+        self.record_last(&mut st);
         self.send(Outbound::Event { seq, frame });
         Ok(seq)
     }
@@ -641,7 +653,7 @@ impl Room {
         let mut st = self.lock();
         let viewer_id: Arc<str> = Arc::from(ban.viewer_id.as_str());
         st.bans.insert(ban.viewer_id.clone(), ban.clone());
-        self.store.record(&self.id, Change::Banned(ban));
+        self.record(&mut st, Change::Banned(ban));
         let frame = encode(&ServerMessage::Error(lucarne_protocol::ErrorFrame {
             code: ErrorCode::Banned,
             message: "You are banned from this chat.".into(),
@@ -656,12 +668,10 @@ impl Room {
         let mut st = self.lock();
         let had = st.bans.remove(viewer_id).is_some();
         if had {
-            self.store.record(
-                &self.id,
-                Change::Unbanned {
-                    viewer_id: viewer_id.to_owned(),
-                },
-            );
+            let change = Change::Unbanned {
+                viewer_id: viewer_id.to_owned(),
+            };
+            self.record(&mut st, change);
         }
         had
     }
@@ -676,7 +686,7 @@ impl Room {
     pub(crate) fn set_slow_mode(&self, secs: u32) {
         let mut st = self.lock();
         st.slow_mode_secs = secs;
-        self.save_settings(&st);
+        self.save_settings(&mut st);
         let frame = encode(&ServerMessage::Settings(RoomSettings {
             slow_mode_secs: secs,
             blocked_words: None,
@@ -689,7 +699,7 @@ impl Room {
         let words = rules::blocked_words(words)?;
         let mut st = self.lock();
         st.blocked_words = words;
-        self.save_settings(&st);
+        self.save_settings(&mut st);
         // Only staff see the list: viewers learn of a word when they use it.
         let frame = encode(&ServerMessage::Settings(RoomSettings {
             slow_mode_secs: st.slow_mode_secs,
@@ -704,14 +714,12 @@ impl Room {
         self.lock().blocked_words.clone()
     }
 
-    fn save_settings(&self, st: &State) {
-        self.store.record(
-            &self.id,
-            Change::Settings {
-                slow_mode_secs: st.slow_mode_secs,
-                blocked_words: st.blocked_words.clone(),
-            },
-        );
+    fn save_settings(&self, st: &mut State) {
+        let change = Change::Settings {
+            slow_mode_secs: st.slow_mode_secs,
+            blocked_words: st.blocked_words.clone(),
+        };
+        self.record(st, change);
     }
 
     /// Tells viewers the broadcast's state changed.
@@ -742,16 +750,30 @@ impl Room {
     pub(crate) fn try_retire(&self) -> bool {
         let mut st = self.lock();
         if st.viewers == 0 && !st.retired {
-            st.retired = true;
-            if st.hearts_total != st.hearts_total_saved {
-                self.store
-                    .record(&self.id, Change::HeartsTotal(st.hearts_total));
-            }
-            self.wake.notify_one();
+            self.retire(&mut st);
             true
         } else {
             false
         }
+    }
+
+    /// Server shutdown: no more joins, every connection is told to close.
+    pub(crate) fn shut(&self) {
+        let mut st = self.lock();
+        if !st.retired {
+            self.retire(&mut st);
+        }
+        self.send(Outbound::Shutdown);
+    }
+
+    fn retire(&self, st: &mut State) {
+        st.retired = true;
+        if st.hearts_total != st.hearts_total_saved {
+            st.hearts_total_saved = st.hearts_total;
+            let total = st.hearts_total;
+            self.record(st, Change::HeartsTotal(total));
+        }
+        self.wake.notify_one();
     }
 }
 
@@ -1058,6 +1080,26 @@ mod tests {
             reason: None,
         });
         assert!(!room.is_banned("v3"));
+    }
+
+    #[tokio::test]
+    async fn a_visited_room_writes_nothing_until_something_happens() {
+        use crate::hub::store::Store;
+        let store = Arc::new(MemoryStore::new());
+        let room = Room::open(
+            "r",
+            None,
+            StreamState::Live,
+            Arc::new(HubConfig::default()),
+            store.clone(),
+        );
+        let _joined = room.join("v1", Role::Viewer, None).unwrap();
+        assert!(store.load_room("r", 10).await.unwrap().is_none());
+        room.post(&author("v1", Role::Viewer), "hi".into(), None)
+            .unwrap();
+        let stored = store.load_room("r", 10).await.unwrap().unwrap();
+        assert_eq!(stored.epoch, room.info().epoch);
+        assert_eq!(stored.last_seq, 1);
     }
 
     #[tokio::test]

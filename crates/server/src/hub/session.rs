@@ -10,8 +10,8 @@
 use super::moderation::{self, Action};
 use super::room::{encode, Author, JoinError, Joined, Outbound, Posted, Room};
 use super::rules::{self, Refusal};
-use super::Hub;
 use super::upgrade::Socket as WebSocket;
+use super::Hub;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lucarne_protocol::{
@@ -165,8 +165,16 @@ async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), tungst
     let mut start = 0;
     while start < bytes.len() {
         let end = (start + FRAGMENT).min(bytes.len());
-        let op = if start == 0 { Data::Text } else { Data::Continue };
-        let part = Frame::message(bytes.slice(start..end), OpCode::Data(op), end == bytes.len());
+        let op = if start == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        };
+        let part = Frame::message(
+            bytes.slice(start..end),
+            OpCode::Data(op),
+            end == bytes.len(),
+        );
         socket.send(Message::Frame(part)).await?;
         start = end;
     }
@@ -189,9 +197,8 @@ pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String) {
             return close_socket(&mut socket, code, reason).await;
         }
     };
-    let flow = session
-        .serve(&mut socket, joined, greeting, &mut closing)
-        .await;
+    drop(closing);
+    let flow = session.serve(&mut socket, joined, greeting).await;
     session.room.leave();
     if let Flow::Close(code, reason) = flow {
         close_socket(&mut socket, code, reason).await;
@@ -343,7 +350,6 @@ enum Wake {
     Room(Result<Outbound, RecvError>),
     Client(Received),
     Idle,
-    Closing,
 }
 
 impl Session {
@@ -370,7 +376,6 @@ impl Session {
         socket: &mut WebSocket,
         joined: Joined,
         greeting: Vec<ServerMessage>,
-        closing: &mut watch::Receiver<bool>,
     ) -> Flow {
         let Joined {
             mut rx,
@@ -431,15 +436,15 @@ impl Session {
         // One timer for the connection's life, moved only when it fires.
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
+        // Shutdown arrives through the room (`Outbound::Shutdown`): one branch less to
+        // poll on every wake-up of every viewer.
         loop {
             let wake = tokio::select! {
-                _ = closing.changed() => Wake::Closing,
                 out = rx.recv() => Wake::Room(out),
                 next = socket.next() => Wake::Client(next),
                 _ = &mut idle_timer => Wake::Idle,
             };
             let flow = match wake {
-                Wake::Closing => Flow::Close(close::GOING_AWAY, "server stopping"),
                 Wake::Room(out) => self.forward(out, &mut rx, socket).await,
                 Wake::Idle => {
                     if last_heard.elapsed() >= idle {
@@ -513,6 +518,10 @@ impl Session {
                             return Flow::Close(close::BANNED, "banned");
                         }
                         None
+                    }
+                    Ok(Outbound::Shutdown) => {
+                        let _ = socket.flush().await;
+                        return Flow::Close(close::GOING_AWAY, "server stopping");
                     }
                     Err(RecvError::Lagged(_)) => {
                         return Flow::Close(close::SLOW_CONSUMER, "too slow: resume")
