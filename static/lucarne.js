@@ -13,7 +13,7 @@
   var script = document.currentScript;
   var here = script && script.src ? new URL(".", script.src) : new URL(".", document.baseURI);
   var api = window.lucarne = window.lucarne || {};
-  var OPTIONS = ["src", "stream", "ll", "chat", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
+  var OPTIONS = ["src", "stream", "ll", "chat", "layout", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
 
   if (!api.mount) {
     var modules = {};
@@ -90,8 +90,8 @@
     api.mount = function (element, options, base) {
       options = options || {};
       return resolve(options).then(function (opts) {
-        if (opts.ll && !opts.socket) opts.socket = openEarly(opts.ll);
-        return load(base || here, !!opts.chat).then(function (m) {
+        if (opts.ll && !opts.socket && opts.layout !== "chat") opts.socket = openEarly(opts.ll);
+        return load(base || here, !!opts.chat && opts.layout !== "video").then(function (m) {
           var widget = m.mount(element, opts);
           return {
             destroy: function () {

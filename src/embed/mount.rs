@@ -138,6 +138,7 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("--lucarne-{k}:{v};")))
         .collect(),
         poster: opts.poster.as_deref().map(absolute),
+        chat_only: opts.layout == crate::embed::options::Layout::Chat,
     };
     let early_socket = js_sys::Reflect::get(&options, &"socket".into())
         .ok()

@@ -14,6 +14,9 @@ pub struct Options {
     pub lang: Option<crate::i18n::Lang>,
     /// `data-theme="light"`; dark otherwise.
     pub light: bool,
+    /// `data-layout`: `auto` (chat over the video when narrow, beside it when wide),
+    /// `video` (no chat), `chat` (chat only, no video).
+    pub layout: Layout,
     /// `data-accent`, `data-radius`, `data-font`: CSS values for the theme's custom
     /// properties, checked to be plain values (no `;`, `{`, `url(`).
     pub accent: Option<String>,
@@ -27,6 +30,18 @@ pub struct Options {
     pub chat: Option<String>,
     /// `data-mod-token`: shows moderation actions (the server checks the token).
     pub mod_token: Option<String>,
+}
+
+/// How the widget arranges video and chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Chat over the video when narrow, beside it when wide.
+    #[default]
+    Auto,
+    /// Video only, even if a chat URL is given.
+    Video,
+    /// Chat only: no video is loaded.
+    Chat,
 }
 
 /// A problem with the options, naming the attribute to fix.
@@ -70,7 +85,8 @@ impl Options {
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Options, OptionError> {
         let stream = url_option(get("stream"), "data-stream", &["http", "https"])?;
         let low_latency = url_option(get("ll"), "data-ll", &["ws", "wss", "http", "https"])?;
-        if stream.is_none() && low_latency.is_none() {
+        let chat_only = get("layout").as_deref().map(str::trim) == Some("chat");
+        if stream.is_none() && low_latency.is_none() && !chat_only {
             return Err(OptionError {
                 attribute: "data-stream",
                 problem: "missing: give the URL of an HLS playlist (.m3u8)".into(),
@@ -108,7 +124,26 @@ impl Options {
                 })
             }
         };
+        let layout = match get("layout").as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => Layout::Auto,
+            Some("video") => Layout::Video,
+            Some("chat") => Layout::Chat,
+            Some(other) => {
+                return Err(OptionError {
+                    attribute: "data-layout",
+                    problem: format!("\"{other}\" is not auto, video or chat"),
+                })
+            }
+        };
+        let chat = url_option(get("chat"), "data-chat", &["ws", "wss", "http", "https"])?;
+        if layout == Layout::Chat && chat.is_none() {
+            return Err(OptionError {
+                attribute: "data-chat",
+                problem: "missing: data-layout=\"chat\" needs the chat URL".into(),
+            });
+        }
         Ok(Options {
+            layout,
             stream,
             low_latency,
             muted,
@@ -118,7 +153,7 @@ impl Options {
             radius: css_value(get("radius"), "data-radius")?,
             font: css_value(get("font"), "data-font")?,
             poster: url_option(get("poster"), "data-poster", &["http", "https", "data"])?,
-            chat: url_option(get("chat"), "data-chat", &["ws", "wss", "http", "https"])?,
+            chat: if layout == Layout::Video { None } else { chat },
             mod_token: get("modToken")
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty()),
@@ -257,6 +292,29 @@ mod tests {
                 "{evil}"
             );
         }
+    }
+
+    #[test]
+    fn layouts() {
+        assert_eq!(read(&[("stream", "/a")]).unwrap().layout, Layout::Auto);
+        let video = read(&[("stream", "/a"), ("chat", "/chat/x"), ("layout", "video")]).unwrap();
+        assert_eq!(
+            (video.layout, video.chat),
+            (Layout::Video, None),
+            "video only drops the chat"
+        );
+        let chat = read(&[("chat", "/chat/x"), ("layout", "chat")]).unwrap();
+        assert_eq!(chat.layout, Layout::Chat, "chat only needs no stream");
+        assert_eq!(
+            read(&[("layout", "chat")]).unwrap_err().attribute,
+            "data-chat"
+        );
+        assert_eq!(
+            read(&[("stream", "/a"), ("layout", "grid")])
+                .unwrap_err()
+                .attribute,
+            "data-layout"
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Look {
     /// Inline style setting the theme's custom properties (already validated).
     pub(crate) style: String,
     pub(crate) poster: Option<String>,
+    /// Chat only: no video, no player.
+    pub(crate) chat_only: bool,
 }
 
 /// Properties of the root component.
@@ -123,8 +125,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
             props.muted,
             props.early_socket.clone(),
         );
+        let chat_only = props.look.chat_only;
         use_effect_with(sources.clone(), move |_| {
-            if let Some(v) = video.cast::<HtmlVideoElement>() {
+            if let Some(v) = video.cast::<HtmlVideoElement>().filter(|_| !chat_only) {
                 v.set_muted(start_muted);
                 let on_status: Rc<dyn Fn(Status)> = Rc::new(move |s: Status| {
                     announce(&host, &s);
@@ -292,7 +295,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let theme = if props.look.light { "light" } else { "dark" };
 
     html! {
-        <div ref={root} class={classes!("lucarne", status.name(), theme, props.chat.is_some().then_some("with-chat"))} style={props.look.style.clone()}
+        <div ref={root} class={classes!("lucarne", status.name(), theme, props.chat.is_some().then_some("with-chat"), props.look.chat_only.then_some("layout-chat"))} style={props.look.style.clone()}
             tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
