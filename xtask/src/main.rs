@@ -322,7 +322,8 @@ fn test(tier: Option<&str>) -> Result<()> {
         let envs = [
             (
                 "LUCARNE_SERVER_BIN",
-                target_dir().join("debug/lucarne-server")
+                target_dir()
+                    .join("debug/lucarne-server")
                     .display()
                     .to_string(),
             ),
