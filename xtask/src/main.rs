@@ -4,7 +4,8 @@
 //! - `cargo xtask dist`: builds the release widget into `dist/` (loader, JS glue, wasm,
 //!   with `.br`/`.gz` siblings the server sends as they are).
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
-//! - `cargo xtask test [e2e|native|wasm]`: every test tier (default: all).
+//! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
+//!   (default: all).
 //! - `cargo xtask bench playback`: lucarne against hls.js, in the same headless Chromium.
 //! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
 
@@ -35,7 +36,7 @@ fn main() -> Result<()> {
         Some("test") => test(rest.first().copied()),
         Some("bench") => bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <dist | demo | test [native|wasm|e2e] | bench playback [--seconds N] | bench chat>");
+            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat>");
             std::process::exit(2)
         }
     }
@@ -283,6 +284,36 @@ fn test(tier: Option<&str>) -> Result<()> {
     let tier = tier.unwrap_or("");
     let mut tally = (0, 0);
     let mut ok = true;
+    if all || tier == "lint" {
+        // The standards are checked, not hoped for: formatting and clippy, natively and
+        // for the widget's wasm32 build.
+        run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+        run(Command::new("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        if !output("rustup", &["target", "list", "--installed"])
+            .unwrap_or_default()
+            .contains("wasm32-unknown-unknown")
+        {
+            run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+        }
+        run(Command::new("cargo").args([
+            "clippy",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "lucarne",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     if all || tier == "native" {
         ok &= cargo_tests(
             &["test", "--workspace", "--exclude", "lucarne-e2e"],
