@@ -139,7 +139,7 @@ fn ensure_test_tools() -> Result<()> {
     if output("id", &["-u"]).is_some_and(|u| u.trim() == "0") {
         run(Command::new("apt-get").arg("update"))?;
         run(Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
+            .args(["install", "-y"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
         Ok(())
