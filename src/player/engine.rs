@@ -541,9 +541,14 @@ impl Engine {
     }
 
     fn edge(&self) -> Option<f64> {
+        self.edge_in(&self.ranges())
+    }
+
+    /// The live edge given ranges already read (TimeRanges are read once per tick).
+    fn edge_in(&self, ranges: &[Range]) -> Option<f64> {
         match self.active {
-            Some(Active::Hls(_)) => self.hls_edge.or_else(|| buffer::newest(&self.ranges())),
-            _ => buffer::newest(&self.ranges()),
+            Some(Active::Hls(_)) => self.hls_edge.or_else(|| buffer::newest(ranges)),
+            _ => buffer::newest(ranges),
         }
     }
 
@@ -562,21 +567,22 @@ impl Engine {
 
     /// First frame: position the playhead and play.
     fn try_start(&mut self) {
-        let has_media = self.mse.as_ref().is_some_and(|m| !m.buffered().is_empty());
-        if let Some(edge) = self.edge().filter(|_| has_media) {
-            self.started = true;
-            let push = matches!(self.active, Some(Active::Push(_)));
-            match self.ranges().last() {
-                // The push starts on a keyframe less than a segment behind live: show it
-                // at once (no decoding up to a seek point) and let the catch-up rate
-                // close the remaining fraction of a second.
-                Some(r) if push => self.video.set_current_time(r.start),
-                _ => self.seek(edge - self.policy.target),
-            }
-            self.last_position = self.video.current_time();
-            if !self.user_paused {
-                self.play();
-            }
+        let ranges = self.ranges();
+        let (Some(last), Some(edge)) = (ranges.last(), self.edge_in(&ranges)) else {
+            return;
+        };
+        self.started = true;
+        if matches!(self.active, Some(Active::Push(_))) {
+            // The push starts on a keyframe less than a segment behind live: show it at
+            // once (no decoding up to a seek point) and let the catch-up rate close the
+            // remaining fraction of a second.
+            self.video.set_current_time(last.start);
+        } else {
+            self.seek(edge - self.policy.target);
+        }
+        self.last_position = self.video.current_time();
+        if !self.user_paused {
+            self.play();
         }
     }
 
@@ -609,7 +615,7 @@ impl Engine {
             return;
         }
 
-        if let Some(edge) = self.edge().filter(|_| !self.timeshift) {
+        if let Some(edge) = self.edge_in(&ranges).filter(|_| !self.timeshift) {
             let obs = Observation {
                 position: pos,
                 edge,
@@ -694,6 +700,7 @@ impl Drop for Engine {
         self.active = None;
         self.mse = None;
         let _ = self.video.pause();
+        // Native HLS has no Mse to detach the source.
         let _ = self
             .video
             .dyn_ref::<web_sys::Element>()

@@ -95,7 +95,8 @@ pub enum StartError {
 pub struct Server {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The accept loop; taken by `wait` or `shutdown`.
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sources: Vec<tokio::task::JoinHandle<()>>,
     hub: Arc<hub::Hub>,
 }
@@ -138,7 +139,7 @@ impl Server {
         Ok(Server {
             addr,
             shutdown: Some(tx),
-            task,
+            task: Some(task),
             sources,
             hub,
         })
@@ -156,8 +157,10 @@ impl Server {
 
     /// Serves until the listener fails.
     pub async fn wait(mut self) -> std::io::Result<()> {
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
-        task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting, closes chat connections and flushes the chat store, lets open
@@ -170,8 +173,9 @@ impl Server {
         for s in &self.sources {
             s.abort();
         }
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
-        let _ = task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
@@ -214,6 +218,8 @@ impl Drop for Server {
         for s in &self.sources {
             s.abort();
         }
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }

@@ -63,6 +63,20 @@ fn fragments(mut bytes: &[u8], timescales: &[u32]) -> Vec<(usize, f64, f64)> {
     out
 }
 
+/// Asserts each track's fragments follow one another with no gap or overlap; `next`
+/// carries each track's expected next start across calls.
+fn assert_continuous(next: &mut [Option<f64>; 2], frags: Vec<(usize, f64, f64)>) {
+    for (track, start, dur) in frags {
+        if let Some(expected) = next[track] {
+            assert!(
+                (start - expected).abs() < 1e-6,
+                "track {track}: gap or overlap at {start} (expected {expected})"
+            );
+        }
+        next[track] = Some(start + dur);
+    }
+}
+
 fn timescales(init: &[u8]) -> Vec<u32> {
     let mut buf = init;
     while let Some(atom) = Any::decode_maybe(&mut buf).unwrap() {
@@ -158,15 +172,7 @@ async fn segments_are_cmaf_with_continuous_wall_clock_decode_times() {
             frags[0].1, msn,
             "segment {name} starts at its own unix second"
         );
-        for (track, start, dur) in frags {
-            if let Some(expected) = next[track] {
-                assert!(
-                    (start - expected).abs() < 1e-6,
-                    "track {track}: gap or overlap at {start} (expected {expected})"
-                );
-            }
-            next[track] = Some(start + dur);
-        }
+        assert_continuous(&mut next, frags);
     }
 }
 
@@ -256,16 +262,7 @@ async fn low_latency_push_sends_init_then_chunks_in_real_time() {
         tail.iter().all(|d| *d >= -0.01 && *d < 0.3),
         "chunk delays behind the wall clock: {tail:?}"
     );
-    let mut next = [None::<f64>; 2];
-    for (track, start, dur) in frags {
-        if let Some(e) = next[track] {
-            assert!(
-                (start - e).abs() < 1e-6,
-                "track {track}: discontinuity at {start}"
-            );
-        }
-        next[track] = Some(start + dur);
-    }
+    assert_continuous(&mut [None; 2], frags);
 }
 
 #[tokio::test]

@@ -11,23 +11,8 @@
 
 use super::clip::Clip;
 use super::cmaf::{self, MuxError, Sample};
-use bytes::Bytes;
+use super::live::PackagedChunk;
 use std::sync::Arc;
-
-/// A packaged piece of the stream, ready for [`super::live::LiveStream::push_chunk`].
-#[derive(Debug, Clone)]
-pub struct PackagedChunk {
-    /// `moof` + `mdat`.
-    pub bytes: Bytes,
-    /// True when the chunk starts with a video keyframe and so opens a new segment.
-    pub starts_segment: bool,
-    /// Media sequence number of the segment this chunk belongs to.
-    pub segment_msn: u64,
-    /// Start of the chunk, unix seconds (= media time for this source).
-    pub start: f64,
-    /// Duration of the chunk's video, seconds.
-    pub duration: f64,
-}
 
 /// Where one track is in the endless loop.
 #[derive(Debug, Clone, Copy)]

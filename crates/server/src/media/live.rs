@@ -6,12 +6,27 @@
 //! layer reads playlists and segments and subscribes WebSockets. The state lock is a
 //! `std` mutex held only for short, non-async sections.
 
-use super::demo::PackagedChunk;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
+
+/// A packaged piece of a stream, as any source (the demo loop, later ingest) hands it
+/// to [`LiveStream::push_chunk`].
+#[derive(Debug, Clone)]
+pub struct PackagedChunk {
+    /// `moof` + `mdat`.
+    pub bytes: Bytes,
+    /// True when the chunk starts with a video keyframe and so opens a new segment.
+    pub starts_segment: bool,
+    /// Media sequence number of the segment this chunk belongs to.
+    pub segment_msn: u64,
+    /// Start of the chunk, unix seconds (= media time for this source).
+    pub start: f64,
+    /// Duration of the chunk's video, seconds.
+    pub duration: f64,
+}
 
 /// How many chunks a slow low-latency subscriber may fall behind before it is resynced.
 const PUSH_QUEUE: usize = 256;
