@@ -563,3 +563,213 @@ fn trak(id: u32, timescale: u32, handler: &[u8; 4], codec: Codec) -> Trak {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mp4_atom::{Any, DecodeMaybe, Moof, Moov};
+
+    /// 2.5 s of a 96×64 test pattern at 20 fps (H.264 with B-frames, a keyframe every
+    /// 10 frames) and a 44.1 kHz AAC tone, as ffmpeg publishes it:
+    /// `ffmpeg -f lavfi -i testsrc=size=96x64:rate=20 -f lavfi -i sine=sample_rate=44100
+    ///  -t 2.5 -c:v libx264 -g 10 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 32k -f flv`
+    const PATTERN: &[u8] = include_bytes!("../../tests/data/pattern.flv");
+
+    /// (tag type, timestamp, body) of every tag of an FLV file.
+    fn tags(flv: &[u8]) -> Vec<(u8, u32, Bytes)> {
+        let mut out = Vec::new();
+        let mut at = 9 + 4; // header, first PreviousTagSize
+        while at + 11 <= flv.len() {
+            let kind = flv[at];
+            let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+            let ts = u32::from_be_bytes([flv[at + 7], flv[at + 4], flv[at + 5], flv[at + 6]]);
+            let body = Bytes::copy_from_slice(&flv[at + 11..at + 11 + size]);
+            out.push((kind, ts, body));
+            at += 11 + size + 4;
+        }
+        out
+    }
+
+    fn feed(r: &mut Remuxer, tags: &[(u8, u32, Bytes)], ts_shift: u32) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (kind, ts, body) in tags {
+            let res = match kind {
+                8 => r.audio(ts + ts_shift, body.clone()),
+                9 => r.video(ts + ts_shift, body.clone()),
+                _ => continue,
+            };
+            out.extend(res.expect("tag accepted"));
+        }
+        out.extend(r.flush().unwrap());
+        out
+    }
+
+    fn chunks(out: &[Output]) -> Vec<&PackagedChunk> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Chunk(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn moof(bytes: &[u8]) -> Moof {
+        let mut buf = bytes;
+        match Any::decode_maybe(&mut buf).unwrap() {
+            Some(Any::Moof(m)) => m,
+            other => panic!("not a moof: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_publish_becomes_an_init_segment_and_keyframe_aligned_chunks() {
+        let mut r = Remuxer::new(1_000_000, 500, 100);
+        let out = feed(&mut r, &tags(PATTERN), 0);
+        let Some(Output::Init(init)) = out.first() else {
+            panic!("first output is not the init segment: {out:?}");
+        };
+        let mut buf = &init[..];
+        let _ftyp = Any::decode_maybe(&mut buf).unwrap();
+        let Some(Any::Moov(Moov { trak, .. })) = Any::decode_maybe(&mut buf).unwrap() else {
+            panic!("no moov");
+        };
+        assert_eq!(trak.len(), 2, "video and audio");
+        assert_eq!(trak[0].mdia.mdhd.timescale, VIDEO_TIMESCALE);
+        assert_eq!(trak[1].mdia.mdhd.timescale, 44_100);
+        let Codec::Avc1(avc1) = &trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+            panic!("not avc1");
+        };
+        assert_eq!((avc1.visual.width, avc1.visual.height), (96, 64));
+
+        let chunks = chunks(&out);
+        // Three GOPs of half a second → segments 500, 501, 502 (and the 2.5 s cut).
+        let segments: Vec<u64> = chunks
+            .iter()
+            .filter(|c| c.starts_segment)
+            .map(|c| c.segment_msn)
+            .collect();
+        assert_eq!(segments, [500, 501, 502, 503, 504]);
+        assert!(chunks[0].starts_segment, "the stream opens on a keyframe");
+        assert!(
+            (chunks[0].start - 1000.0).abs() < 1e-6,
+            "media time starts at the base"
+        );
+        // Chunks tile the timeline: each starts where the previous ended.
+        for w in chunks.windows(2) {
+            assert!(
+                (w[0].start + w[0].duration - w[1].start).abs() < 1e-3,
+                "{} + {} vs {}",
+                w[0].start,
+                w[0].duration,
+                w[1].start
+            );
+        }
+        let total: f64 = chunks.iter().map(|c| c.duration).sum();
+        assert!((total - 2.5).abs() < 0.06, "{total}");
+        // Chunks hold about 100 ms of video: two frames at 20 fps.
+        let m = moof(&chunks[1].bytes);
+        assert_eq!(m.traf[0].trun[0].samples.len(), 2);
+        // Audio rides along: 2.5 s of 1024-sample frames at 44.1 kHz.
+        let audio_frames: usize = chunks
+            .iter()
+            .map(|c| {
+                moof(&c.bytes)
+                    .traf
+                    .iter()
+                    .filter(|t| t.tfhd.track_id == AUDIO_TRACK)
+                    .map(|t| t.trun[0].samples.len())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!((105..=110).contains(&audio_frames), "{audio_frames}");
+        // B-frames keep their composition offsets.
+        assert!(chunks.iter().any(|c| moof(&c.bytes).traf[0].trun[0]
+            .samples
+            .iter()
+            .any(|e| e.cts.unwrap_or(0) != 0)));
+    }
+
+    #[test]
+    fn a_reconnecting_publisher_continues_the_timeline() {
+        let t = tags(PATTERN);
+        let mut first = Remuxer::new(1_000_000, 500, 100);
+        let out1 = feed(&mut first, &t, 0);
+        let (end, next) = (first.end_ms(), first.next_msn());
+        // The new connection's clock starts elsewhere (here 90 s in).
+        let mut second = Remuxer::new(end, next, 100);
+        let out2 = feed(&mut second, &t, 90_000);
+        let last = chunks(&out1).last().unwrap().start + chunks(&out1).last().unwrap().duration;
+        let resumed = chunks(&out2)[0];
+        assert!(
+            (resumed.start - last).abs() < 1e-3,
+            "{} vs {last}",
+            resumed.start
+        );
+        assert_eq!(resumed.segment_msn, next);
+        assert!(matches!(out2[0], Output::Init(_)));
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_and_config_are_dropped() {
+        let t = tags(PATTERN);
+        let mut r = Remuxer::new(0, 1, 100);
+        // Skip the sequence headers: nothing can be decoded, nothing comes out.
+        let mut out = Vec::new();
+        for (kind, ts, body) in t.iter().skip(3) {
+            if *kind == 9 {
+                out.extend(r.video(*ts, body.clone()).unwrap());
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert!(!r.started());
+    }
+
+    #[test]
+    fn other_video_codecs_are_refused_by_name() {
+        // FLV codec id 2 (Sorenson H.263), a keyframe.
+        let err = Remuxer::new(0, 1, 100)
+            .video(0, Bytes::from_static(&[0x12, 0, 0, 0]))
+            .unwrap_err();
+        assert!(matches!(err, RemuxError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("H.264"), "{err}");
+    }
+
+    #[test]
+    fn malformed_tags_are_errors_not_panics() {
+        let mut r = Remuxer::new(0, 1, 100);
+        let garbage: [&[u8]; 6] = [
+            &[],
+            &[0x17],
+            &[0x17, 0x00, 0x00],
+            &[
+                0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0xff, 0xff,
+            ],
+            &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9],
+            &[0x27, 0x01, 0xff, 0xff, 0xff],
+        ];
+        for g in garbage {
+            let _ = r.video(0, Bytes::from_static(g));
+            let _ = r.audio(0, Bytes::from_static(g));
+        }
+        for g in [
+            &[0xaf_u8][..],
+            &[0xaf, 0x00],
+            &[0xaf, 0x00, 0xff],
+            &[0x2f, 1, 2],
+        ] {
+            let _ = r.audio(0, Bytes::from_static(g));
+        }
+        assert!(!r.started());
+    }
+
+    #[test]
+    fn mp3_audio_is_dropped_with_a_warning_and_video_goes_on() {
+        let mut r = Remuxer::new(0, 1, 100);
+        let out = r.audio(0, Bytes::from_static(&[0x2f, 0xff, 0xfb])).unwrap();
+        assert!(matches!(&out[..], [Output::Warning(w)] if w.contains("not AAC")));
+        assert!(r
+            .audio(20, Bytes::from_static(&[0x2f, 0xff, 0xfb]))
+            .unwrap()
+            .is_empty());
+    }
+}
