@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
+use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlVideoElement;
@@ -81,6 +82,18 @@ pub enum SourceEvent {
     Down,
     /// The broadcast ended.
     Ended,
+    /// Nobody is broadcasting; media follows when someone does (push source).
+    Offline,
+    /// The playlist is a finished recording: media time `start` (applied as a
+    /// timestamp offset, so the replay runs from 0) and total `duration`, seconds.
+    Vod {
+        /// Decode time of the first segment.
+        start: f64,
+        /// Sum of the segments' durations.
+        duration: f64,
+    },
+    /// A VOD source has loaded its last segment.
+    VodComplete,
     /// Something was skipped or retried; playback goes on.
     Warning(String),
     /// The source cannot go on.
@@ -160,6 +173,17 @@ struct Engine {
     timeshift: bool,
     /// No MediaSource: the browser plays the HLS URL itself.
     native: bool,
+    /// The push source said nobody is broadcasting.
+    offline: bool,
+    /// The viewer asked for the replay: HLS only, from the start.
+    replay: bool,
+    /// The source is a finished recording (no live edge, no latency control).
+    vod: bool,
+    vod_complete: bool,
+    /// Shared with a VOD loader: the playhead, and where the viewer jumped to outside
+    /// what is buffered (NaN: nowhere).
+    playhead: Rc<Cell<f64>>,
+    seek_to: Rc<Cell<f64>>,
     became_visible: bool,
     _timers: Vec<Interval>,
     _listeners: Vec<EventListener>,
@@ -241,6 +265,12 @@ impl Engine {
             early_socket: None,
             timeshift: false,
             native: false,
+            offline: false,
+            replay: false,
+            vod: false,
+            vod_complete: false,
+            playhead: Rc::new(Cell::new(0.0)),
+            seek_to: Rc::new(Cell::new(f64::NAN)),
             became_visible: false,
             _timers: vec![tick],
             _listeners: listeners,
@@ -284,6 +314,9 @@ impl Engine {
         self.init = None;
         self.started = false;
         self.hls_edge = None;
+        self.vod = false;
+        self.vod_complete = false;
+        self.offline = false;
         if !super::mse::supported() {
             return self.play_natively();
         }
@@ -321,6 +354,7 @@ impl Engine {
         self.reconnect = None;
         self.generation += 1;
         let use_push = self.sources.low_latency.is_some()
+            && !(self.replay && self.sources.hls.is_some())
             && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
         if use_push {
             let url = self.sources.low_latency.clone().unwrap_or_default();
@@ -341,6 +375,10 @@ impl Engine {
                 url,
                 self.generation,
                 self.tx.clone(),
+                hls::Playhead {
+                    position: self.playhead.clone(),
+                    seek_to: self.seek_to.clone(),
+                },
             )));
         } else {
             self.fatal("no stream URL".into());
@@ -357,6 +395,11 @@ impl Engine {
 
     async fn handle(&mut self, event: Event) {
         match event {
+            Event::Control(Control::Replay) => {
+                self.replay = true;
+                self.set_status(Status::Connecting);
+                self.rebuild().await;
+            }
             Event::Control(c) => self.control(c),
             Event::Tick => self.tick(),
             Event::Buffered => {
@@ -429,10 +472,26 @@ impl Engine {
             }
             SourceEvent::Up => {
                 self.source_up = true;
-                if matches!(self.status, Status::Reconnecting) {
+                self.offline = false;
+                if matches!(self.status, Status::Reconnecting | Status::Offline) {
                     self.set_status(Status::Buffering);
                 }
             }
+            SourceEvent::Offline => {
+                self.offline = true;
+                self.source_up = true;
+                if !matches!(self.status, Status::Error { fatal: true, .. }) {
+                    self.set_status(Status::Offline);
+                }
+            }
+            SourceEvent::Vod { start, duration } => {
+                self.vod = true;
+                if let Some(mse) = &self.mse {
+                    mse.set_timestamp_offset(-start);
+                    mse.set_duration(duration);
+                }
+            }
+            SourceEvent::VodComplete => self.vod_complete = true,
             SourceEvent::Down => {
                 self.source_up = false;
                 if matches!(self.active, Some(Active::Push(_))) {
@@ -453,6 +512,9 @@ impl Engine {
                 if let Some(mse) = &self.mse {
                     mse.end_of_stream();
                 }
+                // Nothing more will come: let go of the socket (no reconnection).
+                self.active = None;
+                self.reconnect = None;
                 self.set_status(Status::Ended);
             }
             SourceEvent::Warning(m) => log(&m),
@@ -503,6 +565,8 @@ impl Engine {
             }
             Control::Mute(m) => self.video.set_muted(m),
             Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
+            // Needs a rebuild: handled with the events.
+            Control::Replay => {}
             Control::GoLive => {
                 self.timeshift = false;
                 if self.user_paused {
@@ -568,6 +632,17 @@ impl Engine {
     /// First frame: position the playhead and play.
     fn try_start(&mut self) {
         let ranges = self.ranges();
+        if self.vod {
+            // A replay starts at its beginning.
+            let Some(first) = ranges.first() else { return };
+            self.started = true;
+            self.video.set_current_time(first.start);
+            self.last_position = first.start;
+            if !self.user_paused {
+                self.play();
+            }
+            return;
+        }
         let (Some(last), Some(edge)) = (ranges.last(), self.edge_in(&ranges)) else {
             return;
         };
@@ -598,10 +673,24 @@ impl Engine {
             return self.try_start();
         }
 
+        if self.vod {
+            self.playhead.set(pos);
+            // The viewer jumped outside what is buffered: the loader moves there.
+            if !ranges.iter().any(|r| r.start <= pos + 0.1 && pos < r.end) {
+                self.seek_to.set(pos);
+            }
+            if self.vod_complete {
+                mse.end_of_stream();
+            }
+        }
         // While paused the playhead stays put but live media keeps coming: keep only
-        // what a resume could still use.
+        // what a resume could still use. A replay keeps what lies behind the playhead.
         let newest = buffer::newest(&ranges).unwrap_or(pos);
-        let anchor = pos.max(newest - MAX_TIMESHIFT);
+        let anchor = if self.vod {
+            pos
+        } else {
+            pos.max(newest - MAX_TIMESHIFT)
+        };
         if let Some(cut) = buffer::back_buffer_eviction(&ranges, anchor, BACK_BUFFER) {
             mse.remove(cut.start, cut.end);
         }
@@ -615,7 +704,13 @@ impl Engine {
             return;
         }
 
-        if let Some(edge) = self.edge_in(&ranges).filter(|_| !self.timeshift) {
+        if self.vod && self.video.ended() {
+            return self.set_status(Status::Ended);
+        }
+        if let Some(edge) = self
+            .edge_in(&ranges)
+            .filter(|_| !self.timeshift && !self.vod)
+        {
             let obs = Observation {
                 position: pos,
                 edge,
@@ -646,7 +741,9 @@ impl Engine {
         if advanced {
             self.stalled_ticks = 0;
             if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
-                self.set_status(if self.timeshift {
+                self.set_status(if self.vod {
+                    Status::Replay
+                } else if self.timeshift {
                     Status::BehindLive
                 } else {
                     Status::Playing
@@ -665,7 +762,9 @@ impl Engine {
             // Stuck with media ahead (a decoder hiccup): nudge, as players do.
             self.video.set_current_time(pos + 0.1);
         }
-        let waiting = if self.source_up {
+        let waiting = if self.offline {
+            Status::Offline
+        } else if self.source_up {
             Status::Buffering
         } else {
             Status::Reconnecting

@@ -39,10 +39,15 @@ impl std::fmt::Display for MseError {
 enum Op {
     Append(Uint8Array),
     Remove(f64, f64),
+    /// `SourceBuffer.timestampOffset` (only settable between appends).
+    Offset(f64),
+    /// `MediaSource.duration` (only settable while nothing is updating).
+    Duration(f64),
 }
 
 struct Queue {
     sb: Option<SourceBuffer>,
+    media_source: MediaSource,
     ops: VecDeque<Op>,
     video: HtmlVideoElement,
     tx: Tx,
@@ -111,6 +116,7 @@ impl Mse {
         Ok(Mse {
             queue: Rc::new(RefCell::new(Queue {
                 sb: None,
+                media_source: media_source.clone(),
                 ops: VecDeque::new(),
                 video: video.clone(),
                 tx,
@@ -160,6 +166,21 @@ impl Mse {
     /// Queues an append.
     pub fn append(&self, data: Uint8Array) {
         self.queue.borrow_mut().ops.push_back(Op::Append(data));
+        pump(&self.queue);
+    }
+
+    /// Queues a timestamp offset for the media appended after it.
+    pub fn set_timestamp_offset(&self, offset: f64) {
+        self.queue.borrow_mut().ops.push_back(Op::Offset(offset));
+        pump(&self.queue);
+    }
+
+    /// Queues setting the presentation's duration (a replay's length).
+    pub fn set_duration(&self, duration: f64) {
+        self.queue
+            .borrow_mut()
+            .ops
+            .push_back(Op::Duration(duration));
         pump(&self.queue);
     }
 
@@ -213,6 +234,16 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
         let result = match &op {
             Op::Append(data) => sb.append_buffer_with_array_buffer_view(data),
             Op::Remove(s, e) => sb.remove(*s, *e),
+            // Through Reflect: these setters throw on a bad state, and an exception
+            // must not cross the wasm boundary.
+            Op::Offset(o) => {
+                let _ = js_sys::Reflect::set(&sb, &"timestampOffset".into(), &(*o).into());
+                continue;
+            }
+            Op::Duration(d) => {
+                let _ = js_sys::Reflect::set(&q.media_source, &"duration".into(), &(*d).into());
+                continue;
+            }
         };
         match result {
             Ok(()) => {
