@@ -8,6 +8,8 @@
 //!   (default: all).
 //! - `cargo xtask bench playback`: lucarne against hls.js, in the same headless Chromium.
 //! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
+//! - `cargo xtask bench ingest`: glass-to-glass latency and server CPU of an RTMP
+//!   broadcast (ffmpeg publishing a wall-clock barcode).
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -36,7 +38,7 @@ fn main() -> Result<()> {
         Some("test") => test(rest.first().copied()),
         Some("bench") => bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat>");
+            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat | bench ingest>");
             std::process::exit(2)
         }
     }
@@ -396,6 +398,27 @@ fn bench(args: &[&str]) -> Result<()> {
                 )
                 .env("LUCARNE_DIST", root().join("dist")))
         }
+        Some(&"ingest") => {
+            ensure_test_tools()?;
+            dist()?;
+            run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
+            run(Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "lucarne-e2e",
+                    "--bin",
+                    "bench_ingest",
+                    "--",
+                ])
+                .args(&args[1..])
+                .env(
+                    "LUCARNE_SERVER_BIN",
+                    target_dir().join("release/lucarne-server"),
+                )
+                .env("LUCARNE_DIST", root().join("dist")))
+        }
         Some(&"chat") => {
             let node_modules = root().join("bench/chat/node_modules");
             if !node_modules.exists() {
@@ -413,6 +436,8 @@ fn bench(args: &[&str]) -> Result<()> {
             ]))?;
             run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
-        _ => bail!("usage: cargo xtask bench playback [--seconds N] | bench chat"),
+        _ => bail!(
+            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N]"
+        ),
     }
 }
