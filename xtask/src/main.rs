@@ -245,8 +245,15 @@ fn demo() -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     eprintln!("xtask: demo at http://127.0.0.1:8080/ (Ctrl-C to stop)");
-    run(Command::new(target_dir().join("release/lucarne-server"))
-        .args(["--listen", "127.0.0.1:8080"]))
+    let mut server = Command::new(target_dir().join("release/lucarne-server"));
+    server.args(["--listen", "127.0.0.1:8080"]);
+    // A stream to go live on from OBS or ffmpeg, watched at /studio.html (loopback
+    // only; a real deployment sets its own keys in LUCARNE_STREAM_KEYS).
+    if std::env::var_os("LUCARNE_STREAM_KEYS").is_none() {
+        eprintln!("xtask: go live with rtmp://127.0.0.1:1935/live and stream key studio-key, watch at http://127.0.0.1:8080/studio.html");
+        server.args(["--stream-key", "studio-key=studio"]);
+    }
+    run(&mut server)
 }
 
 /// Runs a cargo test command, echoing its output and adding up its `test result:` lines.
