@@ -108,6 +108,16 @@ impl Loader {
             let text = match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
                 Ok(t) => t,
                 Err(FetchError::Aborted) => return,
+                // No playlist (yet): a stream that has not started, or is between
+                // broadcasts. Keep asking; the viewer sees "offline", not an error.
+                Err(FetchError::Status(404)) => {
+                    if !self.down {
+                        self.down = true;
+                        self.send(SourceEvent::Offline);
+                    }
+                    sleep_ms(self.backoff.next_delay(js_sys::Math::random())).await;
+                    continue;
+                }
                 Err(e) => {
                     self.fail(format!("playlist {}: {e}", self.url)).await;
                     continue;

@@ -360,3 +360,56 @@ async fn malformed_publishers_are_refused_and_the_server_stays_up() {
     assert!(wait_exit(good, Duration::from_secs(20)).await.success());
     o.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn new_encoder_settings_after_a_reconnect_get_a_new_init_segment() {
+    let o = start(8).await;
+    let url = format!("{}/secret-1", o.rtmp);
+    let small = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=30",
+            "-t",
+            "2",
+        ])
+        .args(H264)
+        .args([
+            "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-an", "-f", "flv", &url,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_state(&o, "studio", "live", Duration::from_secs(10)).await;
+    let ws_url = format!("{}/live/studio/ll", o.http.replace("http", "ws"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    assert!(wait_exit(small, Duration::from_secs(20)).await.success());
+
+    // Back with a bigger picture and audio: same broadcast, new codec configuration.
+    let big = publish(&url, 2.0, H264);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut inits = 0;
+    while inits < 2 {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a second init segment")
+            .unwrap()
+            .unwrap();
+        if let Message::Binary(b) = msg {
+            if b.len() > 8 && &b[4..8] == b"ftyp" {
+                inits += 1;
+            }
+        }
+    }
+    let playlist = get(&format!("{}/live/studio/index.m3u8", o.http)).await.1;
+    assert!(
+        playlist.contains("#EXT-X-MAP:URI=\"init.mp4?v=1\""),
+        "{playlist}"
+    );
+    let (status, _) = get(&format!("{}/live/studio/init.mp4?v=1", o.http)).await;
+    assert_eq!(status, 200);
+    assert!(wait_exit(big, Duration::from_secs(20)).await.success());
+    o.server.shutdown().await;
+}
