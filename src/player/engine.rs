@@ -480,7 +480,11 @@ impl Engine {
             SourceEvent::Offline => {
                 self.offline = true;
                 self.source_up = true;
-                if !matches!(self.status, Status::Error { fatal: true, .. }) {
+                // What is buffered still plays out; the stall then shows "offline".
+                if !matches!(
+                    self.status,
+                    Status::Playing | Status::BehindLive | Status::Error { fatal: true, .. }
+                ) {
                     self.set_status(Status::Offline);
                 }
             }
@@ -636,8 +640,11 @@ impl Engine {
             // A replay starts at its beginning.
             let Some(first) = ranges.first() else { return };
             self.started = true;
-            self.video.set_current_time(first.start);
-            self.last_position = first.start;
+            let pos = self.video.current_time();
+            if !(first.start <= pos && pos < first.end) {
+                self.video.set_current_time(first.start);
+            }
+            self.last_position = self.video.current_time();
             if !self.user_paused {
                 self.play();
             }
@@ -676,11 +683,18 @@ impl Engine {
         if self.vod {
             self.playhead.set(pos);
             // The viewer jumped outside what is buffered: the loader moves there.
-            if !ranges.iter().any(|r| r.start <= pos + 0.1 && pos < r.end) {
+            // (Only on a seek: re-appending what plays makes some browsers stall.)
+            let buffered = ranges
+                .iter()
+                .any(|r| r.start <= pos + 0.1 && pos <= r.end + 0.1);
+            if self.video.seeking() && !buffered {
                 self.seek_to.set(pos);
+                self.vod_complete = false;
             }
-            if self.vod_complete {
+            // Once everything is appended: ends cleanly at the last frame.
+            if self.vod_complete && mse.pending() == 0 {
                 mse.end_of_stream();
+                self.vod_complete = false;
             }
         }
         // While paused the playhead stays put but live media keeps coming: keep only

@@ -124,12 +124,10 @@ async fn a_broadcast_goes_live_drops_returns_ends_and_replays() -> Result<()> {
                 .wait_playing(browser, READY)
                 .await
                 .context("the replay plays")?;
-            ensure!(
-                start.status.as_deref() == Some("replay")
-                    || start.statuses.iter().any(|s| s == "replay"),
-                "the replay is labelled as such: {}",
-                start.describe()
-            );
+            widget
+                .wait_status(browser, "replay", Duration::from_secs(5))
+                .await
+                .context("the replay is labelled as such")?;
             ensure!(
                 start.current_time < 5.0,
                 "the replay starts at its beginning, not at {}",

@@ -121,6 +121,8 @@ pub struct Remuxer {
     audio_dropped_reported: bool,
     /// Media time (ms) just after the last video sample.
     end_ms: u64,
+    /// Media time (ms) just after the last audio frame packaged.
+    audio_end_ms: Option<u64>,
 }
 
 impl Remuxer {
@@ -145,13 +147,19 @@ impl Remuxer {
             long_gop_reported: false,
             audio_dropped_reported: false,
             end_ms: base_ms,
+            audio_end_ms: None,
         }
     }
 
-    /// Media time (ms) just after the last video frame: where a reconnecting publisher
-    /// continues.
+    /// Media time (ms) where a reconnecting publisher continues: just after the last
+    /// video frame, or a little earlier if the audio stopped short of it (the last
+    /// frame is then overwritten rather than leaving a hole in the audio, which
+    /// players see as a gap in the buffer).
     pub fn end_ms(&self) -> u64 {
-        self.end_ms
+        match self.audio_end_ms {
+            Some(a) if a < self.end_ms => a.max(self.end_ms.saturating_sub(100)),
+            _ => self.end_ms,
+        }
     }
 
     /// The segment number the next keyframe would open.
@@ -395,6 +403,9 @@ impl Remuxer {
             .position(|s| s.dts * u64::from(VIDEO_TIMESCALE) / rate >= end)
             .unwrap_or(self.audio_queue.len());
         let audio: Vec<Sample> = self.audio_queue.drain(..split).collect();
+        if let Some(a) = audio.last() {
+            self.audio_end_ms = Some((a.dts + u64::from(a.duration)) * 1000 / rate);
+        }
         let video = std::mem::take(&mut self.video_run);
         self.fragment_seq = self.fragment_seq.wrapping_add(1);
         let bytes = cmaf::fragment(
