@@ -34,6 +34,8 @@ const BACK_BUFFER: f64 = 30.0;
 const MAX_GAP_JUMP: f64 = 6.0;
 /// How far behind live a viewer may resume after a pause (the rest is evicted).
 const MAX_TIMESHIFT: f64 = 25.0;
+/// Smallest playbackRate change worth making while catching up.
+const RATE_STEP: f64 = 0.05;
 /// Decode errors tolerated per minute before giving up.
 const MAX_REBUILDS_PER_MINUTE: usize = 3;
 
@@ -287,7 +289,7 @@ impl Engine {
         if !super::mse::supported() {
             return self.play_natively();
         }
-        match Mse::open(&self.video, self.tx.clone()).await {
+        match Mse::open(&self.video, self.tx.clone(), self.sources.hls.as_deref()).await {
             Ok(mse) => self.mse = Some(mse),
             Err(e) => return self.fatal(e.to_string()),
         }
@@ -305,6 +307,7 @@ impl Engine {
         match hls {
             Some(url) if plays_hls => {
                 self.native = true;
+                let _ = self.video.set_attribute("data-backend", "native-hls");
                 self.video.set_src(&url);
                 self.started = true;
                 self.source_up = true;
@@ -337,10 +340,17 @@ impl Engine {
                 Err(e) => self.fatal(e),
             }
         } else if let Some(url) = self.sources.hls.clone() {
+            // The push is live and at most a target latency ahead, so it is not throttled;
+            // HLS loads segments only while the browser wants media.
+            let wanted = self
+                .mse
+                .as_ref()
+                .map_or_else(|| Rc::new(std::cell::Cell::new(true)), Mse::wanted);
             self.active = Some(Active::Hls(hls::start(
                 url,
                 self.generation,
                 self.tx.clone(),
+                wanted,
             )));
         } else {
             self.fatal("no stream URL".into());
@@ -624,7 +634,12 @@ impl Engine {
             };
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
-                    if (self.video.playback_rate() - r).abs() > 0.001 {
+                    // Rate changes in steps, not by the hundredth every tick: on some
+                    // engines (WebKitGTK) each change flushes the pipeline and costs
+                    // more playback time than the catch-up gains.
+                    let current = self.video.playback_rate();
+                    let step = (current - r).abs();
+                    if step >= RATE_STEP || (r <= 1.0 && step > 0.001) {
                         self.video.set_playback_rate(r);
                     }
                 }

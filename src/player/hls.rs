@@ -5,6 +5,10 @@
 //! `Down` so the viewer sees "reconnecting"); a segment answering 404 is skipped (the
 //! engine jumps the hole); a segment that fails otherwise is retried, then skipped; a
 //! cursor that fell out of the window or far behind the edge restarts at the live edge.
+//!
+//! Segments are loaded only while the browser wants media (a ManagedMediaSource's
+//! `endstreaming` pauses the loader until `startstreaming`; the cursor check above
+//! brings it back to live if it paused for long).
 
 use super::engine::{Event, SourceEvent, Tx};
 use super::fetch::{self, AbortSlot, FetchError};
@@ -34,8 +38,9 @@ impl Drop for HlsSource {
     }
 }
 
-/// Starts loading `url`; events are tagged with `generation`.
-pub(crate) fn start(url: String, generation: u32, tx: Tx) -> HlsSource {
+/// Starts loading `url`; events are tagged with `generation`. `wanted` says whether the
+/// browser wants media now (see `Mse::wanted`).
+pub(crate) fn start(url: String, generation: u32, tx: Tx, wanted: Rc<Cell<bool>>) -> HlsSource {
     let alive = Rc::new(Cell::new(true));
     let slot = AbortSlot::default();
     let task = Loader {
@@ -43,6 +48,7 @@ pub(crate) fn start(url: String, generation: u32, tx: Tx) -> HlsSource {
         generation,
         tx,
         alive: alive.clone(),
+        wanted,
         slot: slot.clone(),
         init_uri: None,
         init: None,
@@ -59,6 +65,8 @@ struct Loader {
     generation: u32,
     tx: Tx,
     alive: Rc<Cell<bool>>,
+    /// The browser wants media (false after a ManagedMediaSource's `endstreaming`).
+    wanted: Rc<Cell<bool>>,
     slot: AbortSlot,
     /// URL of the init segment last sent.
     init_uri: Option<String>,
@@ -90,6 +98,11 @@ impl Loader {
 
     async fn run(mut self) {
         while self.alive.get() {
+            if !self.wanted.get() {
+                // Enough media buffered: neither playlist nor segments until asked again.
+                sleep_ms(250.0).await;
+                continue;
+            }
             let text = match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
                 Ok(t) => t,
                 Err(FetchError::Aborted) => return,
@@ -163,7 +176,7 @@ impl Loader {
         let mut loaded = false;
         while let Some(msn) = self.cursor {
             let Some(seg) = media.get(msn) else { break };
-            if !self.alive.get() {
+            if !self.alive.get() || !self.wanted.get() {
                 return loaded;
             }
             let seg = seg.clone();
