@@ -48,6 +48,12 @@ impl Engine {
         }
     }
 
+    /// The engine has Safari's ManagedMediaSource (WebKitGTK does), which the widget
+    /// must then prefer.
+    pub fn has_managed_media_source(self) -> bool {
+        self == Self::Webkit
+    }
+
     /// Lower-case name, as accepted by [`Engine::parse`].
     pub fn name(self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
 //! Third-party HLS: a page on another origin embeds lucarne (`{SERVER}/lucarne.js`)
 //! for a live HLS stream lucarne does not serve (ffmpeg's, on that other origin).
-//! - third_party_hls_plays: it plays.
+//! - third_party_hls_plays: it plays (on WebKit through ManagedMediaSource, with the
+//!   third-party playlist as the AirPlay alternative).
 //! - missing_segment_skipped: a segment ahead of the live edge answers 404;
 //!   playback goes on past it and the widget never shows `error`.
 
@@ -46,6 +47,9 @@ async fn third_party_hls_plays() -> Result<()> {
                 .with_context(|| format!("third-party stream {} never played", stream.url()))?;
             let watch = widget.watch(browser, Duration::from_secs(5)).await?;
             watch.expect_smooth()?;
+            watch
+                .last()
+                .expect_backend(browser.engine(), Some(&stream.url()))?;
             ensure!(
                 watch.last().status.as_deref() == Some("playing"),
                 "third-party stream plays but the widget shows {:?}; {}",
