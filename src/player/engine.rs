@@ -59,6 +59,8 @@ pub enum Event {
     PlayRefused,
     /// The reconnect timer fired.
     Reconnect,
+    /// The `<video>`'s muted state or volume changed.
+    VolumeChanged,
     /// The page is being frozen (back/forward cache) or unloaded: let go of the network.
     PageHide,
     /// The page came back from the back/forward cache.
@@ -156,6 +158,10 @@ struct Engine {
     reconnect: Option<Timeout>,
     rebuilds: Vec<f64>,
     user_paused: bool,
+    /// Muted as the viewer chose (muted at start, as autoplay needs). The browser's own
+    /// changes are undone: WebKitGTK's media pipeline reports itself unmuted when it
+    /// starts, and WebKit then pauses what has become an unmuted autoplay.
+    muted: bool,
     /// The loader's early low-latency socket, adopted by the first connect.
     early_socket: Option<wasm_bindgen::JsValue>,
     /// Playing behind live on purpose (resumed after a pause); latency control is off.
@@ -210,6 +216,10 @@ impl Engine {
             let _ = t.unbounded_send(Event::MediaError);
         }));
         let t = tx.clone();
+        listeners.push(EventListener::new(&video, "volumechange", move |_| {
+            let _ = t.unbounded_send(Event::VolumeChanged);
+        }));
+        let t = tx.clone();
         let tick = Interval::new(TICK_MS, move || {
             let _ = t.unbounded_send(Event::Tick);
         });
@@ -240,6 +250,7 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
+            muted: true,
             early_socket: None,
             timeshift: false,
             native: false,
@@ -267,7 +278,7 @@ impl Engine {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        self.video.set_muted(true);
+        self.video.set_muted(self.muted);
         (self.on_status)(Status::Connecting);
         self.rebuild().await;
         while let Some(event) = rx.next().await {
@@ -391,6 +402,11 @@ impl Engine {
                 log(&format!("media element error {code}"));
                 self.recover_decode().await;
             }
+            Event::VolumeChanged => {
+                if self.video.muted() != self.muted {
+                    self.video.set_muted(self.muted);
+                }
+            }
             Event::PlayRefused => {
                 if !self.video.paused() {
                     return;
@@ -511,7 +527,10 @@ impl Engine {
                 self.video.pause().ok();
                 self.set_status(Status::Paused);
             }
-            Control::Mute(m) => self.video.set_muted(m),
+            Control::Mute(m) => {
+                self.muted = m;
+                self.video.set_muted(m);
+            }
             Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
             Control::GoLive => {
                 self.timeshift = false;
@@ -540,8 +559,16 @@ impl Engine {
         };
         let tx = self.tx.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if wasm_bindgen_futures::JsFuture::from(promise).await.is_err() {
-                let _ = tx.unbounded_send(Event::PlayRefused);
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                // Only the autoplay policy's refusal needs the viewer. A play() cut short
+                // by a pause, seek or load (AbortError; WebKitGTK pauses internally at
+                // every rate change) is retried by the next tick.
+                let refused = e
+                    .dyn_ref::<web_sys::DomException>()
+                    .is_none_or(|d| d.name() == "NotAllowedError");
+                if refused {
+                    let _ = tx.unbounded_send(Event::PlayRefused);
+                }
             }
         });
     }
@@ -625,6 +652,15 @@ impl Engine {
             return;
         }
 
+        // Back within reach of live (or never really behind: WebKitGTK can report a stale
+        // currentTime while paused): live again, with latency control.
+        if self.timeshift
+            && self
+                .edge_in(&ranges)
+                .is_some_and(|edge| edge - pos <= self.policy.target + 1.0)
+        {
+            self.timeshift = false;
+        }
         if let Some(edge) = self.edge_in(&ranges).filter(|_| !self.timeshift) {
             let obs = Observation {
                 position: pos,
@@ -651,7 +687,9 @@ impl Engine {
         }
 
         if self.video.paused() {
-            if matches!(self.status, Status::Connecting) {
+            // Paused by the browser, not the viewer (an autoplay policy, an interrupted
+            // pipeline): play again; a refusal shows the play button.
+            if !matches!(self.status, Status::Paused) {
                 self.play();
             }
             return;
