@@ -411,6 +411,12 @@ impl Engine {
                 if !self.video.paused() {
                     return;
                 }
+                if self.muted && !self.video.muted() {
+                    // Refused because the browser unmuted it (see `muted`) before the
+                    // volumechange came through: autoplay policies allow it muted.
+                    self.video.set_muted(true);
+                    return self.play();
+                }
                 self.set_status(Status::Paused);
             }
             Event::PageHide => {
@@ -597,7 +603,9 @@ impl Engine {
             .find(|r| r.end > t)
             .map(|r| t.max(r.start).min(r.end - 0.05))
             .or_else(|| ranges.last().map(|r| (r.end - 0.05).max(r.start)));
-        if let Some(t) = target {
+        // A seek where the playhead already is still flushes WebKitGTK's pipeline, and
+        // one while it starts up has been seen to hang the page: skip it.
+        if let Some(t) = target.filter(|t| (t - self.video.current_time()).abs() > 0.01) {
             self.video.set_current_time(t);
         }
     }
@@ -613,7 +621,9 @@ impl Engine {
             // The push starts on a keyframe less than a segment behind live: show it at
             // once (no decoding up to a seek point) and let the catch-up rate close the
             // remaining fraction of a second.
-            self.video.set_current_time(last.start);
+            if (last.start - self.video.current_time()).abs() > 0.01 {
+                self.video.set_current_time(last.start);
+            }
         } else {
             self.seek(edge - self.policy.target);
         }
