@@ -35,6 +35,8 @@ const BACK_BUFFER: f64 = 30.0;
 const MAX_GAP_JUMP: f64 = 6.0;
 /// How far behind live a viewer may resume after a pause (the rest is evicted).
 const MAX_TIMESHIFT: f64 = 25.0;
+/// Smallest playbackRate change worth making while catching up.
+const RATE_STEP: f64 = 0.05;
 /// Decode errors tolerated per minute before giving up.
 const MAX_REBUILDS_PER_MINUTE: usize = 3;
 
@@ -58,6 +60,8 @@ pub enum Event {
     PlayRefused,
     /// The reconnect timer fired.
     Reconnect,
+    /// The `<video>`'s muted state or volume changed.
+    VolumeChanged,
     /// The page is being frozen (back/forward cache) or unloaded: let go of the network.
     PageHide,
     /// The page came back from the back/forward cache.
@@ -167,6 +171,10 @@ struct Engine {
     reconnect: Option<Timeout>,
     rebuilds: Vec<f64>,
     user_paused: bool,
+    /// Muted as the viewer chose (muted at start, as autoplay needs). The browser's own
+    /// changes are undone: WebKitGTK's media pipeline reports itself unmuted when it
+    /// starts, and WebKit then pauses what has become an unmuted autoplay.
+    muted: bool,
     /// The loader's early low-latency socket, adopted by the first connect.
     early_socket: Option<wasm_bindgen::JsValue>,
     /// Playing behind live on purpose (resumed after a pause); latency control is off.
@@ -232,6 +240,10 @@ impl Engine {
             let _ = t.unbounded_send(Event::MediaError);
         }));
         let t = tx.clone();
+        listeners.push(EventListener::new(&video, "volumechange", move |_| {
+            let _ = t.unbounded_send(Event::VolumeChanged);
+        }));
+        let t = tx.clone();
         let tick = Interval::new(TICK_MS, move || {
             let _ = t.unbounded_send(Event::Tick);
         });
@@ -262,6 +274,7 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
+            muted: true,
             early_socket: None,
             timeshift: false,
             native: false,
@@ -295,7 +308,7 @@ impl Engine {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        self.video.set_muted(true);
+        self.video.set_muted(self.muted);
         (self.on_status)(Status::Connecting);
         self.rebuild().await;
         while let Some(event) = rx.next().await {
@@ -320,7 +333,7 @@ impl Engine {
         if !super::mse::supported() {
             return self.play_natively();
         }
-        match Mse::open(&self.video, self.tx.clone()).await {
+        match Mse::open(&self.video, self.tx.clone(), self.sources.hls.as_deref()).await {
             Ok(mse) => self.mse = Some(mse),
             Err(e) => return self.fatal(e.to_string()),
         }
@@ -338,6 +351,7 @@ impl Engine {
         match hls {
             Some(url) if plays_hls => {
                 self.native = true;
+                let _ = self.video.set_attribute("data-backend", "native-hls");
                 self.video.set_src(&url);
                 self.started = true;
                 self.source_up = true;
@@ -371,10 +385,17 @@ impl Engine {
                 Err(e) => self.fatal(e),
             }
         } else if let Some(url) = self.sources.hls.clone() {
+            // The push is live and at most a target latency ahead, so it is not throttled;
+            // HLS loads segments only while the browser wants media.
+            let wanted = self
+                .mse
+                .as_ref()
+                .map_or_else(|| Rc::new(std::cell::Cell::new(true)), Mse::wanted);
             self.active = Some(Active::Hls(hls::start(
                 url,
                 self.generation,
                 self.tx.clone(),
+                wanted,
                 hls::Playhead {
                     position: self.playhead.clone(),
                     seek_to: self.seek_to.clone(),
@@ -424,9 +445,20 @@ impl Engine {
                 log(&format!("media element error {code}"));
                 self.recover_decode().await;
             }
+            Event::VolumeChanged => {
+                if self.video.muted() != self.muted {
+                    self.video.set_muted(self.muted);
+                }
+            }
             Event::PlayRefused => {
                 if !self.video.paused() {
                     return;
+                }
+                if self.muted && !self.video.muted() {
+                    // Refused because the browser unmuted it (see `muted`) before the
+                    // volumechange came through: autoplay policies allow it muted.
+                    self.video.set_muted(true);
+                    return self.play();
                 }
                 self.set_status(Status::Paused);
             }
@@ -567,7 +599,10 @@ impl Engine {
                 self.video.pause().ok();
                 self.set_status(Status::Paused);
             }
-            Control::Mute(m) => self.video.set_muted(m),
+            Control::Mute(m) => {
+                self.muted = m;
+                self.video.set_muted(m);
+            }
             Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
             // Needs a rebuild: handled with the events.
             Control::Replay => {}
@@ -598,8 +633,16 @@ impl Engine {
         };
         let tx = self.tx.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if wasm_bindgen_futures::JsFuture::from(promise).await.is_err() {
-                let _ = tx.unbounded_send(Event::PlayRefused);
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                // Only the autoplay policy's refusal needs the viewer. A play() cut short
+                // by a pause, seek or load (AbortError; WebKitGTK pauses internally at
+                // every rate change) is retried by the next tick.
+                let refused = e
+                    .dyn_ref::<web_sys::DomException>()
+                    .is_none_or(|d| d.name() == "NotAllowedError");
+                if refused {
+                    let _ = tx.unbounded_send(Event::PlayRefused);
+                }
             }
         });
     }
@@ -628,7 +671,9 @@ impl Engine {
             .find(|r| r.end > t)
             .map(|r| t.max(r.start).min(r.end - 0.05))
             .or_else(|| ranges.last().map(|r| (r.end - 0.05).max(r.start)));
-        if let Some(t) = target {
+        // A seek where the playhead already is still flushes WebKitGTK's pipeline, and
+        // one while it starts up has been seen to hang the page: skip it.
+        if let Some(t) = target.filter(|t| (t - self.video.current_time()).abs() > 0.01) {
             self.video.set_current_time(t);
         }
     }
@@ -658,7 +703,9 @@ impl Engine {
             // The push starts on a keyframe less than a segment behind live: show it at
             // once (no decoding up to a seek point) and let the catch-up rate close the
             // remaining fraction of a second.
-            self.video.set_current_time(last.start);
+            if (last.start - self.video.current_time()).abs() > 0.01 {
+                self.video.set_current_time(last.start);
+            }
         } else {
             self.seek(edge - self.policy.target);
         }
@@ -721,6 +768,15 @@ impl Engine {
         if self.vod && self.video.ended() {
             return self.set_status(Status::Ended);
         }
+        // Back within reach of live (or never really behind: WebKitGTK can report a stale
+        // currentTime while paused): live again, with latency control.
+        if self.timeshift
+            && self
+                .edge_in(&ranges)
+                .is_some_and(|edge| edge - pos <= self.policy.target + 1.0)
+        {
+            self.timeshift = false;
+        }
         if let Some(edge) = self
             .edge_in(&ranges)
             .filter(|_| !self.timeshift && !self.vod)
@@ -733,7 +789,12 @@ impl Engine {
             };
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
-                    if (self.video.playback_rate() - r).abs() > 0.001 {
+                    // Rate changes in steps, not by the hundredth every tick: on some
+                    // engines (WebKitGTK) each change flushes the pipeline and costs
+                    // more playback time than the catch-up gains.
+                    let current = self.video.playback_rate();
+                    let step = (current - r).abs();
+                    if step >= RATE_STEP || (r <= 1.0 && step > 0.001) {
                         self.video.set_playback_rate(r);
                     }
                 }
@@ -745,7 +806,9 @@ impl Engine {
         }
 
         if self.video.paused() {
-            if matches!(self.status, Status::Connecting) {
+            // Paused by the browser, not the viewer (an autoplay policy, an interrupted
+            // pipeline): play again; a refusal shows the play button.
+            if !matches!(self.status, Status::Paused) {
                 self.play();
             }
             return;

@@ -6,6 +6,10 @@
 //! engine jumps the hole); a segment that fails otherwise is retried, then skipped; a
 //! cursor that fell out of the window or far behind the edge restarts at the live edge.
 //!
+//! Segments are loaded only while the browser wants media (a ManagedMediaSource's
+//! `endstreaming` pauses the loader until `startstreaming`; the cursor check above
+//! brings it back to live if it paused for long).
+//!
 //! A playlist that is already complete on first load (`EXT-X-ENDLIST`: a replay) is
 //! played as VOD: from its first segment, loading at most [`VOD_AHEAD`] seconds ahead
 //! of the playhead, and moving to wherever the viewer seeks.
@@ -47,8 +51,15 @@ impl Drop for HlsSource {
     }
 }
 
-/// Starts loading `url`; events are tagged with `generation`.
-pub(crate) fn start(url: String, generation: u32, tx: Tx, playhead: Playhead) -> HlsSource {
+/// Starts loading `url`; events are tagged with `generation`. `wanted` says whether the
+/// browser wants media now (see `Mse::wanted`); `playhead` is shared with a replay.
+pub(crate) fn start(
+    url: String,
+    generation: u32,
+    tx: Tx,
+    wanted: Rc<Cell<bool>>,
+    playhead: Playhead,
+) -> HlsSource {
     let alive = Rc::new(Cell::new(true));
     let slot = AbortSlot::default();
     let task = Loader {
@@ -56,6 +67,7 @@ pub(crate) fn start(url: String, generation: u32, tx: Tx, playhead: Playhead) ->
         generation,
         tx,
         alive: alive.clone(),
+        wanted,
         slot: slot.clone(),
         init_uri: None,
         init: None,
@@ -73,6 +85,8 @@ struct Loader {
     generation: u32,
     tx: Tx,
     alive: Rc<Cell<bool>>,
+    /// The browser wants media (false after a ManagedMediaSource's `endstreaming`).
+    wanted: Rc<Cell<bool>>,
     slot: AbortSlot,
     /// URL of the init segment last sent.
     init_uri: Option<String>,
@@ -105,6 +119,11 @@ impl Loader {
 
     async fn run(mut self) {
         while self.alive.get() {
+            if !self.wanted.get() {
+                // Enough media buffered: neither playlist nor segments until asked again.
+                sleep_ms(250.0).await;
+                continue;
+            }
             let text = match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
                 Ok(t) => t,
                 Err(FetchError::Aborted) => return,
@@ -191,7 +210,7 @@ impl Loader {
         let mut loaded = false;
         while let Some(msn) = self.cursor {
             let Some(seg) = media.get(msn) else { break };
-            if !self.alive.get() {
+            if !self.alive.get() || !self.wanted.get() {
                 return loaded;
             }
             let seg = seg.clone();
@@ -277,7 +296,9 @@ impl Loader {
                 sleep_ms(250.0).await;
                 continue;
             };
-            if announced && starts[next] > self.playhead.position.get() + VOD_AHEAD {
+            if announced
+                && (starts[next] > self.playhead.position.get() + VOD_AHEAD || !self.wanted.get())
+            {
                 sleep_ms(250.0).await;
                 continue;
             }
