@@ -252,6 +252,8 @@ impl Engine {
         } else {
             LatencyPolicy::hls(1.0)
         };
+        // As the embed asked (`data-muted`): the view sets it before the player starts.
+        let muted = video.muted();
         Engine {
             video,
             sources,
@@ -274,7 +276,7 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
-            muted: true,
+            muted,
             early_socket: None,
             timeshift: false,
             native: false,
@@ -454,9 +456,12 @@ impl Engine {
                 if !self.video.paused() {
                     return;
                 }
-                if self.muted && !self.video.muted() {
-                    // Refused because the browser unmuted it (see `muted`) before the
-                    // volumechange came through: autoplay policies allow it muted.
+                if !self.video.muted() {
+                    // Refused with sound: the embed asked to start unmuted and the
+                    // browser's autoplay policy said no, or the browser unmuted it by
+                    // itself (see `muted`). Autoplay policies allow it muted; the viewer
+                    // gets the "tap to unmute" badge.
+                    self.muted = true;
                     self.video.set_muted(true);
                     return self.play();
                 }

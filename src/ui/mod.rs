@@ -222,6 +222,20 @@ pub(crate) fn app(props: &AppProps) -> Html {
             }
         })
     };
+    // The player may mute on its own (autoplay refused with sound): show what plays.
+    let on_volume_change = {
+        let muted = muted.clone();
+        Callback::from(move |e: Event| {
+            if let Some(v) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlVideoElement>().ok())
+            {
+                if v.muted() != *muted {
+                    muted.set(v.muted());
+                }
+            }
+        })
+    };
     let on_time = {
         let (position, duration) = (position.clone(), duration.clone());
         Callback::from(move |e: Event| {
@@ -352,7 +366,8 @@ pub(crate) fn app(props: &AppProps) -> Html {
             tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
-                aria-label={label(Text::VideoLabel)} ontimeupdate={on_time.clone()} ondurationchange={on_time}></video>
+                aria-label={label(Text::VideoLabel)} ontimeupdate={on_time.clone()} ondurationchange={on_time}
+                onvolumechange={on_volume_change}></video>
             if live {
                 <span class="badge live">{label(Text::Live)}</span>
             }

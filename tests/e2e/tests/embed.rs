@@ -19,7 +19,7 @@ use anyhow::{bail, ensure, Context, Result};
 use fantoccini::key::Key;
 use lucarne_e2e::wait::POLL;
 use lucarne_e2e::{
-    run_scenario, serial, wait_until, Browser, ChatView, Check, Origin, OriginConfig,
+    run_scenario, serial, wait_until, Browser, ChatView, Check, Engine, Origin, OriginConfig,
     PlaybackState, Probe, StaticServer, TcpProxy,
 };
 use serde_json::{json, Value};
@@ -857,6 +857,69 @@ async fn french_page_shows_french_strings() -> Result<()> {
             Ok(())
         },
         || vec![("server.log", origin.log_tail(300))],
+    )
+    .await
+}
+
+/// `data-muted="false"`: the widget starts with sound where the browser allows it (the
+/// harness's browsers allow autoplay with sound), and whatever the browser decides, the
+/// "tap to unmute" badge is shown exactly when the video is muted.
+#[tokio::test(flavor = "multi_thread")]
+async fn muted_false_starts_with_sound_where_allowed() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let site = ThirdParty::start().await?;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec!["--embed-origin".into(), site.origin()];
+    let origin = Origin::start_with(config).await?;
+    let s = origin.url();
+    let url = site.page(
+        "sound.html",
+        &html(
+            "Sound on",
+            "",
+            &format!(
+                "<script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/demo\" \
+                 data-muted=\"false\"></script>"
+            ),
+        ),
+    )?;
+    let browser = Browser::launch_from_env().await?;
+    let engine = browser.engine();
+
+    run_scenario(
+        "muted_false_starts_with_sound_where_allowed",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            wait_widget_playing(browser, 0).await?;
+            let state = wait_until(
+                "the unmute badge to agree with the video's muted state",
+                REACT,
+                || async {
+                    let s = in_widget(
+                        browser,
+                        0,
+                        "const v = root.querySelector('video');\n\
+                         return { muted: v.muted, badge: !!root.querySelector('.unmute-badge') };",
+                    )
+                    .await?;
+                    Ok(if s["muted"] == s["badge"] {
+                        Check::Done(s)
+                    } else {
+                        Check::NotYet(s.to_string())
+                    })
+                },
+            )
+            .await?;
+            if engine == Engine::Chromium {
+                ensure!(
+                    state["muted"] == false,
+                    "Chromium allows autoplay with sound here, yet the widget started muted: {state}"
+                );
+            }
+            Ok(())
+        },
+        || vec![("server.log", origin.log_tail(100))],
     )
     .await
 }
