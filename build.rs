@@ -86,8 +86,7 @@ fn minify(css: &str) -> String {
 /// Writes a pending space unless it sits at the start or next to punctuation that
 /// needs none.
 fn flush_space(out: &mut String, space: &mut bool) {
-    if std::mem::take(space) && !out.is_empty() && !out.ends_with(['{', '}', ';', ',', ':'])
-    {
+    if std::mem::take(space) && !out.is_empty() && !out.ends_with(['{', '}', ';', ',', ':']) {
         out.push(' ');
     }
 }

@@ -2,12 +2,15 @@
 //! works on a fresh machine, a developer's, and CI.
 //!
 //! - `cargo xtask dist`: builds the release widget into `dist/` (loader, JS glue, wasm,
-//!   with `.br`/`.gz` siblings the server sends as they are).
+//!   with `.br`/`.gz` siblings the server sends as they are); the wasm-bindgen names
+//!   the wasm and its glue share are shortened (`names`) and the JS minified.
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
 //!   (default: all).
 //! - `cargo xtask bench playback`: lucarne against hls.js, in the same headless Chromium.
 //! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
+
+mod names;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -178,6 +181,17 @@ fn dist() -> Result<()> {
         player_dir.join("lucarne_bg.wasm"),
         dist.join("lucarne_player_bg.wasm"),
     )?;
+    for build in ["lucarne_widget", "lucarne_player"] {
+        let (wasm, js) = (
+            dist.join(format!("{build}_bg.wasm")),
+            dist.join(format!("{build}.js")),
+        );
+        let (short_wasm, short_js) =
+            names::shorten(&std::fs::read(&wasm)?, &std::fs::read_to_string(&js)?)
+                .with_context(|| format!("shortening the names in {build}"))?;
+        std::fs::write(&wasm, short_wasm)?;
+        std::fs::write(&js, short_js)?;
+    }
     let terser = tools_dir().join("node_modules/.bin/terser");
     // Comments starting with /*! (the loader's usage note) are kept.
     run(Command::new(&terser)
