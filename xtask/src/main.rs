@@ -193,7 +193,8 @@ fn dist() -> Result<()> {
         std::fs::write(&js, short_js)?;
     }
     let terser = tools_dir().join("node_modules/.bin/terser");
-    // Comments starting with /*! (the loader's usage note) are kept.
+    // Only comments starting with /*! are kept: the loader's one-line banner (its usage
+    // note stays in the source, out of every page's download).
     run(Command::new(&terser)
         .arg(root().join("static/lucarne.js"))
         .args(["--compress", "--mangle", "--comments", "some", "--output"])
