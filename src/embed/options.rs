@@ -173,8 +173,8 @@ fn css_value(
     let bad = v.len() > 100
         || v.chars()
             .any(|c| matches!(c, ';' | '{' | '}' | '<' | '>' | '\\' | '@') || c.is_control())
-        || lower.contains("url(")
-        || lower.contains("expression(");
+        || contains(&lower, "url(")
+        || contains(&lower, "expression(");
     if bad {
         return Err(OptionError {
             attribute,
@@ -182,6 +182,15 @@ fn css_value(
         });
     }
     Ok(Some(v))
+}
+
+/// `haystack.contains(needle)` by a plain scan: `str::contains` brings core's Two-Way
+/// substring searcher, about 2 KB of wasm, for these two short needles.
+fn contains(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// Turns an absolute `http(s)` URL into the matching `ws(s)` URL; leaves others alone.
