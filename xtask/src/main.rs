@@ -190,7 +190,16 @@ fn dist() -> Result<()> {
             names::shorten(&std::fs::read(&wasm)?, &std::fs::read_to_string(&js)?)
                 .with_context(|| format!("shortening the names in {build}"))?;
         std::fs::write(&wasm, short_wasm)?;
-        std::fs::write(&js, short_js)?;
+        // The loader only calls the default (async) init: unexported, `initSync` is
+        // dropped by terser.
+        let export = "export { initSync, __wbg_init as default };";
+        if !short_js.contains(export) {
+            bail!("{build}.js: the glue no longer ends with `{export}`");
+        }
+        std::fs::write(
+            &js,
+            short_js.replace(export, "export { __wbg_init as default };"),
+        )?;
     }
     let terser = tools_dir().join("node_modules/.bin/terser");
     // Only comments starting with /*! are kept: the loader's one-line banner (its usage
