@@ -18,6 +18,7 @@ use crate::net::backoff::Backoff;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
+use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlVideoElement;
@@ -33,6 +34,8 @@ const BACK_BUFFER: f64 = 30.0;
 const MAX_GAP_JUMP: f64 = 6.0;
 /// How far behind live a viewer may resume after a pause (the rest is evicted).
 const MAX_TIMESHIFT: f64 = 25.0;
+/// Smallest playbackRate change worth making while catching up.
+const RATE_STEP: f64 = 0.05;
 /// Decode errors tolerated per minute before giving up.
 const MAX_REBUILDS_PER_MINUTE: usize = 3;
 
@@ -56,6 +59,8 @@ pub enum Event {
     PlayRefused,
     /// The reconnect timer fired.
     Reconnect,
+    /// The `<video>`'s muted state or volume changed.
+    VolumeChanged,
     /// The page is being frozen (back/forward cache) or unloaded: let go of the network.
     PageHide,
     /// The page came back from the back/forward cache.
@@ -80,6 +85,18 @@ pub enum SourceEvent {
     Down,
     /// The broadcast ended.
     Ended,
+    /// Nobody is broadcasting; media follows when someone does (push source).
+    Offline,
+    /// The playlist is a finished recording: media time `start` (applied as a
+    /// timestamp offset, so the replay runs from 0) and total `duration`, seconds.
+    Vod {
+        /// Decode time of the first segment.
+        start: f64,
+        /// Sum of the segments' durations.
+        duration: f64,
+    },
+    /// A VOD source has loaded its last segment.
+    VodComplete,
     /// Something was skipped or retried; playback goes on.
     Warning(String),
     /// The source cannot go on.
@@ -153,12 +170,27 @@ struct Engine {
     reconnect: Option<Timeout>,
     rebuilds: Vec<f64>,
     user_paused: bool,
+    /// Muted as the viewer chose (muted at start, as autoplay needs). The browser's own
+    /// changes are undone: WebKitGTK's media pipeline reports itself unmuted when it
+    /// starts, and WebKit then pauses what has become an unmuted autoplay.
+    muted: bool,
     /// The loader's early low-latency socket, adopted by the first connect.
     early_socket: Option<wasm_bindgen::JsValue>,
     /// Playing behind live on purpose (resumed after a pause); latency control is off.
     timeshift: bool,
     /// No MediaSource: the browser plays the HLS URL itself.
     native: bool,
+    /// The push source said nobody is broadcasting.
+    offline: bool,
+    /// The viewer asked for the replay: HLS only, from the start.
+    replay: bool,
+    /// The source is a finished recording (no live edge, no latency control).
+    vod: bool,
+    vod_complete: bool,
+    /// Shared with a VOD loader: the playhead, and where the viewer jumped to outside
+    /// what is buffered (NaN: nowhere).
+    playhead: Rc<Cell<f64>>,
+    seek_to: Rc<Cell<f64>>,
     became_visible: bool,
     _timers: Vec<Interval>,
     _listeners: Vec<EventListener>,
@@ -207,6 +239,10 @@ impl Engine {
             let _ = t.unbounded_send(Event::MediaError);
         }));
         let t = tx.clone();
+        listeners.push(EventListener::new(&video, "volumechange", move |_| {
+            let _ = t.unbounded_send(Event::VolumeChanged);
+        }));
+        let t = tx.clone();
         let tick = Interval::new(TICK_MS, move || {
             let _ = t.unbounded_send(Event::Tick);
         });
@@ -237,9 +273,16 @@ impl Engine {
             reconnect: None,
             rebuilds: Vec::new(),
             user_paused: false,
+            muted: true,
             early_socket: None,
             timeshift: false,
             native: false,
+            offline: false,
+            replay: false,
+            vod: false,
+            vod_complete: false,
+            playhead: Rc::new(Cell::new(0.0)),
+            seek_to: Rc::new(Cell::new(f64::NAN)),
             became_visible: false,
             _timers: vec![tick],
             _listeners: listeners,
@@ -264,7 +307,7 @@ impl Engine {
     }
 
     async fn run(mut self, mut rx: channel::Receiver<Event>) {
-        self.video.set_muted(true);
+        self.video.set_muted(self.muted);
         (self.on_status)(Status::Connecting);
         self.rebuild().await;
         while let Some(event) = rx.next().await {
@@ -283,10 +326,13 @@ impl Engine {
         self.init = None;
         self.started = false;
         self.hls_edge = None;
+        self.vod = false;
+        self.vod_complete = false;
+        self.offline = false;
         if !super::mse::supported() {
             return self.play_natively();
         }
-        match Mse::open(&self.video, self.tx.clone()).await {
+        match Mse::open(&self.video, self.tx.clone(), self.sources.hls.as_deref()).await {
             Ok(mse) => self.mse = Some(mse),
             Err(e) => return self.fatal(e.to_string()),
         }
@@ -304,6 +350,7 @@ impl Engine {
         match hls {
             Some(url) if plays_hls => {
                 self.native = true;
+                let _ = self.video.set_attribute("data-backend", "native-hls");
                 self.video.set_src(&url);
                 self.started = true;
                 self.source_up = true;
@@ -320,6 +367,7 @@ impl Engine {
         self.reconnect = None;
         self.generation += 1;
         let use_push = self.sources.low_latency.is_some()
+            && !(self.replay && self.sources.hls.is_some())
             && (self.push_worked || self.push_failures < 3 || self.sources.hls.is_none());
         if use_push {
             let url = self.sources.low_latency.clone().unwrap_or_default();
@@ -336,10 +384,21 @@ impl Engine {
                 Err(e) => self.fatal(e),
             }
         } else if let Some(url) = self.sources.hls.clone() {
+            // The push is live and at most a target latency ahead, so it is not throttled;
+            // HLS loads segments only while the browser wants media.
+            let wanted = self
+                .mse
+                .as_ref()
+                .map_or_else(|| Rc::new(std::cell::Cell::new(true)), Mse::wanted);
             self.active = Some(Active::Hls(hls::start(
                 url,
                 self.generation,
                 self.tx.clone(),
+                wanted,
+                hls::Playhead {
+                    position: self.playhead.clone(),
+                    seek_to: self.seek_to.clone(),
+                },
             )));
         } else {
             self.fatal("no stream URL".into());
@@ -356,6 +415,11 @@ impl Engine {
 
     async fn handle(&mut self, event: Event) {
         match event {
+            Event::Control(Control::Replay) => {
+                self.replay = true;
+                self.set_status(Status::Connecting);
+                self.rebuild().await;
+            }
             Event::Control(c) => self.control(c),
             Event::Tick => self.tick(),
             Event::Buffered => {
@@ -380,9 +444,20 @@ impl Engine {
                 log(&format!("media element error {code}"));
                 self.recover_decode().await;
             }
+            Event::VolumeChanged => {
+                if self.video.muted() != self.muted {
+                    self.video.set_muted(self.muted);
+                }
+            }
             Event::PlayRefused => {
                 if !self.video.paused() {
                     return;
+                }
+                if self.muted && !self.video.muted() {
+                    // Refused because the browser unmuted it (see `muted`) before the
+                    // volumechange came through: autoplay policies allow it muted.
+                    self.video.set_muted(true);
+                    return self.play();
                 }
                 self.set_status(Status::Paused);
             }
@@ -428,10 +503,30 @@ impl Engine {
             }
             SourceEvent::Up => {
                 self.source_up = true;
-                if matches!(self.status, Status::Reconnecting) {
+                self.offline = false;
+                if matches!(self.status, Status::Reconnecting | Status::Offline) {
                     self.set_status(Status::Buffering);
                 }
             }
+            SourceEvent::Offline => {
+                self.offline = true;
+                self.source_up = true;
+                // What is buffered still plays out; the stall then shows "offline".
+                if !matches!(
+                    self.status,
+                    Status::Playing | Status::BehindLive | Status::Error { fatal: true, .. }
+                ) {
+                    self.set_status(Status::Offline);
+                }
+            }
+            SourceEvent::Vod { start, duration } => {
+                self.vod = true;
+                if let Some(mse) = &self.mse {
+                    mse.set_timestamp_offset(-start);
+                    mse.set_duration(duration);
+                }
+            }
+            SourceEvent::VodComplete => self.vod_complete = true,
             SourceEvent::Down => {
                 self.source_up = false;
                 if matches!(self.active, Some(Active::Push(_))) {
@@ -452,6 +547,9 @@ impl Engine {
                 if let Some(mse) = &self.mse {
                     mse.end_of_stream();
                 }
+                // Nothing more will come: let go of the socket (no reconnection).
+                self.active = None;
+                self.reconnect = None;
                 self.set_status(Status::Ended);
             }
             SourceEvent::Warning(m) => log(&m),
@@ -500,8 +598,13 @@ impl Engine {
                 self.video.pause().ok();
                 self.set_status(Status::Paused);
             }
-            Control::Mute(m) => self.video.set_muted(m),
+            Control::Mute(m) => {
+                self.muted = m;
+                self.video.set_muted(m);
+            }
             Control::Volume(v) => self.video.set_volume(v.clamp(0.0, 1.0)),
+            // Needs a rebuild: handled with the events.
+            Control::Replay => {}
             Control::GoLive => {
                 self.timeshift = false;
                 if self.user_paused {
@@ -529,8 +632,16 @@ impl Engine {
         };
         let tx = self.tx.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if wasm_bindgen_futures::JsFuture::from(promise).await.is_err() {
-                let _ = tx.unbounded_send(Event::PlayRefused);
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                // Only the autoplay policy's refusal needs the viewer. A play() cut short
+                // by a pause, seek or load (AbortError; WebKitGTK pauses internally at
+                // every rate change) is retried by the next tick.
+                let refused = e
+                    .dyn_ref::<web_sys::DomException>()
+                    .is_none_or(|d| d.name() == "NotAllowedError");
+                if refused {
+                    let _ = tx.unbounded_send(Event::PlayRefused);
+                }
             }
         });
     }
@@ -559,7 +670,9 @@ impl Engine {
             .find(|r| r.end > t)
             .map(|r| t.max(r.start).min(r.end - 0.05))
             .or_else(|| ranges.last().map(|r| (r.end - 0.05).max(r.start)));
-        if let Some(t) = target {
+        // A seek where the playhead already is still flushes WebKitGTK's pipeline, and
+        // one while it starts up has been seen to hang the page: skip it.
+        if let Some(t) = target.filter(|t| (t - self.video.current_time()).abs() > 0.01) {
             self.video.set_current_time(t);
         }
     }
@@ -567,6 +680,20 @@ impl Engine {
     /// First frame: position the playhead and play.
     fn try_start(&mut self) {
         let ranges = self.ranges();
+        if self.vod {
+            // A replay starts at its beginning.
+            let Some(first) = ranges.first() else { return };
+            self.started = true;
+            let pos = self.video.current_time();
+            if !(first.start <= pos && pos < first.end) {
+                self.video.set_current_time(first.start);
+            }
+            self.last_position = self.video.current_time();
+            if !self.user_paused {
+                self.play();
+            }
+            return;
+        }
         let (Some(last), Some(edge)) = (ranges.last(), self.edge_in(&ranges)) else {
             return;
         };
@@ -575,7 +702,9 @@ impl Engine {
             // The push starts on a keyframe less than a segment behind live: show it at
             // once (no decoding up to a seek point) and let the catch-up rate close the
             // remaining fraction of a second.
-            self.video.set_current_time(last.start);
+            if (last.start - self.video.current_time()).abs() > 0.01 {
+                self.video.set_current_time(last.start);
+            }
         } else {
             self.seek(edge - self.policy.target);
         }
@@ -597,10 +726,31 @@ impl Engine {
             return self.try_start();
         }
 
+        if self.vod {
+            self.playhead.set(pos);
+            // The viewer jumped outside what is buffered: the loader moves there.
+            // (Only on a seek: re-appending what plays makes some browsers stall.)
+            let buffered = ranges
+                .iter()
+                .any(|r| r.start <= pos + 0.1 && pos <= r.end + 0.1);
+            if self.video.seeking() && !buffered {
+                self.seek_to.set(pos);
+                self.vod_complete = false;
+            }
+            // Once everything is appended: ends cleanly at the last frame.
+            if self.vod_complete && mse.pending() == 0 {
+                mse.end_of_stream();
+                self.vod_complete = false;
+            }
+        }
         // While paused the playhead stays put but live media keeps coming: keep only
-        // what a resume could still use.
+        // what a resume could still use. A replay keeps what lies behind the playhead.
         let newest = buffer::newest(&ranges).unwrap_or(pos);
-        let anchor = pos.max(newest - MAX_TIMESHIFT);
+        let anchor = if self.vod {
+            pos
+        } else {
+            pos.max(newest - MAX_TIMESHIFT)
+        };
         if let Some(cut) = buffer::back_buffer_eviction(&ranges, anchor, BACK_BUFFER) {
             mse.remove(cut.start, cut.end);
         }
@@ -614,7 +764,22 @@ impl Engine {
             return;
         }
 
-        if let Some(edge) = self.edge_in(&ranges).filter(|_| !self.timeshift) {
+        if self.vod && self.video.ended() {
+            return self.set_status(Status::Ended);
+        }
+        // Back within reach of live (or never really behind: WebKitGTK can report a stale
+        // currentTime while paused): live again, with latency control.
+        if self.timeshift
+            && self
+                .edge_in(&ranges)
+                .is_some_and(|edge| edge - pos <= self.policy.target + 1.0)
+        {
+            self.timeshift = false;
+        }
+        if let Some(edge) = self
+            .edge_in(&ranges)
+            .filter(|_| !self.timeshift && !self.vod)
+        {
             let obs = Observation {
                 position: pos,
                 edge,
@@ -623,7 +788,12 @@ impl Engine {
             };
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
-                    if (self.video.playback_rate() - r).abs() > 0.001 {
+                    // Rate changes in steps, not by the hundredth every tick: on some
+                    // engines (WebKitGTK) each change flushes the pipeline and costs
+                    // more playback time than the catch-up gains.
+                    let current = self.video.playback_rate();
+                    let step = (current - r).abs();
+                    if step >= RATE_STEP || (r <= 1.0 && step > 0.001) {
                         self.video.set_playback_rate(r);
                     }
                 }
@@ -635,7 +805,9 @@ impl Engine {
         }
 
         if self.video.paused() {
-            if matches!(self.status, Status::Connecting) {
+            // Paused by the browser, not the viewer (an autoplay policy, an interrupted
+            // pipeline): play again; a refusal shows the play button.
+            if !matches!(self.status, Status::Paused) {
                 self.play();
             }
             return;
@@ -645,7 +817,9 @@ impl Engine {
         if advanced {
             self.stalled_ticks = 0;
             if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
-                self.set_status(if self.timeshift {
+                self.set_status(if self.vod {
+                    Status::Replay
+                } else if self.timeshift {
                     Status::BehindLive
                 } else {
                     Status::Playing
@@ -664,7 +838,9 @@ impl Engine {
             // Stuck with media ahead (a decoder hiccup): nudge, as players do.
             self.video.set_current_time(pos + 0.1);
         }
-        let waiting = if self.source_up {
+        let waiting = if self.offline {
+            Status::Offline
+        } else if self.source_up {
             Status::Buffering
         } else {
             Status::Reconnecting

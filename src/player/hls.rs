@@ -5,6 +5,14 @@
 //! `Down` so the viewer sees "reconnecting"); a segment answering 404 is skipped (the
 //! engine jumps the hole); a segment that fails otherwise is retried, then skipped; a
 //! cursor that fell out of the window or far behind the edge restarts at the live edge.
+//!
+//! Segments are loaded only while the browser wants media (a ManagedMediaSource's
+//! `endstreaming` pauses the loader until `startstreaming`; the cursor check above
+//! brings it back to live if it paused for long).
+//!
+//! A playlist that is already complete on first load (`EXT-X-ENDLIST`: a replay) is
+//! played as VOD: from its first segment, loading at most [`VOD_AHEAD`] seconds ahead
+//! of the playhead, and moving to wherever the viewer seeks.
 
 use super::engine::{Event, SourceEvent, Tx};
 use super::fetch::{self, AbortSlot, FetchError};
@@ -18,6 +26,15 @@ use std::rc::Rc;
 const PLAYLIST_TIMEOUT_MS: u32 = 5_000;
 const SEGMENT_TIMEOUT_MS: u32 = 10_000;
 const SEGMENT_RETRIES: u32 = 2;
+/// A replay is loaded this many seconds ahead of the playhead.
+const VOD_AHEAD: f64 = 30.0;
+
+/// What a VOD loader shares with the engine: the playhead (relative to the replay's
+/// start), and a position the viewer jumped to outside the buffer (NaN: none).
+pub(crate) struct Playhead {
+    pub(crate) position: Rc<Cell<f64>>,
+    pub(crate) seek_to: Rc<Cell<f64>>,
+}
 
 /// A running HLS loader; dropping it stops the loop and aborts the request in flight.
 pub(crate) struct HlsSource {
@@ -34,8 +51,15 @@ impl Drop for HlsSource {
     }
 }
 
-/// Starts loading `url`; events are tagged with `generation`.
-pub(crate) fn start(url: String, generation: u32, tx: Tx) -> HlsSource {
+/// Starts loading `url`; events are tagged with `generation`. `wanted` says whether the
+/// browser wants media now (see `Mse::wanted`); `playhead` is shared with a replay.
+pub(crate) fn start(
+    url: String,
+    generation: u32,
+    tx: Tx,
+    wanted: Rc<Cell<bool>>,
+    playhead: Playhead,
+) -> HlsSource {
     let alive = Rc::new(Cell::new(true));
     let slot = AbortSlot::default();
     let task = Loader {
@@ -43,12 +67,14 @@ pub(crate) fn start(url: String, generation: u32, tx: Tx) -> HlsSource {
         generation,
         tx,
         alive: alive.clone(),
+        wanted,
         slot: slot.clone(),
         init_uri: None,
         init: None,
         cursor: None,
         backoff: Backoff::new(500.0, 8_000.0),
         down: false,
+        playhead,
     };
     wasm_bindgen_futures::spawn_local(task.run());
     HlsSource { alive, slot }
@@ -59,6 +85,8 @@ struct Loader {
     generation: u32,
     tx: Tx,
     alive: Rc<Cell<bool>>,
+    /// The browser wants media (false after a ManagedMediaSource's `endstreaming`).
+    wanted: Rc<Cell<bool>>,
     slot: AbortSlot,
     /// URL of the init segment last sent.
     init_uri: Option<String>,
@@ -68,6 +96,7 @@ struct Loader {
     backoff: Backoff,
     /// `Down` was reported and `Up` not yet.
     down: bool,
+    playhead: Playhead,
 }
 
 /// A timer and the engine's channel rather than gloo's `TimeoutFuture`, which brings a
@@ -97,9 +126,24 @@ impl Loader {
 
     async fn run(mut self) {
         while self.alive.get() {
+            if !self.wanted.get() {
+                // Enough media buffered: neither playlist nor segments until asked again.
+                sleep_ms(250.0).await;
+                continue;
+            }
             let text = match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
                 Ok(t) => t,
                 Err(FetchError::Aborted) => return,
+                // No playlist (yet): a stream that has not started, or is between
+                // broadcasts. Keep asking; the viewer sees "offline", not an error.
+                Err(FetchError::Status(404)) => {
+                    if !self.down {
+                        self.down = true;
+                        self.send(SourceEvent::Offline);
+                    }
+                    sleep_ms(self.backoff.next_delay(js_sys::Math::random())).await;
+                    continue;
+                }
                 Err(e) => {
                     self.fail(format!("playlist {}: {e}", self.url)).await;
                     continue;
@@ -137,6 +181,9 @@ impl Loader {
                 self.down = false;
                 self.send(SourceEvent::Up);
             }
+            if media.ended && self.cursor.is_none() {
+                return self.run_vod(media).await;
+            }
             let policy = LatencyPolicy::hls(media.target_duration);
             self.send(SourceEvent::Policy(policy));
 
@@ -170,7 +217,7 @@ impl Loader {
         let mut loaded = false;
         while let Some(msn) = self.cursor {
             let Some(seg) = media.get(msn) else { break };
-            if !self.alive.get() {
+            if !self.alive.get() || !self.wanted.get() {
                 return loaded;
             }
             let seg = seg.clone();
@@ -227,6 +274,88 @@ impl Loader {
             loaded = true;
         }
         loaded
+    }
+
+    /// Plays a complete playlist as a replay.
+    async fn run_vod(mut self, media: MediaPlaylist) {
+        let segments: Vec<_> = media.segments.iter().filter(|s| !s.gap).cloned().collect();
+        // Start of each segment relative to the first, and the total.
+        let mut starts = Vec::with_capacity(segments.len());
+        let mut total = 0.0;
+        for s in &segments {
+            starts.push(total);
+            total += s.duration;
+        }
+        let mut next = 0;
+        let mut announced = false;
+        let mut complete = false;
+        while self.alive.get() {
+            let jump = self.playhead.seek_to.replace(f64::NAN);
+            if !jump.is_nan() {
+                next = starts.iter().rposition(|s| *s <= jump).unwrap_or(0);
+                complete = false;
+            }
+            let Some(seg) = segments.get(next) else {
+                if !complete {
+                    complete = true;
+                    self.send(SourceEvent::VodComplete);
+                }
+                sleep_ms(250.0).await;
+                continue;
+            };
+            if announced
+                && (starts[next] > self.playhead.position.get() + VOD_AHEAD || !self.wanted.get())
+            {
+                sleep_ms(250.0).await;
+                continue;
+            }
+            if let Some(map) = &seg.map {
+                if !self.load_init(map).await {
+                    continue;
+                }
+            }
+            let Some(url) = fetch::resolve(&seg.uri, &self.url) else {
+                next += 1;
+                continue;
+            };
+            let data = match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
+                Ok(d) => d,
+                Err(FetchError::Aborted) => return,
+                Err(FetchError::Status(404 | 410)) => {
+                    self.send(SourceEvent::Warning(format!("{url} is missing; skipped")));
+                    next += 1;
+                    continue;
+                }
+                Err(e) => {
+                    self.fail(format!("{url}: {e}")).await;
+                    continue;
+                }
+            };
+            if self.down {
+                self.down = false;
+                self.send(SourceEvent::Up);
+            }
+            if !announced {
+                let head = data.subarray(0, data.length().min(64 * 1024)).to_vec();
+                let Some(start) = self
+                    .init
+                    .as_ref()
+                    .and_then(|i| mp4::fragment_start(&head, i))
+                else {
+                    self.send(SourceEvent::Fatal(
+                        "the replay's first segment is unreadable".into(),
+                    ));
+                    return;
+                };
+                announced = true;
+                self.send(SourceEvent::Vod {
+                    start,
+                    duration: total,
+                });
+            }
+            self.send(SourceEvent::Media(data));
+            next += 1;
+        }
     }
 
     /// Loads the init segment at `uri` if it is not the one already sent.

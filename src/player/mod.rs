@@ -42,6 +42,8 @@ pub enum Control {
     Volume(f64),
     /// Seek back to the live edge.
     GoLive,
+    /// Play the replay of a broadcast that ended (from its start, seekable).
+    Replay,
 }
 
 /// What the player reports.
@@ -63,6 +65,8 @@ pub enum Status {
     Offline,
     /// The broadcast is over.
     Ended,
+    /// Playing a recorded broadcast (VOD): seekable, no live edge.
+    Replay,
     /// Something failed; `fatal` means the player gave up.
     Error {
         /// For the viewer and the console.
@@ -84,6 +88,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::Offline => "offline",
             Status::Ended => "ended",
+            Status::Replay => "replay",
             Status::Error { .. } => "error",
         }
     }

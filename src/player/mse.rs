@@ -4,12 +4,17 @@
 //! in flight at a time: the next starts on `updateend`. A `QuotaExceededError` evicts
 //! media behind the playhead and retries the same append. Dropping [`Mse`] detaches the
 //! MediaSource from the video and frees it.
+//!
+//! Safari's ManagedMediaSource is preferred where it exists: the browser then says when
+//! it wants media (`startstreaming` / `endstreaming`, read by loaders through
+//! [`Mse::wanted`]). Which flavour plays is written on the `<video>` as `data-backend`
+//! (`managed-media-source` or `media-source`; the engine writes `native-hls`).
 
 use super::buffer::Range;
 use super::engine::{Event, Tx};
 use gloo_events::EventListener;
 use js_sys::Uint8Array;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -39,10 +44,15 @@ impl std::fmt::Display for MseError {
 enum Op {
     Append(Uint8Array),
     Remove(f64, f64),
+    /// `SourceBuffer.timestampOffset` (only settable between appends).
+    Offset(f64),
+    /// `MediaSource.duration` (only settable while nothing is updating).
+    Duration(f64),
 }
 
 struct Queue {
     sb: Option<SourceBuffer>,
+    media_source: MediaSource,
     ops: VecDeque<Op>,
     video: HtmlVideoElement,
     tx: Tx,
@@ -57,6 +67,12 @@ pub struct Mse {
     video: HtmlVideoElement,
     queue: Rc<RefCell<Queue>>,
     listeners: Vec<EventListener>,
+    /// The `<source>` children added for a ManagedMediaSource with an HLS alternative;
+    /// removed on drop.
+    source_elements: Vec<web_sys::Element>,
+    /// False between the browser's `endstreaming` and `startstreaming` (ManagedMediaSource
+    /// only): the browser has enough media and loaders should not fetch more.
+    wanted: Rc<Cell<bool>>,
 }
 
 /// `new window[name]()`, if the browser has that constructor.
@@ -82,10 +98,15 @@ fn message(e: &wasm_bindgen::JsValue) -> String {
 
 impl Mse {
     /// Creates a MediaSource, attaches it to `video` and waits for `sourceopen`.
-    pub async fn open(video: &HtmlVideoElement, tx: Tx) -> Result<Mse, MseError> {
+    /// `hls` is the same stream as an HLS playlist, if there is one: with a
+    /// ManagedMediaSource it becomes the AirPlay alternative.
+    pub async fn open(
+        video: &HtmlVideoElement,
+        tx: Tx,
+        hls: Option<&str>,
+    ) -> Result<Mse, MseError> {
         // Safari's ManagedMediaSource first where it exists (iOS has nothing else and it
-        // lets the browser save power); it needs remote playback (AirPlay) disabled, as
-        // an AirPlay receiver cannot be fed from MSE.
+        // lets the browser save power).
         let (media_source, managed) = match construct("ManagedMediaSource") {
             Some(m) => (m, true),
             None => (
@@ -93,9 +114,6 @@ impl Mse {
                 false,
             ),
         };
-        if managed {
-            let _ = js_sys::Reflect::set(video, &"disableRemotePlayback".into(), &true.into());
-        }
         let url = Url::create_object_url_with_source(&media_source)
             .map_err(|e| MseError::Failed(message(&e)))?;
         // The engine's channel, not a futures oneshot: one channel type in the download.
@@ -103,12 +121,48 @@ impl Mse {
         let opened = EventListener::once(&media_source, "sourceopen", move |_| {
             let _ = open_tx.unbounded_send(());
         });
-        video.set_src(&url);
+        let wanted = Rc::new(Cell::new(true));
+        let mut listeners = Vec::new();
+        let mut source_elements = Vec::new();
+        if managed {
+            for (name, value) in [("startstreaming", true), ("endstreaming", false)] {
+                let wanted = wanted.clone();
+                listeners.push(EventListener::new(&media_source, name, move |_| {
+                    wanted.set(value)
+                }));
+            }
+            // A ManagedMediaSource only opens if AirPlay can play something else: an
+            // AirPlay receiver cannot be fed from MSE. Apple's pattern is a second
+            // <source> with the stream as HLS; without one, remote playback is disabled.
+            match hls.and_then(|hls| airplay_sources(video, &url, hls)) {
+                Some(elements) => source_elements = elements,
+                None => {
+                    let _ =
+                        js_sys::Reflect::set(video, &"disableRemotePlayback".into(), &true.into());
+                    video.set_src(&url);
+                }
+            }
+        } else {
+            video.set_src(&url);
+        }
+        let backend = if managed {
+            "managed-media-source"
+        } else {
+            "media-source"
+        };
+        let _ = video.set_attribute("data-backend", backend);
         let _ = open_rx.next().await;
         drop(opened);
+        if managed {
+            // Listeners were in place before `sourceopen`; this is the state now.
+            let streaming = js_sys::Reflect::get(&media_source, &"streaming".into())
+                .map_or(true, |s| s.is_truthy());
+            wanted.set(streaming);
+        }
         Ok(Mse {
             queue: Rc::new(RefCell::new(Queue {
                 sb: None,
+                media_source: media_source.clone(),
                 ops: VecDeque::new(),
                 video: video.clone(),
                 tx,
@@ -117,8 +171,16 @@ impl Mse {
             media_source,
             url,
             video: video.clone(),
-            listeners: Vec::new(),
+            listeners,
+            source_elements,
+            wanted,
         })
+    }
+
+    /// Whether the browser wants more media now (always true for a plain MediaSource).
+    /// Shared, so a loader can check it before each fetch.
+    pub fn wanted(&self) -> Rc<Cell<bool>> {
+        self.wanted.clone()
     }
 
     /// True once a SourceBuffer exists.
@@ -158,6 +220,21 @@ impl Mse {
     /// Queues an append.
     pub fn append(&self, data: Uint8Array) {
         self.queue.borrow_mut().ops.push_back(Op::Append(data));
+        pump(&self.queue);
+    }
+
+    /// Queues a timestamp offset for the media appended after it.
+    pub fn set_timestamp_offset(&self, offset: f64) {
+        self.queue.borrow_mut().ops.push_back(Op::Offset(offset));
+        pump(&self.queue);
+    }
+
+    /// Queues setting the presentation's duration (a replay's length).
+    pub fn set_duration(&self, duration: f64) {
+        self.queue
+            .borrow_mut()
+            .ops
+            .push_back(Op::Duration(duration));
         pump(&self.queue);
     }
 
@@ -202,6 +279,30 @@ impl Mse {
     }
 }
 
+/// Attaches `url` (a ManagedMediaSource) and `hls` as two `<source>` children of
+/// `video`, in that order: the browser plays the first, AirPlay the second.
+fn airplay_sources(
+    video: &HtmlVideoElement,
+    url: &str,
+    hls: &str,
+) -> Option<Vec<web_sys::Element>> {
+    let doc = video.owner_document()?;
+    let mut elements = Vec::new();
+    for (src, kind) in [(url, "video/mp4"), (hls, "application/x-mpegURL")] {
+        let el = doc.create_element("source").ok()?;
+        el.set_attribute("type", kind).ok()?;
+        el.set_attribute("src", src).ok()?;
+        elements.push(el);
+    }
+    let _ = video.remove_attribute("src");
+    for el in &elements {
+        video.append_child(el).ok()?;
+    }
+    // Runs the resource selection over the new children now.
+    video.load();
+    Some(elements)
+}
+
 /// Starts the next queued operation if none is running.
 fn pump(queue: &Rc<RefCell<Queue>>) {
     let mut q = queue.borrow_mut();
@@ -211,6 +312,16 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
         let result = match &op {
             Op::Append(data) => sb.append_buffer_with_array_buffer_view(data),
             Op::Remove(s, e) => sb.remove(*s, *e),
+            // Through Reflect: these setters throw on a bad state, and an exception
+            // must not cross the wasm boundary.
+            Op::Offset(o) => {
+                let _ = js_sys::Reflect::set(&sb, &"timestampOffset".into(), &(*o).into());
+                continue;
+            }
+            Op::Duration(d) => {
+                let _ = js_sys::Reflect::set(&q.media_source, &"duration".into(), &(*d).into());
+                continue;
+            }
         };
         match result {
             Ok(()) => {
@@ -272,6 +383,9 @@ impl Drop for Mse {
             if self.media_source.ready_state() == MediaSourceReadyState::Open {
                 let _ = sb.abort();
             }
+        }
+        for el in self.source_elements.drain(..) {
+            el.remove();
         }
         let _ = self.video.remove_attribute("src");
         self.video.load();

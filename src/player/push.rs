@@ -1,7 +1,10 @@
 //! The low-latency source: CMAF chunks pushed over a WebSocket by lucarne-server.
 //!
 //! The first binary message is the init segment, then `moof`+`mdat` chunks as they are
-//! produced. Reconnection is the engine's decision; this type only reports.
+//! produced. For a stream broadcasters go live on, text messages say its state:
+//! `offline` (nobody is broadcasting; the socket stays open and media follows when the
+//! broadcast starts or resumes), `live` (resumed) and `ended`. Reconnection is the
+//! engine's decision; this type only reports.
 
 use super::engine::{Event, SourceEvent, Tx};
 use gloo_events::EventListener;
@@ -77,8 +80,16 @@ impl PushSource {
     }
 }
 
-/// An init segment or a media chunk, from a binary message's bytes.
+/// An init segment or a media chunk (binary), or the stream's state (text).
 fn classify(data: JsValue) -> Option<SourceEvent> {
+    if let Some(state) = data.as_string() {
+        return match state.as_str() {
+            "offline" => Some(SourceEvent::Offline),
+            "live" => Some(SourceEvent::Up),
+            "ended" => Some(SourceEvent::Ended),
+            _ => None,
+        };
+    }
     let buf = data.dyn_into::<ArrayBuffer>().ok()?;
     let data = Uint8Array::new(&buf);
     let head = data.subarray(0, 8.min(data.length())).to_vec();

@@ -8,7 +8,7 @@ use crate::chat::state::ChatState;
 use crate::hearts::Sky;
 use crate::i18n::{t, Lang, Text};
 use gloo_timers::callback::Interval;
-use lucarne_protocol::{ErrorCode, Role};
+use lucarne_protocol::{ErrorCode, Role, StreamState};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
@@ -227,6 +227,15 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
             </div>
             <div class="counts">
                 <span class="viewers">{state.viewer_count}{" "}{crate::i18n::watching(lang, state.viewer_count)}</span>
+                // The broadcast's state as the hub tells it (it changes when the
+                // broadcaster starts, drops or stops).
+                if let Some(k) = match state.stream_state {
+                    StreamState::Offline => Some(Text::StateOffline),
+                    StreamState::Ended => Some(Text::StateEnded),
+                    StreamState::Live => None,
+                } {
+                    <span class="stream-state">{t(lang, k)}</span>
+                }
                 <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
             </div>
             <section class="chat" aria-label="Chat">

@@ -1,7 +1,8 @@
 //! The widget's view: the video, the state overlay, the LIVE / back-to-live badge and
 //! the controls. It only renders and forwards input as [`Control`]s; the player
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
-//! arrows volume. Every control is a real `<button>` with an ARIA label.
+//! up/down volume, left/right seek in a replay. Every control is a real `<button>` with
+//! an ARIA label.
 //!
 //! Class lists that change are built as plain strings and set through the `className`
 //! property (`~className`), never with `classes!`: yew's `Classes` is an indexed hash
@@ -56,7 +57,7 @@ fn status_text(status: &Status) -> Option<Text> {
         Status::Offline => Some(Text::Offline),
         Status::Ended => Some(Text::Ended),
         Status::Error { .. } => Some(Text::CannotPlay),
-        Status::Playing | Status::BehindLive | Status::Paused => None,
+        Status::Playing | Status::BehindLive | Status::Paused | Status::Replay => None,
     }
 }
 
@@ -114,6 +115,10 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let muted = use_state(|| props.muted);
     // Percent, an integer: formatting floats would pull 7 KB of code into the download.
     let volume = use_state(|| 100u32);
+    // Replay position and length, whole seconds (re-rendered once a second at most).
+    let replaying = use_state(|| false);
+    let position = use_state_eq(|| 0u32);
+    let duration = use_state_eq(|| 0u32);
     let player = use_mut_ref(|| None::<PlayerHandle>);
     let lang = props.look.lang;
 
@@ -196,6 +201,45 @@ pub(crate) fn app(props: &AppProps) -> Html {
         let send = send.clone();
         Rc::new(move || send(Control::GoLive))
     };
+    let watch_replay = {
+        let (send, replaying) = (send.clone(), replaying.clone());
+        Callback::from(move |_: MouseEvent| {
+            replaying.set(true);
+            send(Control::Replay);
+        })
+    };
+    let seek_by = {
+        let video = video.clone();
+        Rc::new(move |delta: f64| {
+            if let Some(v) = video.cast::<HtmlVideoElement>() {
+                v.set_current_time((v.current_time() + delta).max(0.0));
+            }
+        })
+    };
+    let on_seek = {
+        let video = video.clone();
+        Callback::from(move |e: InputEvent| {
+            let input = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok());
+            if let (Some(v), Some(input)) = (video.cast::<HtmlVideoElement>(), input) {
+                v.set_current_time(input.value_as_number().max(0.0));
+            }
+        })
+    };
+    let on_time = {
+        let (position, duration) = (position.clone(), duration.clone());
+        Callback::from(move |e: Event| {
+            if let Some(v) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlVideoElement>().ok())
+            {
+                position.set(v.current_time().max(0.0) as u32);
+                let d = v.duration();
+                duration.set(if d.is_finite() { d.max(0.0) as u32 } else { 0 });
+            }
+        })
+    };
     let change_volume = {
         let (volume, send, set_muted) = (volume.clone(), send.clone(), set_muted.clone());
         Rc::new(move |v: u32| {
@@ -207,6 +251,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
     };
 
     let onkeydown = {
+        let (seek_by, in_replay) = (seek_by.clone(), *replaying);
         let (toggle_play, set_muted, muted, fullscreen, go_live, change_volume, volume) = (
             toggle_play.clone(),
             set_muted.clone(),
@@ -254,6 +299,14 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     change_volume(volume.saturating_sub(10));
                     true
                 }
+                "ArrowLeft" if in_replay && !in_control => {
+                    seek_by(-5.0);
+                    true
+                }
+                "ArrowRight" if in_replay && !in_control => {
+                    seek_by(5.0);
+                    true
+                }
                 _ => false,
             };
             if handled {
@@ -295,6 +348,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
         _ => None,
     };
     let live = matches!(*status, Status::Playing);
+    let can_replay = matches!(*status, Status::Ended) && props.sources.hls.is_some();
     let label = |k: Text| t(lang, k);
     let theme = if props.look.light { "light" } else { "dark" };
     let mut class = ["lucarne ", status.name(), " ", theme].concat();
@@ -310,9 +364,12 @@ pub(crate) fn app(props: &AppProps) -> Html {
             tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
-                aria-label={label(Text::VideoLabel)}></video>
+                aria-label={label(Text::VideoLabel)} ontimeupdate={on_time.clone()} ondurationchange={on_time}></video>
             if live {
                 <span class="badge live">{label(Text::Live)}</span>
+            }
+            if *replaying && !can_replay {
+                <span class="badge replay">{label(Text::Replay)}</span>
             }
             if behind {
                 <button class="badge golive" onclick={click(go_live.clone())}>{label(Text::BackToLive)}</button>
@@ -330,6 +387,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     <span class="message">{label(key)}</span>
                     if let Some(detail) = error_detail { <span class="detail">{detail}</span> }
                     if fatal { <button class="retry" onclick={retry}>{label(Text::Retry)}</button> }
+                    if can_replay { <button class="retry watch-replay" onclick={watch_replay}>{label(Text::WatchReplay)}</button> }
                 </div>
             }
             { chat_layer(props) }
@@ -345,7 +403,12 @@ pub(crate) fn app(props: &AppProps) -> Html {
                 <input class="volume" type="range" min="0" max="100" step="5"
                     value={if *muted { "0".to_string() } else { volume.to_string() }}
                     oninput={on_volume} aria-label={label(Text::Volume)} />
-                <span class="spacer"></span>
+                if *replaying {
+                    <input class="seek" type="range" min="0" max={duration.to_string()} step="1"
+                        value={position.to_string()} oninput={on_seek} aria-label={label(Text::Seek)} />
+                } else {
+                    <span class="spacer"></span>
+                }
                 <button class="pip" onclick={click(pip)} aria-label={label(Text::PictureInPicture)}><i class="icon pip-icon"></i></button>
                 <button class="fullscreen" onclick={click(fullscreen)} aria-label={label(Text::Fullscreen)}><i class="icon fs-icon"></i></button>
             </div>

@@ -44,7 +44,7 @@ async fn until(ms: u32, mut f: impl FnMut() -> bool) -> bool {
 async fn open() -> (HtmlVideoElement, Mse, channel::Receiver<Event>) {
     let v = video();
     let (tx, rx) = channel::unbounded();
-    let mut mse = Mse::open(&v, tx).await.expect("MediaSource opens");
+    let mut mse = Mse::open(&v, tx, None).await.expect("MediaSource opens");
     let info = mp4::parse_init(INIT).expect("fixture init parses");
     mse.add_source_buffer(&info.mime())
         .expect("H.264 + AAC is supported");
@@ -97,7 +97,7 @@ async fn remove_trims_the_back_buffer() {
 async fn an_unknown_codec_is_refused_with_a_clear_error() {
     let v = video();
     let (tx, _rx) = channel::unbounded();
-    let mut mse = Mse::open(&v, tx).await.unwrap();
+    let mut mse = Mse::open(&v, tx, None).await.unwrap();
     let err = mse
         .add_source_buffer("video/mp4; codecs=\"bogus.42\"")
         .unwrap_err();

@@ -6,9 +6,12 @@
 //!   the wasm and its glue share are shortened (`names`) and the JS minified.
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
-//!   (default: all).
+//!   (default: all). The end-to-end tier runs once per browser engine (Chromium,
+//!   Firefox, WebKit), or only on `LUCARNE_E2E_ENGINE` when that is set.
 //! - `cargo xtask bench playback`: lucarne against hls.js, in the same headless Chromium.
 //! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
+//! - `cargo xtask bench ingest`: glass-to-glass latency and server CPU of an RTMP
+//!   broadcast (ffmpeg publishing a wall-clock barcode).
 
 mod names;
 
@@ -22,6 +25,34 @@ const TRUNK: &str = "0.21.14";
 const WASM_BINDGEN: &str = "0.2.130";
 const BINARYEN: &str = "132";
 const TERSER: &str = "5.51.4";
+/// geckodriver (Firefox's WebDriver) from crates.io, as trunk is.
+const GECKODRIVER: &str = "0.37.1";
+
+/// The browser engines the end-to-end suite runs on, in order (`LUCARNE_E2E_ENGINE` values).
+const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
+/// End-to-end tests that run on one engine only: (test, engine, why). On the other
+/// engines they are filtered out (not counted as run) and listed in the summary.
+const ENGINE_ONLY: [(&str, &str, &str); 3] = [
+    (
+        "measure_js_reads_every_presented_frame_of_the_clip",
+        "chromium",
+        "guards the benchmark's measure.js; the benchmark runs in Chromium only",
+    ),
+    (
+        "hlsjs_page_measures_latency_of_a_live_clip",
+        "chromium",
+        "guards the benchmark's hls.js page; the benchmark runs in Chromium only",
+    ),
+    (
+        "managed_media_source_streaming_gates_segment_loads",
+        "webkit",
+        "needs ManagedMediaSource (Safari's API), which only WebKit has",
+    ),
+];
+/// How long one engine's end-to-end run may take before it is killed and counted as
+/// failed: a browser that hangs must fail CI, not stall it (each WebDriver request also
+/// has its own timeout in the harness).
+const E2E_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40 * 60);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +70,7 @@ fn main() -> Result<()> {
         Some("test") => test(rest.first().copied()),
         Some("bench") => bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat>");
+            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat | bench ingest>");
             std::process::exit(2)
         }
     }
@@ -125,34 +156,50 @@ fn ensure_build_tools() -> Result<()> {
     Ok(())
 }
 
-/// Browsers, drivers and ffmpeg for the end-to-end tier (Debian packages).
+/// Browsers, drivers and ffmpeg for the browser tiers: Debian packages (Chromium and
+/// chromedriver, Firefox ESR, WebKitGTK's MiniBrowser and WebKitWebDriver, Xvfb for
+/// WebKit's display), and geckodriver from crates.io.
 fn ensure_test_tools() -> Result<()> {
     let missing: Vec<&str> = [
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        ("firefox-esr", "firefox-esr"),
+        ("WebKitWebDriver", "webkit2gtk-driver"),
+        ("Xvfb", "xvfb"),
         ("ffmpeg", "ffmpeg"),
     ]
     .into_iter()
     .filter(|(bin, _)| output("which", &[bin]).is_none())
     .map(|(_, pkg)| pkg)
     .collect();
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        if output("id", &["-u"]).is_some_and(|u| u.trim() == "0") {
+            run(Command::new("apt-get").arg("update"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        } else {
+            bail!(
+                "missing {}: run `sudo apt-get install {}`",
+                missing.join(", "),
+                missing.join(" ")
+            )
+        }
     }
-    if output("id", &["-u"]).is_some_and(|u| u.trim() == "0") {
-        run(Command::new("apt-get").arg("update"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
-        Ok(())
-    } else {
-        bail!(
-            "missing {}: run `sudo apt-get install {}`",
-            missing.join(", "),
-            missing.join(" ")
-        )
+    if !output("geckodriver", &["--version"])
+        .unwrap_or_default()
+        .contains(GECKODRIVER)
+    {
+        run(Command::new("cargo").args([
+            "install",
+            "--locked",
+            "geckodriver",
+            "--version",
+            GECKODRIVER,
+        ]))?;
     }
+    Ok(())
 }
 
 fn dist() -> Result<()> {
@@ -267,46 +314,145 @@ fn demo() -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     eprintln!("xtask: demo at http://127.0.0.1:8080/ (Ctrl-C to stop)");
-    run(Command::new(target_dir().join("release/lucarne-server"))
-        .args(["--listen", "127.0.0.1:8080"]))
+    let mut server = Command::new(target_dir().join("release/lucarne-server"));
+    server.args(["--listen", "127.0.0.1:8080"]);
+    // A stream to go live on from OBS or ffmpeg, watched at /studio.html (loopback
+    // only; a real deployment sets its own keys in LUCARNE_STREAM_KEYS).
+    if std::env::var_os("LUCARNE_STREAM_KEYS").is_none() {
+        eprintln!("xtask: go live with rtmp://127.0.0.1:1935/live and stream key studio-key, watch at http://127.0.0.1:8080/studio.html");
+        server.args(["--stream-key", "studio-key=studio"]);
+    }
+    run(&mut server)
 }
 
-/// Runs a cargo test command, echoing its output and adding up its `test result:` lines.
-fn cargo_tests(args: &[&str], envs: &[(&str, String)], tally: &mut (u64, u64)) -> Result<bool> {
-    eprintln!("xtask: running cargo {}", args.join(" "));
+/// Tests passed and failed, per test run ("native", "e2e firefox", ...), in run order.
+#[derive(Default)]
+struct Tally(Vec<(String, u64, u64)>);
+
+impl Tally {
+    fn add(&mut self, label: &str, passed: u64, failed: u64) {
+        match self.0.iter_mut().find(|(l, ..)| l == label) {
+            Some(entry) => {
+                entry.1 += passed;
+                entry.2 += failed;
+            }
+            None => self.0.push((label.to_owned(), passed, failed)),
+        }
+    }
+
+    fn failed(&self) -> u64 {
+        self.0.iter().map(|t| t.2).sum()
+    }
+
+    /// `N passed, M failed (native 10/10, e2e chromium 40/40, ...)`: run/passed per label.
+    fn line(&self) -> String {
+        let passed: u64 = self.0.iter().map(|t| t.1).sum();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(label, p, f)| format!("{label} {p}/{} passed", p + f))
+            .collect();
+        format!(
+            "{passed} passed, {} failed ({})",
+            self.failed(),
+            parts.join(", ")
+        )
+    }
+}
+
+/// Passed and failed counts of one libtest `test result:` line.
+fn parse_result_line(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let num = |key: &str| -> u64 {
+        rest.split(';')
+            .find_map(|p| {
+                p.trim()
+                    .trim_start_matches("ok. ")
+                    .trim_start_matches("FAILED. ")
+                    .strip_suffix(key)
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Some((num(" passed"), num(" failed")))
+}
+
+/// Runs a cargo test command, echoing its output and adding up its `test result:` lines
+/// under `label`. With a `timeout`, the command (its whole process group) is killed when
+/// it runs longer, and the run counts as failed.
+fn cargo_tests(
+    label: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+    timeout: Option<std::time::Duration>,
+    tally: &mut Tally,
+) -> Result<bool> {
+    use std::os::unix::process::CommandExt;
+    eprintln!("xtask: running cargo {} ({label})", args.join(" "));
     let mut child = Command::new("cargo")
         .args(args)
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
         .stdout(Stdio::piped())
+        .process_group(0)
         .spawn()?;
     let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        println!("{line}");
-        if let Some(rest) = line.trim().strip_prefix("test result: ") {
-            let num = |key: &str| -> u64 {
-                rest.split(';')
-                    .find_map(|p| {
-                        p.trim()
-                            .trim_start_matches("ok. ")
-                            .trim_start_matches("FAILED. ")
-                            .strip_suffix(key)
-                    })
-                    .and_then(|n| n.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            tally.0 += num(" passed");
-            tally.1 += num(" failed");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut counts = (0, 0);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+            if let Some((p, f)) = parse_result_line(&line) {
+                counts.0 += p;
+                counts.1 += f;
+            }
         }
+        let _ = done_tx.send(counts);
+    });
+    let start = std::time::Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if timeout.is_some_and(|t| start.elapsed() > t) {
+            eprintln!(
+                "xtask: {label}: still running after {:?}; killing it",
+                timeout.unwrap_or_default()
+            );
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            timed_out = true;
+            break child.wait()?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // A process that escaped the group could keep the pipe open: do not wait forever.
+    let (passed, failed) = done_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or((0, 0));
+    tally.add(label, passed, failed + u64::from(timed_out));
+    Ok(status.success() && !timed_out)
+}
+
+/// The engines the end-to-end tier runs on: `LUCARNE_E2E_ENGINE` alone when set, else all.
+fn e2e_engines() -> Vec<String> {
+    match std::env::var("LUCARNE_E2E_ENGINE") {
+        Ok(e) if !e.trim().is_empty() => e
+            .split(',')
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect(),
+        _ => ENGINES.iter().map(|e| e.to_string()).collect(),
     }
-    Ok(child.wait()?.success())
 }
 
 fn test(tier: Option<&str>) -> Result<()> {
     let all = tier.is_none();
     let tier = tier.unwrap_or("");
-    let mut tally = (0, 0);
+    let mut tally = Tally::default();
+    let mut not_run: Vec<String> = Vec::new();
     let mut ok = true;
     if all || tier == "lint" {
         // The standards are checked, not hoped for: formatting and clippy, natively and
@@ -340,8 +486,10 @@ fn test(tier: Option<&str>) -> Result<()> {
     }
     if all || tier == "native" {
         ok &= cargo_tests(
+            "native",
             &["test", "--workspace", "--exclude", "lucarne-e2e"],
             &[],
+            None,
             &mut tally,
         )?;
     }
@@ -356,6 +504,7 @@ fn test(tier: Option<&str>) -> Result<()> {
             ("PATH", tool_path()),
         ];
         ok &= cargo_tests(
+            "wasm",
             &[
                 "test",
                 "--target",
@@ -368,13 +517,14 @@ fn test(tier: Option<&str>) -> Result<()> {
                 "wire",
             ],
             &envs,
+            None,
             &mut tally,
         )?;
     }
     if all || tier == "e2e" {
         dist()?;
         run(Command::new("cargo").args(["build", "-p", "lucarne-server"]))?;
-        let envs = [
+        let envs = vec![
             (
                 "LUCARNE_SERVER_BIN",
                 target_dir()
@@ -384,14 +534,48 @@ fn test(tier: Option<&str>) -> Result<()> {
             ),
             ("LUCARNE_DIST", root().join("dist").display().to_string()),
         ];
+        // The harness's own unit tests do not depend on the engine: once.
         ok &= cargo_tests(
-            &["test", "-p", "lucarne-e2e", "--", "--test-threads=1"],
+            "e2e harness",
+            &["test", "-p", "lucarne-e2e", "--lib", "--bins"],
             &envs,
+            None,
             &mut tally,
         )?;
+        // Every engine runs every test file, even after a failure on another engine.
+        for engine in e2e_engines() {
+            let mut envs = envs.clone();
+            envs.push(("LUCARNE_E2E_ENGINE", engine.clone()));
+            let mut args = vec![
+                "test",
+                "-p",
+                "lucarne-e2e",
+                "--test",
+                "*",
+                "--no-fail-fast",
+                "--",
+                "--test-threads=1",
+            ];
+            for (name, only, why) in ENGINE_ONLY {
+                if only != engine {
+                    args.extend(["--skip", name]);
+                    not_run.push(format!("{name} on {engine}: {why}"));
+                }
+            }
+            ok &= cargo_tests(
+                &format!("e2e {engine}"),
+                &args,
+                &envs,
+                Some(E2E_ENGINE_TIMEOUT),
+                &mut tally,
+            )?;
+        }
     }
-    println!("xtask test: {} passed, {} failed", tally.0, tally.1);
-    if !ok || tally.1 > 0 {
+    for line in &not_run {
+        println!("xtask test: not run: {line}");
+    }
+    println!("xtask test: {}", tally.line());
+    if !ok || tally.failed() > 0 {
         bail!("some tests failed");
     }
     Ok(())
@@ -420,6 +604,27 @@ fn bench(args: &[&str]) -> Result<()> {
                 )
                 .env("LUCARNE_DIST", root().join("dist")))
         }
+        Some(&"ingest") => {
+            ensure_test_tools()?;
+            dist()?;
+            run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
+            run(Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "lucarne-e2e",
+                    "--bin",
+                    "bench_ingest",
+                    "--",
+                ])
+                .args(&args[1..])
+                .env(
+                    "LUCARNE_SERVER_BIN",
+                    target_dir().join("release/lucarne-server"),
+                )
+                .env("LUCARNE_DIST", root().join("dist")))
+        }
         Some(&"chat") => {
             let node_modules = root().join("bench/chat/node_modules");
             if !node_modules.exists() {
@@ -437,6 +642,36 @@ fn bench(args: &[&str]) -> Result<()> {
             ]))?;
             run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
-        _ => bail!("usage: cargo xtask bench playback [--seconds N] | bench chat"),
+        _ => bail!(
+            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N]"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_libtest_result_lines() {
+        let ok = "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.1s";
+        assert_eq!(parse_result_line(ok), Some((12, 0)));
+        let bad = "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(parse_result_line(bad), Some((3, 2)));
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+
+    #[test]
+    fn tally_line_gives_per_engine_counts() {
+        let mut t = Tally::default();
+        t.add("native", 10, 0);
+        t.add("e2e chromium", 5, 0);
+        t.add("e2e chromium", 3, 1);
+        t.add("e2e webkit", 9, 0);
+        assert_eq!(t.failed(), 1);
+        assert_eq!(
+            t.line(),
+            "27 passed, 1 failed (native 10/10 passed, e2e chromium 8/9 passed, e2e webkit 9/9 passed)"
+        );
     }
 }

@@ -4,6 +4,8 @@
 //!   CMAF segments, cache headers a CDN can honour.
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
+//! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
+//!   broadcast ended, its `index.m3u8` is the newest replay's playlist.
 //! - `/chat/{room}` and `/api/rooms/...`: the chat hub (see [`crate::hub`]).
 //! - everything else: the built widget (`--dist`, precompressed when `.br`/`.gz`
 //!   siblings exist) then the pages (`--pages`).
@@ -11,6 +13,7 @@
 //! Every response carries `Access-Control-Allow-Origin: *`: the widget and its media are
 //! meant to be loaded by pages on other origins.
 
+use crate::media::channel::{Channel, ChannelState};
 use crate::media::live::LiveStream;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -40,12 +43,17 @@ pub enum AppError {
     /// The segment is not (or no longer, or not yet) available.
     #[error("segment {0} is not available")]
     NoSegment(String),
+    /// The stream exists but nobody is broadcasting on it.
+    #[error("stream {0:?} is offline")]
+    Offline(String),
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match self {
-            AppError::NoStream(_) | AppError::NoSegment(_) => StatusCode::NOT_FOUND,
+            AppError::NoStream(_) | AppError::NoSegment(_) | AppError::Offline(_) => {
+                StatusCode::NOT_FOUND
+            }
         };
         tracing::debug!("{status}: {self}");
         // A 404 for a segment that will exist in a moment must not be cached.
@@ -82,7 +90,20 @@ pub fn router(state: AppState) -> Router {
         .allow_methods(Any)
         .allow_headers(Any);
 
-    Router::new()
+    let replays = (!state.origin.channels().is_empty()).then(|| {
+        tower::ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                // A finished recording never changes.
+                HeaderValue::from_static("public, max-age=3600"),
+            ))
+            .service(ServeDir::new(state.config.data_dir.join("replays")))
+    });
+    let router = match replays {
+        Some(r) => Router::new().nest_service("/replays", r),
+        None => Router::new(),
+    };
+    router
         .route("/live/{id}/index.m3u8", get(playlist))
         .route("/live/{id}/init.mp4", get(init_segment))
         .route("/live/{id}/ll", get(low_latency))
@@ -109,13 +130,38 @@ async fn playlist(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let body = stream(&state, &id)?.playlist();
+    let body = match (state.origin.stream(&id), state.origin.channel(&id)) {
+        (Some(s), _) => s.playlist(),
+        (None, Some(channel)) => return replay_playlist(&channel).await,
+        (None, None) => return Err(AppError::NoStream(id)),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
             // Browsers always revalidate; a CDN may serve it for one second (half the
             // target duration would be the usual rule; segments last one second).
             (header::CACHE_CONTROL, "public, max-age=0, s-maxage=1"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The playlist of a channel that is not on air: its newest replay (VOD), else 404.
+async fn replay_playlist(channel: &Channel) -> Result<Response, AppError> {
+    let offline = || AppError::Offline(channel.id.clone());
+    if !matches!(channel.state(), ChannelState::Ended) {
+        return Err(offline());
+    }
+    let (_, path) = channel.replay().ok_or_else(offline)?;
+    let body = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|_| offline())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+            // The next broadcast replaces it.
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )
@@ -168,21 +214,34 @@ struct StreamInfo {
     /// The chat WebSocket of the stream's room.
     chat: String,
     live: bool,
+    /// `live`, `offline` or `ended`.
+    state: &'static str,
+    /// The newest replay's playlist, once a broadcast ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<String>,
 }
 
 async fn stream_info(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let s = stream(&state, &id)?;
+    let (live_state, replay) = match state.origin.channel(&id) {
+        Some(c) => (c.state().name(), c.replay().map(|(url, _)| url)),
+        None => {
+            stream(&state, &id)?;
+            ("live", None)
+        }
+    };
     Ok((
         [(header::CACHE_CONTROL, "no-cache")],
         Json(StreamInfo {
-            hls: format!("/live/{}/index.m3u8", s.id),
-            ll: format!("/live/{}/ll", s.id),
-            chat: format!("/chat/{}", s.id),
-            id: s.id.clone(),
-            live: true,
+            hls: format!("/live/{id}/index.m3u8"),
+            ll: format!("/live/{id}/ll"),
+            chat: format!("/chat/{id}"),
+            live: live_state == "live",
+            state: live_state,
+            replay,
+            id,
         }),
     )
         .into_response())
@@ -193,29 +252,101 @@ async fn low_latency(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    if let Some(channel) = state.origin.channel(&id) {
+        return Ok(ws.on_upgrade(move |socket| push_channel(socket, channel)));
+    }
     let stream = stream(&state, &id)?;
-    Ok(ws.on_upgrade(move |socket| push(socket, stream)))
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        let _ = push(&mut socket, stream, None).await;
+    }))
+}
+
+/// Why a push of one stream stopped.
+enum PushEnd {
+    /// The subscriber is gone.
+    Closed,
+    /// The channel moved on (new stream, or the broadcast ended).
+    Moved,
+}
+
+/// Follows a channel: its state as a text message (`offline`, `live`, `ended`) when it
+/// changes, and while a broadcast is on, its media as [`push`] sends it. The socket
+/// stays open across broadcasts, so a waiting viewer starts playing by itself.
+async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
+    let mut rx = channel.watch();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        if let ChannelState::Live(stream) = state {
+            match push(&mut socket, stream, Some(&mut rx)).await {
+                PushEnd::Closed => return,
+                PushEnd::Moved => continue,
+            }
+        }
+        if send_text(&mut socket, state.name()).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 /// Sends the init segment, the current segment so far, then every new chunk.
 /// A subscriber that falls behind skips to the next keyframe instead of slowing the
-/// source or growing a queue.
-async fn push(mut socket: WebSocket, stream: Arc<LiveStream>) {
+/// source or growing a queue. With a channel, also says when the publisher drops and
+/// returns (`offline` / `live`), and returns when the channel moves to another stream.
+async fn push(
+    socket: &mut WebSocket,
+    stream: Arc<LiveStream>,
+    mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
+) -> PushEnd {
     let sub = stream.subscribe();
     let mut live = sub.live;
     let mut last_seq = None;
-    if send(&mut socket, sub.init).await.is_err() {
-        return;
+    if send(socket, sub.init).await.is_err() {
+        return PushEnd::Closed;
     }
     for chunk in sub.backlog {
         last_seq = Some(chunk.seq);
-        if send(&mut socket, chunk.bytes.clone()).await.is_err() {
-            return;
+        if send(socket, chunk.bytes.clone()).await.is_err() {
+            return PushEnd::Closed;
         }
     }
     let mut resync = false;
     loop {
+        let changed = async {
+            match channel.as_deref_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            ok = changed => {
+                let Some(rx) = channel.as_deref_mut() else { continue };
+                if !ok {
+                    return PushEnd::Closed;
+                }
+                let state = rx.borrow_and_update().clone();
+                match state {
+                    ChannelState::Live(s) if Arc::ptr_eq(&s, &stream) => {
+                        if send_text(socket, "live").await.is_err() {
+                            return PushEnd::Closed;
+                        }
+                    }
+                    // The publisher dropped: the stream may resume within the grace period.
+                    ChannelState::Offline => {
+                        if send_text(socket, "offline").await.is_err() {
+                            return PushEnd::Closed;
+                        }
+                    }
+                    _ => return PushEnd::Moved,
+                }
+            }
+            _ = stream.finished() => return PushEnd::Moved,
             next = live.recv() => match next {
                 Ok(chunk) => {
                     if last_seq.is_some_and(|s| chunk.seq <= s) || (resync && !chunk.independent) {
@@ -223,21 +354,28 @@ async fn push(mut socket: WebSocket, stream: Arc<LiveStream>) {
                     }
                     resync = false;
                     last_seq = Some(chunk.seq);
-                    if send(&mut socket, chunk.bytes.clone()).await.is_err() {
-                        return;
+                    if send(socket, chunk.bytes.clone()).await.is_err() {
+                        return PushEnd::Closed;
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(stream = %stream.id, "push subscriber lagged by {n} chunks; resyncing at next keyframe");
                     resync = true;
                 }
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return PushEnd::Moved,
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return PushEnd::Closed,
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+async fn send_text(socket: &mut WebSocket, text: &'static str) -> Result<(), ()> {
+    match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
     }
 }
 

@@ -5,11 +5,13 @@
 //! - [`media`]: the live origin — CMAF muxing, the demo loop, stream state.
 //! - [`http`]: routes, headers, the low-latency push, errors.
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
+//! - [`ingest`]: RTMP publishers going live (remuxed to CMAF, recorded as replays).
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod media;
 
 use std::net::SocketAddr;
@@ -55,6 +57,9 @@ pub struct Config {
     /// Chat options.
     #[command(flatten)]
     pub hub: hub::HubConfig,
+    /// RTMP ingest options.
+    #[command(flatten)]
+    pub ingest: ingest::IngestConfig,
 }
 
 /// Shared by every request handler.
@@ -88,12 +93,24 @@ pub enum StartError {
     /// The chat database could not be opened.
     #[error("chat store: {0}")]
     Store(#[from] hub::store::StoreError),
+    /// A `--stream-key` is malformed.
+    #[error("{0}")]
+    Key(#[from] ingest::KeyError),
+    /// The RTMP address could not be bound.
+    #[error("cannot listen for RTMP on {addr}: {source}")]
+    RtmpBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    rtmp_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// The accept loop; taken by `wait` or `shutdown`.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -121,8 +138,47 @@ impl Server {
             source,
         })?;
         let listener = axum::serve::ListenerExt::tap_io(listener, tune_connection);
+        let keys = ingest::parse_keys(&config.ingest.stream_keys)?;
+        let replays = (config.ingest.replay_retention_hours > 0).then(|| {
+            media::replay::ReplayStore::new(
+                config.data_dir.join("replays"),
+                std::time::Duration::from_secs(config.ingest.replay_retention_hours * 3600),
+            )
+        });
+        if let Some(r) = &replays {
+            r.purge();
+        }
+        for id in keys.values() {
+            if origin.channel(id).is_none() {
+                origin.add_channel(media::channel::Channel::new(
+                    id,
+                    media::channel::ChannelConfig {
+                        window: config.hls_window,
+                        chunk_ms: config.chunk_ms,
+                        grace: std::time::Duration::from_secs(config.ingest.ingest_grace_secs),
+                        replays: replays.clone(),
+                    },
+                ));
+            }
+        }
         let store = open_store(&config).await?;
         let hub = hub::Hub::new(config.hub.clone(), store, origin.clone());
+        for channel in origin.channels() {
+            sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
+        }
+        let mut rtmp_addr = None;
+        if !keys.is_empty() {
+            let addr = config.ingest.rtmp_listen;
+            let rtmp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::RtmpBind { addr, source })?;
+            rtmp_addr = rtmp.local_addr().ok();
+            sources.push(tokio::spawn(ingest::serve(
+                rtmp,
+                Arc::new(keys),
+                origin.clone(),
+            )));
+        }
         let app = http::router(AppState {
             config: Arc::new(config),
             origin,
@@ -138,6 +194,7 @@ impl Server {
         });
         Ok(Server {
             addr,
+            rtmp_addr,
             shutdown: Some(tx),
             task: Some(task),
             sources,
@@ -153,6 +210,11 @@ impl Server {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The RTMP ingest address, when ingest runs (a stream key is configured).
+    pub fn rtmp_addr(&self) -> Option<SocketAddr> {
+        self.rtmp_addr
     }
 
     /// Serves until the listener fails.
@@ -175,6 +237,24 @@ impl Server {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+}
+
+/// Tells a channel's chat room when its broadcast starts, drops and ends.
+async fn tell_chat(channel: Arc<media::channel::Channel>, hub: Arc<hub::Hub>) {
+    let mut rx = channel.watch();
+    loop {
+        let state = match &*rx.borrow_and_update() {
+            media::channel::ChannelState::Live(_) => lucarne_protocol::StreamState::Live,
+            media::channel::ChannelState::Offline => lucarne_protocol::StreamState::Offline,
+            media::channel::ChannelState::Ended => lucarne_protocol::StreamState::Ended,
+        };
+        if let Err(e) = hub.set_stream_state(&channel.id, state).await {
+            tracing::warn!(stream = %channel.id, "cannot tell the chat about the stream: {e}");
+        }
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

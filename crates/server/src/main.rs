@@ -18,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
         .context("starting lucarne-server")?;
     // Test harnesses wait for this exact line.
     println!("lucarne-server listening on http://{}", server.local_addr());
+    if let Some(rtmp) = server.rtmp_addr() {
+        println!("lucarne-server rtmp ingest on rtmp://{rtmp}/live");
+    }
     tokio::select! {
         r = server.wait() => r.context("serving")?,
         _ = tokio::signal::ctrl_c() => {}

@@ -23,6 +23,7 @@ fn config(dist: &Path) -> Config {
         chunk_ms: 100,
         data_dir: dist.join("data"),
         hub: Default::default(),
+        ingest: Default::default(),
     }
 }
 

@@ -48,6 +48,12 @@ impl Engine {
         }
     }
 
+    /// The engine has Safari's ManagedMediaSource (WebKitGTK does), which the widget
+    /// must then prefer.
+    pub fn has_managed_media_source(self) -> bool {
+        self == Self::Webkit
+    }
+
     /// Lower-case name, as accepted by [`Engine::parse`].
     pub fn name(self) -> &'static str {
         match self {
@@ -385,14 +391,13 @@ fn find_tool(var: &str, program: &str, install: &str) -> Result<PathBuf> {
     })
 }
 
-/// Starts Xvfb on the first free display number from :90.
+/// Starts Xvfb on the first free display number from :90. Xvfb itself decides what
+/// is free: it reclaims the lock of a server that died (a killed test leaves one behind)
+/// and exits at once when a live server holds the display, and then the next is tried.
 async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
-    for n in 90..140 {
+    let mut last_error = String::new();
+    'displays: for n in 90..140 {
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
-        if socket.exists() || lock.exists() {
-            continue;
-        }
         let display = format!(":{n}");
         let args = [
             display.as_str(),
@@ -402,23 +407,26 @@ async fn start_xvfb(xvfb: &std::path::Path) -> Result<(Spawned, String)> {
             "-nolisten",
             "tcp",
         ];
+        let started = std::time::SystemTime::now() - Duration::from_secs(1);
         let (mut server, _) = Spawned::start("Xvfb", xvfb, args, &[], Output::Capture)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if socket.exists() {
-                return Ok((server, display));
-            }
             if let Some(status) = server.exited() {
-                bail!(
-                    "Xvfb {display} exited ({status}): {}",
-                    server.log().tail(10)
-                );
+                last_error = format!("Xvfb {display} exited ({status}): {}", server.log().tail(5));
+                continue 'displays;
+            }
+            // Ours once the socket is new (a dead server's socket is replaced).
+            let fresh = std::fs::metadata(&socket)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= started);
+            if fresh {
+                return Ok((server, display));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("Xvfb {display} did not create {}", socket.display());
     }
-    bail!("no free X display number in :90..:139")
+    bail!("no free X display number in :90..:139 (last: {last_error})")
 }
 
 async fn wait_for_port(port: u16, deadline: Duration) -> Result<()> {

@@ -128,6 +128,11 @@ impl Origin {
         format!("ws://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Spawned::pid)
+    }
+
     /// The listening port.
     pub fn port(&self) -> u16 {
         self.port

@@ -122,6 +122,11 @@ impl Spawned {
         Ok((spawned, rx))
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// What it is ("chromedriver", "lucarne-server").
     pub fn name(&self) -> &str {
         &self.name

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::engine::Browser;
+use crate::engine::{Browser, Engine};
 use crate::wait::{wait_until, Check, POLL};
 
 /// Where the `<video>` is on the page.
@@ -48,6 +48,17 @@ if (host && !host.__e2eStatusLog) {
   new MutationObserver(record).observe(host, { attributes: true, attributeFilter: ['data-status'] });
 }
 const q = video && video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+// Frames decoded since the first probe of this <video>. WebKitGTK restarts
+// totalVideoFrames at every pipeline flush (seek, rate change): a drop in the counter
+// is a restart, and what it shows since is added.
+let frames = 0;
+if (q) {
+  const f = video.__e2eFrames || (video.__e2eFrames = { last: 0, total: 0 });
+  const n = q.totalVideoFrames;
+  f.total += n >= f.last ? n - f.last : n;
+  f.last = n;
+  frames = f.total;
+}
 const b = video ? video.buffered : null;
 return {
   host: !!host,
@@ -55,12 +66,15 @@ return {
   statuses: host ? host.__e2eStatusLog.slice() : [],
   video: !!video,
   currentTime: video ? video.currentTime : 0,
-  frames: q ? q.totalVideoFrames : 0,
+  frames: frames,
   dropped: q ? q.droppedVideoFrames : 0,
   paused: video ? video.paused : true,
   readyState: video ? video.readyState : 0,
   bufferedEnd: b && b.length ? b.end(b.length - 1) : null,
   error: video && video.error ? (video.error.code + ' ' + video.error.message) : null,
+  backend: video ? video.getAttribute('data-backend') : null,
+  sources: video ? Array.from(video.querySelectorAll('source'), s => [s.type, s.getAttribute('src')]) : [],
+  remotePlaybackDisabled: !!(video && video.disableRemotePlayback),
   wall: Date.now() / 1000,
 };
 "#;
@@ -78,7 +92,8 @@ pub struct PlaybackState {
     pub video: bool,
     /// `video.currentTime`, seconds (unix time on lucarne's demo stream).
     pub current_time: f64,
-    /// `getVideoPlaybackQuality().totalVideoFrames`.
+    /// Frames decoded since the first probe (`getVideoPlaybackQuality().totalVideoFrames`,
+    /// added up across the counter's restarts).
     pub frames: u64,
     /// `getVideoPlaybackQuality().droppedVideoFrames`.
     pub dropped: u64,
@@ -90,6 +105,13 @@ pub struct PlaybackState {
     pub buffered_end: Option<f64>,
     /// `video.error`, as "code message".
     pub error: Option<String>,
+    /// The widget's `data-backend` on the `<video>`: `managed-media-source`,
+    /// `media-source` or `native-hls`.
+    pub backend: Option<String>,
+    /// The `<video>`'s `<source>` children, as (type, src).
+    pub sources: Vec<(String, String)>,
+    /// `video.disableRemotePlayback`.
+    pub remote_playback_disabled: bool,
     /// The page's `Date.now()` in seconds when the snapshot was taken.
     pub wall: f64,
 }
@@ -117,6 +139,19 @@ impl PlaybackState {
             ready_state: v["readyState"].as_u64().unwrap_or(0),
             buffered_end: v["bufferedEnd"].as_f64(),
             error: s("error"),
+            backend: s("backend"),
+            sources: v["sources"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            let part = |i: usize| p[i].as_str().unwrap_or_default().to_owned();
+                            (part(0), part(1))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            remote_playback_disabled: v["remotePlaybackDisabled"].as_bool().unwrap_or(false),
             wall: f("wall"),
         }
     }
@@ -125,6 +160,51 @@ impl PlaybackState {
     /// stream): the page's wall clock minus currentTime.
     pub fn latency_s(&self) -> f64 {
         self.wall - self.current_time
+    }
+
+    /// Fails unless the widget plays through the MediaSource flavour `engine` should
+    /// use: Safari's ManagedMediaSource where the engine has it (WebKit), attached as
+    /// Apple's pattern wants (with `hls`, the stream's playlist, as a second `<source>`
+    /// for AirPlay; without, remote playback disabled); a plain MediaSource elsewhere.
+    pub fn expect_backend(&self, engine: Engine, hls: Option<&str>) -> Result<()> {
+        let expected = if engine.has_managed_media_source() {
+            "managed-media-source"
+        } else {
+            "media-source"
+        };
+        if self.backend.as_deref() != Some(expected) {
+            bail!(
+                "on {} the widget should play through {expected}, it reports {:?}",
+                engine.name(),
+                self.backend
+            );
+        }
+        if !engine.has_managed_media_source() {
+            return Ok(());
+        }
+        match hls {
+            Some(hls) => {
+                let kinds: Vec<&str> = self.sources.iter().map(|(t, _)| t.as_str()).collect();
+                let ok = kinds == ["video/mp4", "application/x-mpegURL"]
+                    && self.sources[0].1.starts_with("blob:")
+                    && self.sources[1].1 == hls
+                    && !self.remote_playback_disabled;
+                if !ok {
+                    bail!(
+                        "a ManagedMediaSource with an HLS alternative should be the first of two \
+                         <source>s, the second {hls} (AirPlay), remote playback allowed; \
+                         sources {:?}, disableRemotePlayback {}",
+                        self.sources,
+                        self.remote_playback_disabled
+                    );
+                }
+            }
+            None if !self.remote_playback_disabled => {
+                bail!("a ManagedMediaSource without an HLS alternative needs disableRemotePlayback")
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// One line for failure messages.
@@ -136,9 +216,10 @@ impl PlaybackState {
             );
         }
         format!(
-            "status {:?}, currentTime {:.2}, frames {} ({} dropped), paused {}, readyState {}, \
-             buffered to {}, behind wall clock {:.2} s, error {:?}, statuses seen {:?}",
+            "status {:?}, backend {:?}, currentTime {:.2}, frames {} ({} dropped), paused {}, \
+             readyState {}, buffered to {}, behind wall clock {:.2} s, error {:?}, statuses seen {:?}",
             self.status,
+            self.backend,
             self.current_time,
             self.frames,
             self.dropped,
@@ -394,11 +475,18 @@ mod tests {
         let v = json!({"host": true, "status": "playing", "statuses": ["connecting", "playing"],
                        "video": true, "currentTime": 1764072000.5, "frames": 42, "dropped": 1,
                        "paused": false, "readyState": 4, "bufferedEnd": 1764072001.5,
-                       "error": null, "wall": 1764072001.7});
+                       "error": null, "wall": 1764072001.7, "backend": "managed-media-source",
+                       "sources": [["video/mp4", "blob:x"], ["application/x-mpegURL", "https://h/i.m3u8"]],
+                       "remotePlaybackDisabled": false});
         let s = PlaybackState::from_json(&v);
         assert_eq!(s.status.as_deref(), Some("playing"));
         assert_eq!(s.statuses, ["connecting", "playing"]);
         assert_eq!(s.frames, 42);
+        assert_eq!(s.backend.as_deref(), Some("managed-media-source"));
+        assert_eq!(s.sources[1].1, "https://h/i.m3u8");
+        s.expect_backend(Engine::Webkit, Some("https://h/i.m3u8"))
+            .unwrap();
+        assert!(s.expect_backend(Engine::Chromium, None).is_err());
         assert!((s.latency_s() - 1.2).abs() < 1e-6);
     }
 }

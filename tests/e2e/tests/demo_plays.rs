@@ -1,5 +1,6 @@
 //! demo_plays: a viewer opens lucarne-server's demo page (`/`) and, within
-//! seconds, sees the live video playing near live with the status "playing".
+//! seconds, sees the live video playing near live with the status "playing",
+//! through the MediaSource flavour its engine should use (ManagedMediaSource on WebKit).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ async fn demo_plays() -> Result<()> {
     let origin = Origin::start().await?;
     let browser = Browser::launch_from_env().await?;
     let url = format!("{}/", origin.url());
+    let hls = format!("{}/live/demo/index.m3u8", origin.url());
 
     run_scenario(
         "demo_plays",
@@ -26,6 +28,9 @@ async fn demo_plays() -> Result<()> {
 
             let watch = widget.watch(browser, Duration::from_secs(5)).await?;
             watch.expect_smooth()?;
+            // WebKit plays through Safari's ManagedMediaSource, the HLS playlist beside it
+            // for AirPlay; the other engines through MediaSource.
+            watch.last().expect_backend(browser.engine(), Some(&hls))?;
             let last = watch.last();
             ensure!(
                 last.status.as_deref() == Some("playing"),

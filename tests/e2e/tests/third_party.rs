@@ -1,16 +1,21 @@
 //! Third-party HLS: a page on another origin embeds lucarne (`{SERVER}/lucarne.js`)
 //! for a live HLS stream lucarne does not serve (ffmpeg's, on that other origin).
-//! - third_party_hls_plays: it plays.
+//! - third_party_hls_plays: it plays (on WebKit through ManagedMediaSource, with the
+//!   third-party playlist as the AirPlay alternative).
 //! - missing_segment_skipped: a segment ahead of the live edge answers 404;
 //!   playback goes on past it and the widget never shows `error`.
+//! - managed_media_source_streaming_gates_segment_loads (WebKit): after the
+//!   ManagedMediaSource's `endstreaming` no segment is loaded; after `startstreaming`
+//!   loads resume and the video plays on.
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use lucarne_e2e::{
-    embed_page, run_scenario, serial, wait_until, Browser, Check, FfmpegHls, HlsSource, Origin,
-    Probe,
+    embed_page, run_scenario, serial, wait_until, Browser, Check, Engine, FfmpegHls, HlsSource,
+    Origin, Probe,
 };
+use serde_json::json;
 
 /// Starts the lucarne origin (for the loader), ffmpeg's stream, and writes the
 /// embedding page onto the stream's origin. Returns the page URL.
@@ -46,6 +51,9 @@ async fn third_party_hls_plays() -> Result<()> {
                 .with_context(|| format!("third-party stream {} never played", stream.url()))?;
             let watch = widget.watch(browser, Duration::from_secs(5)).await?;
             watch.expect_smooth()?;
+            watch
+                .last()
+                .expect_backend(browser.engine(), Some(&stream.url()))?;
             ensure!(
                 watch.last().status.as_deref() == Some("playing"),
                 "third-party stream plays but the widget shows {:?}; {}",
@@ -136,6 +144,123 @@ async fn missing_segment_skipped() -> Result<()> {
             );
             eprintln!(
                 "missing_segment_skipped ({missing} 404): {}",
+                watch.describe()
+            );
+            Ok(())
+        },
+        || {
+            vec![
+                ("server.log", origin.log_tail(200)),
+                ("ffmpeg.log", stream.log_tail(100)),
+                (
+                    "requests.txt",
+                    format!("{:#?}", stream.server().faults().served()),
+                ),
+            ]
+        },
+    )
+    .await
+}
+
+/// Keeps the widget's ManagedMediaSource reachable as `window.__e2eMms`, so the test
+/// can play the browser's part and say when it has enough media (`endstreaming`) and
+/// when it wants more (`startstreaming`).
+const MMS_SPY: &str = "<script>\n\
+if (window.ManagedMediaSource) {\n\
+  window.ManagedMediaSource = class extends ManagedMediaSource {\n\
+    constructor() { super(); window.__e2eMms = this; }\n\
+  };\n\
+}\n\
+</script>\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_media_source_streaming_gates_segment_loads() -> Result<()> {
+    let engine = Engine::from_env()?;
+    if !engine.has_managed_media_source() {
+        eprintln!(
+            "not run on {}: it has no ManagedMediaSource (Safari's API)",
+            engine.name()
+        );
+        return Ok(());
+    }
+    let _one_at_a_time = serial().await;
+    let (origin, stream, _) = setup().await?;
+    let page = embed_page(
+        "A blog on another origin",
+        &format!("{}/lucarne.js", origin.url()),
+        &stream.url(),
+        None,
+    )
+    .replace("</head>", &format!("{MMS_SPY}</head>"));
+    std::fs::write(stream.dir().join("spy.html"), page)?;
+    let url = format!("{}/spy.html", stream.server().url());
+    let browser = Browser::launch(engine).await?;
+
+    run_scenario(
+        "managed_media_source_streaming_gates_segment_loads",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .context("the stream never played")?;
+            let faults = stream.server().faults();
+            let segments = || {
+                faults
+                    .served()
+                    .iter()
+                    .filter(|s| s.path.ends_with(".m4s"))
+                    .count()
+            };
+            let said = |event: &'static str| {
+                browser.execute(
+                    "const ms = window.__e2eMms; \
+                     if (!ms) return false; \
+                     ms.dispatchEvent(new Event(arguments[0])); return true;",
+                    vec![json!(event)],
+                )
+            };
+            ensure!(
+                said("endstreaming").await? == json!(true),
+                "the widget did not play through the page's ManagedMediaSource"
+            );
+            // A request already in flight may still land; after that, nothing.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let before = segments();
+            let paused = widget.watch(browser, Duration::from_secs(3)).await?;
+            let during = segments() - before;
+            ensure!(
+                during == 0,
+                "after endstreaming the widget still loaded {during} segments in 3 s; {}",
+                paused.describe()
+            );
+
+            ensure!(said("startstreaming").await? == json!(true));
+            let resumed_at = segments();
+            wait_until(
+                "segment loads to resume after startstreaming",
+                Duration::from_secs(5),
+                || async {
+                    let n = segments();
+                    Ok(if n > resumed_at {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!("{n} segments loaded"))
+                    })
+                },
+            )
+            .await?;
+            widget
+                .wait_status(browser, "playing", Duration::from_secs(15))
+                .await
+                .context("after startstreaming the widget never played again")?;
+            let watch = widget.watch(browser, Duration::from_secs(3)).await?;
+            watch.expect_smooth()?;
+            eprintln!(
+                "managed_media_source_streaming_gates_segment_loads: no load for 3 s after \
+                 endstreaming, playing again after startstreaming: {}",
                 watch.describe()
             );
             Ok(())

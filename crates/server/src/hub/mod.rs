@@ -211,11 +211,7 @@ impl Hub {
         let room = cell
             .get_or_try_init(|| async {
                 let stored = self.store.load_room(id, room::MAX_EVENTS).await?;
-                let live = if self.origin.stream(id).is_some() {
-                    StreamState::Live
-                } else {
-                    StreamState::Offline
-                };
+                let live = self.origin.stream_state(id).unwrap_or(StreamState::Offline);
                 Ok::<_, HubError>(Room::open(
                     id,
                     stored,

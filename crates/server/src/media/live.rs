@@ -93,11 +93,26 @@ pub struct LiveStream {
     window: usize,
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Chunk>>,
+    /// URI of the init segment in playlists (versioned when a source's codec
+    /// configuration changes, so players fetch the new one).
+    init_uri: String,
+    /// Set once the source is gone for good.
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 impl LiveStream {
     /// A stream whose tracks are described by `init`.
     pub fn new(id: impl Into<String>, init: Bytes, window: usize) -> LiveStream {
+        LiveStream::with_init_uri(id, init, window, "init.mp4")
+    }
+
+    /// Like [`LiveStream::new`], with the init segment listed as `init_uri`.
+    pub fn with_init_uri(
+        id: impl Into<String>,
+        init: Bytes,
+        window: usize,
+        init_uri: &str,
+    ) -> LiveStream {
         LiveStream {
             id: id.into(),
             window: window.max(3),
@@ -108,7 +123,21 @@ impl LiveStream {
                 next_seq: 0,
             }),
             tx: broadcast::channel(PUSH_QUEUE).0,
+            init_uri: init_uri.to_owned(),
+            done: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Marks the stream as over: low-latency subscribers are let go.
+    pub fn finish(&self) {
+        self.done.send_replace(true);
+    }
+
+    /// Resolves once [`LiveStream::finish`] was called.
+    pub async fn finished(&self) {
+        let mut rx = self.done.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|d| *d).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -194,12 +223,12 @@ impl LiveStream {
         let st = self.lock();
         let skip = st.complete.len().saturating_sub(self.window);
         let segments: Vec<&Segment> = st.complete.iter().skip(skip).collect();
-        render_playlist(&segments)
+        render_playlist(&segments, &self.init_uri)
     }
 }
 
 /// Renders a live media playlist (RFC 8216, version 7 for EXT-X-MAP with fMP4).
-pub fn render_playlist(segments: &[&Segment]) -> String {
+pub fn render_playlist(segments: &[&Segment], init_uri: &str) -> String {
     let target = segments
         .iter()
         .map(|s| s.duration.round() as u64)
@@ -211,7 +240,7 @@ pub fn render_playlist(segments: &[&Segment]) -> String {
     let _ = write!(
         out,
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n\
-         #EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+         #EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{init_uri}\"\n"
     );
     let mut prev: Option<u64> = None;
     for s in segments {
@@ -231,7 +260,7 @@ pub fn render_playlist(segments: &[&Segment]) -> String {
 }
 
 /// `2026-11-25T12:00:00.000Z` for a unix time in seconds.
-fn rfc3339_millis(unix: f64) -> String {
+pub fn rfc3339_millis(unix: f64) -> String {
     let nanos = (unix * 1e9).round() as i128;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -336,8 +365,7 @@ mod tests {
             duration: 1.0,
             bytes: Bytes::new(),
         };
-        assert!(
-            render_playlist(&[&a, &b]).contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME")
-        );
+        assert!(render_playlist(&[&a, &b], "init.mp4")
+            .contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME"));
     }
 }

@@ -4,18 +4,23 @@
 //! - [`clip`] reads the committed demo clip.
 //! - [`demo`] loops the clip as a live source on the wall clock.
 //! - [`live`] holds a stream's segments and low-latency chunk feed.
+//! - [`channel`] is a stream id publishers go live on (ingest), with its lifecycle.
+//! - [`replay`] records broadcasts and serves them back as VOD.
 //!
-//! [`Origin`] owns the set of streams and the tasks that feed them.
+//! [`Origin`] owns the set of streams and channels, and the tasks that feed them.
 
+pub mod channel;
 pub mod clip;
 pub mod cmaf;
 pub mod demo;
 pub mod live;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use channel::{Channel, ChannelState};
 use clip::Clip;
 use demo::DemoLoop;
 use live::LiveStream;
@@ -24,26 +29,77 @@ use live::LiveStream;
 #[derive(Debug, Default)]
 pub struct Origin {
     streams: RwLock<HashMap<String, Arc<LiveStream>>>,
+    channels: RwLock<HashMap<String, Arc<Channel>>>,
 }
 
+/// Whether a stream is on air, as the chat and the API report it.
+pub use lucarne_protocol::StreamState;
+
 impl Origin {
-    /// The stream called `id`, if it exists.
+    /// The stream called `id` if it can be played now: a built-in stream, or a
+    /// channel's broadcast (also while its publisher is reconnecting).
     pub fn stream(&self, id: &str) -> Option<Arc<LiveStream>> {
-        self.streams
+        if let Some(s) = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Some(s.clone());
+        }
+        self.channel(id)?.stream()
+    }
+
+    /// The ingest channel called `id`, if one is configured.
+    pub fn channel(&self, id: &str) -> Option<Arc<Channel>> {
+        self.channels
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
     }
 
-    /// Ids of all streams.
+    /// All ingest channels.
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        self.channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Adds an ingest channel.
+    pub fn add_channel(&self, channel: Arc<Channel>) {
+        self.channels
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel.id.clone(), channel);
+    }
+
+    /// Whether `id` is on air; `None` if no such stream or channel exists.
+    pub fn stream_state(&self, id: &str) -> Option<StreamState> {
+        if let Some(c) = self.channel(id) {
+            return Some(match c.state() {
+                ChannelState::Live(_) => StreamState::Live,
+                ChannelState::Offline => StreamState::Offline,
+                ChannelState::Ended => StreamState::Ended,
+            });
+        }
+        self.stream(id).map(|_| StreamState::Live)
+    }
+
+    /// Ids of all streams and channels.
     pub fn ids(&self) -> Vec<String> {
-        self.streams
+        let mut ids: Vec<String> = self
+            .streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
             .cloned()
-            .collect()
+            .collect();
+        ids.extend(self.channels().iter().map(|c| c.id.clone()));
+        ids
     }
 
     fn insert(&self, stream: Arc<LiveStream>) {

@@ -36,6 +36,7 @@ pub fn config(dir: &Path) -> Config {
         chunk_ms: 100,
         data_dir: dir.join("data"),
         hub: Default::default(),
+        ingest: Default::default(),
     };
     c.hub.broadcaster_token = Some(BROADCASTER_TOKEN.into());
     c.hub.moderator_tokens = vec![MODERATOR_TOKEN.into()];

@@ -1,0 +1,315 @@
+//! A channel: a stream id that publishers go live on (RTMP ingest), with its lifecycle.
+//!
+//! ```text
+//!   Offline ──publisher sends video──▶ Live ──publisher leaves──▶ Offline (grace)
+//!      ▲                               ▲                              │
+//!      │                               └──── publisher returns ───────┤
+//!      └──────── next broadcast ─────── Ended ◀──── grace expires ─────┘
+//! ```
+//!
+//! A publisher that returns within the grace period continues the same broadcast: same
+//! [`LiveStream`], media timeline and segment numbers continuing where they stopped, so
+//! players just see a pause. If its codec configuration changed, the stream gets a new
+//! init segment (a new [`LiveStream`] whose playlist names a new init URI; push
+//! subscribers are moved to it). When the grace period expires the broadcast ends: its
+//! recording becomes a replay.
+//!
+//! State is observed through a `watch` channel: the low-latency push and the chat hub
+//! follow it.
+
+use super::live::{LiveStream, PackagedChunk};
+use super::replay::{Recorder, ReplayStore};
+use bytes::Bytes;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What viewers of a channel can see.
+#[derive(Debug, Clone)]
+pub enum ChannelState {
+    /// Nobody is publishing (not started yet, or the publisher dropped and the grace
+    /// period is running).
+    Offline,
+    /// Playing this stream.
+    Live(Arc<LiveStream>),
+    /// The last broadcast is over.
+    Ended,
+}
+
+impl ChannelState {
+    /// `offline`, `live` or `ended`, as the push socket and the API say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChannelState::Offline => "offline",
+            ChannelState::Live(_) => "live",
+            ChannelState::Ended => "ended",
+        }
+    }
+}
+
+/// How channels package and keep broadcasts.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Segments per live playlist.
+    pub window: usize,
+    /// Low-latency chunk length.
+    pub chunk_ms: u32,
+    /// How long a dropped publisher may take to come back to the same broadcast.
+    pub grace: Duration,
+    /// Where broadcasts are recorded; `None` records nothing.
+    pub replays: Option<ReplayStore>,
+}
+
+/// Another publisher holds the channel.
+#[derive(Debug, thiserror::Error)]
+#[error("stream {0} is already being published")]
+pub struct Busy(pub String);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Session number of the publisher holding the channel.
+    publisher: Option<u64>,
+    sessions: u64,
+    /// The broadcast's stream, kept through the grace period.
+    stream: Option<Arc<LiveStream>>,
+    init: Option<Bytes>,
+    init_generation: u32,
+    /// Where the last publisher stopped: (media ms, next segment number).
+    resume: Option<(u64, u64)>,
+    /// The highest segment number used so far (numbers never go back, even across
+    /// broadcasts, so a player's cursor never points past a new playlist).
+    last_msn: u64,
+    grace: Option<tokio::task::JoinHandle<()>>,
+    recorder: Option<Recorder>,
+}
+
+/// One ingest stream id.
+#[derive(Debug)]
+pub struct Channel {
+    /// Stream id, as in `/live/{id}/...`.
+    pub id: String,
+    config: ChannelConfig,
+    state: watch::Sender<ChannelState>,
+    inner: Mutex<Inner>,
+}
+
+impl Channel {
+    /// A channel with nothing published yet: `Ended` if a replay of an earlier
+    /// broadcast exists, else `Offline`.
+    pub fn new(id: &str, config: ChannelConfig) -> Arc<Channel> {
+        let has_replay = config
+            .replays
+            .as_ref()
+            .is_some_and(|r| r.latest(id).is_some());
+        let initial = if has_replay {
+            ChannelState::Ended
+        } else {
+            ChannelState::Offline
+        };
+        Arc::new(Channel {
+            id: id.to_owned(),
+            config,
+            state: watch::channel(initial).0,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follows the channel's state.
+    pub fn watch(&self) -> watch::Receiver<ChannelState> {
+        self.state.subscribe()
+    }
+
+    /// The state now.
+    pub fn state(&self) -> ChannelState {
+        self.state.borrow().clone()
+    }
+
+    /// The broadcast's stream while live or within the grace period.
+    pub fn stream(&self) -> Option<Arc<LiveStream>> {
+        self.lock().stream.clone()
+    }
+
+    /// The newest replay's playlist URL and file, if replays are kept.
+    pub fn replay(&self) -> Option<(String, std::path::PathBuf)> {
+        self.config.replays.as_ref()?.latest(&self.id)
+    }
+
+    /// Takes the channel for a new publisher connection. Within the grace period this
+    /// continues the interrupted broadcast.
+    pub fn publish(self: &Arc<Self>) -> Result<Publisher, Busy> {
+        let mut inner = self.lock();
+        if inner.publisher.is_some() {
+            return Err(Busy(self.id.clone()));
+        }
+        if let Some(timer) = inner.grace.take() {
+            timer.abort();
+        }
+        inner.sessions += 1;
+        let session = inner.sessions;
+        inner.publisher = Some(session);
+        let now = super::now_ns();
+        let (base_ms, first_msn) = inner.resume.unwrap_or_else(|| {
+            let secs = (now / 1_000_000_000) as u64;
+            ((now / 1_000_000) as u64, secs.max(inner.last_msn + 1))
+        });
+        Ok(Publisher {
+            channel: self.clone(),
+            session,
+            remuxer: crate::ingest::remux::Remuxer::new(base_ms, first_msn, self.config.chunk_ms),
+        })
+    }
+
+    fn on_init(&self, init: Bytes) {
+        let mut inner = self.lock();
+        if inner.stream.is_some() && inner.init.as_ref() == Some(&init) {
+            // The same publisher settings coming back: the broadcast simply continues.
+            if let Some(s) = inner.stream.clone() {
+                self.state.send_replace(ChannelState::Live(s));
+            }
+            return;
+        }
+        if let Some(old) = inner.stream.take() {
+            old.finish();
+            inner.init_generation += 1;
+        } else {
+            // A new broadcast: record it.
+            inner.init_generation = 0;
+            let started = (super::now_ns() / 1_000_000_000) as u64;
+            inner.recorder = self.config.replays.as_ref().and_then(|store| {
+                store
+                    .begin(&self.id, started)
+                    .map_err(|e| tracing::error!(stream = %self.id, "cannot record: {e}"))
+                    .ok()
+            });
+        }
+        if let Some(r) = &inner.recorder {
+            r.init(init.clone());
+        }
+        let uri = match inner.init_generation {
+            0 => "init.mp4".to_owned(),
+            g => format!("init.mp4?v={g}"),
+        };
+        let stream = Arc::new(LiveStream::with_init_uri(
+            self.id.clone(),
+            init.clone(),
+            self.config.window,
+            &uri,
+        ));
+        inner.init = Some(init);
+        inner.stream = Some(stream.clone());
+        drop(inner);
+        tracing::info!(stream = %self.id, "live");
+        self.state.send_replace(ChannelState::Live(stream));
+    }
+
+    fn on_chunk(&self, chunk: PackagedChunk) {
+        let mut inner = self.lock();
+        inner.last_msn = inner.last_msn.max(chunk.segment_msn);
+        if let Some(r) = &inner.recorder {
+            r.chunk(chunk.clone());
+        }
+        if let Some(s) = &inner.stream {
+            s.push_chunk(chunk);
+        }
+    }
+
+    /// The publisher of `session` left, having reached `resume`.
+    fn unpublished(self: &Arc<Self>, session: u64, resume: (u64, u64), started: bool) {
+        let mut inner = self.lock();
+        if inner.publisher != Some(session) {
+            return;
+        }
+        inner.publisher = None;
+        if inner.stream.is_none() {
+            return; // Never went live: nothing to wait for.
+        }
+        if started {
+            inner.resume = Some(resume);
+        }
+        let channel = self.clone();
+        let grace = self.config.grace;
+        inner.grace = Some(tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            channel.end_broadcast();
+        }));
+        drop(inner);
+        tracing::info!(stream = %self.id, "publisher gone; the broadcast ends in {} s unless it returns", grace.as_secs());
+        self.state.send_replace(ChannelState::Offline);
+    }
+
+    fn end_broadcast(&self) {
+        let mut inner = self.lock();
+        if inner.publisher.is_some() {
+            return;
+        }
+        inner.grace = None;
+        inner.resume = None;
+        inner.init = None;
+        if let Some(s) = inner.stream.take() {
+            s.finish();
+        }
+        if let Some(r) = inner.recorder.take() {
+            r.finish();
+        }
+        drop(inner);
+        tracing::info!(stream = %self.id, "broadcast ended");
+        self.state.send_replace(ChannelState::Ended);
+    }
+}
+
+/// A publisher connection's hold on its channel; dropping it lets go (the grace
+/// period starts).
+#[derive(Debug)]
+pub struct Publisher {
+    channel: Arc<Channel>,
+    session: u64,
+    remuxer: crate::ingest::remux::Remuxer,
+}
+
+impl Publisher {
+    /// The channel's id.
+    pub fn stream_id(&self) -> &str {
+        &self.channel.id
+    }
+
+    /// Feeds an FLV video tag.
+    pub fn video(&mut self, ts: u32, data: Bytes) -> Result<(), crate::ingest::remux::RemuxError> {
+        let out = self.remuxer.video(ts, data)?;
+        self.apply(out);
+        Ok(())
+    }
+
+    /// Feeds an FLV audio tag.
+    pub fn audio(&mut self, ts: u32, data: Bytes) -> Result<(), crate::ingest::remux::RemuxError> {
+        let out = self.remuxer.audio(ts, data)?;
+        self.apply(out);
+        Ok(())
+    }
+
+    fn apply(&self, out: Vec<crate::ingest::remux::Output>) {
+        use crate::ingest::remux::Output;
+        for o in out {
+            match o {
+                Output::Init(init) => self.channel.on_init(init),
+                Output::Chunk(c) => self.channel.on_chunk(c),
+                Output::Warning(w) => tracing::warn!(stream = %self.channel.id, "{w}"),
+            }
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        match self.remuxer.flush() {
+            Ok(out) => self.apply(out),
+            Err(e) => tracing::warn!(stream = %self.channel.id, "last chunk lost: {e}"),
+        }
+        let resume = (self.remuxer.end_ms(), self.remuxer.next_msn());
+        self.channel
+            .unpublished(self.session, resume, self.remuxer.started());
+    }
+}

@@ -1,0 +1,321 @@
+//! Replays: every broadcast of an ingested stream is recorded to disk as it goes, and
+//! becomes a VOD HLS presentation when it ends.
+//!
+//! Layout: `<data-dir>/replays/<stream>/<broadcast>/` where `<broadcast>` is the unix
+//! second the broadcast started; inside, `init-<n>.mp4` (one per codec configuration),
+//! `<msn>.m4s` (the same bytes the live origin served) and, once the broadcast ended,
+//! `index.m3u8` (`EXT-X-PLAYLIST-TYPE:VOD`, `EXT-X-ENDLIST`). They are served under
+//! `/replays/...`, and the playlist names its files by absolute path so it can also be
+//! served as the stream's own playlist after the end.
+//!
+//! Writing happens on a dedicated thread fed through a channel, so a slow disk delays
+//! the recording, never the live stream. A write error stops the recording (logged
+//! once) and leaves the broadcast alone.
+
+use super::live::PackagedChunk;
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where replays live and for how long.
+#[derive(Debug, Clone)]
+pub struct ReplayStore {
+    root: PathBuf,
+    retention: Duration,
+}
+
+impl ReplayStore {
+    /// Replays under `root`, deleted once older than `retention`.
+    pub fn new(root: PathBuf, retention: Duration) -> ReplayStore {
+        ReplayStore { root, retention }
+    }
+
+    /// The directory served at `/replays`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts recording a broadcast of `stream` that began at unix second `started`.
+    pub fn begin(&self, stream: &str, started: u64) -> std::io::Result<Recorder> {
+        let dir = self.root.join(stream).join(started.to_string());
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = mpsc::channel();
+        let url = format!("/replays/{stream}/{started}");
+        let store = self.clone();
+        std::thread::Builder::new()
+            .name(format!("record-{stream}"))
+            .spawn(move || {
+                let mut w = Writer {
+                    dir,
+                    url,
+                    init_gen: None,
+                    open: None,
+                    done: Vec::new(),
+                };
+                while let Ok(rec) = rx.recv() {
+                    let last = matches!(rec, Rec::Finish);
+                    if let Err(e) = w.apply(rec) {
+                        tracing::error!(dir = %w.dir.display(), "recording stopped: {e}");
+                        return;
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                // The publisher went away without a `Finish` (server stopping): the
+                // playlist is still written, so what was recorded stays watchable.
+                if let Err(e) = w.apply(Rec::Finish) {
+                    tracing::error!(dir = %w.dir.display(), "replay playlist: {e}");
+                }
+                store.purge();
+            })?;
+        Ok(Recorder { tx })
+    }
+
+    /// The newest finished replay of `stream`: its `/replays/...` playlist URL and path.
+    pub fn latest(&self, stream: &str) -> Option<(String, PathBuf)> {
+        let dir = self.root.join(stream);
+        let newest = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .filter(|b| dir.join(b.to_string()).join("index.m3u8").is_file())
+            .max()?;
+        Some((
+            format!("/replays/{stream}/{newest}/index.m3u8"),
+            dir.join(newest.to_string()).join("index.m3u8"),
+        ))
+    }
+
+    /// Deletes broadcasts older than the retention period.
+    pub fn purge(&self) {
+        let now = (super::now_ns() / 1_000_000_000) as u64;
+        let Ok(streams) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for stream in streams.flatten() {
+            let Ok(broadcasts) = std::fs::read_dir(stream.path()) else {
+                continue;
+            };
+            for b in broadcasts.flatten() {
+                let started = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
+                if started.is_some_and(|s| s.saturating_add(self.retention.as_secs()) < now) {
+                    match std::fs::remove_dir_all(b.path()) {
+                        Ok(()) => tracing::info!(path = %b.path().display(), "replay expired"),
+                        Err(e) => {
+                            tracing::warn!(path = %b.path().display(), "cannot delete expired replay: {e}")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Rec {
+    Init(Bytes),
+    Chunk(PackagedChunk),
+    Finish,
+}
+
+/// Feeds one broadcast's recording. Dropping it finishes the recording.
+#[derive(Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<Rec>,
+}
+
+impl Recorder {
+    /// A (new) init segment: later chunks use it.
+    pub fn init(&self, init: Bytes) {
+        let _ = self.tx.send(Rec::Init(init));
+    }
+
+    /// A chunk, as published live.
+    pub fn chunk(&self, chunk: PackagedChunk) {
+        let _ = self.tx.send(Rec::Chunk(chunk));
+    }
+
+    /// Ends the recording: the VOD playlist is written.
+    pub fn finish(self) {
+        let _ = self.tx.send(Rec::Finish);
+    }
+}
+
+struct Written {
+    msn: u64,
+    duration: f64,
+    start: f64,
+    init_gen: u32,
+}
+
+struct OpenSegment {
+    file: File,
+    seg: Written,
+}
+
+struct Writer {
+    dir: PathBuf,
+    url: String,
+    init_gen: Option<u32>,
+    open: Option<OpenSegment>,
+    done: Vec<Written>,
+}
+
+impl Writer {
+    fn apply(&mut self, rec: Rec) -> std::io::Result<()> {
+        match rec {
+            Rec::Init(bytes) => {
+                self.close_segment()?;
+                let g = self.init_gen.map_or(0, |g| g + 1);
+                std::fs::write(self.dir.join(format!("init-{g}.mp4")), &bytes)?;
+                self.init_gen = Some(g);
+            }
+            Rec::Chunk(c) => {
+                let Some(init_gen) = self.init_gen else {
+                    return Ok(());
+                };
+                if c.starts_segment {
+                    self.close_segment()?;
+                    let file = File::create(self.dir.join(format!("{}.m4s", c.segment_msn)))?;
+                    self.open = Some(OpenSegment {
+                        file,
+                        seg: Written {
+                            msn: c.segment_msn,
+                            duration: 0.0,
+                            start: c.start,
+                            init_gen,
+                        },
+                    });
+                }
+                if let Some(open) = &mut self.open {
+                    open.file.write_all(&c.bytes)?;
+                    open.seg.duration = c.start + c.duration - open.seg.start;
+                }
+            }
+            Rec::Finish => {
+                self.close_segment()?;
+                if !self.done.is_empty() {
+                    let tmp = self.dir.join("index.m3u8.tmp");
+                    std::fs::write(&tmp, vod_playlist(&self.url, &self.done))?;
+                    std::fs::rename(tmp, self.dir.join("index.m3u8"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn close_segment(&mut self) -> std::io::Result<()> {
+        if let Some(mut open) = self.open.take() {
+            open.file.flush()?;
+            self.done.push(open.seg);
+        }
+        Ok(())
+    }
+}
+
+/// The VOD playlist of a finished broadcast whose files are under `url`.
+fn vod_playlist(url: &str, segments: &[Written]) -> String {
+    let target = segments
+        .iter()
+        .map(|s| s.duration.ceil() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let first = segments.first().map_or(0, |s| s.msn);
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n\
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+    );
+    let mut init = None;
+    for s in segments {
+        if init != Some(s.init_gen) {
+            if init.is_some() {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{url}/init-{}.mp4\"", s.init_gen);
+            init = Some(s.init_gen);
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\n{url}/{}.m4s\n",
+            super::live::rfc3339_millis(s.start),
+            s.duration,
+            s.msn
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(msn: u64, start: f64, key: bool) -> PackagedChunk {
+        PackagedChunk {
+            bytes: Bytes::from(vec![msn as u8; 3]),
+            starts_segment: key,
+            segment_msn: msn,
+            start,
+            duration: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_broadcast_becomes_a_vod_playlist_with_its_files() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ReplayStore::new(root.path().to_owned(), Duration::from_secs(3600));
+        let now = (super::super::now_ns() / 1_000_000_000) as u64;
+        let rec = store.begin("studio", now).unwrap();
+        rec.chunk(chunk(9, 9.0, true)); // before any init: not recorded
+        rec.init(Bytes::from_static(b"init-a"));
+        for i in 0..3u64 {
+            rec.chunk(chunk(10 + i, 10.0 + i as f64, true));
+            rec.chunk(chunk(10 + i, 10.5 + i as f64, false));
+        }
+        rec.init(Bytes::from_static(b"init-b"));
+        rec.chunk(chunk(20, 20.0, true));
+        rec.finish();
+        let dir = root.path().join("studio").join(now.to_string());
+        let playlist = dir.join("index.m3u8");
+        for _ in 0..200 {
+            if playlist.is_file() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = std::fs::read_to_string(&playlist).unwrap();
+        let url = format!("/replays/studio/{now}");
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{text}");
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+        assert!(text.contains(&format!("#EXT-X-MAP:URI=\"{url}/init-0.mp4\"")));
+        assert!(text.contains(&format!(
+            "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"{url}/init-1.mp4\""
+        )));
+        assert_eq!(text.matches("#EXTINF:1.00000,").count(), 3, "{text}");
+        assert!(!text.contains("/9.m4s"), "{text}");
+        assert_eq!(std::fs::read(dir.join("11.m4s")).unwrap(), [11; 6]);
+        assert_eq!(std::fs::read(dir.join("init-1.mp4")).unwrap(), b"init-b");
+        assert_eq!(
+            store.latest("studio").unwrap().0,
+            format!("{url}/index.m3u8")
+        );
+    }
+
+    #[test]
+    fn old_broadcasts_are_purged() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ReplayStore::new(root.path().to_owned(), Duration::from_secs(3600));
+        let now = (super::super::now_ns() / 1_000_000_000) as u64;
+        let old = root.path().join("studio").join((now - 7200).to_string());
+        let recent = root.path().join("studio").join((now - 60).to_string());
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::create_dir_all(&recent).unwrap();
+        store.purge();
+        assert!(!old.exists());
+        assert!(recent.exists());
+    }
+}

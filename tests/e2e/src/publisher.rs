@@ -1,0 +1,125 @@
+//! A broadcaster: ffmpeg publishing a live test pattern with a tone over RTMP, the way
+//! OBS or a phone app would (H.264 with a 1 s keyframe interval and no B-frames, AAC).
+
+use anyhow::Result;
+
+use crate::process::{Output, Spawned};
+
+/// A running publisher; killing (or dropping) it is the broadcaster vanishing.
+#[derive(Debug)]
+pub struct RtmpPublisher {
+    process: Spawned,
+}
+
+impl RtmpPublisher {
+    /// Starts publishing to `url` (`rtmp://HOST:PORT/live/KEY`) until killed.
+    pub fn start(url: &str) -> Result<Self> {
+        Self::spawn(url, "testsrc=size=640x360:rate=30", None)
+    }
+
+    /// Like [`RtmpPublisher::start`], with the wall-clock barcode bench/measure.js
+    /// reads drawn into every frame: frame index `round(t·30) mod 480`, where `t` is
+    /// the unix time at which the frame left the test source (its capture). The
+    /// latency measured from it is glass to glass: encoding, RTMP, remuxing, the
+    /// push, decoding and presentation.
+    pub fn start_clocked(url: &str) -> Result<Self> {
+        Self::spawn(url, "testsrc2=size=480x270:rate=30", Some(clock_barcode()))
+    }
+
+    fn spawn(url: &str, source: &str, filter: Option<String>) -> Result<Self> {
+        let mut args: Vec<String> = [
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ]
+        .map(str::to_owned)
+        .into();
+        if let Some(f) = filter {
+            args.push("-vf".into());
+            args.push(f);
+        }
+        args.extend(
+            [
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "30",
+                "-bf",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-f",
+                "flv",
+                url,
+            ]
+            .map(str::to_owned),
+        );
+        let (process, _) = Spawned::start("ffmpeg", "ffmpeg", args, &[], Output::Capture)?;
+        Ok(Self { process })
+    }
+
+    /// What ffmpeg said.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.process.log().tail(n)
+    }
+
+    /// SIGKILLs it: the connection drops without an unpublish, as when a phone loses
+    /// its network.
+    pub async fn kill(self) {
+        self.process.kill().await;
+    }
+}
+
+/// ffmpeg filters drawing the barcode of media/make-demo-clip.sh (12 cells of 40 px on
+/// the top 32 rows: white start marker, 9 bits of the frame index, odd parity, black
+/// stop marker) with the frame index taken from the wall clock instead of the clip.
+fn clock_barcode() -> String {
+    // Timestamps become unix time (RTCTIME, microseconds) for the drawing, then start
+    // at zero again for the encoder.
+    let n = "mod(floor(t*30+0.5),480)";
+    let bit = |k: u32| format!("bitand(floor({n}/{}),1)", 1u32 << k);
+    let ones: Vec<String> = (0..9).map(bit).collect();
+    let parity = format!("1-mod({},2)", ones.join("+"));
+    let cell = |c: u32, enable: &str| {
+        format!(
+            "drawbox=x={}:y=0:w=40:h=32:color=white:t=fill:enable='{enable}'",
+            c * 40
+        )
+    };
+    let mut f = vec![
+        "format=yuv420p".to_owned(),
+        "setpts=RTCTIME/(TB*1000000)".to_owned(),
+        "drawbox=x=0:y=0:w=480:h=32:color=black:t=fill".to_owned(),
+        cell(0, "1"),
+    ];
+    for c in 1..=9 {
+        f.push(cell(c, &bit(9 - c)));
+    }
+    f.push(cell(10, &parity));
+    f.push("setpts=PTS-STARTPTS".to_owned());
+    f.join(",")
+}
+
+/// A free TCP port on 127.0.0.1 (for `--rtmp-listen`).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
