@@ -202,17 +202,54 @@ fn ensure_test_tools() -> Result<()> {
     Ok(())
 }
 
+/// Rust flags for the widget's build: the caller's own, plus remappings that turn the
+/// absolute paths of dependencies (kept in the wasm as panic locations) into short
+/// relative ones, like the widget's own `src/...`. The standard library's come
+/// precompiled and keep theirs.
+fn dist_rustflags() -> String {
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(f) => f
+            .split('\x1f')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        for dir in ["registry/src", "git/checkouts"] {
+            for entry in std::fs::read_dir(home.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                flags.push(format!("--remap-path-prefix={}/=", entry.path().display()));
+            }
+        }
+    }
+    flags.join("\x1f")
+}
+
 fn dist() -> Result<()> {
     ensure_build_tools()?;
     let dist = root().join("dist");
+    let rustflags = dist_rustflags();
     // Video only first (its own dist dir, as Trunk empties the one it builds into).
     let player_dir = target_dir().join("trunk-player");
     run(Command::new("trunk")
         .args(["build", "--release", "--no-default-features", "--dist"])
         .arg(&player_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
         .env("PATH", tool_path()))?;
     run(Command::new("trunk")
         .args(["build", "--release"])
+        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
         .env("PATH", tool_path()))?;
     // Trunk names the glue after the package; the loader owns `lucarne.js`.
     std::fs::rename(dist.join("lucarne.js"), dist.join("lucarne_widget.js"))?;
