@@ -351,7 +351,11 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let can_replay = matches!(*status, Status::Ended) && props.sources.hls.is_some();
     let label = |k: Text| t(lang, k);
     let theme = if props.look.light { "light" } else { "dark" };
-    let mut class = ["lucarne ", status.name(), " ", theme].concat();
+    // push_str, not `[..].concat()`: std's join code is about 1 KB of wasm.
+    let mut class = String::from("lucarne ");
+    class.push_str(status.name());
+    class.push(' ');
+    class.push_str(theme);
     if props.chat.is_some() {
         class.push_str(" with-chat");
     }
