@@ -16,7 +16,10 @@ pub enum Lang {
 impl Lang {
     /// From a BCP 47 tag (`fr`, `fr-CA`, `en-GB`...); `None` for other languages.
     pub fn from_tag(tag: &str) -> Option<Lang> {
-        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        let tag = tag.trim();
+        // A byte scan, not `split(['-', '_'])`, whose searcher only this would use.
+        let end = tag.bytes().position(|b| b == b'-' || b == b'_');
+        let primary = end.map_or(tag, |i| &tag[..i]).to_ascii_lowercase();
         match primary.as_str() {
             "fr" => Some(Lang::Fr),
             "en" => Some(Lang::En),

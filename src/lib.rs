@@ -23,3 +23,10 @@ pub mod player;
 pub mod embed;
 #[cfg(target_arch = "wasm32")]
 mod ui;
+
+/// The widget's allocator: dlmalloc, Rust's default on wasm, is about 7 KB of the
+/// download; this free list (safe to declare, as it locks) is under 1 KB.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

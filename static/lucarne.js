@@ -1,5 +1,5 @@
-/*! lucarne loader — puts a live video widget on any page.
- *
+/*! lucarne loader: a live video widget for any page (usage: README) */
+/*
  *   <script async src="https://HOST/lucarne.js" data-src="https://HOST/s/demo"></script>
  *   <script async src="https://HOST/lucarne.js"
  *           data-stream="https://HOST/live/demo/index.m3u8" data-ll="wss://HOST/live/demo/ll"></script>

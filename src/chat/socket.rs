@@ -256,11 +256,11 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
             else {
                 return;
             };
-            let Some(frame) = wire::decode(&text) else {
+            let Some((frame, hearts)) = wire::decode_frame(&text) else {
                 return;
             };
             if let Some(conn) = weak.upgrade() {
-                receive(&conn, frame);
+                receive(&conn, frame, hearts);
             }
         })
     };
@@ -311,20 +311,18 @@ fn schedule(conn: &Rc<RefCell<Conn>>) {
     }));
 }
 
-fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage) {
+/// `hearts`: a `hearts` frame's per-colour counts (see [`wire::decode_frame`]).
+fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, hearts: wire::HeartCounts) {
     let mut c = conn.borrow_mut();
-    if let ServerMessage::Hearts(h) = &frame {
-        // Own taps were floated when tapped; do not float them twice.
-        for (colour, &n) in &h.counts {
-            let mut n = n;
-            if *colour == c.state.colour {
-                let echo = n.min(c.own_unechoed);
-                c.own_unechoed -= echo;
-                n -= echo;
-            }
-            if n > 0 {
-                (c.on_hearts)(colour, n.min(50));
-            }
+    // Own taps were floated when tapped; do not float them twice.
+    for (colour, mut n) in hearts {
+        if colour == c.state.colour {
+            let echo = n.min(c.own_unechoed);
+            c.own_unechoed -= echo;
+            n -= echo;
+        }
+        if n > 0 {
+            (c.on_hearts)(&colour, n.min(50));
         }
     }
     let welcomed = matches!(frame, ServerMessage::Welcome(_));

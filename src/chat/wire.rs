@@ -8,10 +8,14 @@
 //! wasm test suite decodes the protocol's JSON examples here and with serde and checks
 //! they agree. Unknown fields are ignored and unknown types decode to `Unknown`, as
 //! the protocol requires.
+//!
+//! The widget reads frames with [`decode_frame`], which hands a `hearts` frame's
+//! per-colour counts back as a list in the frame's order (the server writes them
+//! sorted by colour): the map type the protocol declares for them is never built in
+//! the browser, where its code would only be download weight.
 
 use js_sys::{Array, JsString, Object, Reflect, JSON};
 use lucarne_protocol::*;
-use std::collections::BTreeMap;
 use wasm_bindgen::{JsCast, JsValue};
 
 fn get(o: &JsValue, k: &str) -> JsValue {
@@ -141,11 +145,25 @@ fn error_code(v: Option<String>) -> ErrorCode {
     }
 }
 
+/// Per-colour heart counts of a `hearts` frame, in the frame's order.
+pub type HeartCounts = Vec<(String, u32)>;
+
 /// Decodes one text frame; `None` when it is not a JSON object with a `type`.
 pub fn decode(frame: &str) -> Option<ServerMessage> {
+    let (mut message, counts) = decode_frame(frame)?;
+    if let ServerMessage::Hearts(h) = &mut message {
+        h.counts = counts.into_iter().collect();
+    }
+    Some(message)
+}
+
+/// [`decode`], except that a `hearts` frame's counts come back beside the message
+/// (whose own `counts` stay empty); empty for every other frame.
+pub fn decode_frame(frame: &str) -> Option<(ServerMessage, HeartCounts)> {
     let o = JSON::parse(frame).ok().filter(JsValue::is_object)?;
     let kind = string(&o, "type")?;
-    Some(match kind.as_str() {
+    let mut counts = Vec::new();
+    let message = match kind.as_str() {
         "welcome" => {
             let s = get(&o, "settings");
             ServerMessage::Welcome(Welcome {
@@ -173,18 +191,18 @@ pub fn decode(frame: &str) -> Option<ServerMessage> {
         "chat" => ServerMessage::Chat(chat(&o)),
         "deleted" => ServerMessage::Deleted(deleted(&o)),
         "hearts" => {
-            let counts = get(&o, "counts");
-            let mut map = BTreeMap::new();
-            if counts.is_object() {
-                for entry in Object::entries(counts.unchecked_ref()).iter() {
+            let map = get(&o, "counts");
+            if map.is_object() {
+                // JSON.parse keeps one entry per key, so this is a map's content.
+                for entry in Object::entries(map.unchecked_ref()).iter() {
                     let pair: Array = entry.unchecked_into();
                     if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_f64()) {
-                        map.insert(k, v.clamp(0.0, f64::from(u32::MAX)) as u32);
+                        counts.push((k, v.clamp(0.0, f64::from(u32::MAX)) as u32));
                     }
                 }
             }
             ServerMessage::Hearts(Hearts {
-                counts: map,
+                counts: Default::default(),
                 total: number(&o, "total"),
             })
         }
@@ -220,7 +238,8 @@ pub fn decode(frame: &str) -> Option<ServerMessage> {
             t: opt_number(&o, "t"),
         }),
         _ => ServerMessage::Unknown,
-    })
+    };
+    Some((message, counts))
 }
 
 /// Builds `{"type": kind, k: v, ...}` and serialises it with `JSON.stringify`, which

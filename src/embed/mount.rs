@@ -10,13 +10,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlElement, ShadowRootInit, ShadowRootMode};
 
+// Minified by build.rs from src/ui/widget.css (+ chat.css).
 #[cfg(not(feature = "chat"))]
-const CSS: &str = include_str!("../ui/widget.css");
+const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/widget.css"));
 #[cfg(feature = "chat")]
-const CSS: &str = concat!(
-    include_str!("../ui/widget.css"),
-    include_str!("../ui/chat.css")
-);
+const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/widget_chat.css"));
 
 /// A mounted widget, returned to JavaScript.
 #[wasm_bindgen]

@@ -100,7 +100,7 @@ impl Sky {
             let t = (h.age / h.life).min(1.0);
             if !self.reduced_motion {
                 h.y = t * 0.85;
-                h.x = h.x0 + h.sway * (h.phase + h.age * 3.0).sin();
+                h.x = h.x0 + h.sway * sin(h.phase + h.age * 3.0);
             }
             h.opacity = if t < 0.7 { 1.0 } else { (1.0 - t) / 0.3 };
         }
@@ -116,6 +116,18 @@ impl Sky {
     pub fn is_empty(&self) -> bool {
         self.hearts.is_empty()
     }
+}
+
+/// The browser's `Math.sin` in the widget: Rust's own `sin` brings about 7 KB of
+/// argument-reduction code (libm) into the download for this one sway.
+#[cfg(target_arch = "wasm32")]
+fn sin(x: f64) -> f64 {
+    js_sys::Math::sin(x)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn sin(x: f64) -> f64 {
+    x.sin()
 }
 
 #[cfg(test)]

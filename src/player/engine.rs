@@ -7,6 +7,7 @@
 //! a stall at a hole jumps it, a stall inside buffered media nudges the playhead.
 
 use super::buffer::{self, Range};
+use super::channel;
 use super::hls::{self, HlsSource};
 use super::latency::{LatencyAction, LatencyPolicy, Observation};
 use super::mp4::{self, InitInfo};
@@ -14,8 +15,6 @@ use super::mse::{Mse, MseError};
 use super::push::PushSource;
 use super::{Control, Sources, Status};
 use crate::net::backoff::Backoff;
-use futures_channel::mpsc;
-use futures_util::StreamExt;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
@@ -25,7 +24,7 @@ use wasm_bindgen::JsCast;
 use web_sys::HtmlVideoElement;
 
 /// Sender side of the engine's event queue.
-pub type Tx = mpsc::UnboundedSender<Event>;
+pub type Tx = channel::Sender<Event>;
 
 /// How often the engine re-evaluates latency, stalls and the back buffer.
 const TICK_MS: u32 = 200;
@@ -126,7 +125,7 @@ impl PlayerHandle {
         on_status: Rc<dyn Fn(Status)>,
         early_socket: Option<wasm_bindgen::JsValue>,
     ) -> PlayerHandle {
-        let (tx, rx) = mpsc::unbounded();
+        let (tx, rx) = channel::unbounded();
         let mut engine = Engine::new(video, sources, on_status, tx.clone());
         engine.early_socket = early_socket;
         wasm_bindgen_futures::spawn_local(engine.run(rx));
@@ -309,7 +308,7 @@ impl Engine {
         });
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+    async fn run(mut self, mut rx: channel::Receiver<Event>) {
         self.video.set_muted(self.muted);
         (self.on_status)(Status::Connecting);
         self.rebuild().await;

@@ -99,8 +99,15 @@ struct Loader {
     playhead: Playhead,
 }
 
+/// A timer and the engine's channel rather than gloo's `TimeoutFuture`, which brings a
+/// futures oneshot channel into the download for this alone. Dropping the future
+/// clears the timer.
 async fn sleep_ms(ms: f64) {
-    gloo_timers::future::TimeoutFuture::new(ms.max(0.0) as u32).await;
+    let (tx, mut rx) = super::channel::unbounded::<()>();
+    let _timer = gloo_timers::callback::Timeout::new(ms.max(0.0) as u32, move || {
+        let _ = tx.unbounded_send(());
+    });
+    rx.next().await;
 }
 
 impl Loader {

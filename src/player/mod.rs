@@ -3,7 +3,8 @@
 //!
 //! Pure (tested natively): [`playlist`] (HLS parsing and start choice), [`latency`]
 //! (target latency, catch-up rate, jump to live), [`buffer`] (ranges, back-buffer
-//! trimming, hole jumping), [`mp4`] (codecs and fragment times).
+//! trimming, hole jumping), [`mp4`] (codecs and fragment times), [`channel`] (the
+//! engine's event queue).
 //!
 //! Browser glue (wasm32 only): `mse` is the only module that touches MediaSource,
 //! SourceBuffer or TimeRanges; `hls` loads playlists and segments; `push` receives the
@@ -12,6 +13,7 @@
 //! [`Status`].
 
 pub mod buffer;
+pub mod channel;
 pub mod latency;
 pub mod mp4;
 pub mod playlist;

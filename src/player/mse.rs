@@ -116,12 +116,10 @@ impl Mse {
         };
         let url = Url::create_object_url_with_source(&media_source)
             .map_err(|e| MseError::Failed(message(&e)))?;
-        let (open_tx, open_rx) = futures_channel::oneshot::channel::<()>();
-        let mut open_tx = Some(open_tx);
+        // The engine's channel, not a futures oneshot: one channel type in the download.
+        let (open_tx, mut open_rx) = super::channel::unbounded::<()>();
         let opened = EventListener::once(&media_source, "sourceopen", move |_| {
-            if let Some(t) = open_tx.take() {
-                let _ = t.send(());
-            }
+            let _ = open_tx.unbounded_send(());
         });
         let wanted = Rc::new(Cell::new(true));
         let mut listeners = Vec::new();
@@ -153,7 +151,7 @@ impl Mse {
             "media-source"
         };
         let _ = video.set_attribute("data-backend", backend);
-        let _ = open_rx.await;
+        let _ = open_rx.next().await;
         drop(opened);
         if managed {
             // Listeners were in place before `sourceopen`; this is the state now.

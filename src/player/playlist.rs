@@ -98,6 +98,21 @@ pub fn decimal(s: &str) -> Option<f64> {
     Some(value)
 }
 
+/// `s.parse::<u64>()` by hand (same answers: an optional `+`, then at least one digit,
+/// no overflow): std's integer parser would be the only user of its code in the widget.
+fn integer(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n = 0u64;
+    for b in digits.bytes() {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
+}
+
 /// Reads `NAME=value` or `NAME="value"` from an attribute list.
 fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = list;
@@ -144,13 +159,13 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
             match name {
                 "EXT-X-STREAM-INF" => {
                     let bw = attribute(value, "BANDWIDTH")
-                        .and_then(|b| b.parse().ok())
+                        .and_then(integer)
                         .ok_or_else(|| bad(line))?;
                     pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
                 }
                 "EXT-X-TARGETDURATION" => target = Some(decimal(value).ok_or_else(|| bad(line))?),
                 "EXT-X-MEDIA-SEQUENCE" => {
-                    media.media_sequence = value.parse().map_err(|_| bad(line))?;
+                    media.media_sequence = integer(value).ok_or_else(|| bad(line))?;
                 }
                 "EXTINF" => {
                     let d = value.split(',').next().unwrap_or("");
@@ -228,6 +243,28 @@ impl MediaPlaylist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_answers_like_u64_from_str() {
+        for s in [
+            "0",
+            "12",
+            "+7",
+            "",
+            "+",
+            "-1",
+            " 1",
+            "1 ",
+            "1.0",
+            "12a",
+            "٣",
+            "18446744073709551615",
+            "18446744073709551616",
+            "00042",
+        ] {
+            assert_eq!(integer(s), s.parse::<u64>().ok(), "{s:?}");
+        }
+    }
 
     const FFMPEG_LIVE: &str =
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:12\n\

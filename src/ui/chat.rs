@@ -243,9 +243,17 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                     { for state.lines.iter().map(|l| {
                         let old = now - l.received_ms > OVERLAY_MS;
                         let m = &l.message;
+                        // A plain string through `className`: see the `ui` module doc.
+                        let mut class = String::from("line");
+                        if l.pending {
+                            class.push_str(" pending");
+                        }
+                        if old {
+                            class.push_str(" old");
+                        }
                         html! {
                             <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}
-                                class={classes!("line", l.pending.then_some("pending"), old.then_some("old"))}>
+                                ~className={class}>
                                 <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
                                 <span class="text">{&m.text}</span>
                                 if staff && !l.pending {

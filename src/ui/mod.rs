@@ -1,7 +1,12 @@
 //! The widget's view: the video, the state overlay, the LIVE / back-to-live badge and
 //! the controls. It only renders and forwards input as [`Control`]s; the player
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
-//! up/down volume, left/right seek in a replay. Every control is a real `<button>` with an ARIA label.
+//! up/down volume, left/right seek in a replay. Every control is a real `<button>` with
+//! an ARIA label.
+//!
+//! Class lists that change are built as plain strings and set through the `className`
+//! property (`~className`), never with `classes!`: yew's `Classes` is an indexed hash
+//! set whose code is about 3 KB of the brotli download.
 
 #[cfg(feature = "chat")]
 mod chat;
@@ -360,9 +365,20 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let can_replay = matches!(*status, Status::Ended) && props.sources.hls.is_some();
     let label = |k: Text| t(lang, k);
     let theme = if props.look.light { "light" } else { "dark" };
+    // push_str, not `[..].concat()`: std's join code is about 1 KB of wasm.
+    let mut class = String::from("lucarne ");
+    class.push_str(status.name());
+    class.push(' ');
+    class.push_str(theme);
+    if props.chat.is_some() {
+        class.push_str(" with-chat");
+    }
+    if props.look.chat_only {
+        class.push_str(" layout-chat");
+    }
 
     html! {
-        <div ref={root} class={classes!("lucarne", status.name(), theme, props.chat.is_some().then_some("with-chat"), props.look.chat_only.then_some("layout-chat"))} style={props.look.style.clone()}
+        <div ref={root} ~className={class} style={props.look.style.clone()}
             tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
@@ -397,11 +413,11 @@ pub(crate) fn app(props: &AppProps) -> Html {
             <div class="controls">
                 <button class="play" onclick={click(toggle_play.clone())}
                     aria-label={label(if paused { Text::Play } else { Text::Pause })}>
-                    <i class={classes!("icon", if paused { "play-icon" } else { "pause-icon" })}></i>
+                    <i ~className={if paused { "icon play-icon" } else { "icon pause-icon" }}></i>
                 </button>
                 <button class="mute" onclick={toggle_mute} aria-pressed={(*muted).to_string()}
                     aria-label={label(if *muted { Text::Unmute } else { Text::Mute })}>
-                    <i class={classes!("icon", if *muted { "muted-icon" } else { "sound-icon" })}></i>
+                    <i ~className={if *muted { "icon muted-icon" } else { "icon sound-icon" }}></i>
                 </button>
                 <input class="volume" type="range" min="0" max="100" step="5"
                     value={if *muted { "0".to_string() } else { volume.to_string() }}

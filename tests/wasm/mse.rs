@@ -3,9 +3,8 @@
 //! Fixtures: an init segment and two one-second segments recorded from the demo origin.
 #![cfg(target_arch = "wasm32")]
 
-use futures_channel::mpsc;
-use futures_util::StreamExt;
 use js_sys::Uint8Array;
+use lucarne::player::channel;
 use lucarne::player::engine::Event;
 use lucarne::player::mp4;
 use lucarne::player::mse::{Mse, MseError};
@@ -42,9 +41,9 @@ async fn until(ms: u32, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-async fn open() -> (HtmlVideoElement, Mse, mpsc::UnboundedReceiver<Event>) {
+async fn open() -> (HtmlVideoElement, Mse, channel::Receiver<Event>) {
     let v = video();
-    let (tx, rx) = mpsc::unbounded();
+    let (tx, rx) = channel::unbounded();
     let mut mse = Mse::open(&v, tx, None).await.expect("MediaSource opens");
     let info = mp4::parse_init(INIT).expect("fixture init parses");
     mse.add_source_buffer(&info.mime())
@@ -97,7 +96,7 @@ async fn remove_trims_the_back_buffer() {
 #[wasm_bindgen_test]
 async fn an_unknown_codec_is_refused_with_a_clear_error() {
     let v = video();
-    let (tx, _rx) = mpsc::unbounded();
+    let (tx, _rx) = channel::unbounded();
     let mut mse = Mse::open(&v, tx, None).await.unwrap();
     let err = mse
         .add_source_buffer("video/mp4; codecs=\"bogus.42\"")

@@ -2,7 +2,8 @@
 //! works on a fresh machine, a developer's, and CI.
 //!
 //! - `cargo xtask dist`: builds the release widget into `dist/` (loader, JS glue, wasm,
-//!   with `.br`/`.gz` siblings the server sends as they are).
+//!   with `.br`/`.gz` siblings the server sends as they are); the wasm-bindgen names
+//!   the wasm and its glue share are shortened (`names`) and the JS minified.
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
 //!   (default: all). The end-to-end tier runs once per browser engine (Chromium,
@@ -11,6 +12,8 @@
 //! - `cargo xtask bench chat`: chat fan-out, lucarne-server against a Node `ws` server.
 //! - `cargo xtask bench ingest`: glass-to-glass latency and server CPU of an RTMP
 //!   broadcast (ffmpeg publishing a wall-clock barcode).
+
+mod names;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -199,17 +202,54 @@ fn ensure_test_tools() -> Result<()> {
     Ok(())
 }
 
+/// Rust flags for the widget's build: the caller's own, plus remappings that turn the
+/// absolute paths of dependencies (kept in the wasm as panic locations) into short
+/// relative ones, like the widget's own `src/...`. The standard library's come
+/// precompiled and keep theirs.
+fn dist_rustflags() -> String {
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(f) => f
+            .split('\x1f')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        for dir in ["registry/src", "git/checkouts"] {
+            for entry in std::fs::read_dir(home.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                flags.push(format!("--remap-path-prefix={}/=", entry.path().display()));
+            }
+        }
+    }
+    flags.join("\x1f")
+}
+
 fn dist() -> Result<()> {
     ensure_build_tools()?;
     let dist = root().join("dist");
+    let rustflags = dist_rustflags();
     // Video only first (its own dist dir, as Trunk empties the one it builds into).
     let player_dir = target_dir().join("trunk-player");
     run(Command::new("trunk")
         .args(["build", "--release", "--no-default-features", "--dist"])
         .arg(&player_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
         .env("PATH", tool_path()))?;
     run(Command::new("trunk")
         .args(["build", "--release"])
+        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
         .env("PATH", tool_path()))?;
     // Trunk names the glue after the package; the loader owns `lucarne.js`.
     std::fs::rename(dist.join("lucarne.js"), dist.join("lucarne_widget.js"))?;
@@ -225,8 +265,29 @@ fn dist() -> Result<()> {
         player_dir.join("lucarne_bg.wasm"),
         dist.join("lucarne_player_bg.wasm"),
     )?;
+    for build in ["lucarne_widget", "lucarne_player"] {
+        let (wasm, js) = (
+            dist.join(format!("{build}_bg.wasm")),
+            dist.join(format!("{build}.js")),
+        );
+        let (short_wasm, short_js) =
+            names::shorten(&std::fs::read(&wasm)?, &std::fs::read_to_string(&js)?)
+                .with_context(|| format!("shortening the names in {build}"))?;
+        std::fs::write(&wasm, short_wasm)?;
+        // The loader only calls the default (async) init: unexported, `initSync` is
+        // dropped by terser.
+        let export = "export { initSync, __wbg_init as default };";
+        if !short_js.contains(export) {
+            bail!("{build}.js: the glue no longer ends with `{export}`");
+        }
+        std::fs::write(
+            &js,
+            short_js.replace(export, "export { __wbg_init as default };"),
+        )?;
+    }
     let terser = tools_dir().join("node_modules/.bin/terser");
-    // Comments starting with /*! (the loader's usage note) are kept.
+    // Only comments starting with /*! are kept: the loader's one-line banner (its usage
+    // note stays in the source, out of every page's download).
     run(Command::new(&terser)
         .arg(root().join("static/lucarne.js"))
         .args(["--compress", "--mangle", "--comments", "some", "--output"])
