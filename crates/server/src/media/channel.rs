@@ -234,30 +234,45 @@ impl Channel {
         let grace = self.config.grace;
         inner.grace = Some(tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            channel.end_broadcast();
+            channel.end_broadcast().await;
         }));
         drop(inner);
         tracing::info!(stream = %self.id, "publisher gone; the broadcast ends in {} s unless it returns", grace.as_secs());
         self.state.send_replace(ChannelState::Offline);
     }
 
-    fn end_broadcast(&self) {
-        let mut inner = self.lock();
-        if inner.publisher.is_some() {
-            return;
+    /// Ends the broadcast; "ended" is announced once its replay is on disk, so a
+    /// viewer who asks for the replay at once finds it.
+    async fn end_broadcast(&self) {
+        let (stream, recorded) = {
+            let mut inner = self.lock();
+            if inner.publisher.is_some() {
+                return;
+            }
+            inner.grace = None;
+            inner.resume = None;
+            inner.init = None;
+            (
+                inner.stream.take(),
+                inner.recorder.take().map(Recorder::finish),
+            )
+        };
+        if let Some(done) = recorded {
+            // An error means the recording had stopped already (logged there).
+            let _ = done.await;
         }
-        inner.grace = None;
-        inner.resume = None;
-        inner.init = None;
-        if let Some(s) = inner.stream.take() {
+        let again = {
+            let inner = self.lock();
+            inner.publisher.is_some() || inner.stream.is_some()
+        };
+        if !again {
+            tracing::info!(stream = %self.id, "broadcast ended");
+            self.state.send_replace(ChannelState::Ended);
+        }
+        // Low-latency subscribers move on (to "ended", or to the new broadcast).
+        if let Some(s) = stream {
             s.finish();
         }
-        if let Some(r) = inner.recorder.take() {
-            r.finish();
-        }
-        drop(inner);
-        tracing::info!(stream = %self.id, "broadcast ended");
-        self.state.send_replace(ChannelState::Ended);
     }
 }
 

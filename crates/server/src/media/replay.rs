@@ -56,22 +56,26 @@ impl ReplayStore {
                     open: None,
                     done: Vec::new(),
                 };
+                let mut done = None;
                 while let Ok(rec) = rx.recv() {
-                    let last = matches!(rec, Rec::Finish);
+                    if let Rec::Finish(reply) = rec {
+                        done = reply;
+                        break;
+                    }
                     if let Err(e) = w.apply(rec) {
                         tracing::error!(dir = %w.dir.display(), "recording stopped: {e}");
                         return;
                     }
-                    if last {
-                        break;
-                    }
                 }
-                // The publisher went away without a `Finish` (server stopping): the
-                // playlist is still written, so what was recorded stays watchable.
-                if let Err(e) = w.apply(Rec::Finish) {
+                // Also when the sender went away without a `Finish` (server stopping):
+                // the playlist is still written, so what was recorded stays watchable.
+                if let Err(e) = w.apply(Rec::Finish(None)) {
                     tracing::error!(dir = %w.dir.display(), "replay playlist: {e}");
                 }
                 store.purge();
+                if let Some(reply) = done {
+                    let _ = reply.send(());
+                }
             })?;
         Ok(Recorder { tx })
     }
@@ -118,7 +122,8 @@ impl ReplayStore {
 enum Rec {
     Init(Bytes),
     Chunk(PackagedChunk),
-    Finish,
+    /// The end; the sender hears when the playlist is on disk.
+    Finish(Option<tokio::sync::oneshot::Sender<()>>),
 }
 
 /// Feeds one broadcast's recording. Dropping it finishes the recording.
@@ -138,9 +143,12 @@ impl Recorder {
         let _ = self.tx.send(Rec::Chunk(chunk));
     }
 
-    /// Ends the recording: the VOD playlist is written.
-    pub fn finish(self) {
-        let _ = self.tx.send(Rec::Finish);
+    /// Ends the recording; resolves once the VOD playlist is written (or the
+    /// recording had already stopped on an error).
+    pub fn finish(self) -> tokio::sync::oneshot::Receiver<()> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Rec::Finish(Some(reply)));
+        done
     }
 }
 
@@ -195,7 +203,7 @@ impl Writer {
                     open.seg.duration = c.start + c.duration - open.seg.start;
                 }
             }
-            Rec::Finish => {
+            Rec::Finish(_) => {
                 self.close_segment()?;
                 if !self.done.is_empty() {
                     let tmp = self.dir.join("index.m3u8.tmp");
@@ -278,15 +286,11 @@ mod tests {
         }
         rec.init(Bytes::from_static(b"init-b"));
         rec.chunk(chunk(20, 20.0, true));
-        rec.finish();
+        rec.finish()
+            .blocking_recv()
+            .expect("the recording finishes");
         let dir = root.path().join("studio").join(now.to_string());
         let playlist = dir.join("index.m3u8");
-        for _ in 0..200 {
-            if playlist.is_file() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
         let text = std::fs::read_to_string(&playlist).unwrap();
         let url = format!("/replays/studio/{now}");
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{text}");
