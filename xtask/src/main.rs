@@ -522,6 +522,8 @@ fn test(tier: Option<&str>) -> Result<()> {
         ]))?;
     }
     if all || tier == "native" {
+        // The server's ingest tests publish with ffmpeg.
+        ensure_test_tools()?;
         ok &= cargo_tests(
             "native",
             &["test", "--workspace", "--exclude", "lucarne-e2e"],
@@ -530,7 +532,7 @@ fn test(tier: Option<&str>) -> Result<()> {
             &mut tally,
         )?;
     }
-    if all || tier == "wasm" || tier == "e2e" {
+    if tier == "wasm" || tier == "e2e" {
         ensure_test_tools()?;
     }
     if all || tier == "wasm" {

@@ -245,11 +245,7 @@ impl Server {
 async fn tell_chat(channel: Arc<media::channel::Channel>, hub: Arc<hub::Hub>) {
     let mut rx = channel.watch();
     loop {
-        let state = match &*rx.borrow_and_update() {
-            media::channel::ChannelState::Live(_) => lucarne_protocol::StreamState::Live,
-            media::channel::ChannelState::Offline => lucarne_protocol::StreamState::Offline,
-            media::channel::ChannelState::Ended => lucarne_protocol::StreamState::Ended,
-        };
+        let state = rx.borrow_and_update().stream_state();
         if let Err(e) = hub.set_stream_state(&channel.id, state).await {
             tracing::warn!(stream = %channel.id, "cannot tell the chat about the stream: {e}");
         }

@@ -238,15 +238,12 @@ impl Remuxer {
         data: Bytes,
         out: &mut Vec<Output>,
     ) -> Result<(), RemuxError> {
-        let Some(video) = self.video.clone() else {
+        let Some(video) = &self.video else {
             return Ok(()); // No sequence header yet: cannot be decoded.
         };
-        let current = (video.clone(), self.audio.clone());
-        let needs_init = match &self.packaged {
-            None => true,
-            Some((v, _)) => *v != video,
-        };
+        let needs_init = self.packaged.as_ref().is_none_or(|(v, _)| v != video);
         if needs_init {
+            let current = (video.clone(), self.audio.clone());
             if !keyframe {
                 return Ok(());
             }

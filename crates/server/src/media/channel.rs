@@ -45,6 +45,15 @@ impl ChannelState {
             ChannelState::Ended => "ended",
         }
     }
+
+    /// The same, as the chat protocol says it.
+    pub fn stream_state(&self) -> lucarne_protocol::StreamState {
+        match self {
+            ChannelState::Offline => lucarne_protocol::StreamState::Offline,
+            ChannelState::Live(_) => lucarne_protocol::StreamState::Live,
+            ChannelState::Ended => lucarne_protocol::StreamState::Ended,
+        }
+    }
 }
 
 /// How channels package and keep broadcasts.

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use channel::{Channel, ChannelState};
+use channel::Channel;
 use clip::Clip;
 use demo::DemoLoop;
 use live::LiveStream;
@@ -80,11 +80,7 @@ impl Origin {
     /// Whether `id` is on air; `None` if no such stream or channel exists.
     pub fn stream_state(&self, id: &str) -> Option<StreamState> {
         if let Some(c) = self.channel(id) {
-            return Some(match c.state() {
-                ChannelState::Live(_) => StreamState::Live,
-                ChannelState::Offline => StreamState::Offline,
-                ChannelState::Ended => StreamState::Ended,
-            });
+            return Some(c.state().stream_state());
         }
         self.stream(id).map(|_| StreamState::Live)
     }
