@@ -3,7 +3,8 @@
 //!
 //! - `cargo xtask dist`: builds the release widget into `dist/` (loader, JS glue, wasm,
 //!   with `.br`/`.gz` siblings the server sends as they are); the wasm-bindgen names
-//!   the wasm and its glue share are shortened (`names`) and the JS minified.
+//!   the wasm and its glue share are shortened (`names`) and the JS minified. The
+//!   widget's standard library is compiled from source for size (`StdBuild`).
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
 //!   (default: all). The end-to-end tier runs once per browser engine (Chromium,
@@ -117,6 +118,85 @@ fn tool_path() -> String {
     )
 }
 
+/// How the widget's standard library is built.
+///
+/// By default from its source (the toolchain's `rust-src` component) with the panic
+/// strategy `immediate-abort` and std's `optimize_for_size` feature: a panic in the widget
+/// traps at once instead of formatting a message first, which drops core's formatting
+/// machinery, the panic hook and the message strings from the download (about 9 KB of
+/// its 105 KB brotli, measured), and std picks its smaller algorithms. A panic looks the
+/// same to the page either way (the widget is built with `panic = "abort"`, so it
+/// already trapped); only the console message before the trap is lost. Rebuilding std
+/// takes `-Zbuild-std`, an unstable cargo option that `RUSTC_BOOTSTRAP=1` enables on the
+/// stable toolchain, for the widget's build only. Should a toolchain release break it,
+/// `LUCARNE_PREBUILT_STD=1` builds with the prebuilt std (and the bigger download).
+enum StdBuild {
+    FromSource,
+    Prebuilt,
+}
+
+impl StdBuild {
+    fn chosen() -> Self {
+        match std::env::var("LUCARNE_PREBUILT_STD") {
+            Ok(v) if !v.is_empty() && v != "0" => StdBuild::Prebuilt,
+            _ => StdBuild::FromSource,
+        }
+    }
+
+    /// `rust-src`, and the crates its std depends on in cargo's cache (Trunk builds
+    /// offline).
+    fn ensure(&self) -> Result<()> {
+        if let StdBuild::Prebuilt = self {
+            return Ok(());
+        }
+        if !output("rustup", &["component", "list", "--installed"])
+            .unwrap_or_default()
+            .lines()
+            .any(|c| c.starts_with("rust-src"))
+        {
+            run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+        }
+        let sysroot = output("rustc", &["--print", "sysroot"]).context("rustc --print sysroot")?;
+        let library = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/Cargo.toml");
+        let fetch = |offline: bool| {
+            let mut cmd = Command::new("cargo");
+            cmd.args(["fetch", "--locked", "--manifest-path"])
+                .arg(&library)
+                .env("RUSTC_BOOTSTRAP", "1");
+            if offline {
+                cmd.arg("--offline")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+            cmd
+        };
+        if !fetch(true).status().is_ok_and(|s| s.success()) {
+            run(&mut fetch(false))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the environment and flags of a widget build.
+    fn apply(&self, cmd: &mut Command, rustflags: &str) {
+        match self {
+            StdBuild::Prebuilt => cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags),
+            StdBuild::FromSource => cmd
+                .env(
+                    "CARGO_ENCODED_RUSTFLAGS",
+                    [rustflags, "-Zunstable-options", "-Cpanic=immediate-abort"]
+                        .iter()
+                        .filter(|f| !f.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join("\x1f"),
+                )
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort")
+                .env("CARGO_UNSTABLE_BUILD_STD_FEATURES", "optimize_for_size"),
+        };
+    }
+}
+
 fn ensure_build_tools() -> Result<()> {
     if !output("rustup", &["target", "list", "--installed"])
         .unwrap_or_default()
@@ -204,8 +284,8 @@ fn ensure_test_tools() -> Result<()> {
 
 /// Rust flags for the widget's build: the caller's own, plus remappings that turn the
 /// absolute paths of dependencies (kept in the wasm as panic locations) into short
-/// relative ones, like the widget's own `src/...`. The standard library's come
-/// precompiled and keep theirs.
+/// relative ones, like the widget's own `src/...` (wasm-bindgen's `expect_throw` and
+/// yew keep caller locations for their error messages).
 fn dist_rustflags() -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(f) => f
@@ -233,24 +313,35 @@ fn dist_rustflags() -> String {
             }
         }
     }
+    // The standard library, when it is built from source (`StdBuild::FromSource`).
+    if let Some(sysroot) = output("rustc", &["--print", "sysroot"]) {
+        flags.push(format!(
+            "--remap-path-prefix={}/lib/rustlib/src/rust/library/=",
+            sysroot.trim()
+        ));
+    }
     flags.join("\x1f")
 }
 
 fn dist() -> Result<()> {
     ensure_build_tools()?;
+    let std_build = StdBuild::chosen();
+    std_build.ensure()?;
     let dist = root().join("dist");
     let rustflags = dist_rustflags();
     // Video only first (its own dist dir, as Trunk empties the one it builds into).
     let player_dir = target_dir().join("trunk-player");
-    run(Command::new("trunk")
+    let mut player = Command::new("trunk");
+    player
         .args(["build", "--release", "--no-default-features", "--dist"])
         .arg(&player_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
-        .env("PATH", tool_path()))?;
-    run(Command::new("trunk")
-        .args(["build", "--release"])
-        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
-        .env("PATH", tool_path()))?;
+        .env("PATH", tool_path());
+    std_build.apply(&mut player, &rustflags);
+    run(&mut player)?;
+    let mut widget = Command::new("trunk");
+    widget.args(["build", "--release"]).env("PATH", tool_path());
+    std_build.apply(&mut widget, &rustflags);
+    run(&mut widget)?;
     // Trunk names the glue after the package; the loader owns `lucarne.js`.
     std::fs::rename(dist.join("lucarne.js"), dist.join("lucarne_widget.js"))?;
     std::fs::rename(
