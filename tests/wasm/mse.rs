@@ -1,5 +1,6 @@
 //! The MSE glue in a real browser (headless Chromium through wasm-bindgen-test): the
-//! serial append queue, removal, codec refusal, bad data and release on drop.
+//! serial append queue, removal, codec refusal, bad data, a full buffer (the browser's
+//! `QuotaExceededError`) and release on drop.
 //! Fixtures: an init segment and two one-second segments recorded from the demo origin.
 #![cfg(target_arch = "wasm32")]
 
@@ -147,5 +148,119 @@ async fn dropping_releases_the_media_source() {
     assert!(
         until(2_000, || v.buffered().length() == 0).await,
         "nothing buffered any more"
+    );
+}
+
+/// Makes the next `n` `SourceBuffer.appendBuffer` calls throw `QuotaExceededError`, as a
+/// browser does when the media it holds reaches its memory limit; the calls after go
+/// through. Returns a guard that puts the real method back.
+fn quota_exceeded_for_next(n: u32) -> impl Drop {
+    let patch = js_sys::Function::new_with_args(
+        "n",
+        "const proto = SourceBuffer.prototype, real = proto.appendBuffer;
+         proto.appendBuffer = function (data) {
+           if (n > 0) { n--; throw new DOMException('buffer full', 'QuotaExceededError'); }
+           return real.call(this, data);
+         };
+         return () => { proto.appendBuffer = real; };",
+    );
+    let restore: js_sys::Function = patch
+        .call1(&wasm_bindgen::JsValue::NULL, &n.into())
+        .expect("patch appendBuffer")
+        .unchecked_into();
+    struct Restore(js_sys::Function);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = self.0.call0(&wasm_bindgen::JsValue::NULL);
+        }
+    }
+    Restore(restore)
+}
+
+/// Buffers `seconds` (even) of media from 0: the two fixture segments again and again,
+/// each pair placed two seconds later by the timestamp offset.
+async fn buffer_from_zero(mse: &Mse, seconds: u32) {
+    let info = mp4::parse_init(INIT).unwrap();
+    let base = mp4::fragment_start(SEG_A, &info).unwrap();
+    mse.append(bytes(INIT));
+    for pair in 0..seconds / 2 {
+        mse.set_timestamp_offset(f64::from(pair * 2) - base);
+        mse.append(bytes(SEG_A));
+        mse.append(bytes(SEG_B));
+    }
+    assert!(until(10_000, || mse.pending() == 0).await, "queue drained");
+    let ranges = mse.buffered();
+    assert!(
+        ranges.len() == 1 && ranges[0].start < 0.1 && ranges[0].end > f64::from(seconds) - 0.1,
+        "{seconds} s buffered from 0: {ranges:?}"
+    );
+}
+
+/// The first `MseFailed` the engine would hear within `ms`.
+async fn failure_within(rx: &mut channel::Receiver<Event>, ms: u32) -> Option<String> {
+    let failed = async {
+        while let Some(e) = rx.next().await {
+            if let Event::MseFailed(m) = e {
+                return Some(m);
+            }
+        }
+        None
+    };
+    let timeout = gloo_timers::future::TimeoutFuture::new(ms);
+    futures_util::pin_mut!(failed);
+    match futures_util::future::select(failed, timeout).await {
+        futures_util::future::Either::Left((m, _)) => m,
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_full_buffer_evicts_behind_the_playhead_and_the_append_lands() {
+    let (v, mse, mut rx) = open().await;
+    buffer_from_zero(&mse, 14).await;
+    v.set_current_time(13.5);
+    let info = mp4::parse_init(INIT).unwrap();
+    let base = mp4::fragment_start(SEG_A, &info).unwrap();
+    let _quota = quota_exceeded_for_next(1);
+    mse.set_timestamp_offset(14.0 - base);
+    mse.append(bytes(SEG_A));
+    assert!(until(5_000, || mse.pending() == 0).await, "queue drained");
+    let ranges = mse.buffered();
+    assert_eq!(ranges.len(), 1, "still one range: {ranges:?}");
+    // The first retry keeps 10 s behind the playhead: [0, 3.5) goes.
+    assert!(
+        (3.0..=4.1).contains(&ranges[0].start),
+        "media behind the playhead evicted: {ranges:?}"
+    );
+    assert!(
+        (ranges[0].end - 15.0).abs() < 0.1,
+        "the refused append landed after the eviction: {ranges:?}"
+    );
+    assert_eq!(
+        failure_within(&mut rx, 500).await,
+        None,
+        "no failure reported"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_buffer_that_stays_full_is_reported_not_retried_forever() {
+    let (v, mse, mut rx) = open().await;
+    buffer_from_zero(&mse, 14).await;
+    v.set_current_time(13.5);
+    let _quota = quota_exceeded_for_next(u32::MAX);
+    mse.append(bytes(SEG_B));
+    let failure = failure_within(&mut rx, 5_000).await;
+    assert!(
+        failure
+            .as_deref()
+            .is_some_and(|m| m.contains("QuotaExceeded") || m.contains("buffer full")),
+        "the engine hears why: {failure:?}"
+    );
+    // Each retry evicted more (10, 5, then 3.3 s kept behind the playhead).
+    let ranges = mse.buffered();
+    assert!(
+        ranges[0].start > 10.0 - 0.5,
+        "evicted down to the last few seconds: {ranges:?}"
     );
 }
