@@ -645,6 +645,8 @@ fn test(tier: Option<&str>) -> Result<()> {
                 "mse",
                 "--test",
                 "wire",
+                "--test",
+                "memory",
             ],
             &envs,
             None,
