@@ -790,15 +790,18 @@ impl Engine {
                 edge,
                 ahead: buffer::ahead(&ranges, pos),
                 became_visible: std::mem::take(&mut self.became_visible),
+                rate: self.video.playback_rate(),
             };
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
-                    // Rate changes in steps, not by the hundredth every tick: on some
-                    // engines (WebKitGTK) each change flushes the pipeline and costs
-                    // more playback time than the catch-up gains.
+                    // Rate changes in steps, not by the hundredth every tick, and a
+                    // catch-up keeps its rate until it is done (no steps down on the
+                    // way): on some engines (WebKitGTK) each change flushes the
+                    // pipeline and costs more playback time than the catch-up gains.
                     let current = self.video.playback_rate();
                     let step = (current - r).abs();
-                    if step >= RATE_STEP || (r <= 1.0 && step > 0.001) {
+                    let slowing_a_catch_up = r > 1.0 && r < current;
+                    if !slowing_a_catch_up && (step >= RATE_STEP || (r <= 1.0 && step > 0.001)) {
                         self.video.set_playback_rate(r);
                     }
                 }

@@ -2,7 +2,10 @@
 //!
 //! Small drifts are corrected by playing slightly faster (inaudible within the bounds,
 //! browsers keep the pitch); large ones by seeking back to live, as when a hidden tab
-//! becomes visible again. Pure, so every branch is tested natively.
+//! becomes visible again. A catch-up starts only past `catch_up_after` and then runs
+//! until the target is reached (hysteresis): every rate change costs something on some
+//! engines (WebKitGTK flushes its pipeline, a visible freeze), so the rate is not
+//! touched for drifts a viewer would not notice. Pure, so every branch is tested natively.
 
 /// The policy's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,6 +16,9 @@ pub struct LatencyPolicy {
     pub max_rate: f64,
     /// Behind the target by more than this many seconds: seek instead of speeding up.
     pub jump_after: f64,
+    /// Behind the target by more than this many seconds at normal speed: start a
+    /// catch-up (which then goes on down to the target).
+    pub catch_up_after: f64,
     /// Never speed up with less than this many seconds buffered ahead.
     pub min_ahead: f64,
 }
@@ -24,6 +30,7 @@ impl LatencyPolicy {
             target: 0.45,
             max_rate: 1.15,
             jump_after: 2.0,
+            catch_up_after: 0.05,
             min_ahead: 0.15,
         }
     }
@@ -39,6 +46,9 @@ impl LatencyPolicy {
             target: 3.0 * td,
             max_rate: 1.1,
             jump_after: (3.0 * td).max(4.0),
+            // Half the hold-back: three segments behind plays as well as four and a half
+            // (hls.js does not speed up at all by default).
+            catch_up_after: 1.5 * td,
             min_ahead: td.min(1.0),
         }
     }
@@ -55,6 +65,8 @@ pub struct Observation {
     pub ahead: f64,
     /// The tab just came back to the foreground.
     pub became_visible: bool,
+    /// `video.playbackRate`: above 1, a catch-up is under way.
+    pub rate: f64,
 }
 
 /// What to do about latency.
@@ -78,7 +90,13 @@ impl LatencyPolicy {
         if behind > self.jump_after || (o.became_visible && behind > 0.5) {
             return LatencyAction::Seek(o.edge - self.target);
         }
-        if behind > 0.05 && o.ahead > self.min_ahead {
+        let catching_up = o.rate > 1.0;
+        let start_at = if catching_up {
+            0.05
+        } else {
+            self.catch_up_after.max(0.05)
+        };
+        if behind > start_at && o.ahead > self.min_ahead {
             // Proportional catch-up: about a second of correction per second of drift
             // at the top rate, never jerky near the target.
             let rate = 1.0 + (behind * 0.25).min(self.max_rate - 1.0);
@@ -102,6 +120,7 @@ mod tests {
             edge,
             ahead,
             became_visible: false,
+            rate: 1.0,
         }
     }
 
@@ -158,6 +177,28 @@ mod tests {
             p.decide(&obs(100.0, 100.05, 0.05)),
             LatencyAction::Rate(0.97)
         );
+    }
+
+    #[test]
+    fn hls_tolerates_a_small_drift_then_catches_up_to_the_target() {
+        let p = LatencyPolicy::hls(1.0);
+        // 1 s behind the 3 s target at normal speed: left alone.
+        assert_eq!(p.decide(&obs(100.0, 104.0, 4.0)), LatencyAction::Rate(1.0));
+        // 2 s behind: a catch-up starts...
+        let LatencyAction::Rate(r) = p.decide(&obs(100.0, 105.0, 5.0)) else {
+            panic!("seek")
+        };
+        assert!(r > 1.0, "rate {r}");
+        // ...and, once under way, goes on below the drift that starts one.
+        let mut o = obs(100.0, 103.5, 3.5);
+        o.rate = r;
+        let LatencyAction::Rate(r2) = p.decide(&o) else {
+            panic!("seek")
+        };
+        assert!(r2 > 1.0, "still catching up at 0.5 s behind: {r2}");
+        // On target: normal speed.
+        o.edge = 103.0;
+        assert_eq!(p.decide(&o), LatencyAction::Rate(1.0));
     }
 
     #[test]
