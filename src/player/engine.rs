@@ -794,14 +794,11 @@ impl Engine {
             };
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
-                    // Rate changes in steps, not by the hundredth every tick, and a
-                    // catch-up keeps its rate until it is done (no steps down on the
-                    // way): on some engines (WebKitGTK) each change flushes the
-                    // pipeline and costs more playback time than the catch-up gains.
-                    let current = self.video.playback_rate();
-                    let step = (current - r).abs();
-                    let slowing_a_catch_up = r > 1.0 && r < current;
-                    if !slowing_a_catch_up && (step >= RATE_STEP || (r <= 1.0 && step > 0.001)) {
+                    // Rate changes in steps, not by the hundredth every tick: on some
+                    // engines (WebKitGTK) each change flushes the pipeline and costs
+                    // more playback time than the catch-up gains.
+                    let step = (obs.rate - r).abs();
+                    if step >= RATE_STEP || (r <= 1.0 && step > 0.001) {
                         self.video.set_playback_rate(r);
                     }
                 }

@@ -99,8 +99,15 @@ impl LatencyPolicy {
         if behind > start_at && o.ahead > self.min_ahead {
             // Proportional catch-up: about a second of correction per second of drift
             // at the top rate, never jerky near the target.
-            let rate = 1.0 + (behind * 0.25).min(self.max_rate - 1.0);
-            return LatencyAction::Rate((rate * 100.0).round() / 100.0);
+            let rate = ((1.0 + (behind * 0.25).min(self.max_rate - 1.0)) * 100.0).round() / 100.0;
+            // A catch-up under way keeps its rate until it is done: no steps down on
+            // the way, each of which would be one more rate change.
+            let rate = if catching_up {
+                rate.max(o.rate.min(self.max_rate))
+            } else {
+                rate
+            };
+            return LatencyAction::Rate(rate);
         }
         if o.ahead < self.min_ahead / 2.0 && behind < 0.0 {
             // Too close to the edge to absorb jitter: ease off slightly rather than stall.

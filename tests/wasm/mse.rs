@@ -114,20 +114,7 @@ async fn garbage_media_is_reported_not_swallowed() {
     let mut junk = vec![0, 0, 0, 64, b'm', b'o', b'o', b'f'];
     junk.extend_from_slice(&[0xff; 56]);
     mse.append(bytes(&junk));
-    let reported = async {
-        while let Some(e) = rx.next().await {
-            if matches!(e, Event::MseFailed(_)) {
-                return true;
-            }
-        }
-        false
-    };
-    let timeout = gloo_timers::future::TimeoutFuture::new(5_000);
-    futures_util::pin_mut!(reported);
-    let saw = match futures_util::future::select(reported, timeout).await {
-        futures_util::future::Either::Left((saw, _)) => saw,
-        futures_util::future::Either::Right(_) => false,
-    };
+    let saw = failure_within(&mut rx, 5_000).await.is_some();
     assert!(
         saw || v.error().is_some(),
         "a parse error must reach the engine or the element"
@@ -178,8 +165,9 @@ fn quota_exceeded_for_next(n: u32) -> impl Drop {
 }
 
 /// Buffers `seconds` (even) of media from 0: the two fixture segments again and again,
-/// each pair placed two seconds later by the timestamp offset.
-async fn buffer_from_zero(mse: &Mse, seconds: u32) {
+/// each pair placed two seconds later by the timestamp offset. Returns the fixture's own
+/// start time (media time `t` is at offset `t - start`).
+async fn buffer_from_zero(mse: &Mse, seconds: u32) -> f64 {
     let info = mp4::parse_init(INIT).unwrap();
     let base = mp4::fragment_start(SEG_A, &info).unwrap();
     mse.append(bytes(INIT));
@@ -194,6 +182,7 @@ async fn buffer_from_zero(mse: &Mse, seconds: u32) {
         ranges.len() == 1 && ranges[0].start < 0.1 && ranges[0].end > f64::from(seconds) - 0.1,
         "{seconds} s buffered from 0: {ranges:?}"
     );
+    base
 }
 
 /// The first `MseFailed` the engine would hear within `ms`.
@@ -217,10 +206,8 @@ async fn failure_within(rx: &mut channel::Receiver<Event>, ms: u32) -> Option<St
 #[wasm_bindgen_test]
 async fn a_full_buffer_evicts_behind_the_playhead_and_the_append_lands() {
     let (v, mse, mut rx) = open().await;
-    buffer_from_zero(&mse, 14).await;
+    let base = buffer_from_zero(&mse, 14).await;
     v.set_current_time(13.5);
-    let info = mp4::parse_init(INIT).unwrap();
-    let base = mp4::fragment_start(SEG_A, &info).unwrap();
     let _quota = quota_exceeded_for_next(1);
     mse.set_timestamp_offset(14.0 - base);
     mse.append(bytes(SEG_A));

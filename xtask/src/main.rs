@@ -131,23 +131,20 @@ fn tool_path() -> String {
 /// stable toolchain, for the widget's build only. Should a toolchain release break it,
 /// `LUCARNE_PREBUILT_STD=1` builds with the prebuilt std (and the bigger download).
 enum StdBuild {
-    FromSource,
+    /// Built from `library`, the `rust-src` copy of the standard library's sources.
+    FromSource {
+        library: PathBuf,
+    },
     Prebuilt,
 }
 
 impl StdBuild {
-    fn chosen() -> Self {
-        match std::env::var("LUCARNE_PREBUILT_STD") {
-            Ok(v) if !v.is_empty() && v != "0" => StdBuild::Prebuilt,
-            _ => StdBuild::FromSource,
-        }
-    }
-
+    /// The build chosen by `LUCARNE_PREBUILT_STD`, with what it needs installed:
     /// `rust-src`, and the crates its std depends on in cargo's cache (Trunk builds
     /// offline).
-    fn ensure(&self) -> Result<()> {
-        if let StdBuild::Prebuilt = self {
-            return Ok(());
+    fn ensure() -> Result<Self> {
+        if std::env::var("LUCARNE_PREBUILT_STD").is_ok_and(|v| !v.is_empty() && v != "0") {
+            return Ok(StdBuild::Prebuilt);
         }
         if !output("rustup", &["component", "list", "--installed"])
             .unwrap_or_default()
@@ -157,11 +154,11 @@ impl StdBuild {
             run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
         }
         let sysroot = output("rustc", &["--print", "sysroot"]).context("rustc --print sysroot")?;
-        let library = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/Cargo.toml");
+        let library = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library");
         let fetch = |offline: bool| {
             let mut cmd = Command::new("cargo");
             cmd.args(["fetch", "--locked", "--manifest-path"])
-                .arg(&library)
+                .arg(library.join("Cargo.toml"))
                 .env("RUSTC_BOOTSTRAP", "1");
             if offline {
                 cmd.arg("--offline")
@@ -173,27 +170,31 @@ impl StdBuild {
         if !fetch(true).status().is_ok_and(|s| s.success()) {
             run(&mut fetch(false))?;
         }
-        Ok(())
+        Ok(StdBuild::FromSource { library })
     }
 
-    /// Sets the environment and flags of a widget build.
+    /// Sets the environment and flags of a widget build (`rustflags`: `\x1f`-separated).
     fn apply(&self, cmd: &mut Command, rustflags: &str) {
-        match self {
-            StdBuild::Prebuilt => cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags),
-            StdBuild::FromSource => cmd
-                .env(
-                    "CARGO_ENCODED_RUSTFLAGS",
-                    [rustflags, "-Zunstable-options", "-Cpanic=immediate-abort"]
-                        .iter()
-                        .filter(|f| !f.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join("\x1f"),
-                )
-                .env("RUSTC_BOOTSTRAP", "1")
-                .env("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort")
-                .env("CARGO_UNSTABLE_BUILD_STD_FEATURES", "optimize_for_size"),
+        let StdBuild::FromSource { library } = self else {
+            cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags);
+            return;
         };
+        // std's own paths (left in the wasm as caller locations) made short, like the
+        // dependencies' in `dist_rustflags`.
+        let remap = format!("--remap-path-prefix={}/=", library.display());
+        let flags: Vec<&str> = rustflags
+            .split('\x1f')
+            .filter(|f| !f.is_empty())
+            .chain([
+                remap.as_str(),
+                "-Zunstable-options",
+                "-Cpanic=immediate-abort",
+            ])
+            .collect();
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort")
+            .env("CARGO_UNSTABLE_BUILD_STD_FEATURES", "optimize_for_size");
     }
 }
 
@@ -313,20 +314,12 @@ fn dist_rustflags() -> String {
             }
         }
     }
-    // The standard library, when it is built from source (`StdBuild::FromSource`).
-    if let Some(sysroot) = output("rustc", &["--print", "sysroot"]) {
-        flags.push(format!(
-            "--remap-path-prefix={}/lib/rustlib/src/rust/library/=",
-            sysroot.trim()
-        ));
-    }
     flags.join("\x1f")
 }
 
 fn dist() -> Result<()> {
     ensure_build_tools()?;
-    let std_build = StdBuild::chosen();
-    std_build.ensure()?;
+    let std_build = StdBuild::ensure()?;
     let dist = root().join("dist");
     let rustflags = dist_rustflags();
     // Video only first (its own dist dir, as Trunk empties the one it builds into).
