@@ -15,6 +15,12 @@ pub struct Range {
 /// Holes smaller than this are treated as continuous (decoders bridge them).
 pub const MAX_HOLE: f64 = 0.1;
 
+/// A stalled playhead with less than this buffered ahead will not play through it: it
+/// is at the end of its range, not held up inside it. WebKitGTK has been seen to stop
+/// 0.105 s short of a range's end (one frame and a bit) after a playback-rate change
+/// restarted its pipeline there; more than this ahead, a stall is a decoder's hiccup.
+pub const STUCK_AT_END: f64 = 0.5;
+
 /// Seconds buffered contiguously from `pos`, bridging holes under [`MAX_HOLE`].
 pub fn ahead(ranges: &[Range], pos: f64) -> f64 {
     let mut end = None::<f64>;
@@ -45,9 +51,10 @@ pub fn back_buffer_eviction(ranges: &[Range], pos: f64, keep: f64) -> Option<Ran
 }
 
 /// Where to seek when playback is stuck at `pos`: the start of the next buffered range,
-/// if it is within `max_jump` seconds (a missing segment, or a chunk lost on reconnect).
+/// if it is within `max_jump` seconds (a missing segment, or a chunk lost on reconnect)
+/// and the playhead is at the end of its own range (less than [`STUCK_AT_END`] ahead).
 pub fn gap_jump(ranges: &[Range], pos: f64, max_jump: f64) -> Option<f64> {
-    if ahead(ranges, pos) > MAX_HOLE {
+    if ahead(ranges, pos) >= STUCK_AT_END {
         return None;
     }
     ranges
@@ -110,6 +117,16 @@ mod tests {
         assert_eq!(gap_jump(&ranges, 10.0, 5.0), Some(11.01));
         assert_eq!(gap_jump(&ranges, 5.0, 5.0), None, "not stuck: buffer ahead");
         assert_eq!(gap_jump(&ranges, 10.0, 0.5), None, "too far to jump");
+        assert_eq!(
+            gap_jump(&[r(0.0, 5.0), r(6.04, 12.0)], 4.895, 6.0),
+            Some(6.05),
+            "stopped a frame short of the hole (WebKitGTK after a rate change)"
+        );
+        assert_eq!(
+            gap_jump(&ranges, 9.0, 5.0),
+            None,
+            "a second ahead is a hiccup, not the end of the range"
+        );
         assert_eq!(newest(&ranges), Some(20.0));
     }
 }

@@ -785,10 +785,13 @@ impl Engine {
             .edge_in(&ranges)
             .filter(|_| !self.timeshift && !self.vod)
         {
+            let ahead = buffer::ahead(&ranges, pos);
             let obs = Observation {
                 position: pos,
                 edge,
-                ahead: buffer::ahead(&ranges, pos),
+                ahead,
+                beyond_hole: buffer::newest(&ranges)
+                    .is_some_and(|n| n > pos + ahead + buffer::MAX_HOLE),
                 became_visible: std::mem::take(&mut self.became_visible),
                 rate: self.video.playback_rate(),
             };
@@ -839,7 +842,7 @@ impl Engine {
         if let Some(t) = buffer::gap_jump(&ranges, pos, MAX_GAP_JUMP) {
             log("jumping a hole in the buffer");
             self.video.set_current_time(t);
-        } else if buffer::ahead(&ranges, pos) > 0.5 && self.stalled_ticks >= 4 {
+        } else if buffer::ahead(&ranges, pos) >= buffer::STUCK_AT_END && self.stalled_ticks >= 4 {
             // Stuck with media ahead (a decoder hiccup): nudge, as players do.
             self.video.set_current_time(pos + 0.1);
         }

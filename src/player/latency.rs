@@ -63,6 +63,9 @@ pub struct Observation {
     pub edge: f64,
     /// Seconds buffered contiguously ahead of `position`.
     pub ahead: f64,
+    /// Media is buffered past a hole that ends `ahead` (a missing segment): the
+    /// playhead will jump it, so a thin `ahead` is not the live edge.
+    pub beyond_hole: bool,
     /// The tab just came back to the foreground.
     pub became_visible: bool,
     /// `video.playbackRate`: above 1, a catch-up is under way.
@@ -109,8 +112,10 @@ impl LatencyPolicy {
             };
             return LatencyAction::Rate(rate);
         }
-        if o.ahead < self.min_ahead / 2.0 && behind < 0.0 {
+        if o.ahead < self.min_ahead / 2.0 && behind < 0.0 && !o.beyond_hole {
             // Too close to the edge to absorb jitter: ease off slightly rather than stall.
+            // (Not at a hole: it is jumped, and a rate change there is one more pipeline
+            // restart on WebKitGTK.)
             return LatencyAction::Rate(0.97);
         }
         LatencyAction::Rate(1.0)
@@ -126,6 +131,7 @@ mod tests {
             position,
             edge,
             ahead,
+            beyond_hole: false,
             became_visible: false,
             rate: 1.0,
         }
@@ -183,6 +189,21 @@ mod tests {
         assert_eq!(
             p.decide(&obs(100.0, 100.05, 0.05)),
             LatencyAction::Rate(0.97)
+        );
+    }
+
+    #[test]
+    fn a_hole_ahead_is_not_starvation() {
+        let p = LatencyPolicy::hls(1.0);
+        let at_hole = Observation {
+            beyond_hole: true,
+            ..obs(100.0, 102.5, 0.05)
+        };
+        assert_eq!(p.decide(&at_hole), LatencyAction::Rate(1.0));
+        assert_eq!(
+            p.decide(&obs(100.0, 102.5, 0.05)),
+            LatencyAction::Rate(0.97),
+            "the same thin buffer at the edge eases off"
         );
     }
 
