@@ -4,7 +4,9 @@
 //!
 //! Recovery decided here: the low-latency socket reconnects with backoff and jitter
 //! (falling back to HLS if it never worked), a decode error rebuilds the MediaSource,
-//! a stall at a hole jumps it, a stall inside buffered media nudges the playhead.
+//! a stall at a hole jumps it, a stall inside buffered media nudges the playhead, and a
+//! playhead that nudges do not move rebuilds the MediaSource (WebKitGTK's pipeline has
+//! been seen to hang before its first frame with seconds of media buffered ahead).
 
 use super::buffer::{self, Range};
 use super::channel;
@@ -36,8 +38,12 @@ const MAX_GAP_JUMP: f64 = 6.0;
 const MAX_TIMESHIFT: f64 = 25.0;
 /// Smallest playbackRate change worth making while catching up.
 const RATE_STEP: f64 = 0.05;
-/// Decode errors tolerated per minute before giving up.
+/// Decode errors (and hung pipelines) tolerated per minute before giving up.
 const MAX_REBUILDS_PER_MINUTE: usize = 3;
+/// Ticks stalled with media ahead before a nudge, and between nudges.
+const NUDGE_AFTER_TICKS: u32 = 4;
+/// Nudges that did not get playback going before the MediaSource is rebuilt.
+const MAX_NUDGES: u32 = 3;
 
 /// Everything the engine reacts to.
 pub enum Event {
@@ -51,6 +57,8 @@ pub enum Event {
     Source(u32, SourceEvent),
     /// An MSE operation failed.
     MseFailed(String),
+    /// Playback does not move with media buffered ahead, nudges or not.
+    Hung,
     /// The `<video>` element reported an error.
     MediaError,
     /// The append queue drained: new media is buffered.
@@ -162,6 +170,8 @@ struct Engine {
     started: bool,
     last_position: f64,
     stalled_ticks: u32,
+    /// Nudges since the playhead last moved by itself.
+    nudges: u32,
     source_up: bool,
     /// The push source delivered media at least once (else fall back to HLS).
     push_worked: bool,
@@ -268,6 +278,7 @@ impl Engine {
             started: false,
             last_position: 0.0,
             stalled_ticks: 0,
+            nudges: 0,
             source_up: false,
             push_worked: false,
             push_failures: 0,
@@ -327,6 +338,8 @@ impl Engine {
         self.mse = None;
         self.init = None;
         self.started = false;
+        self.stalled_ticks = 0;
+        self.nudges = 0;
         self.hls_edge = None;
         self.vod = false;
         self.vod_complete = false;
@@ -439,6 +452,10 @@ impl Engine {
             }
             Event::MseFailed(m) => {
                 log(&format!("media buffer error: {m}"));
+                self.recover_decode().await;
+            }
+            Event::Hung => {
+                log("playback is stuck with media buffered ahead: rebuilding the player");
                 self.recover_decode().await;
             }
             Event::MediaError => {
@@ -667,8 +684,15 @@ impl Engine {
         }
     }
 
+    /// Moves the playhead to `t`. An engine's decision, not playback: the stall watch
+    /// in `tick` measures progress from where the playhead was put.
+    fn move_playhead(&mut self, t: f64) {
+        self.video.set_current_time(t);
+        self.last_position = self.video.current_time();
+    }
+
     /// Seeks to `t`, clamped into buffered media.
-    fn seek(&self, t: f64) {
+    fn seek(&mut self, t: f64) {
         let ranges = self.ranges();
         let target = ranges
             .iter()
@@ -678,7 +702,7 @@ impl Engine {
         // A seek where the playhead already is still flushes WebKitGTK's pipeline, and
         // one while it starts up has been seen to hang the page: skip it.
         if let Some(t) = target.filter(|t| (t - self.video.current_time()).abs() > 0.01) {
-            self.video.set_current_time(t);
+            self.move_playhead(t);
         }
     }
 
@@ -691,7 +715,7 @@ impl Engine {
             self.started = true;
             let pos = self.video.current_time();
             if !(first.start <= pos && pos < first.end) {
-                self.video.set_current_time(first.start);
+                self.move_playhead(first.start);
             }
             self.last_position = self.video.current_time();
             if !self.user_paused {
@@ -708,7 +732,7 @@ impl Engine {
             // once (no decoding up to a seek point) and let the catch-up rate close the
             // remaining fraction of a second.
             if (last.start - self.video.current_time()).abs() > 0.01 {
-                self.video.set_current_time(last.start);
+                self.move_playhead(last.start);
             }
         } else {
             self.seek(edge - self.policy.target);
@@ -807,7 +831,8 @@ impl Engine {
                 }
                 LatencyAction::Seek(t) => {
                     self.video.set_playback_rate(1.0);
-                    self.seek(t);
+                    // Progress is measured from the new position, next tick.
+                    return self.seek(t);
                 }
             }
         }
@@ -824,6 +849,7 @@ impl Engine {
         self.last_position = pos;
         if advanced {
             self.stalled_ticks = 0;
+            self.nudges = 0;
             if self.source_up || matches!(self.active, Some(Active::Hls(_))) {
                 self.set_status(if self.vod {
                     Status::Replay
@@ -841,10 +867,20 @@ impl Engine {
         }
         if let Some(t) = buffer::gap_jump(&ranges, pos, MAX_GAP_JUMP) {
             log("jumping a hole in the buffer");
-            self.video.set_current_time(t);
-        } else if buffer::ahead(&ranges, pos) >= buffer::STUCK_AT_END && self.stalled_ticks >= 4 {
-            // Stuck with media ahead (a decoder hiccup): nudge, as players do.
-            self.video.set_current_time(pos + 0.1);
+            self.move_playhead(t);
+        } else if buffer::ahead(&ranges, pos) >= buffer::STUCK_AT_END
+            && self.stalled_ticks >= NUDGE_AFTER_TICKS
+        {
+            self.stalled_ticks = 0;
+            if self.nudges < MAX_NUDGES {
+                // Stuck with media ahead (a decoder hiccup): nudge, as players do.
+                self.nudges += 1;
+                self.move_playhead(pos + 0.1);
+            } else {
+                // Nudges did not help, nor did the seeks they made: the pipeline hangs.
+                self.nudges = 0;
+                let _ = self.tx.unbounded_send(Event::Hung);
+            }
         }
         let waiting = if self.offline {
             Status::Offline

@@ -4,6 +4,9 @@
 //!   third-party playlist as the AirPlay alternative).
 //! - missing_segment_skipped: a segment ahead of the live edge answers 404;
 //!   playback goes on past it and the widget never shows `error`.
+//! - a_hung_player_rebuilds_itself_and_plays_on: the `<video>` stops moving with
+//!   media buffered ahead (as WebKitGTK's pipeline has been seen to hang); the widget
+//!   rebuilds its MediaSource and plays again, without a reload.
 //! - managed_media_source_streaming_gates_segment_loads (WebKit): after the
 //!   ManagedMediaSource's `endstreaming` no segment is loaded; after `startstreaming`
 //!   loads resume and the video plays on.
@@ -156,6 +159,100 @@ async fn missing_segment_skipped() -> Result<()> {
                     "requests.txt",
                     format!("{:#?}", stream.server().faults().served()),
                 ),
+            ]
+        },
+    )
+    .await
+}
+
+/// Freezes the widget's `<video>` the way a hung media pipeline does: the picture stops
+/// and `play()` no longer starts it, while the element still says it is playing. A hang
+/// cannot be caused on purpose, so the element is made to behave like one; everything
+/// else (the stall, the rebuild, the new MediaSource) is real. `restore()` undoes it.
+const HANG_JS: &str = "\
+const host = document.querySelector('.lucarne-host');\
+const v = host.shadowRoot.querySelector('video');\
+v.pause();\
+Object.defineProperty(v, 'paused', { get: () => false, configurable: true });\
+v.play = () => Promise.resolve();\
+window.__e2eHung = { src: v.currentSrc, restore: () => { delete v.paused; delete v.play; } };\
+return v.currentSrc;";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_player_rebuilds_itself_and_plays_on() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (origin, stream, url) = setup().await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_hung_player_rebuilds_itself_and_plays_on",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .context("the stream never played")?;
+            let hung_src = browser.execute(HANG_JS, vec![]).await?;
+            ensure!(hung_src.as_str().is_some_and(|s| s.starts_with("blob:")));
+
+            // The widget notices the stuck playhead, nudges it, then rebuilds: a new
+            // MediaSource behind a new blob URL.
+            let rebuilt = wait_until(
+                "the widget to rebuild its MediaSource",
+                Duration::from_secs(15),
+                || async {
+                    let v = browser
+                        .execute(
+                            "const v = document.querySelector('.lucarne-host').shadowRoot\
+                             .querySelector('video'); \
+                             return [v.currentSrc, document.querySelector('.lucarne-host').dataset.status];",
+                            vec![],
+                        )
+                        .await?;
+                    let src = v[0].as_str().unwrap_or_default().to_owned();
+                    Ok(if src != hung_src.as_str().unwrap_or_default() && !src.is_empty() {
+                        Check::Done(src)
+                    } else {
+                        Check::NotYet(format!("src {src}, status {}", v[1]))
+                    })
+                },
+            )
+            .await;
+            let frozen = widget.state(browser).await?;
+            // Whatever hung is gone now (as a real hang goes with its pipeline).
+            browser
+                .execute("window.__e2eHung.restore(); return true;", vec![])
+                .await?;
+            rebuilt?;
+            ensure!(
+                frozen.status.as_deref() != Some("error"),
+                "the hang showed an error instead of recovering: {}",
+                frozen.describe()
+            );
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .context("after the rebuild the stream never played again")?;
+            let watch = widget.watch(browser, Duration::from_secs(3)).await?;
+            watch.expect_smooth()?;
+            ensure!(
+                watch.last().status.as_deref() == Some("playing"),
+                "after the rebuild the widget shows {:?}: {}",
+                watch.last().status,
+                watch.describe()
+            );
+            eprintln!(
+                "a_hung_player_rebuilds_itself_and_plays_on: {}",
+                watch.describe()
+            );
+            Ok(())
+        },
+        || {
+            vec![
+                ("server.log", origin.log_tail(200)),
+                ("ffmpeg.log", stream.log_tail(100)),
             ]
         },
     )
