@@ -220,16 +220,16 @@ async fn a_hung_player_rebuilds_itself_and_plays_on() -> Result<()> {
                 },
             )
             .await;
-            let frozen = widget.state(browser).await?;
+            let at_rebuild = widget.state(browser).await?;
             // Whatever hung is gone now (as a real hang goes with its pipeline).
             browser
                 .execute("window.__e2eHung.restore(); return true;", vec![])
                 .await?;
             rebuilt?;
             ensure!(
-                frozen.status.as_deref() != Some("error"),
+                at_rebuild.status.as_deref() != Some("error"),
                 "the hang showed an error instead of recovering: {}",
-                frozen.describe()
+                at_rebuild.describe()
             );
             widget
                 .wait_playing(browser, Duration::from_secs(20))
