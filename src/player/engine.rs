@@ -805,11 +805,11 @@ impl Engine {
         {
             self.timeshift = false;
         }
+        let ahead = buffer::ahead(&ranges, pos);
         if let Some(edge) = self
             .edge_in(&ranges)
             .filter(|_| !self.timeshift && !self.vod)
         {
-            let ahead = buffer::ahead(&ranges, pos);
             let obs = Observation {
                 position: pos,
                 edge,
@@ -868,9 +868,7 @@ impl Engine {
         if let Some(t) = buffer::gap_jump(&ranges, pos, MAX_GAP_JUMP) {
             log("jumping a hole in the buffer");
             self.move_playhead(t);
-        } else if buffer::ahead(&ranges, pos) >= buffer::STUCK_AT_END
-            && self.stalled_ticks >= NUDGE_AFTER_TICKS
-        {
+        } else if ahead >= buffer::STUCK_AT_END && self.stalled_ticks >= NUDGE_AFTER_TICKS {
             self.stalled_ticks = 0;
             if self.nudges < MAX_NUDGES {
                 // Stuck with media ahead (a decoder hiccup): nudge, as players do.

@@ -36,6 +36,19 @@ async fn setup() -> Result<(Origin, FfmpegHls, String)> {
     Ok((origin, stream, url))
 }
 
+/// What a failed scenario leaves behind: both servers' logs and every request the
+/// stream's origin answered.
+fn artifacts(origin: &Origin, stream: &FfmpegHls) -> Vec<(&'static str, String)> {
+    vec![
+        ("server.log", origin.log_tail(200)),
+        ("ffmpeg.log", stream.log_tail(100)),
+        (
+            "requests.txt",
+            format!("{:#?}", stream.server().faults().served()),
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn third_party_hls_plays() -> Result<()> {
     let _one_at_a_time = serial().await;
@@ -66,16 +79,7 @@ async fn third_party_hls_plays() -> Result<()> {
             eprintln!("third_party_hls_plays: {}", watch.describe());
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(200)),
-                ("ffmpeg.log", stream.log_tail(100)),
-                (
-                    "requests.txt",
-                    format!("{:#?}", stream.server().faults().served()),
-                ),
-            ]
-        },
+        || artifacts(&origin, &stream),
     )
     .await
 }
@@ -151,16 +155,7 @@ async fn missing_segment_skipped() -> Result<()> {
             );
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(200)),
-                ("ffmpeg.log", stream.log_tail(100)),
-                (
-                    "requests.txt",
-                    format!("{:#?}", stream.server().faults().served()),
-                ),
-            ]
-        },
+        || artifacts(&origin, &stream),
     )
     .await
 }
@@ -170,12 +165,11 @@ async fn missing_segment_skipped() -> Result<()> {
 /// cannot be caused on purpose, so the element is made to behave like one; everything
 /// else (the stall, the rebuild, the new MediaSource) is real. `restore()` undoes it.
 const HANG_JS: &str = "\
-const host = document.querySelector('.lucarne-host');\
-const v = host.shadowRoot.querySelector('video');\
+const v = document.querySelector('.lucarne-host').shadowRoot.querySelector('video');\
 v.pause();\
 Object.defineProperty(v, 'paused', { get: () => false, configurable: true });\
 v.play = () => Promise.resolve();\
-window.__e2eHung = { src: v.currentSrc, restore: () => { delete v.paused; delete v.play; } };\
+window.__e2eHung = { video: v, restore: () => { delete v.paused; delete v.play; } };\
 return v.currentSrc;";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,7 +189,8 @@ async fn a_hung_player_rebuilds_itself_and_plays_on() -> Result<()> {
                 .await
                 .context("the stream never played")?;
             let hung_src = browser.execute(HANG_JS, vec![]).await?;
-            ensure!(hung_src.as_str().is_some_and(|s| s.starts_with("blob:")));
+            let hung_src = hung_src.as_str().unwrap_or_default().to_owned();
+            ensure!(hung_src.starts_with("blob:"));
 
             // The widget notices the stuck playhead, nudges it, then rebuilds: a new
             // MediaSource behind a new blob URL.
@@ -203,19 +198,15 @@ async fn a_hung_player_rebuilds_itself_and_plays_on() -> Result<()> {
                 "the widget to rebuild its MediaSource",
                 Duration::from_secs(15),
                 || async {
-                    let v = browser
-                        .execute(
-                            "const v = document.querySelector('.lucarne-host').shadowRoot\
-                             .querySelector('video'); \
-                             return [v.currentSrc, document.querySelector('.lucarne-host').dataset.status];",
-                            vec![],
-                        )
+                    let src = browser
+                        .execute("return window.__e2eHung.video.currentSrc;", vec![])
                         .await?;
-                    let src = v[0].as_str().unwrap_or_default().to_owned();
-                    Ok(if src != hung_src.as_str().unwrap_or_default() && !src.is_empty() {
+                    let src = src.as_str().unwrap_or_default().to_owned();
+                    Ok(if src != hung_src && !src.is_empty() {
                         Check::Done(src)
                     } else {
-                        Check::NotYet(format!("src {src}, status {}", v[1]))
+                        let status = widget.state(browser).await?.status;
+                        Check::NotYet(format!("src {src}, status {status:?}"))
                     })
                 },
             )
@@ -249,12 +240,7 @@ async fn a_hung_player_rebuilds_itself_and_plays_on() -> Result<()> {
             );
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(200)),
-                ("ffmpeg.log", stream.log_tail(100)),
-            ]
-        },
+        || artifacts(&origin, &stream),
     )
     .await
 }
@@ -366,16 +352,7 @@ async fn managed_media_source_streaming_gates_segment_loads() -> Result<()> {
             );
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(200)),
-                ("ffmpeg.log", stream.log_tail(100)),
-                (
-                    "requests.txt",
-                    format!("{:#?}", stream.server().faults().served()),
-                ),
-            ]
-        },
+        || artifacts(&origin, &stream),
     )
     .await
 }
