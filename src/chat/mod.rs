@@ -1,9 +1,9 @@
-//! Chat: state as a reducer ([`state`], pure) and, on wasm32, the wire codec (`wire`),
+//! Chat: state as a reducer ([`state`], pure), the wire decoder ([`wire`]: on `JSON.parse`
+//! in the browser, on `serde_json` natively so it is tested and fuzzed) and, on wasm32,
 //! the connection (`socket`) and the views (in `ui`).
 
 pub mod state;
 
 #[cfg(target_arch = "wasm32")]
 pub mod socket;
-#[cfg(target_arch = "wasm32")]
 pub mod wire;

@@ -13,40 +13,141 @@
 //! per-colour counts back as a list in the frame's order (the server writes them
 //! sorted by colour): the map type the protocol declares for them is never built in
 //! the browser, where its code would only be download weight.
+//!
+//! The walk asks a parsed value only the questions of [`Json`]. In the browser the value
+//! is a `JsValue` from `JSON.parse`; in native builds (unit tests, the corpus replay and
+//! the fuzz target in `fuzz/`) it is a `serde_json::Value` answered with the browser's
+//! rules (an array is an object, `null` is not), so the decoder that ships is fuzzed
+//! without a browser. The widget has one implementation, so the generic walk costs no
+//! WebAssembly.
 
+#[cfg(target_arch = "wasm32")]
 use js_sys::{Array, JsString, Object, Reflect, JSON};
 use lucarne_protocol::*;
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
 
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+/// What the decoder asks of a parsed JSON value, with JavaScript's answers.
+pub trait Json: Sized {
+    /// The member `k` (undefined, i.e. `null`-like, when absent or not an object).
+    fn field(&self, k: &str) -> Self;
+    /// The value if it is a string.
+    fn text(&self) -> Option<String>;
+    /// The value if it is a number.
+    fn number(&self) -> Option<f64>;
+    /// `typeof v === "object" && v !== null` (arrays included).
+    fn is_object(&self) -> bool;
+    /// JavaScript truthiness.
+    fn truthy(&self) -> bool;
+    /// The elements if it is an array, else none.
+    fn items(&self) -> Vec<Self>;
+    /// `Object.entries` of an object, keeping the entries whose value is a number.
+    fn numeric_entries(&self) -> Vec<(String, f64)>;
 }
-fn string(o: &JsValue, k: &str) -> Option<String> {
-    get(o, k).as_string()
+
+#[cfg(target_arch = "wasm32")]
+impl Json for JsValue {
+    fn field(&self, k: &str) -> Self {
+        Reflect::get(self, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+    }
+    fn text(&self) -> Option<String> {
+        self.as_string()
+    }
+    fn number(&self) -> Option<f64> {
+        self.as_f64()
+    }
+    fn is_object(&self) -> bool {
+        JsValue::is_object(self)
+    }
+    fn truthy(&self) -> bool {
+        self.is_truthy()
+    }
+    fn items(&self) -> Vec<Self> {
+        self.dyn_ref::<Array>()
+            .map(Array::to_vec)
+            .unwrap_or_default()
+    }
+    fn numeric_entries(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        // JSON.parse keeps one entry per key, so this is a map's content.
+        for entry in Object::entries(self.unchecked_ref()).iter() {
+            let pair: Array = entry.unchecked_into();
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_f64()) {
+                out.push((k, v));
+            }
+        }
+        out
+    }
 }
-fn text(o: &JsValue, k: &str) -> String {
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Json for &serde_json::Value {
+    fn field(&self, k: &str) -> Self {
+        static UNDEFINED: serde_json::Value = serde_json::Value::Null;
+        self.get(k).unwrap_or(&UNDEFINED)
+    }
+    fn text(&self) -> Option<String> {
+        self.as_str().map(str::to_owned)
+    }
+    fn number(&self) -> Option<f64> {
+        self.as_f64()
+    }
+    fn is_object(&self) -> bool {
+        // Not `self.is_object()`: that would be this method.
+        serde_json::Value::is_object(self) || serde_json::Value::is_array(self)
+    }
+    fn truthy(&self) -> bool {
+        use serde_json::Value::*;
+        match self {
+            Null => false,
+            Bool(b) => *b,
+            Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+            String(s) => !s.is_empty(),
+            Array(_) | Object(_) => true,
+        }
+    }
+    fn items(&self) -> Vec<Self> {
+        self.as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+    fn numeric_entries(&self) -> Vec<(String, f64)> {
+        self.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn get<J: Json>(o: &J, k: &str) -> J {
+    o.field(k)
+}
+fn string<J: Json>(o: &J, k: &str) -> Option<String> {
+    get(o, k).text()
+}
+fn text<J: Json>(o: &J, k: &str) -> String {
     string(o, k).unwrap_or_default()
 }
-fn number(o: &JsValue, k: &str) -> u64 {
+fn number<J: Json>(o: &J, k: &str) -> u64 {
     get(o, k)
-        .as_f64()
+        .number()
         .filter(|n| n.is_finite() && *n >= 0.0)
         .map_or(0, |n| n as u64)
 }
-fn opt_number(o: &JsValue, k: &str) -> Option<u64> {
+fn opt_number<J: Json>(o: &J, k: &str) -> Option<u64> {
     get(o, k)
-        .as_f64()
+        .number()
         .filter(|n| n.is_finite() && *n >= 0.0)
         .map(|n| n as u64)
 }
-fn list(o: &JsValue, k: &str) -> Vec<JsValue> {
-    get(o, k)
-        .dyn_into::<Array>()
-        .map(|a| a.to_vec())
-        .unwrap_or_default()
+fn list<J: Json>(o: &J, k: &str) -> Vec<J> {
+    get(o, k).items()
 }
 
-fn role(o: &JsValue) -> Role {
+fn role<J: Json>(o: &J) -> Role {
     match string(o, "role").as_deref() {
         Some("moderator") => Role::Moderator,
         Some("broadcaster") => Role::Broadcaster,
@@ -62,7 +163,7 @@ fn stream_state(v: Option<String>) -> StreamState {
     }
 }
 
-fn chat(o: &JsValue) -> ChatMessage {
+fn chat<J: Json>(o: &J) -> ChatMessage {
     ChatMessage {
         seq: number(o, "seq"),
         id: text(o, "id"),
@@ -76,14 +177,14 @@ fn chat(o: &JsValue) -> ChatMessage {
     }
 }
 
-fn deleted(o: &JsValue) -> Deleted {
+fn deleted<J: Json>(o: &J) -> Deleted {
     Deleted {
         seq: number(o, "seq"),
         id: text(o, "id"),
     }
 }
 
-fn room_event(o: &JsValue) -> RoomEvent {
+fn room_event<J: Json>(o: &J) -> RoomEvent {
     match string(o, "type").as_deref() {
         Some("chat") => RoomEvent::Chat(chat(o)),
         Some("deleted") => RoomEvent::Deleted(deleted(o)),
@@ -91,20 +192,20 @@ fn room_event(o: &JsValue) -> RoomEvent {
     }
 }
 
-fn settings(o: &JsValue) -> RoomSettings {
+fn settings<J: Json>(o: &J) -> RoomSettings {
     let words = get(o, "blockedWords");
     RoomSettings {
         slow_mode_secs: number(o, "slowModeSecs") as u32,
         blocked_words: words.is_object().then(|| {
             list(o, "blockedWords")
                 .iter()
-                .filter_map(JsValue::as_string)
+                .filter_map(Json::text)
                 .collect()
         }),
     }
 }
 
-fn limits(o: &JsValue) -> Limits {
+fn limits<J: Json>(o: &J) -> Limits {
     let d = Limits::default();
     if !o.is_object() {
         return d;
@@ -159,89 +260,103 @@ pub fn decode(frame: &str) -> Option<ServerMessage> {
 
 /// [`decode`], except that a `hearts` frame's counts come back beside the message
 /// (whose own `counts` stay empty); empty for every other frame.
+#[cfg(target_arch = "wasm32")]
 pub fn decode_frame(frame: &str) -> Option<(ServerMessage, HeartCounts)> {
-    let o = JSON::parse(frame).ok().filter(JsValue::is_object)?;
-    let kind = string(&o, "type")?;
+    let o = JSON::parse(frame).ok()?;
+    decode_value(&o)
+}
+
+/// [`decode_frame`] natively: `serde_json` stands in for `JSON.parse`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decode_frame(frame: &str) -> Option<(ServerMessage, HeartCounts)> {
+    let o: serde_json::Value = serde_json::from_str(frame).ok()?;
+    decode_value(&&o)
+}
+
+/// [`decode_frame`] of an already parsed value; `None` unless it is an object with a
+/// string `type`.
+pub fn decode_value<J: Json>(o: &J) -> Option<(ServerMessage, HeartCounts)> {
+    if !o.is_object() {
+        return None;
+    }
+    let kind = string(o, "type")?;
     let mut counts = Vec::new();
     let message = match kind.as_str() {
         "welcome" => {
-            let s = get(&o, "settings");
+            let s = get(o, "settings");
             ServerMessage::Welcome(Welcome {
-                protocol_version: number(&o, "protocolVersion") as u32,
-                viewer_id: text(&o, "viewerId"),
-                viewer_token: text(&o, "viewerToken"),
-                name: string(&o, "name"),
-                colour: text(&o, "colour"),
-                role: role(&o),
-                epoch: number(&o, "epoch"),
-                seq: number(&o, "seq"),
-                recovered: get(&o, "recovered").is_truthy(),
-                history: list(&o, "history").iter().map(room_event).collect(),
-                viewer_count: number(&o, "viewerCount") as u32,
-                hearts_total: number(&o, "heartsTotal"),
-                stream_state: stream_state(string(&o, "streamState")),
+                protocol_version: number(o, "protocolVersion") as u32,
+                viewer_id: text(o, "viewerId"),
+                viewer_token: text(o, "viewerToken"),
+                name: string(o, "name"),
+                colour: text(o, "colour"),
+                role: role(o),
+                epoch: number(o, "epoch"),
+                seq: number(o, "seq"),
+                recovered: get(o, "recovered").truthy(),
+                history: list(o, "history").iter().map(room_event).collect(),
+                viewer_count: number(o, "viewerCount") as u32,
+                hearts_total: number(o, "heartsTotal"),
+                stream_state: stream_state(string(o, "streamState")),
                 settings: if s.is_object() {
                     settings(&s)
                 } else {
                     RoomSettings::default()
                 },
-                limits: limits(&get(&o, "limits")),
+                limits: limits(&get(o, "limits")),
             })
         }
-        "chat" => ServerMessage::Chat(chat(&o)),
-        "deleted" => ServerMessage::Deleted(deleted(&o)),
+        "chat" => ServerMessage::Chat(chat(o)),
+        "deleted" => ServerMessage::Deleted(deleted(o)),
         "hearts" => {
-            let map = get(&o, "counts");
+            let map = get(o, "counts");
             if map.is_object() {
-                // JSON.parse keeps one entry per key, so this is a map's content.
-                for entry in Object::entries(map.unchecked_ref()).iter() {
-                    let pair: Array = entry.unchecked_into();
-                    if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_f64()) {
-                        counts.push((k, v.clamp(0.0, f64::from(u32::MAX)) as u32));
-                    }
+                for (k, v) in map.numeric_entries() {
+                    counts.push((k, v.clamp(0.0, f64::from(u32::MAX)) as u32));
                 }
             }
             ServerMessage::Hearts(Hearts {
                 counts: Default::default(),
-                total: number(&o, "total"),
+                total: number(o, "total"),
             })
         }
         "viewerCount" => ServerMessage::ViewerCount(ViewerCount {
-            count: number(&o, "count") as u32,
+            count: number(o, "count") as u32,
         }),
         "streamState" => ServerMessage::StreamState(StreamStateChange {
-            state: stream_state(string(&o, "state")),
+            state: stream_state(string(o, "state")),
         }),
-        "settings" => ServerMessage::Settings(settings(&o)),
+        "settings" => ServerMessage::Settings(settings(o)),
         "profile" => ServerMessage::Profile(Profile {
-            name: string(&o, "name"),
-            colour: text(&o, "colour"),
-            role: role(&o),
+            name: string(o, "name"),
+            colour: text(o, "colour"),
+            role: role(o),
         }),
         "notice" => ServerMessage::Notice(Notice {
-            code: match string(&o, "code").as_deref() {
+            code: match string(o, "code").as_deref() {
                 Some("muted") => NoticeCode::Muted,
                 Some("banned") => NoticeCode::Banned,
                 Some("unbanned") => NoticeCode::Unbanned,
                 _ => NoticeCode::Unknown,
             },
-            message: text(&o, "message"),
-            until: opt_number(&o, "until"),
+            message: text(o, "message"),
+            until: opt_number(o, "until"),
         }),
         "error" => ServerMessage::Error(ErrorFrame {
-            code: error_code(string(&o, "code")),
-            message: text(&o, "message"),
-            client_id: string(&o, "clientId"),
-            retry_after_ms: opt_number(&o, "retryAfterMs"),
+            code: error_code(string(o, "code")),
+            message: text(o, "message"),
+            client_id: string(o, "clientId"),
+            retry_after_ms: opt_number(o, "retryAfterMs"),
         }),
         "pong" => ServerMessage::Pong(Ping {
-            t: opt_number(&o, "t"),
+            t: opt_number(o, "t"),
         }),
         _ => ServerMessage::Unknown,
     };
     Some((message, counts))
 }
 
+#[cfg(target_arch = "wasm32")]
 /// Builds `{"type": kind, k: v, ...}` and serialises it with `JSON.stringify`, which
 /// escapes the viewer's text correctly.
 pub fn encode(kind: &str, fields: &[(&str, JsValue)]) -> String {
@@ -257,7 +372,40 @@ pub fn encode(kind: &str, fields: &[(&str, JsValue)]) -> String {
         .unwrap_or_else(|_| String::from(JsString::from("{}")))
 }
 
+#[cfg(target_arch = "wasm32")]
 /// `Option<String>` as a JS value (`undefined` when absent: the field is left out).
 pub fn opt(v: &Option<String>) -> JsValue {
     v.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_walk_reads_frames_as_serde_does() {
+        for frame in [
+            r##"{"type":"welcome","protocolVersion":1,"viewerId":"v1","viewerToken":"t","colour":"#fff","epoch":3,"seq":12,"recovered":true,"history":[{"type":"deleted","seq":12,"id":"m10"},{"type":"future"}],"viewerCount":2,"heartsTotal":40,"settings":{"slowModeSecs":5,"blockedWords":["spam"]}}"##,
+            r##"{"type":"hearts","counts":{"#ff6b6b":3,"#00aaff":1},"total":1234}"##,
+            r##"{"type":"error","code":"something_new","message":"m","retryAfterMs":4000}"##,
+            r##"{"type":"poll","options":[1,2]}"##,
+        ] {
+            let expected: ServerMessage = serde_json::from_str(frame).unwrap();
+            assert_eq!(decode(frame), Some(expected), "{frame}");
+        }
+    }
+
+    #[test]
+    fn the_native_walk_answers_as_javascript_does() {
+        // Arrays are objects, null is not; empty containers are truthy.
+        let v: serde_json::Value = serde_json::from_str(r#"[null,[],{},0,"",1]"#).unwrap();
+        let items = (&v).items();
+        let objects: Vec<bool> = items.iter().map(Json::is_object).collect();
+        let truthy: Vec<bool> = items.iter().map(Json::truthy).collect();
+        assert_eq!(objects, [false, true, true, false, false, false]);
+        assert_eq!(truthy, [false, true, true, false, false, true]);
+        for garbage in ["", "null", "[1,2]", "{\"no\":\"type\"}", "{not json", "\"chat\""] {
+            assert_eq!(decode(garbage), None, "{garbage}");
+        }
+    }
 }
