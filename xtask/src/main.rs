@@ -14,7 +14,9 @@
 //! - `cargo xtask bench ingest`: glass-to-glass latency and server CPU of an RTMP
 //!   broadcast (ffmpeg publishing a wall-clock barcode).
 
+mod fuzz;
 mod names;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -70,6 +72,8 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(rest.first().copied()),
         Some("bench") => bench(&rest),
+        Some("soak") => soak::soak(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         _ => {
             eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat | bench ingest>");
             std::process::exit(2)
