@@ -180,6 +180,12 @@ impl Browser {
         self.engine
     }
 
+    /// The driver's process id, which is also the process group of the browser it
+    /// started (to measure what the browser costs).
+    pub fn driver_pid(&self) -> Option<u32> {
+        self._driver.pid()
+    }
+
     fn client(&self) -> Result<&Client> {
         self.client
             .as_ref()

@@ -21,6 +21,9 @@
 //!   their group on drop; [`workspace`]: paths and the serial lock; [`stats`]:
 //!   percentiles and brotli sizes for the benchmark (`src/bin/bench.rs`);
 //!   [`tcp_proxy`]: [`TcpProxy`], a relay that counts a page's open connections.
+//! - [`crowd`]: the soak's audience (push and chat viewers as async tasks) and
+//!   [`trend`]: its verdicts (growth without bound, latency drift), for
+//!   `src/bin/soak.rs`.
 //!
 //! # Running
 //! `cargo xtask test` builds the server and the widget, then runs
@@ -37,6 +40,7 @@
 
 pub mod bench_pages;
 pub mod chat;
+pub mod crowd;
 pub mod engine;
 pub mod ffmpeg;
 pub mod origin;
@@ -45,6 +49,7 @@ pub mod publisher;
 pub mod static_server;
 pub mod stats;
 pub mod tcp_proxy;
+pub mod trend;
 pub mod wait;
 pub mod widget;
 pub mod workspace;
