@@ -6,6 +6,7 @@
 //! - [`http`]: routes, headers, the low-latency push, errors.
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`ingest`]: RTMP publishers going live (remuxed to CMAF, recorded as replays).
+//! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 
@@ -13,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod media;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +62,9 @@ pub struct Config {
     /// RTMP ingest options.
     #[command(flatten)]
     pub ingest: ingest::IngestConfig,
+    /// Connection options (timeouts, cap, public origins).
+    #[command(flatten)]
+    pub serve: serve::ServeConfig,
 }
 
 /// Shared by every request handler.
@@ -137,7 +142,6 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let listener = axum::serve::ListenerExt::tap_io(listener, tune_connection);
         let keys = ingest::parse_keys(&config.ingest.stream_keys)?;
         let replays = (config.ingest.replay_retention_hours > 0).then(|| {
             media::replay::ReplayStore::new(
@@ -162,7 +166,11 @@ impl Server {
             }
         }
         let store = open_store(&config).await?;
-        let hub = hub::Hub::new(config.hub.clone(), store, origin.clone());
+        let mut hub_config = config.hub.clone();
+        hub_config
+            .embed_origins
+            .extend(hub::origins::own(addr, &config.serve.public_origins));
+        let hub = hub::Hub::new(hub_config, store, origin.clone());
         for channel in origin.channels() {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }
@@ -179,19 +187,15 @@ impl Server {
                 origin.clone(),
             )));
         }
+        let serve_config = config.serve.clone();
         let app = http::router(AppState {
             config: Arc::new(config),
             origin,
             hub: hub.clone(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task =
+            tokio::spawn(async move { serve::serve(listener, app, &serve_config, rx).await });
         Ok(Server {
             addr,
             rtmp_addr,
@@ -252,23 +256,6 @@ async fn tell_chat(channel: Arc<media::channel::Channel>, hub: Arc<hub::Hub>) {
         if rx.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Unsent bytes the kernel may queue per connection. A client that stops reading then
-/// blocks our writes within this much (and the chat drops it at its send deadline)
-/// instead of parking megabytes in an auto-tuned send buffer; throughput is unaffected
-/// (bytes in flight are not counted).
-const NOTSENT_LOWAT: u32 = 128 * 1024;
-
-fn tune_connection(tcp: &mut tokio::net::TcpStream) {
-    // Chat frames and low-latency chunks are small writes that must leave at once.
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY: {e}");
-    }
-    #[cfg(target_os = "linux")]
-    if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
-        tracing::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
 }
 

@@ -24,6 +24,7 @@ fn config(dist: &Path) -> Config {
         data_dir: dist.join("data"),
         hub: Default::default(),
         ingest: Default::default(),
+        serve: Default::default(),
     }
 }
 

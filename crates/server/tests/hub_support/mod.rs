@@ -37,6 +37,7 @@ pub fn config(dir: &Path) -> Config {
         data_dir: dir.join("data"),
         hub: Default::default(),
         ingest: Default::default(),
+        serve: Default::default(),
     };
     c.hub.broadcaster_token = Some(BROADCASTER_TOKEN.into());
     c.hub.moderator_tokens = vec![MODERATOR_TOKEN.into()];
