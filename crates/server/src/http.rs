@@ -2,7 +2,8 @@
 //!
 //! - `/live/{id}/index.m3u8`, `/live/{id}/init.mp4`, `/live/{id}/{msn}.m4s`: HLS with
 //!   CMAF segments, cache headers a CDN can honour.
-//! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks).
+//! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
+//!   [`push`]).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
 //! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
 //!   broadcast ended, its `index.m3u8` is the newest replay's playlist.
@@ -12,27 +13,31 @@
 //!
 //! Every response carries `Access-Control-Allow-Origin: *`: the widget and its media are
 //! meant to be loaded by pages on other origins.
+//!
+//! A file path the file system refuses (a name over 255 bytes, a file used as a
+//! directory) is a 404 like a missing file: tower-http answers such errors 500 and logs
+//! an ERROR, so any client could fill the log. Connections (timeouts, cap) are
+//! [`crate::serve`]'s.
+
+mod push;
 
 use crate::media::channel::{Channel, ChannelState};
 use crate::media::live::LiveStream;
 use crate::AppState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tower::Service;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
-
-/// A slow low-latency subscriber is dropped when one message takes longer than this.
-const PUSH_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors a request can end in; decides status, body and logging in one place.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +73,12 @@ impl IntoResponse for AppError {
 
 /// Builds the application router.
 pub fn router(state: AppState) -> Router {
-    let widget = ServeDir::new(&state.config.dist)
-        .precompressed_br()
-        .precompressed_gzip()
-        .fallback(ServeDir::new(&state.config.pages));
+    let widget = files(vec![
+        ServeDir::new(&state.config.dist)
+            .precompressed_br()
+            .precompressed_gzip(),
+        ServeDir::new(&state.config.pages),
+    ]);
     let static_files = tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
@@ -97,7 +104,9 @@ pub fn router(state: AppState) -> Router {
                 // A finished recording never changes.
                 HeaderValue::from_static("public, max-age=3600"),
             ))
-            .service(ServeDir::new(state.config.data_dir.join("replays")))
+            .service(files(vec![ServeDir::new(
+                state.config.data_dir.join("replays"),
+            )]))
     });
     let router = match replays {
         Some(r) => Router::new().nest_service("/replays", r),
@@ -106,7 +115,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/live/{id}/index.m3u8", get(playlist))
         .route("/live/{id}/init.mp4", get(init_segment))
-        .route("/live/{id}/ll", get(low_latency))
+        .route("/live/{id}/ll", get(push::low_latency))
         .route("/live/{id}/{segment}", get(segment))
         .route("/api/streams/{id}", get(stream_info))
         .route("/chat/{room}", get(crate::hub::chat_socket))
@@ -117,6 +126,52 @@ pub fn router(state: AppState) -> Router {
         .layer(compress)
         .layer(cors)
         .with_state(state)
+}
+
+/// Files from the first of `dirs` that has the path (as `ServeDir::fallback` would),
+/// with the file system's refusals of a request path answered 404 (see the module doc).
+fn files(
+    dirs: Vec<ServeDir>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
+    let dirs = Arc::new(dirs);
+    tower::service_fn(move |req: Request| {
+        let dirs = dirs.clone();
+        async move { Ok(serve_file(&dirs, req).await) }
+    })
+}
+
+async fn serve_file(dirs: &[ServeDir], req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    for (i, dir) in dirs.iter().enumerate() {
+        let last = i + 1 == dirs.len();
+        let req = Request::from_parts(parts.clone(), Body::empty());
+        match dir.clone().try_call(req).await {
+            Ok(r) if r.status() == StatusCode::NOT_FOUND && !last => {}
+            Ok(r) => return r.map(Body::new),
+            Err(e) if path_refused(&e) => {
+                if last {
+                    tracing::debug!(path = %parts.uri.path(), "not served: {e}");
+                    return (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache")])
+                        .into_response();
+                }
+            }
+            Err(e) => {
+                tracing::error!(path = %parts.uri.path(), "cannot serve the file: {e}");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// File system errors that say the request's path names no file we have.
+fn path_refused(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    // ENAMETOOLONG is `InvalidFilename`, ENOTDIR `NotADirectory`.
+    matches!(
+        e.kind(),
+        NotFound | PermissionDenied | NotADirectory | InvalidFilename
+    )
 }
 
 fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
@@ -245,143 +300,4 @@ async fn stream_info(
         }),
     )
         .into_response())
-}
-
-async fn low_latency(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    if let Some(channel) = state.origin.channel(&id) {
-        return Ok(ws.on_upgrade(move |socket| push_channel(socket, channel)));
-    }
-    let stream = stream(&state, &id)?;
-    Ok(ws.on_upgrade(move |mut socket| async move {
-        let _ = push(&mut socket, stream, None).await;
-    }))
-}
-
-/// Why a push of one stream stopped.
-enum PushEnd {
-    /// The subscriber is gone.
-    Closed,
-    /// The channel moved on (new stream, or the broadcast ended).
-    Moved,
-}
-
-/// Follows a channel: its state as a text message (`offline`, `live`, `ended`) when it
-/// changes, and while a broadcast is on, its media as [`push`] sends it. The socket
-/// stays open across broadcasts, so a waiting viewer starts playing by itself.
-async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
-    let mut rx = channel.watch();
-    loop {
-        let state = rx.borrow_and_update().clone();
-        if let ChannelState::Live(stream) = state {
-            match push(&mut socket, stream, Some(&mut rx)).await {
-                PushEnd::Closed => return,
-                PushEnd::Moved => continue,
-            }
-        }
-        if send_text(&mut socket, state.name()).await.is_err() {
-            return;
-        }
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
-/// Sends the init segment, the current segment so far, then every new chunk.
-/// A subscriber that falls behind skips to the next keyframe instead of slowing the
-/// source or growing a queue. With a channel, also says when the publisher drops and
-/// returns (`offline` / `live`), and returns when the channel moves to another stream.
-async fn push(
-    socket: &mut WebSocket,
-    stream: Arc<LiveStream>,
-    mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
-) -> PushEnd {
-    let sub = stream.subscribe();
-    let mut live = sub.live;
-    let mut last_seq = None;
-    if send(socket, sub.init).await.is_err() {
-        return PushEnd::Closed;
-    }
-    for chunk in sub.backlog {
-        last_seq = Some(chunk.seq);
-        if send(socket, chunk.bytes.clone()).await.is_err() {
-            return PushEnd::Closed;
-        }
-    }
-    let mut resync = false;
-    loop {
-        let changed = async {
-            match channel.as_deref_mut() {
-                Some(rx) => rx.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ok = changed => {
-                let Some(rx) = channel.as_deref_mut() else { continue };
-                if !ok {
-                    return PushEnd::Closed;
-                }
-                let state = rx.borrow_and_update().clone();
-                match state {
-                    ChannelState::Live(s) if Arc::ptr_eq(&s, &stream) => {
-                        if send_text(socket, "live").await.is_err() {
-                            return PushEnd::Closed;
-                        }
-                    }
-                    // The publisher dropped: the stream may resume within the grace period.
-                    ChannelState::Offline => {
-                        if send_text(socket, "offline").await.is_err() {
-                            return PushEnd::Closed;
-                        }
-                    }
-                    _ => return PushEnd::Moved,
-                }
-            }
-            _ = stream.finished() => return PushEnd::Moved,
-            next = live.recv() => match next {
-                Ok(chunk) => {
-                    if last_seq.is_some_and(|s| chunk.seq <= s) || (resync && !chunk.independent) {
-                        continue;
-                    }
-                    resync = false;
-                    last_seq = Some(chunk.seq);
-                    if send(socket, chunk.bytes.clone()).await.is_err() {
-                        return PushEnd::Closed;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::debug!(stream = %stream.id, "push subscriber lagged by {n} chunks; resyncing at next keyframe");
-                    resync = true;
-                }
-                Err(RecvError::Closed) => return PushEnd::Moved,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return PushEnd::Closed,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
-async fn send_text(socket: &mut WebSocket, text: &'static str) -> Result<(), ()> {
-    match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
-}
-
-async fn send(socket: &mut WebSocket, bytes: bytes::Bytes) -> Result<(), ()> {
-    match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Binary(bytes))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
 }

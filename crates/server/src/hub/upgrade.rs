@@ -6,7 +6,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -27,7 +27,9 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Answers `101 Switching Protocols` and runs `serve` on the socket once the connection
-/// is upgraded; a request that is not a WebSocket handshake gets `400`/`426`.
+/// is upgraded; a request that is not a WebSocket handshake gets `400`/`426`, and so does
+/// one over HTTP/1.0 (RFC 6455 §4.1 needs 1.1: such a connection ends with the response,
+/// so a `101` would be answered by a dropped socket).
 pub(crate) fn accept<F, Fut>(mut req: Request, config: WebSocketConfig, serve: F) -> Response
 where
     F: FnOnce(Socket) -> Fut + Send + 'static,
@@ -44,6 +46,9 @@ where
             "this is a WebSocket endpoint",
         )
             .into_response();
+    }
+    if req.version() != Version::HTTP_11 {
+        return (StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response();
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&HeaderValue::from_static("13")) {
         return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13").into_response();

@@ -1,0 +1,238 @@
+//! `/live/{id}/ll`: the low-latency push over WebSocket. The init segment, the current
+//! segment so far, then every chunk as it is cut; on a channel, also its state as a text
+//! message (`offline`, `live`, `ended`), the socket staying open across broadcasts.
+//!
+//! # What a subscriber may cost
+//! - **Inbound**: a subscriber has nothing to say but Close (tungstenite answers pings).
+//!   A data message over [`MAX_CLIENT_MESSAGE`] is refused with 1009. Frames up to
+//!   [`HARD_FRAME_LIMIT`] are read whole, so the close handshake completes cleanly; a
+//!   longer one is refused from its header, before its payload is buffered (1009 too,
+//!   best effort: the rest of the frame is never read). Under axum's defaults a client
+//!   could make the server buffer 64 MiB a message: 4 connections took it from 41 MB to
+//!   369 MB RSS.
+//! - **Outbound**: one message at a time, each within [`PUSH_SEND_TIMEOUT`], and the
+//!   kernel queues at most `NOTSENT_LOWAT` unsent bytes (see [`crate::serve`]). Live
+//!   chunks arrive through a bounded broadcast channel; a subscriber that falls behind
+//!   skips to the next keyframe. A subscriber that stops reading thus holds one message
+//!   in memory and is dropped at the deadline; it never slows the source.
+//!
+//! Must not keep per-subscriber queues: the source fans out, subscribers skip.
+
+use crate::http::AppError;
+use crate::media::channel::{Channel, ChannelState};
+use crate::media::live::LiveStream;
+use crate::AppState;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Version};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// A slow low-latency subscriber is dropped when one message takes longer than this.
+const PUSH_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest data message a subscriber may send (it needs none).
+const MAX_CLIENT_MESSAGE: usize = 1024;
+
+/// Tungstenite's own frame and message limit (see the module doc).
+const HARD_FRAME_LIMIT: usize = 64 * 1024;
+
+/// How long a refused subscriber gets to answer our close before the socket is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// `GET /live/{id}/ll`.
+pub(super) async fn low_latency(
+    version: Version,
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    // An HTTP/1.0 connection ends with its response: a 101 would be a dropped socket.
+    if version != Version::HTTP_11 {
+        return Ok((StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response());
+    }
+    let ws = ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT);
+    if let Some(channel) = state.origin.channel(&id) {
+        return Ok(ws.on_upgrade(move |socket| push_channel(socket, channel)));
+    }
+    let stream = super::stream(&state, &id)?;
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        let _ = push(&mut socket, stream, None).await;
+    }))
+}
+
+/// Why a push of one stream stopped.
+enum PushEnd {
+    /// The subscriber is gone.
+    Closed,
+    /// The channel moved on (new stream, or the broadcast ended).
+    Moved,
+}
+
+/// Follows a channel: its state as a text message (`offline`, `live`, `ended`) when it
+/// changes, and while a broadcast is on, its media as [`push`] sends it. The socket
+/// stays open across broadcasts, so a waiting viewer starts playing by itself.
+async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
+    let mut rx = channel.watch();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        if let ChannelState::Live(stream) = state {
+            match push(&mut socket, stream, Some(&mut rx)).await {
+                PushEnd::Closed => return,
+                PushEnd::Moved => continue,
+            }
+        }
+        if send_text(&mut socket, state.name()).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            incoming = socket.recv() => if !heard(&mut socket, incoming).await { return },
+        }
+    }
+}
+
+/// Sends the init segment, the current segment so far, then every new chunk.
+/// A subscriber that falls behind skips to the next keyframe instead of slowing the
+/// source or growing a queue. With a channel, also says when the publisher drops and
+/// returns (`offline` / `live`), and returns when the channel moves to another stream.
+async fn push(
+    socket: &mut WebSocket,
+    stream: Arc<LiveStream>,
+    mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
+) -> PushEnd {
+    let sub = stream.subscribe();
+    let mut live = sub.live;
+    let mut last_seq = None;
+    if send(socket, sub.init).await.is_err() {
+        return PushEnd::Closed;
+    }
+    for chunk in sub.backlog {
+        last_seq = Some(chunk.seq);
+        if send(socket, chunk.bytes.clone()).await.is_err() {
+            return PushEnd::Closed;
+        }
+    }
+    let mut resync = false;
+    loop {
+        let changed = async {
+            match channel.as_deref_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ok = changed => {
+                let Some(rx) = channel.as_deref_mut() else { continue };
+                if !ok {
+                    return PushEnd::Closed;
+                }
+                let state = rx.borrow_and_update().clone();
+                match state {
+                    ChannelState::Live(s) if Arc::ptr_eq(&s, &stream) => {
+                        if send_text(socket, "live").await.is_err() {
+                            return PushEnd::Closed;
+                        }
+                    }
+                    // The publisher dropped: the stream may resume within the grace period.
+                    ChannelState::Offline => {
+                        if send_text(socket, "offline").await.is_err() {
+                            return PushEnd::Closed;
+                        }
+                    }
+                    _ => return PushEnd::Moved,
+                }
+            }
+            _ = stream.finished() => return PushEnd::Moved,
+            next = live.recv() => match next {
+                Ok(chunk) => {
+                    if last_seq.is_some_and(|s| chunk.seq <= s) || (resync && !chunk.independent) {
+                        continue;
+                    }
+                    resync = false;
+                    last_seq = Some(chunk.seq);
+                    if send(socket, chunk.bytes.clone()).await.is_err() {
+                        return PushEnd::Closed;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(stream = %stream.id, "push subscriber lagged by {n} chunks; resyncing at next keyframe");
+                    resync = true;
+                }
+                Err(RecvError::Closed) => return PushEnd::Moved,
+            },
+            incoming = socket.recv() => if !heard(socket, incoming).await {
+                return PushEnd::Closed;
+            },
+        }
+    }
+}
+
+/// Handles what a subscriber sent; false when the socket is done with.
+async fn heard(socket: &mut WebSocket, incoming: Option<Result<Message, axum::Error>>) -> bool {
+    let too_large = match incoming {
+        Some(Ok(Message::Text(t))) => t.len() > MAX_CLIENT_MESSAGE,
+        Some(Ok(Message::Binary(b))) => b.len() > MAX_CLIENT_MESSAGE,
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => false,
+        Some(Ok(Message::Close(_))) | None => return false,
+        Some(Err(e)) => {
+            // Past the hard limit: the frame is unread, so the close is best effort.
+            if over_hard_limit(e) {
+                let _ =
+                    tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(too_large_close())).await;
+            }
+            return false;
+        }
+    };
+    if !too_large {
+        return true;
+    }
+    tracing::debug!("push subscriber sent a message over {MAX_CLIENT_MESSAGE} bytes: closing");
+    if tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(too_large_close()))
+        .await
+        .is_ok_and(|sent| sent.is_ok())
+    {
+        // Read on until the subscriber's close, so ours is not lost in a reset.
+        let linger = tokio::time::Instant::now() + CLOSE_LINGER;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(linger, socket.recv()).await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    }
+    false
+}
+
+fn too_large_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::SIZE,
+        reason: "message too large".into(),
+    }))
+}
+
+/// True when tungstenite refused a frame or message over [`HARD_FRAME_LIMIT`].
+fn over_hard_limit(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner()
+            .downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+async fn send_text(socket: &mut WebSocket, text: &'static str) -> Result<(), ()> {
+    match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn send(socket: &mut WebSocket, bytes: bytes::Bytes) -> Result<(), ()> {
+    match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Binary(bytes))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
