@@ -121,6 +121,8 @@ pub struct Server {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sources: Vec<tokio::task::JoinHandle<()>>,
     hub: Arc<hub::Hub>,
+    /// Its channels' broadcasts are ended (and recorded) at shutdown.
+    origin: Arc<Origin>,
 }
 
 impl Server {
@@ -151,6 +153,8 @@ impl Server {
         });
         if let Some(r) = &replays {
             r.purge();
+            // Broadcasts a killed process left unfinished become replays.
+            r.recover();
         }
         for id in keys.values() {
             if origin.channel(id).is_none() {
@@ -190,7 +194,7 @@ impl Server {
         let serve_config = config.serve.clone();
         let app = http::router(AppState {
             config: Arc::new(config),
-            origin,
+            origin: origin.clone(),
             hub: hub.clone(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -203,6 +207,7 @@ impl Server {
             task: Some(task),
             sources,
             hub,
+            origin,
         })
     }
 
@@ -229,18 +234,54 @@ impl Server {
         }
     }
 
-    /// Stops accepting, closes chat connections and flushes the chat store, lets open
-    /// requests finish, stops the sources.
+    /// Serves until the listener fails or `stop` resolves, then shuts down gracefully
+    /// (see [`Server::shutdown`]).
+    pub async fn run_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Some(mut task) = self.task.take() else {
+            return Ok(());
+        };
+        tokio::select! {
+            r = &mut task => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            () = stop => {
+                self.task = Some(task);
+                self.shutdown().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops accepting, ends live broadcasts (their replays written), closes chat
+    /// connections (1001) and flushes the chat store, lets open requests finish, stops
+    /// the sources. `main.rs` calls it on SIGTERM and SIGINT.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        let recordings = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(recordings, self.origin.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("replays still being written at shutdown");
         }
         self.hub.shutdown(std::time::Duration::from_secs(5)).await;
         for s in &self.sources {
             s.abort();
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(mut task) = self.task.take() {
+            // Open requests get a moment; long-lived sockets (the demo's low-latency
+            // push never ends by itself) are cut after it.
+            let drain = std::time::Duration::from_secs(5);
+            if tokio::time::timeout(drain, &mut task).await.is_err() {
+                tracing::info!(
+                    "connections still open after {} s: closing them",
+                    drain.as_secs()
+                );
+                task.abort();
+            }
         }
     }
 }

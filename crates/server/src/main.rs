@@ -1,4 +1,9 @@
 //! `lucarne-server` binary: parses the command line and runs [`lucarne_server::Server`].
+//!
+//! SIGTERM (what systemd and container runtimes send) and SIGINT (Ctrl-C) stop it
+//! gracefully through [`Server::shutdown`]: live broadcasts end with their replays
+//! written, chat viewers are told to come back (1001), the chat store is flushed. A
+//! second signal during that stops at once.
 
 use anyhow::Context;
 use clap::Parser;
@@ -21,9 +26,36 @@ async fn main() -> anyhow::Result<()> {
     if let Some(rtmp) = server.rtmp_addr() {
         println!("lucarne-server rtmp ingest on rtmp://{rtmp}/live");
     }
-    tokio::select! {
-        r = server.wait() => r.context("serving")?,
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let (stopped, stop) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = stopped.send(());
+        stop_signal().await;
+        tracing::warn!("second stop signal: exiting now");
+        std::process::exit(130);
+    });
+    server
+        .run_until(async { stop.await.unwrap_or(()) })
+        .await
+        .context("serving")?;
     Ok(())
+}
+
+/// The next SIGTERM or SIGINT.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+                }
+                return;
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGTERM: {e}"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -16,6 +16,10 @@
 //!
 //! State is observed through a `watch` channel: the low-latency push and the chat hub
 //! follow it.
+//!
+//! When the server stops, [`Channel::close`] ends the broadcast at once (there is no
+//! grace period across a restart): the recording is finished into a replay, viewers
+//! hear "ended", and the channel takes no publisher after that.
 
 use super::live::{LiveStream, PackagedChunk};
 use super::replay::{Recorder, ReplayStore};
@@ -69,10 +73,16 @@ pub struct ChannelConfig {
     pub replays: Option<ReplayStore>,
 }
 
-/// Another publisher holds the channel.
+/// Why a channel does not take a publisher.
 #[derive(Debug, thiserror::Error)]
-#[error("stream {0} is already being published")]
-pub struct Busy(pub String);
+pub enum Refused {
+    /// Another publisher holds the channel.
+    #[error("stream {0} is already being published")]
+    Busy(String),
+    /// The server is stopping.
+    #[error("stream {0} is closing: the server is stopping")]
+    Closing(String),
+}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -90,6 +100,8 @@ struct Inner {
     last_msn: u64,
     grace: Option<tokio::task::JoinHandle<()>>,
     recorder: Option<Recorder>,
+    /// Set by [`Channel::close`]: nothing starts here any more.
+    closed: bool,
 }
 
 /// One ingest stream id.
@@ -149,10 +161,13 @@ impl Channel {
 
     /// Takes the channel for a new publisher connection. Within the grace period this
     /// continues the interrupted broadcast.
-    pub fn publish(self: &Arc<Self>) -> Result<Publisher, Busy> {
+    pub fn publish(self: &Arc<Self>) -> Result<Publisher, Refused> {
         let mut inner = self.lock();
+        if inner.closed {
+            return Err(Refused::Closing(self.id.clone()));
+        }
         if inner.publisher.is_some() {
-            return Err(Busy(self.id.clone()));
+            return Err(Refused::Busy(self.id.clone()));
         }
         if let Some(timer) = inner.grace.take() {
             timer.abort();
@@ -174,6 +189,9 @@ impl Channel {
 
     fn on_init(&self, init: Bytes) {
         let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
         if inner.stream.is_some() && inner.init.as_ref() == Some(&init) {
             // The same publisher settings coming back: the broadcast simply continues.
             if let Some(s) = inner.stream.clone() {
@@ -248,6 +266,36 @@ impl Channel {
         drop(inner);
         tracing::info!(stream = %self.id, "publisher gone; the broadcast ends in {} s unless it returns", grace.as_secs());
         self.state.send_replace(ChannelState::Offline);
+    }
+
+    /// The server is stopping: ends the broadcast now, whoever is publishing, and
+    /// resolves once its replay is on disk. Later media from a still-connected
+    /// publisher goes nowhere.
+    pub async fn close(&self) {
+        let (stream, recorded, was_on) = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            if let Some(timer) = inner.grace.take() {
+                timer.abort();
+            }
+            // The publisher's hold is void: its drop starts no grace period.
+            inner.publisher = None;
+            inner.resume = None;
+            inner.init = None;
+            let stream = inner.stream.take();
+            let was_on = stream.is_some();
+            (stream, inner.recorder.take().map(Recorder::finish), was_on)
+        };
+        if let Some(done) = recorded {
+            let _ = done.await;
+        }
+        if was_on {
+            tracing::info!(stream = %self.id, "broadcast ended: the server is stopping");
+            self.state.send_replace(ChannelState::Ended);
+        }
+        if let Some(s) = stream {
+            s.finish();
+        }
     }
 
     /// Ends the broadcast; "ended" is announced once its replay is on disk, so a

@@ -77,6 +77,16 @@ impl Origin {
             .insert(channel.id.clone(), channel);
     }
 
+    /// The server is stopping: ends every channel's broadcast and finishes its
+    /// recording (see [`Channel::close`]).
+    pub async fn close(&self) {
+        let closing = self
+            .channels()
+            .into_iter()
+            .map(|c| async move { c.close().await });
+        futures_util::future::join_all(closing).await;
+    }
+
     /// Whether `id` is on air; `None` if no such stream or channel exists.
     pub fn stream_state(&self, id: &str) -> Option<StreamState> {
         if let Some(c) = self.channel(id) {

@@ -11,6 +11,15 @@
 //! Writing happens on a dedicated thread fed through a channel, so a slow disk delays
 //! the recording, never the live stream. A write error stops the recording (logged
 //! once) and leaves the broadcast alone.
+//!
+//! # Surviving a crash
+//! The VOD playlist is written when the broadcast ends, which a process killed by a
+//! signal or the OOM killer never reaches. So each finished segment is
+//! also appended, as one line, to `segments.journal` in the broadcast's directory
+//! (appends, not playlist rewrites: a three-hour broadcast would otherwise rewrite a
+//! megabyte every second). At start-up [`ReplayStore::recover`] turns every broadcast
+//! left with a journal and no playlist into a finished replay, so a crash loses at most
+//! the segment being written.
 
 use super::live::PackagedChunk;
 use bytes::Bytes;
@@ -55,6 +64,7 @@ impl ReplayStore {
                     init_gen: None,
                     open: None,
                     done: Vec::new(),
+                    journal: None,
                 };
                 let mut done = None;
                 while let Ok(rec) = rx.recv() {
@@ -92,6 +102,45 @@ impl ReplayStore {
             format!("/replays/{stream}/{newest}/index.m3u8"),
             dir.join(newest.to_string()).join("index.m3u8"),
         ))
+    }
+
+    /// Finishes the replays of broadcasts that a stopped process left unfinished (a
+    /// journal and no playlist), so they can be watched; returns how many.
+    pub fn recover(&self) -> usize {
+        let mut recovered = 0;
+        let Ok(streams) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        for stream in streams.flatten() {
+            let Some(stream_name) = stream.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(broadcasts) = std::fs::read_dir(stream.path()) else {
+                continue;
+            };
+            for b in broadcasts.flatten() {
+                let dir = b.path();
+                let Some(started) = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                if dir.join("index.m3u8").exists() || !dir.join(JOURNAL).exists() {
+                    continue;
+                }
+                let url = format!("/replays/{stream_name}/{started}");
+                match finish_from_journal(&dir, &url) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        recovered += 1;
+                        tracing::info!(dir = %dir.display(), segments = n, "unfinished broadcast recovered as a replay");
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), "cannot recover an unfinished broadcast: {e}")
+                    }
+                }
+            }
+        }
+        recovered
     }
 
     /// Deletes broadcasts older than the retention period.
@@ -164,12 +213,64 @@ struct OpenSegment {
     seg: Written,
 }
 
+/// The file, in a broadcast's directory, listing its finished segments (see "Surviving
+/// a crash" above): one `msn init_gen start duration` line each.
+const JOURNAL: &str = "segments.journal";
+
+impl Written {
+    fn journal_line(&self) -> String {
+        format!(
+            "{} {} {} {}\n",
+            self.msn, self.init_gen, self.start, self.duration
+        )
+    }
+
+    /// A journal line back; `None` for a torn or foreign line (a crash mid-append).
+    fn parse(line: &str) -> Option<Written> {
+        let mut f = line.split(' ');
+        let w = Written {
+            msn: f.next()?.parse().ok()?,
+            init_gen: f.next()?.parse().ok()?,
+            start: f.next()?.parse().ok()?,
+            duration: f.next()?.parse().ok()?,
+        };
+        let sane =
+            f.next().is_none() && w.start.is_finite() && w.duration.is_finite() && w.duration > 0.0;
+        sane.then_some(w)
+    }
+}
+
+/// Writes the VOD playlist of the broadcast in `dir` from its journal; the number of
+/// segments it lists.
+fn finish_from_journal(dir: &Path, url: &str) -> std::io::Result<usize> {
+    let text = std::fs::read_to_string(dir.join(JOURNAL))?;
+    let segments: Vec<Written> = text
+        .lines()
+        .filter_map(Written::parse)
+        // Only segments whose media is on disk (the journal line follows the flush).
+        .filter(|w| dir.join(format!("{}.m4s", w.msn)).is_file())
+        .filter(|w| dir.join(format!("init-{}.mp4", w.init_gen)).is_file())
+        .collect();
+    if !segments.is_empty() {
+        write_playlist(dir, url, &segments)?;
+    }
+    Ok(segments.len())
+}
+
+fn write_playlist(dir: &Path, url: &str, segments: &[Written]) -> std::io::Result<()> {
+    let tmp = dir.join("index.m3u8.tmp");
+    std::fs::write(&tmp, vod_playlist(url, segments))?;
+    std::fs::rename(tmp, dir.join("index.m3u8"))
+}
+
 struct Writer {
     dir: PathBuf,
     url: String,
     init_gen: Option<u32>,
     open: Option<OpenSegment>,
     done: Vec<Written>,
+    /// `segments.journal`, opened with the first segment.
+    journal: Option<File>,
 }
 
 impl Writer {
@@ -206,9 +307,7 @@ impl Writer {
             Rec::Finish(_) => {
                 self.close_segment()?;
                 if !self.done.is_empty() {
-                    let tmp = self.dir.join("index.m3u8.tmp");
-                    std::fs::write(&tmp, vod_playlist(&self.url, &self.done))?;
-                    std::fs::rename(tmp, self.dir.join("index.m3u8"))?;
+                    write_playlist(&self.dir, &self.url, &self.done)?;
                 }
             }
         }
@@ -218,6 +317,18 @@ impl Writer {
     fn close_segment(&mut self) -> std::io::Result<()> {
         if let Some(mut open) = self.open.take() {
             open.file.flush()?;
+            let journal = match &mut self.journal {
+                Some(j) => j,
+                None => self.journal.insert(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(self.dir.join(JOURNAL))?,
+                ),
+            };
+            // One write per line: a crash tears at most the last line, which
+            // `Written::parse` skips.
+            journal.write_all(open.seg.journal_line().as_bytes())?;
             self.done.push(open.seg);
         }
         Ok(())
@@ -307,6 +418,61 @@ mod tests {
             store.latest("studio").unwrap().0,
             format!("{url}/index.m3u8")
         );
+    }
+
+    #[test]
+    fn a_broadcast_cut_short_by_a_crash_is_recovered_from_its_journal() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ReplayStore::new(root.path().to_owned(), Duration::from_secs(3600));
+        let now = (super::super::now_ns() / 1_000_000_000) as u64;
+        let rec = store.begin("studio", now).unwrap();
+        rec.init(Bytes::from_static(b"init-a"));
+        for i in 0..4u64 {
+            rec.chunk(chunk(10 + i, 10.0 + i as f64, true));
+            rec.chunk(chunk(10 + i, 10.5 + i as f64, false));
+        }
+        rec.finish().blocking_recv().unwrap();
+        let dir = root.path().join("studio").join(now.to_string());
+        let finished = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
+        // What a killed process leaves: no playlist, maybe a torn last journal line.
+        std::fs::remove_file(dir.join("index.m3u8")).unwrap();
+        let mut journal = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap();
+        journal.write_all(b"14 0 14.0").unwrap();
+        assert!(store.latest("studio").is_none(), "not watchable yet");
+
+        assert_eq!(store.recover(), 1);
+        let recovered = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
+        assert_eq!(recovered, finished);
+        assert!(store.latest("studio").is_some());
+        assert_eq!(store.recover(), 0, "a finished replay is left alone");
+    }
+
+    #[test]
+    fn a_journal_naming_missing_files_recovers_only_what_is_on_disk() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ReplayStore::new(root.path().to_owned(), Duration::from_secs(3600));
+        let dir = root.path().join("studio").join("1000");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("init-0.mp4"), b"init").unwrap();
+        std::fs::write(dir.join("5.m4s"), b"media").unwrap();
+        std::fs::write(
+            dir.join(JOURNAL),
+            "5 0 5 1\n6 0 6 1\n7 1 7 1\nnonsense\n8 0 NaN 1\n",
+        )
+        .unwrap();
+        assert_eq!(store.recover(), 1);
+        let text = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
+        assert_eq!(text.matches("#EXTINF").count(), 1, "{text}");
+        assert!(text.contains("/replays/studio/1000/5.m4s"), "{text}");
+        // Nothing usable at all: no playlist, no error.
+        let empty = root.path().join("studio").join("2000");
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(empty.join(JOURNAL), "9 0 9 1\n").unwrap();
+        assert_eq!(store.recover(), 0);
+        assert!(!empty.join("index.m3u8").exists());
     }
 
     #[test]
