@@ -9,26 +9,60 @@
 //!   (one at a time) and [`remux`] turns its FLV tags into CMAF for the live origin;
 //! - limits: the session itself bounds message sizes (10 MB), chunk streams and read
 //!   time (a silent peer is dropped within seconds); here, a cap on malformed tags per
-//!   connection and no more than [`MAX_SESSIONS`] connections at once.
+//!   connection and no more than [`MAX_PUBLISHERS`] publishers at once.
 //!
 //! A session never takes the server down: each runs in its own task, its errors end
 //! only that connection, and tags are parsed by code that returns errors, not panics.
+//!
+//! # Connections that have not published
+//!
+//! A connection earns a publishing slot only with an accepted `publish`. Before that it
+//! is *pending*, and pending connections are cheap to make, so they get a budget of
+//! their own ([`admission`]: [`MAX_PENDING`] in all, [`MAX_PENDING_PER_IP`] per host,
+//! over budget is closed at accept), a short life ([`HANDSHAKE_DEADLINE`] to finish the
+//! handshake, [`PUBLISH_DEADLINE`] to publish, both from accept and not reset by
+//! traffic) and little memory ([`PRE_PUBLISH_MESSAGE_LIMIT`] of unfinished messages
+//! instead of the 40 MB a session otherwise buffers). So a port scan, a slow drip or
+//! a huge first message costs a pending place for seconds, never a publisher's slot.
+//! A pending connection's buffers are bounded by that limit, one chunk (at most 64 KB)
+//! and the handshake's few KB: some 150 KB, [`MAX_PENDING`] of them some 20 MB.
+//!
+//! The session is scuffle-rtmp 0.2.3 with lucarne's patches (`patches/scuffle-rtmp`,
+//! listed in its PATCHES.md): end of stream during the handshake ended nothing (the
+//! task spun at 100 % of a core forever, and held its slot), the handshake had only a
+//! per-read timeout, the pre-publish message limit and the handler's own error (the
+//! [`Refusal`] a refused publish ends with) did not exist.
 
+mod admission;
 pub mod remux;
 
-use crate::media::channel::Publisher;
+use crate::media::channel::{self, Publisher};
 use crate::media::Origin;
+use admission::{Admitted, Pending};
+use scuffle_rtmp::chunk::error::ChunkReadError;
+use scuffle_rtmp::error::RtmpError;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use scuffle_rtmp::ServerSession;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-/// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_SESSIONS: usize = 64;
+/// Connections publishing at once; a publish past them is refused.
+pub const MAX_PUBLISHERS: usize = 64;
+/// Connections not yet publishing, in all; more are closed at accept.
+pub const MAX_PENDING: usize = 128;
+/// Time from connect to the end of the RTMP handshake.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
+/// Time from connect to an accepted `publish`.
+pub const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections not yet publishing, per source address (per /64 for IPv6).
+pub const MAX_PENDING_PER_IP: usize = 8;
+/// Bytes of unfinished messages a connection may send before it publishes: commands
+/// (`connect`, `createStream`, `publish`) are a few hundred bytes.
+pub const PRE_PUBLISH_MESSAGE_LIMIT: usize = 64 * 1024;
 /// Malformed tags tolerated per connection before it is closed.
 const MAX_MALFORMED: u32 = 50;
 
@@ -94,11 +128,9 @@ pub fn parse_keys(pairs: &[String]) -> Result<HashMap<String, String>, KeyError>
 
 /// Accepts publishers until the listener fails.
 pub async fn serve(listener: TcpListener, keys: Arc<HashMap<String, String>>, origin: Arc<Origin>) {
-    let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
+    let slots = Arc::new(Semaphore::new(MAX_PUBLISHERS));
+    let pending = Pending::new(MAX_PENDING, MAX_PENDING_PER_IP);
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -107,22 +139,74 @@ pub async fn serve(listener: TcpListener, keys: Arc<HashMap<String, String>>, or
                 continue;
             }
         };
+        let admitted = match pending.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                tracing::debug!(%peer, "rtmp connection closed at accept: {full}");
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
+        let (published, on_publish) = oneshot::channel();
         let handler = Handler {
             peer,
             keys: keys.clone(),
             origin: origin.clone(),
             publisher: None,
             malformed: 0,
+            pending: Some(admitted),
+            published: Some(published),
+            slots: slots.clone(),
+            slot: None,
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            tracing::debug!(%peer, "rtmp connection");
-            match ServerSession::new(tcp, handler).run().await {
-                Ok(_) => tracing::debug!(%peer, "rtmp connection closed"),
-                Err(e) => tracing::info!(%peer, "rtmp connection ended: {e}"),
-            }
-        });
+        tokio::spawn(run_session(tcp, peer, handler, on_publish));
+    }
+}
+
+/// Runs one connection to its end, or to [`PUBLISH_DEADLINE`] if it has not published
+/// by then.
+async fn run_session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    handler: Handler,
+    on_publish: oneshot::Receiver<()>,
+) {
+    tracing::debug!(%peer, "rtmp connection");
+    let session = ServerSession::new(tcp, handler)
+        .with_handshake_timeout(HANDSHAKE_DEADLINE)
+        .with_pre_publish_message_limit(PRE_PUBLISH_MESSAGE_LIMIT);
+    let publish_deadline = async {
+        if tokio::time::timeout(PUBLISH_DEADLINE, on_publish)
+            .await
+            .is_ok()
+        {
+            // Published (or the session ended first, and the select ends with it).
+            std::future::pending::<()>().await;
+        }
+    };
+    let ended = tokio::select! {
+        ended = session.run() => ended,
+        () = publish_deadline => {
+            tracing::info!(%peer, "rtmp connection dropped: no publish within {PUBLISH_DEADLINE:?}");
+            return;
+        }
+    };
+    match ended {
+        Ok(_) => tracing::debug!(%peer, "rtmp connection closed"),
+        Err(e) if e.is_client_closed() => {
+            tracing::debug!(%peer, "rtmp connection closed or silent: {e}")
+        }
+        Err(RtmpError::Session(ServerSessionError::HandshakeTimeout(_))) => {
+            tracing::debug!(%peer, "rtmp connection dropped: no handshake within {HANDSHAKE_DEADLINE:?}")
+        }
+        // The handler logged why, with the stream.
+        Err(RtmpError::Session(ServerSessionError::Handler(e))) => {
+            tracing::debug!(%peer, "rtmp connection ended: {e}")
+        }
+        Err(e @ RtmpError::ChunkRead(ChunkReadError::PartialChunkTooLarge(_))) => {
+            tracing::info!(%peer, "rtmp connection dropped: message over the limit ({PRE_PUBLISH_MESSAGE_LIMIT} bytes before publish): {e}")
+        }
+        Err(e) => tracing::info!(%peer, "rtmp connection ended: {e}"),
     }
 }
 
@@ -132,12 +216,42 @@ struct Handler {
     origin: Arc<Origin>,
     publisher: Option<Publisher>,
     malformed: u32,
+    /// The connection's place among the pending ones, given back once it publishes.
+    pending: Option<Admitted>,
+    /// Told when a publish is accepted: it lifts the publish deadline.
+    published: Option<oneshot::Sender<()>>,
+    /// The publishing slots, shared by all connections.
+    slots: Arc<Semaphore>,
+    /// This connection's publishing slot, from its first accepted publish to its end.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Ends a session. The library's error type has no variant for a refusal; the reason
-/// was logged by the handler, and the session ends either way.
-fn refuse() -> Result<(), ServerSessionError> {
-    Err(ServerSessionError::PublishBeforeConnect)
+/// Why the handler ends a session; the crate passes it through to the session's end.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The stream name is no configured stream key.
+    #[error("publish refused: unknown stream key")]
+    UnknownKey,
+    /// A second `publish` on a connection that publishes already.
+    #[error("publish refused: one stream per connection")]
+    SecondStream,
+    /// The key maps to a stream the origin does not have.
+    #[error("publish refused: stream {0} does not exist")]
+    NoStream(String),
+    /// [`MAX_PUBLISHERS`] connections publish already.
+    #[error("publish refused: all {MAX_PUBLISHERS} publishing slots are taken")]
+    NoSlot,
+    /// The stream's channel does not take a publisher.
+    #[error("publish refused: {0}")]
+    Channel(#[from] channel::Refused),
+    /// The publisher's media cannot be remuxed.
+    #[error("publish stopped: {0}")]
+    Media(#[from] remux::RemuxError),
+}
+
+/// Ends a session with `why`.
+fn refuse(why: impl Into<Refusal>) -> Result<(), ServerSessionError> {
+    Err(ServerSessionError::Handler(Box::new(why.into())))
 }
 
 impl SessionHandler for Handler {
@@ -151,25 +265,40 @@ impl SessionHandler for Handler {
         let key = stream_name.split('?').next().unwrap_or_default();
         let Some(id) = self.keys.get(key) else {
             tracing::warn!(peer = %self.peer, app = app_name, "rtmp publish refused: unknown stream key");
-            return refuse();
+            return refuse(Refusal::UnknownKey);
         };
         if self.publisher.is_some() {
             tracing::warn!(peer = %self.peer, "rtmp publish refused: one stream per connection");
-            return refuse();
+            return refuse(Refusal::SecondStream);
         }
         let Some(channel) = self.origin.channel(id) else {
             tracing::error!(stream = %id, "stream key maps to a stream that does not exist");
-            return refuse();
+            return refuse(Refusal::NoStream(id.clone()));
+        };
+        let slot = match self.slot.take() {
+            Some(slot) => slot,
+            None => match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    tracing::warn!(peer = %self.peer, stream = %id, "rtmp publish refused: all {MAX_PUBLISHERS} publishing slots are taken");
+                    return refuse(Refusal::NoSlot);
+                }
+            },
         };
         match channel.publish() {
             Ok(p) => {
                 tracing::info!(peer = %self.peer, stream = %id, "publisher connected");
                 self.publisher = Some(p);
+                self.slot = Some(slot);
+                self.pending = None;
+                if let Some(published) = self.published.take() {
+                    let _ = published.send(());
+                }
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(peer = %self.peer, "rtmp publish refused: {e}");
-                refuse()
+                refuse(e)
             }
         }
     }
@@ -206,7 +335,7 @@ impl SessionHandler for Handler {
             Err(e) => {
                 tracing::error!(peer = %self.peer, stream = %publisher.stream_id(), "publish stopped: {e}");
                 self.publisher = None;
-                refuse()
+                refuse(e)
             }
         }
     }

@@ -16,6 +16,9 @@ use crate::messages::MessageType;
 // chunks on normal operations we should never hit these limits
 // This is for when someone is trying to send us a malicious chunk streams
 const MAX_PARTIAL_CHUNK_SIZE: usize = 10 * 1024 * 1024; // 10MB (should be more than enough)
+/// lucarne patch: the default of [`ChunkReader::set_message_size_limit`], upstream's
+/// limit for one message.
+pub const DEFAULT_MESSAGE_SIZE_LIMIT: usize = MAX_PARTIAL_CHUNK_SIZE;
 const MAX_PREVIOUS_CHUNK_HEADERS: usize = 100; // 100 chunks
 const MAX_PARTIAL_CHUNK_COUNT: usize = 4; // 4 chunks
 
@@ -37,6 +40,11 @@ pub struct ChunkReader {
     /// This is the max chunk size that the client has specified.
     /// By default this is 128 bytes.
     max_chunk_size: usize,
+
+    /// lucarne patch: bytes allowed in one message and across all unfinished
+    /// messages, so that a peer that has not earned it cannot make us buffer
+    /// MAX_PARTIAL_CHUNK_COUNT × MAX_PARTIAL_CHUNK_SIZE (40 MB).
+    message_size_limit: usize,
 }
 
 impl Default for ChunkReader {
@@ -45,6 +53,7 @@ impl Default for ChunkReader {
             previous_chunk_headers: HashMap::with_capacity(MAX_PREVIOUS_CHUNK_HEADERS),
             partial_chunks: HashMap::with_capacity(MAX_PARTIAL_CHUNK_COUNT),
             max_chunk_size: INIT_CHUNK_SIZE,
+            message_size_limit: DEFAULT_MESSAGE_SIZE_LIMIT, // lucarne patch
         }
     }
 }
@@ -63,6 +72,13 @@ impl ChunkReader {
             self.max_chunk_size = chunk_size;
             true
         }
+    }
+
+    /// lucarne patch: sets the bytes allowed in one message (its declared length) and
+    /// across all unfinished messages together, at most [`DEFAULT_MESSAGE_SIZE_LIMIT`].
+    /// A chunk over it is a [`ChunkReadError::PartialChunkTooLarge`].
+    pub fn set_message_size_limit(&mut self, limit: usize) {
+        self.message_size_limit = limit.min(DEFAULT_MESSAGE_SIZE_LIMIT);
     }
 
     /// This function is used to read a chunk from the buffer.
@@ -216,6 +232,14 @@ impl ChunkReader {
                             partial_chunk.len() + payload.len(),
                         )));
                     }
+                    // lucarne patch: the limit also holds across all unfinished messages.
+                    let unfinished: usize = self.partial_chunks.values().map(BytesMut::len).sum();
+                    if unfinished + payload.len() > self.message_size_limit {
+                        return Err(crate::error::RtmpError::ChunkRead(ChunkReadError::PartialChunkTooLarge(
+                            unfinished + payload.len(),
+                        )));
+                    }
+                    let partial_chunk = self.partial_chunks.get_mut(&key).expect("inserted above");
 
                     // Extend the partial chunk with the payload.
                     partial_chunk.extend_from_slice(&payload[..]);
@@ -309,7 +333,8 @@ impl ChunkReader {
                     .read_u24::<BigEndian>()
                     .eof_to_none()
                     .map_err(|e| e.map(crate::error::RtmpError::Io))?;
-                if msg_length as usize > MAX_PARTIAL_CHUNK_SIZE {
+                // lucarne patch: the settable limit, not MAX_PARTIAL_CHUNK_SIZE.
+                if msg_length as usize > self.message_size_limit {
                     return Err(Some(crate::error::RtmpError::ChunkRead(
                         ChunkReadError::PartialChunkTooLarge(msg_length as usize),
                     )));
@@ -371,7 +396,8 @@ impl ChunkReader {
                     .read_u24::<BigEndian>()
                     .eof_to_none()
                     .map_err(|e| e.map(crate::error::RtmpError::Io))?;
-                if msg_length as usize > MAX_PARTIAL_CHUNK_SIZE {
+                // lucarne patch: the settable limit, not MAX_PARTIAL_CHUNK_SIZE.
+                if msg_length as usize > self.message_size_limit {
                     return Err(Some(crate::error::RtmpError::ChunkRead(
                         ChunkReadError::PartialChunkTooLarge(msg_length as usize),
                     )));

@@ -15,4 +15,12 @@ pub enum ServerSessionError {
     /// Invalid chunk size.
     #[error("invalid chunk size: {0}")]
     InvalidChunkSize(usize),
+    /// lucarne patch: the handshake did not finish within the deadline set with
+    /// `ServerSession::with_handshake_timeout`.
+    #[error("handshake not finished within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+    /// lucarne patch: a [`SessionHandler`](super::SessionHandler) ended the session
+    /// for a reason of its own (a refused publish, say), which it passes through.
+    #[error(transparent)]
+    Handler(Box<dyn std::error::Error + Send + Sync>),
 }

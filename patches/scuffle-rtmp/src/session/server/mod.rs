@@ -28,6 +28,8 @@ use crate::user_control_messages::EventMessageStreamBegin;
 
 mod error;
 mod handler;
+#[cfg(test)]
+mod lucarne_tests; // lucarne patch
 
 pub use error::ServerSessionError;
 pub use handler::{SessionData, SessionHandler};
@@ -37,6 +39,9 @@ pub use handler::{SessionData, SessionHandler};
 // This is a common value used by other media servers as well.
 // - https://github.com/FFmpeg/FFmpeg/blob/154c00514d889d27ae84a1001e00f9032fdc1c54/libavformat/rtmpproto.c#L2850
 const DEFAULT_ACKNOWLEDGEMENT_WINDOW_SIZE: u32 = 2_500_000; // 2.5 MB
+
+/// lucarne patch: the default of [`ServerSession::with_handshake_timeout`].
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A RTMP server session that is used to communicate with a client.
 ///
@@ -81,6 +86,12 @@ pub struct ServerSession<S, H> {
     chunk_writer: ChunkWriter,
     /// Is Publishing
     publishing_stream_ids: Vec<u32>,
+    /// lucarne patch: time allowed for the whole handshake; the per-read timeout alone
+    /// lets a peer sending a byte a second hold the session for an hour.
+    handshake_timeout: Duration,
+    /// lucarne patch: the chunk reader's message size limit until a publish is
+    /// accepted (`None`: the default limit throughout).
+    pre_publish_message_limit: Option<usize>,
 }
 
 impl<S, H> ServerSession<S, H> {
@@ -101,7 +112,25 @@ impl<S, H> ServerSession<S, H> {
             read_buf: BytesMut::new(),
             write_buf: Vec::new(),
             publishing_stream_ids: Vec::new(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT, // lucarne patch
+            pre_publish_message_limit: None,              // lucarne patch
         }
+    }
+
+    /// lucarne patch: sets the time allowed for the whole handshake (default 5 s); past
+    /// it, [`run`](Self::run) ends with [`ServerSessionError::HandshakeTimeout`].
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// lucarne patch: limits messages to `bytes` (declared length, and all unfinished
+    /// messages together) until the handler accepts a publish; commands are small, and
+    /// a peer that has not published has not earned the media limit (10 MB per message).
+    pub fn with_pre_publish_message_limit(mut self, bytes: usize) -> Self {
+        self.pre_publish_message_limit = Some(bytes);
+        self.chunk_reader.set_message_size_limit(bytes);
+        self
     }
 
     /// Set the context of the session.
@@ -121,14 +150,25 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, H: SessionHandler>
         let ctx = self.ctx.clone().unwrap_or_else(scuffle_context::Context::global);
 
         let mut handshaker = HandshakeServer::default();
-        // Run the handshake to completion
-        loop {
-            match self.drive_handshake(&mut handshaker).with_context(&ctx).await {
-                Some(Ok(false)) => self.flush().await?, // Continue driving
-                Some(Ok(true)) => break,                // Handshake is complete
-                Some(Err(e)) => return Err(e),
-                None => return Ok(false), // Context was cancelled
+        // lucarne patch: one deadline for the whole handshake, writes included.
+        let handshake_timeout = self.handshake_timeout;
+        let handshake = async {
+            // Run the handshake to completion
+            loop {
+                match self.drive_handshake(&mut handshaker).with_context(&ctx).await {
+                    Some(Ok(false)) => self.flush().await?, // Continue driving
+                    Some(Ok(true)) => break,                // Handshake is complete
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(false), // Context was cancelled
+                }
             }
+            Ok(true)
+        };
+        match tokio::time::timeout(handshake_timeout, handshake).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Ok(false), // Context was cancelled
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ServerSessionError::HandshakeTimeout(handshake_timeout).into()),
         }
 
         // Drop the handshaker, we don't need it anymore
@@ -179,6 +219,11 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, H: SessionHandler>
                 .with_timeout(Duration::from_secs(2))
                 .await
                 .map_err(ServerSessionError::Timeout)??;
+            // lucarne patch: end of stream. Without this check the loop reads 0 bytes
+            // forever, a core at 100 % per closed connection.
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
             bytes_read += n;
 
             self.sequence_number = self.sequence_number.wrapping_add(n.try_into().unwrap_or(u32::MAX));
@@ -509,6 +554,11 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, H: SessionHandler>
         self.handler.on_publish(stream_id, app_name.as_ref(), publishing_name).await?;
 
         self.publishing_stream_ids.push(stream_id);
+        // lucarne patch: a publisher gets the media limit.
+        if self.pre_publish_message_limit.is_some() {
+            self.chunk_reader
+                .set_message_size_limit(crate::chunk::reader::DEFAULT_MESSAGE_SIZE_LIMIT);
+        }
 
         EventMessageStreamBegin { stream_id }.write(&self.chunk_writer, &mut self.write_buf)?;
 
