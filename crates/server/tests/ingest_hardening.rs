@@ -316,6 +316,47 @@ async fn a_huge_message_before_publish_is_cut_off_at_the_pre_publish_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_sends_frames_far_over_the_pre_publish_limit() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let o = start().await;
+    // Noise does not compress: every frame of 640x360 at this quality is some hundred
+    // KB, each one RTMP message well over the 64 KiB allowed before publish.
+    let url = format!("rtmp://{}/live/secret-1", o.rtmp);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=10"])
+        .args(["-t", "4", "-vf", "noise=alls=80:allf=t"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-qp", "8"])
+        .args([
+            "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p", "-an", "-f", "flv", &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs");
+    wait_for_segments(&o, Duration::from_secs(10)).await;
+    let playlist = reqwest::get(format!("{}/live/studio/index.m3u8", o.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let segment = playlist.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let segment = match segment.strip_prefix('/') {
+        Some(path) => format!("{}/{path}", o.http),
+        None => format!("{}/live/studio/{segment}", o.http),
+    };
+    let bytes = reqwest::get(segment).await.unwrap().bytes().await.unwrap();
+    // A segment holds a second: 10 frames of over 64 KiB each.
+    println!("first segment: {} KB", bytes.len() / 1000);
+    assert!(bytes.len() > 10 * 64 * 1024, "{} bytes", bytes.len());
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    o.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_publishes_is_dropped_at_the_publish_deadline() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let o = start().await;
