@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A test configuration with the demo stream on (the push needs a stream).
+/// A test configuration with the demo stream on: the push needs a stream, and `demo` is
+/// a chat room whatever rooms the hub admits.
 fn with_demo(dir: &std::path::Path) -> Config {
     let mut c = config(dir);
     c.no_demo = false;
@@ -182,7 +183,7 @@ async fn silent_and_half_sent_connections_are_closed_while_others_keep_being_ser
     let server = start(cfg).await;
     let addr = server.local_addr();
     // Long-lived sockets, opened first: a chat viewer and a push subscriber.
-    let (mut viewer, _) = Client::join(addr, "r", named("Ana")).await;
+    let (mut viewer, _) = Client::join(addr, "demo", named("Ana")).await;
     let (mut push, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live/demo/ll"))
         .await
         .unwrap();
@@ -266,7 +267,7 @@ async fn connections_over_the_cap_wait_for_a_free_place() {
     let started = tokio::time::Instant::now();
     let mut fifth = TcpStream::connect(addr).await.unwrap();
     fifth
-        .write_all(b"GET /api/rooms/r HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /lucarne.js HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     assert_eq!(read_status(&mut fifth).await, 200);
@@ -333,7 +334,7 @@ async fn a_300_character_path_part_is_a_404_without_an_error_log() {
 async fn a_websocket_handshake_over_http_1_0_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(with_demo(dir.path())).await;
-    for path in ["/live/demo/ll", "/chat/r"] {
+    for path in ["/live/demo/ll", "/chat/demo"] {
         let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
         tcp.write_all(handshake(path, "HTTP/1.0").as_bytes())
             .await
@@ -356,7 +357,9 @@ async fn chat_with(
     origin: &str,
     host: &str,
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut req = format!("ws://{addr}/chat/r").into_client_request().unwrap();
+    let mut req = format!("ws://{addr}/chat/demo")
+        .into_client_request()
+        .unwrap();
     req.headers_mut().insert("Origin", origin.parse().unwrap());
     req.headers_mut().insert("Host", host.parse().unwrap());
     let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req))
@@ -368,7 +371,7 @@ async fn chat_with(
 #[tokio::test]
 async fn a_foreign_origin_is_refused_even_when_it_names_the_host_header() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(config(dir.path())).await;
+    let server = start(with_demo(dir.path())).await;
     let addr = server.local_addr();
     match chat_with(addr, "http://evil.example", "evil.example").await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
@@ -383,7 +386,7 @@ async fn a_foreign_origin_is_refused_even_when_it_names_the_host_header() {
     server.shutdown().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
+    let mut cfg = with_demo(dir.path());
     cfg.hub.embed_origins = vec!["http://evil.example".into()];
     let server = start(cfg).await;
     chat_with(server.local_addr(), "http://evil.example", "evil.example")
