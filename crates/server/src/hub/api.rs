@@ -11,12 +11,14 @@
 //! | `GET`/`PUT`/`POST /api/rooms/{room}/blocked-words` | `{"words":["spam"]}` | reads / replaces the list |
 //!
 //! Success is `204 No Content` (or JSON for reads). Errors are JSON
-//! `{"code":"<ErrorCode>","message":".."}` with 400, 401, 404 or 503.
+//! `{"code":"<ErrorCode>","message":".."}` with 400, 401, 404, 429 or 503. A client
+//! address that sent too many wrong tokens gets 429 with `Retry-After`, and its tokens
+//! are not even compared until then. Only streams' rooms exist unless `--free-rooms`.
 
 use super::moderation::{self, Action};
 use super::room::{Room, RoomInfo};
 use super::rules::{self, Refusal};
-use super::HubError;
+use super::{Client, ClientKey, HubError};
 use crate::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -33,6 +35,7 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 #[derive(serde::Serialize)]
@@ -44,7 +47,7 @@ struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(status = %self.status, "moderation API: {}", self.message);
-        (
+        let mut response = (
             self.status,
             [(header::CACHE_CONTROL, "no-store")],
             Json(ErrorBody {
@@ -52,7 +55,13 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, (wait.as_secs() + 1).into());
+        }
+        response
     }
 }
 
@@ -66,16 +75,31 @@ impl From<Refusal> for ApiError {
             status,
             code: r.code,
             message: r.message,
+            retry_after: None,
         }
     }
 }
 
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
+        let (status, code, retry_after) = match e {
+            HubError::NoSuchRoom => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
+            HubError::ClientLimit(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                Some(wait),
+            ),
+            _ => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                None,
+            ),
+        };
         ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: ErrorCode::Unavailable,
+            status,
+            code,
             message: e.to_string(),
+            retry_after,
         }
     }
 }
@@ -86,6 +110,7 @@ impl From<JsonRejection> for ApiError {
             status: StatusCode::BAD_REQUEST,
             code: ErrorCode::BadJson,
             message: e.body_text(),
+            retry_after: None,
         }
     }
 }
@@ -111,15 +136,16 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
-async fn room(state: &AppState, id: &str) -> Result<Arc<Room>, ApiError> {
+async fn room(state: &AppState, id: &str, client: ClientKey) -> Result<Arc<Room>, ApiError> {
     if !rules::valid_room_id(id) {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             code: ErrorCode::NotFound,
             message: "No such room.".into(),
+            retry_after: None,
         });
     }
-    Ok(state.hub.room(id).await?)
+    Ok(state.hub.room_for(id, client).await?)
 }
 
 /// The room, for a request carrying a staff bearer token.
@@ -127,20 +153,31 @@ async fn staff_room(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
+    client: ClientKey,
 ) -> Result<Arc<Room>, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if token.and_then(|t| state.hub.role_for_token(t)).is_none() {
+    let role = match token {
+        Some(t) => state.hub.staff_role(t, client).map_err(|wait| ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: ErrorCode::RateLimited,
+            message: "Too many wrong tokens from this address.".into(),
+            retry_after: Some(wait),
+        })?,
+        None => None,
+    };
+    if role.is_none() {
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: ErrorCode::BadToken,
             message: "A moderator or broadcaster bearer token is required.".into(),
+            retry_after: None,
         });
     }
-    room(state, id).await
+    room(state, id, client).await
 }
 
 fn done(room: &Room, action: Action) -> Result<StatusCode, ApiError> {
@@ -150,55 +187,61 @@ fn done(room: &Room, action: Action) -> Result<StatusCode, ApiError> {
 
 async fn info(
     State(state): State<AppState>,
+    Client(client): Client,
     Path(id): Path<String>,
 ) -> Result<Json<RoomInfo>, ApiError> {
-    Ok(Json(room(&state, &id).await?.info()))
+    Ok(Json(room(&state, &id, client).await?.info()))
 }
 
 async fn delete_message(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path((id, msg)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     done(&room, Action::Delete { id: msg })
 }
 
 async fn ban(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<BanViewer>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     done(&room, Action::Ban(body?.0))
 }
 
 async fn unban(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path((id, viewer)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     done(&room, Action::Unban { viewer_id: viewer })
 }
 
 async fn slow_mode(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<SlowMode>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     done(&room, Action::SlowMode(body?.0.seconds))
 }
 
 async fn get_blocked_words(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<BlockedWords>, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     Ok(Json(BlockedWords {
         words: room.blocked_words(),
     }))
@@ -206,10 +249,11 @@ async fn get_blocked_words(
 
 async fn blocked_words(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<BlockedWords>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let room = staff_room(&state, &headers, &id).await?;
+    let room = staff_room(&state, &headers, &id, client).await?;
     done(&room, Action::BlockedWords(body?.0.words))
 }

@@ -2,9 +2,15 @@
 //! presence counts, limits and moderation. The wire format is `lucarne-protocol`.
 //!
 //! # Layout
-//! - [`Hub`]: the set of rooms (created on demand, one per stream id), the identity
-//!   signer, the store, the configured tokens; what the HTTP handlers share.
+//! - [`Hub`]: the set of rooms (loaded on demand, one per stream id), the identity
+//!   signer, the store, the configured tokens, the per-client budgets; what the HTTP
+//!   handlers share.
 //! - [`room`]: one room: ordered event log with resume, fan-out, hearts, count, bans.
+//! - `window`: a room's resume window, bounded in count, age and bytes.
+//! - `admission`: which rooms are held: streams' always, made-up ones bounded.
+//! - `budget`: per-client-address budgets (new identities, made-up rooms, token guesses).
+//! - `confusable`: names compared as they look (Unicode TR39 skeletons).
+//! - `hearts`: when a room saves its hearts total.
 //! - `session`: one WebSocket: hello/welcome, limits, forwarding the room to the socket.
 //! - `upgrade`: the WebSocket handshake (tungstenite's socket, not axum's wrapper).
 //! - [`moderation`]: moderation actions, shared by staff sockets and [`api`].
@@ -16,7 +22,11 @@
 //!
 //! Limits are enforced here, never trusted to the widget.
 
+mod admission;
 pub mod api;
+mod budget;
+mod confusable;
+mod hearts;
 pub mod identity;
 pub mod moderation;
 pub mod origins;
@@ -25,16 +35,20 @@ pub mod rules;
 mod session;
 pub mod store;
 mod upgrade;
+mod window;
 
 use crate::media::Origin;
 use crate::AppState;
-use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use admission::Kind;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
+use axum::http::{request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+pub use budget::ClientKey;
+use budget::{Budget, Keyer, Rate};
 use identity::Identities;
 use lucarne_protocol::{Role, StreamState, MAX_FRAME_BYTES};
 use room::Room;
-use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,9 +105,28 @@ pub struct HubConfig {
     /// Room events a viewer may fall behind before it is dropped (it then resumes).
     #[arg(long, default_value_t = 512)]
     pub chat_queue: usize,
-    /// Rooms kept in memory at most; empty ones are unloaded to make room.
-    #[arg(long, default_value_t = 1000)]
+    /// Also open chat rooms for ids that are no stream's (`/chat/anything`). Off by
+    /// default: only `demo` and the `--stream-key` streams have a chat room, and any
+    /// other id is answered 404. Made-up rooms never take the place of a stream's room.
+    #[arg(long, env = "LUCARNE_FREE_ROOMS")]
+    pub free_rooms: bool,
+    /// Made-up rooms (`--free-rooms`) kept in memory at most; empty ones are unloaded
+    /// to make room, and when all have viewers a new one is refused (503). A room holds
+    /// at most about 6 MB (a 4 MiB resume window, a fan-out ring of `--chat-queue`
+    /// frames, per-viewer marks); streams' rooms are not counted.
+    #[arg(long, default_value_t = 100)]
     pub max_rooms: usize,
+    /// New viewer identities one client address may get per minute (a burst of that
+    /// many, then evenly); each brings its own chat allowance, so this bounds what one
+    /// address can post. Returning viewers are not counted. 0: no limit. IPv6 counts
+    /// per /64. Behind a proxy, see `--client-ip-header`.
+    #[arg(long, default_value_t = 10, env = "LUCARNE_NEW_VIEWERS_PER_IP")]
+    pub new_viewers_per_ip: u32,
+    /// Header holding the client's address, set by the reverse proxy in front (e.g.
+    /// `X-Real-IP`, or `X-Forwarded-For`, whose last entry is taken). Without it the
+    /// TCP peer is the client: behind a proxy, every viewer would share one address.
+    #[arg(long, env = "LUCARNE_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -111,7 +144,10 @@ impl Default for HubConfig {
             chat_idle_timeout_secs: 60,
             chat_send_timeout_ms: 10_000,
             chat_queue: 512,
-            max_rooms: 1000,
+            free_rooms: false,
+            max_rooms: 100,
+            new_viewers_per_ip: 10,
+            client_ip_header: None,
         }
     }
 }
@@ -122,9 +158,15 @@ pub enum HubError {
     /// The store failed.
     #[error("chat store: {0}")]
     Store(#[from] store::StoreError),
-    /// Every room slot holds a room with viewers.
+    /// Every made-up room slot holds a room with viewers.
     #[error("too many chat rooms")]
     TooManyRooms,
+    /// No stream has this id, and made-up rooms are off.
+    #[error("no such chat room")]
+    NoSuchRoom,
+    /// This client opened too many made-up rooms lately.
+    #[error("too many new chat rooms from this address; retry in {} s", .0.as_secs() + 1)]
+    ClientLimit(Duration),
     /// The hub is shutting down.
     #[error("shutting down")]
     Closing,
@@ -146,7 +188,12 @@ pub struct Hub {
     /// Streams, to tell a joining viewer whether its room is live.
     origin: Arc<Origin>,
     /// A slot per room id: the `OnceCell` lets one task load a room while others wait.
-    rooms: Mutex<HashMap<String, Arc<OnceCell<Arc<Room>>>>>,
+    rooms: Mutex<admission::Table<Arc<OnceCell<Arc<Room>>>>>,
+    keyer: Keyer,
+    /// Per client address: new identities, made-up rooms opened, wrong staff tokens.
+    new_viewers: Mutex<Budget>,
+    new_rooms: Mutex<Budget>,
+    token_guesses: Mutex<Budget>,
     closing: watch::Sender<bool>,
     sessions: AtomicUsize,
     sessions_gone: Notify,
@@ -166,6 +213,10 @@ impl Hub {
     pub fn new(config: HubConfig, store: Arc<dyn Store>, origin: Arc<Origin>) -> Arc<Hub> {
         Arc::new(Hub {
             identities: Identities::new(store.secret()),
+            new_viewers: Mutex::new(Budget::new(Rate::per_minute(config.new_viewers_per_ip))),
+            new_rooms: Mutex::new(Budget::new(Rate::per_minute(NEW_ROOMS_PER_MIN))),
+            token_guesses: Mutex::new(Budget::new(Rate::per_minute(TOKEN_GUESSES_PER_MIN))),
+            keyer: Keyer::default(),
             config: Arc::new(config),
             store,
             origin,
@@ -181,31 +232,59 @@ impl Hub {
         &self.config
     }
 
-    /// The room `id`, loaded or created on first use.
+    /// Whether `id` may have a room: a stream's id, or any valid id with `--free-rooms`.
+    pub fn admits(&self, id: &str) -> bool {
+        rules::valid_room_id(id) && (self.config.free_rooms || self.is_stream(id))
+    }
+
+    fn is_stream(&self, id: &str) -> bool {
+        self.origin.stream_state(id).is_some()
+    }
+
+    /// The room `id`, loaded or created on first use (for the server itself: no
+    /// client's budget is spent).
     pub async fn room(&self, id: &str) -> Result<Arc<Room>, HubError> {
+        self.open(id, None).await
+    }
+
+    /// The room `id` for a client, whose budget pays for a made-up room it creates.
+    pub(crate) async fn room_for(
+        &self,
+        id: &str,
+        client: ClientKey,
+    ) -> Result<Arc<Room>, HubError> {
+        self.open(id, Some(client)).await
+    }
+
+    async fn open(&self, id: &str, client: Option<ClientKey>) -> Result<Arc<Room>, HubError> {
         if *self.closing.borrow() {
             return Err(HubError::Closing);
         }
+        if !self.admits(id) {
+            return Err(HubError::NoSuchRoom);
+        }
         let cell = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cell) = rooms.get(id) {
-                cell.clone()
-            } else {
-                if rooms.len() >= self.config.max_rooms {
-                    let idle = rooms
-                        .iter()
-                        .find(|(_, c)| c.get().is_some_and(|r| r.try_retire()))
-                        .map(|(k, _)| k.clone());
-                    match idle {
-                        Some(k) => {
-                            rooms.remove(&k);
-                        }
-                        None => return Err(HubError::TooManyRooms),
+            match rooms.get(id) {
+                Some(cell) => cell,
+                None => {
+                    let kind = if self.is_stream(id) {
+                        Kind::Stream
+                    } else {
+                        Kind::Free
+                    };
+                    if let (Kind::Free, Some(client)) = (kind, client) {
+                        lock(&self.new_rooms)
+                            .take(client, std::time::Instant::now())
+                            .map_err(HubError::ClientLimit)?;
                     }
+                    let slot = Arc::new(OnceCell::new());
+                    rooms
+                        .insert(id, kind, self.config.max_rooms, slot, |c| {
+                            c.get().is_some_and(|r| r.try_retire())
+                        })
+                        .map_err(|_| HubError::TooManyRooms)?
                 }
-                let cell = Arc::new(OnceCell::new());
-                rooms.insert(id.to_owned(), cell.clone());
-                cell
             }
         };
         let room = cell
@@ -221,6 +300,11 @@ impl Hub {
                 ))
             })
             .await?;
+        if *self.closing.borrow() {
+            // Loaded while the hub was shutting down: its viewers must hear it too.
+            room.shut();
+            return Err(HubError::Closing);
+        }
         Ok(room.clone())
     }
 
@@ -228,6 +312,55 @@ impl Hub {
     pub async fn set_stream_state(&self, room: &str, state: StreamState) -> Result<(), HubError> {
         self.room(room).await?.set_stream_state(state);
         Ok(())
+    }
+
+    /// The role `token` grants `client`, if any; `Err(retry_after)` when the client
+    /// sent too many wrong tokens lately (then the token is not even compared).
+    pub(crate) fn staff_role(
+        &self,
+        token: &str,
+        client: ClientKey,
+    ) -> Result<Option<Role>, Duration> {
+        let now = std::time::Instant::now();
+        let mut guesses = lock(&self.token_guesses);
+        guesses.check(client, now)?;
+        let role = self.role_for_token(token);
+        if role.is_none() {
+            guesses.take(client, now)?;
+        }
+        Ok(role)
+    }
+
+    /// Spends one of `client`'s new identities; `Err(retry_after)` when none is left.
+    pub(crate) fn new_viewer(&self, client: ClientKey) -> Result<(), Duration> {
+        lock(&self.new_viewers).take(client, std::time::Instant::now())
+    }
+
+    /// The client behind a request: `--client-ip-header` when configured and present,
+    /// else the TCP peer the serve loop recorded (`ConnectInfo<SocketAddr>`).
+    pub fn client_key(
+        &self,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> ClientKey {
+        let from_header = self.config.client_ip_header.as_deref().and_then(|h| {
+            let value = headers.get(h)?.to_str().ok()?;
+            value.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        });
+        let ip = from_header
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .unwrap_or_else(|| {
+                // The serve loop must record the peer; without it everyone shares one
+                // budget, which is safe but tight.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| tracing::warn!("chat: no client address on requests"));
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            });
+        self.keyer.key(ip)
     }
 
     /// The role a moderator/broadcaster token grants, if any.
@@ -263,7 +396,8 @@ impl Hub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
-            .filter_map(|(_, c)| c.get().cloned())
+            .into_iter()
+            .filter_map(|c| c.get().cloned())
             .collect();
         for r in &rooms {
             r.shut();
@@ -292,11 +426,37 @@ impl Hub {
             .rooms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .slots()
             .filter_map(|c| c.get())
         {
             r.shut();
         }
+    }
+}
+
+/// Made-up rooms one client address may open per minute.
+const NEW_ROOMS_PER_MIN: u32 = 5;
+/// Wrong staff tokens one client address may try per minute.
+const TOKEN_GUESSES_PER_MIN: u32 = 5;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The requesting client, for handlers (see [`Hub::client_key`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub ClientKey);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(
+            state.hub.client_key(&parts.headers, &parts.extensions),
+        ))
     }
 }
 
@@ -322,9 +482,10 @@ pub async fn chat_socket(
     req: Request,
 ) -> Response {
     let hub = state.hub.clone();
-    if !rules::valid_room_id(&room) {
+    if !hub.admits(&room) {
         return (StatusCode::NOT_FOUND, "no such chat room").into_response();
     }
+    let client = hub.client_key(req.headers(), req.extensions());
     if !origins::allowed(req.headers(), &hub.config.embed_origins) {
         tracing::debug!(origin = ?req.headers().get("origin"), "chat socket refused: origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -340,7 +501,7 @@ pub async fn chat_socket(
         .max_write_buffer_size(session::MAX_WRITE_BUFFER);
     let guard = hub.session_started();
     upgrade::accept(req, config, move |socket| async move {
-        session::run(socket, guard.0.clone(), room).await;
+        session::run(socket, guard.0.clone(), room, client).await;
         drop(guard);
     })
 }

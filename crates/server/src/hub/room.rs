@@ -14,9 +14,8 @@
 //! by its session, to resume from its last seq.
 //!
 //! # Resume window
-//! The log keeps every event of the last [`WINDOW_MS`] and, however old, the last
-//! [`MIN_CHATS`] messages, up to [`MAX_EVENTS`]. `floor` is the newest seq that has left
-//! it: a resume from `lastSeq >= floor` in the same epoch is exact.
+//! The log is a [`Window`] (see `window`: retention by age, count and bytes).
+//! A resume from `lastSeq >= floor` in the same epoch is exact.
 //!
 //! # Rate limits
 //! Chat flood control is a GCRA limiter (`governor`) keyed by viewer identity, so extra
@@ -24,27 +23,24 @@
 //! per identity here; hearts are limited per connection by the session (harmless to
 //! aggregate, and lock-free there).
 
+use super::hearts;
 use super::rules::{self, Refusal};
 use super::store::{Ban, Change, Store, StoredEvent, StoredRoom};
+use super::window::Window;
 use super::{now_ms, HubConfig};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lucarne_protocol::{
     ChatMessage, Deleted, Epoch, ErrorCode, Hearts, Resume, Role, RoomEvent, RoomSettings, Seq,
-    ServerMessage, StreamState, StreamStateChange, ViewerCount, WELCOME_HISTORY,
+    ServerMessage, StreamState, StreamStateChange, ViewerCount,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-/// Events of the last ten minutes are always resumable ...
-pub const WINDOW_MS: u64 = 10 * 60 * 1000;
-/// ... and so are the last 500 messages, however old ...
-pub const MIN_CHATS: usize = 500;
-/// ... within this bound on the room's memory.
-pub const MAX_EVENTS: usize = 5000;
+pub use super::window::{MAX_BYTES, MAX_EVENTS, MIN_CHATS, WINDOW_MS};
 
 /// Hearts are aggregated over this tick: each viewer gets at most 5 `hearts` frames/s.
 pub const HEARTS_TICK: Duration = Duration::from_millis(200);
@@ -132,13 +128,6 @@ pub struct RoomInfo {
     pub stream_state: StreamState,
 }
 
-#[derive(Debug)]
-struct Entry {
-    ts: u64,
-    event: RoomEvent,
-    frame: Utf8Bytes,
-}
-
 /// Per-identity timestamps (mute, slow mode).
 #[derive(Debug, Default, Clone, Copy)]
 struct Marks {
@@ -152,11 +141,7 @@ struct Marks {
 struct State {
     epoch: Epoch,
     seq: Seq,
-    floor: Seq,
-    log: VecDeque<Entry>,
-    chats_in_log: usize,
-    /// `(viewer, clientId)` → seq, for messages still resumable (or deleted).
-    dedup: HashMap<(Arc<str>, String), Seq>,
+    window: Window,
     bans: HashMap<String, Ban>,
     slow_mode_secs: u32,
     blocked_words: Vec<String>,
@@ -167,6 +152,7 @@ struct State {
     hearts: BTreeMap<&'static str, u32>,
     hearts_total: u64,
     hearts_total_saved: u64,
+    hearts_saved_at: Option<Instant>,
     ticking: bool,
     stream_state: StreamState,
     retired: bool,
@@ -180,10 +166,7 @@ impl State {
         let mut st = State {
             epoch: s.epoch,
             seq: s.last_seq,
-            floor: s.floor_seq,
-            log: VecDeque::with_capacity(s.events.len()),
-            chats_in_log: 0,
-            dedup: HashMap::new(),
+            window: Window::new(s.floor_seq),
             bans: s
                 .bans
                 .into_iter()
@@ -198,6 +181,7 @@ impl State {
             hearts: BTreeMap::new(),
             hearts_total: s.hearts_total,
             hearts_total_saved: s.hearts_total,
+            hearts_saved_at: None,
             ticking: false,
             stream_state: StreamState::Offline,
             retired: false,
@@ -205,108 +189,33 @@ impl State {
         };
         for e in s.events {
             st.seq = st.seq.max(e.event.seq());
-            st.push(e.ts, e.event);
+            st.window.push(e.ts, &e.event);
         }
-        st.trim(now_ms);
+        st.window.trim(now_ms);
         st
     }
 
-    fn push(&mut self, ts: u64, event: RoomEvent) -> Utf8Bytes {
-        let frame = Utf8Bytes::from(serde_json::to_string(&event).expect("events serialise"));
-        if let RoomEvent::Chat(m) = &event {
-            self.chats_in_log += 1;
-            if let Some(c) = &m.client_id {
-                self.dedup
-                    .insert((Arc::from(m.viewer_id.as_str()), c.clone()), m.seq);
-            }
-        }
-        self.log.push_back(Entry {
-            ts,
-            event,
-            frame: frame.clone(),
-        });
-        frame
-    }
-
-    /// Applies the retention rule (see the module doc).
-    fn trim(&mut self, now_ms: u64) {
-        let cutoff = now_ms.saturating_sub(WINDOW_MS);
-        while let Some(front) = self.log.front() {
-            let is_chat = matches!(front.event, RoomEvent::Chat(_));
-            let over_cap = self.log.len() > MAX_EVENTS;
-            let expired =
-                front.ts < cutoff && self.chats_in_log - usize::from(is_chat) >= MIN_CHATS;
-            if !(over_cap || expired) {
-                break;
-            }
-            let gone = self.log.pop_front().expect("front exists");
-            self.floor = gone.event.seq();
-            if is_chat {
-                self.chats_in_log -= 1;
-            }
-        }
-        if self.dedup.len() > 2 * self.log.len() + 64 {
-            let floor = self.floor;
-            self.dedup.retain(|_, seq| *seq > floor);
-        }
-    }
-
-    /// Gives `event` the next seq and logs it.
-    fn publish(&mut self, now_ms: u64, make: impl FnOnce(Seq) -> RoomEvent) -> (Seq, Utf8Bytes) {
+    /// Gives `event` the next seq and logs it; returns the event for the store.
+    fn publish(
+        &mut self,
+        now_ms: u64,
+        make: impl FnOnce(Seq) -> RoomEvent,
+    ) -> (Seq, Utf8Bytes, RoomEvent) {
         self.seq += 1;
         let seq = self.seq;
-        let frame = self.push(now_ms, make(seq));
-        self.trim(now_ms);
-        (seq, frame)
-    }
-
-    fn can_resume(&self, r: &Resume) -> bool {
-        r.epoch == self.epoch && r.last_seq <= self.seq && r.last_seq >= self.floor
+        let event = make(seq);
+        let frame = self.window.push(now_ms, &event);
+        self.window.trim(now_ms);
+        (seq, frame, event)
     }
 
     /// The welcome's history and the backlog after it.
     fn snapshot(&self, resume: Option<&Resume>) -> (bool, Vec<RoomEvent>, Vec<(Seq, Utf8Bytes)>) {
-        match resume.filter(|r| self.can_resume(r)) {
-            Some(r) => {
-                let start = self.log.partition_point(|e| e.event.seq() <= r.last_seq);
-                let mut missed = self.log.range(start..);
-                let history = missed
-                    .by_ref()
-                    .take(WELCOME_HISTORY)
-                    .map(|e| e.event.clone())
-                    .collect();
-                let backlog = missed.map(|e| (e.event.seq(), e.frame.clone())).collect();
-                (true, history, backlog)
-            }
-            None => {
-                let mut last: Vec<RoomEvent> = self
-                    .log
-                    .iter()
-                    .rev()
-                    .filter(|e| matches!(e.event, RoomEvent::Chat(_)))
-                    .take(WELCOME_HISTORY)
-                    .map(|e| e.event.clone())
-                    .collect();
-                last.reverse();
-                (false, last, Vec::new())
-            }
-        }
-    }
-
-    /// Removes a chat message from the log; true if it was there.
-    fn remove_chat(&mut self, id: &str) -> bool {
-        let found = self
-            .log
-            .iter()
-            .position(|e| matches!(&e.event, RoomEvent::Chat(m) if m.id == id));
-        match found {
-            Some(i) => {
-                self.log.remove(i);
-                self.chats_in_log -= 1;
-                true
-            }
-            None => false,
-        }
+        let after = resume
+            .filter(|r| r.epoch == self.epoch && r.last_seq <= self.seq)
+            .map(|r| r.last_seq);
+        let s = self.window.snapshot(after);
+        (s.recovered, s.history, s.backlog)
     }
 
     fn banned(&self, viewer_id: &str, now_ms: u64) -> bool {
@@ -456,7 +365,7 @@ impl Room {
         let mut st = self.lock();
         if let Some(c) = &client_id {
             // A re-send after a reconnect: already posted, say so and do nothing.
-            if let Some(&seq) = st.dedup.get(&(author.viewer_id.clone(), c.clone())) {
+            if let Some(seq) = st.window.duplicate(&author.viewer_id, c) {
                 return Ok(Posted::Duplicate(seq));
             }
         }
@@ -526,7 +435,7 @@ impl Room {
             }
         }
         let epoch = st.epoch;
-        let (seq, frame) = st.publish(now_ms, |seq| {
+        let (seq, frame, event) = st.publish(now_ms, |seq| {
             RoomEvent::Chat(ChatMessage {
                 seq,
                 id: format!("{epoch:x}-{seq}"),
@@ -539,7 +448,7 @@ impl Room {
                 client_id,
             })
         });
-        self.record_last(&mut st);
+        self.record(&mut st, Change::Appended(StoredEvent { ts: now_ms, event }));
         self.send(Outbound::Event { seq, frame });
         Ok(Posted::New(seq))
     }
@@ -553,17 +462,6 @@ impl Room {
                 .record(&self.id, Change::Created { epoch: st.epoch });
         }
         self.store.record(&self.id, change);
-    }
-
-    /// Records the newest log entry in the store.
-    fn record_last(&self, st: &mut State) {
-        if let Some(e) = st.log.back() {
-            let change = Change::Appended(StoredEvent {
-                ts: e.ts,
-                event: e.event.clone(),
-            });
-            self.record(st, change);
-        }
     }
 
     /// Counts hearts (already limited per viewer) towards the next `hearts` frame.
@@ -583,7 +481,8 @@ impl Room {
         let now = Instant::now();
         let mut st = self.lock();
         let mut more = false;
-        if !st.hearts.is_empty() {
+        let flowing = !st.hearts.is_empty();
+        if flowing {
             let counts = std::mem::take(&mut st.hearts)
                 .into_iter()
                 .map(|(c, n)| (c.to_owned(), n))
@@ -595,9 +494,11 @@ impl Room {
             self.send(Outbound::State(frame));
             // Keep ticking: the next taps must wait a full tick too.
             more = true;
-        } else if st.hearts_total != st.hearts_total_saved {
-            st.hearts_total_saved = st.hearts_total;
-            let total = st.hearts_total;
+        }
+        let (total, saved_at) = (st.hearts_total, st.hearts_saved_at);
+        if hearts::save_due(total, st.hearts_total_saved, saved_at, flowing, now) {
+            st.hearts_total_saved = total;
+            st.hearts_saved_at = Some(now);
             self.record(&mut st, Change::HeartsTotal(total));
         }
         if st.viewers != st.count_sent {
@@ -622,12 +523,12 @@ impl Room {
     pub(crate) fn delete(&self, id: &str) -> Result<Seq, Refusal> {
         let now_ms = now_ms();
         let mut st = self.lock();
-        let present = st.remove_chat(id);
+        let present = st.window.remove_chat(id);
         // Older than the window: it may still be on disk, if the id is plausible.
         let plausible = || {
             id.split_once('-').is_some_and(|(e, s)| {
                 u64::from_str_radix(e, 16) == Ok(st.epoch)
-                    && s.parse::<u64>().is_ok_and(|s| s <= st.floor)
+                    && s.parse::<u64>().is_ok_and(|s| s <= st.window.floor())
             })
         };
         if !present && !plausible() {
@@ -637,13 +538,13 @@ impl Room {
             });
         }
         self.record(&mut st, Change::Removed { id: id.to_owned() });
-        let (seq, frame) = st.publish(now_ms, |seq| {
+        let (seq, frame, event) = st.publish(now_ms, |seq| {
             RoomEvent::Deleted(Deleted {
                 seq,
                 id: id.to_owned(),
             })
         });
-        self.record_last(&mut st);
+        self.record(&mut st, Change::Appended(StoredEvent { ts: now_ms, event }));
         self.send(Outbound::Event { seq, frame });
         Ok(seq)
     }
@@ -745,6 +646,11 @@ impl Room {
         }
     }
 
+    /// Bytes its resume window holds, as the window's bounds count them.
+    pub fn window_bytes(&self) -> usize {
+        self.lock().window.bytes()
+    }
+
     /// Marks an empty room as unloaded (its state is in the store); false if anyone is
     /// in it.
     pub(crate) fn try_retire(&self) -> bool {
@@ -841,91 +747,15 @@ mod tests {
     }
 
     #[test]
-    fn resume_inside_the_window_is_exact() {
+    fn outside_the_epoch_or_from_the_future_the_last_messages_come_instead() {
         let st = state_with(120, 1_000);
-        let (recovered, history, backlog) = st.snapshot(Some(&Resume {
-            epoch: 1,
-            last_seq: 40,
-        }));
-        assert!(recovered);
-        assert_eq!(seqs(&history), (41..=90).collect::<Vec<_>>());
-        let rest: Vec<Seq> = backlog.iter().map(|(s, _)| *s).collect();
-        assert_eq!(rest, (91..=120).collect::<Vec<_>>());
-        // Up to date: nothing to send, still recovered.
-        let (recovered, history, backlog) = st.snapshot(Some(&Resume {
-            epoch: 1,
-            last_seq: 120,
-        }));
-        assert!(recovered && history.is_empty() && backlog.is_empty());
-    }
-
-    #[test]
-    fn outside_the_window_or_epoch_the_last_messages_come_instead() {
-        let st = state_with(120, 1_000);
-        for resume in [
-            Resume {
-                epoch: 2,
-                last_seq: 40,
-            },
-            // From the future: this room lost data the client saw.
-            Resume {
-                epoch: 1,
-                last_seq: 121,
-            },
-        ] {
-            let (recovered, history, backlog) = st.snapshot(Some(&resume));
+        // Another epoch, or a seq this room never gave (it lost data the client saw).
+        for (epoch, last_seq) in [(2, 40), (1, 121)] {
+            let (recovered, history, backlog) = st.snapshot(Some(&Resume { epoch, last_seq }));
             assert!(!recovered);
             assert_eq!(seqs(&history), (71..=120).collect::<Vec<_>>());
             assert!(backlog.is_empty());
         }
-        let (recovered, history, _) = st.snapshot(None);
-        assert!(!recovered);
-        assert_eq!(history.len(), WELCOME_HISTORY);
-    }
-
-    #[test]
-    fn the_window_keeps_ten_minutes_and_at_least_500_messages() {
-        // 700 old messages: only the last 500 stay.
-        let mut st = state_with(700, 1_000);
-        st.trim(1_000 + WINDOW_MS + 1);
-        assert_eq!(st.log.len(), MIN_CHATS);
-        assert_eq!(st.floor, 200);
-        assert!(st.can_resume(&Resume {
-            epoch: 1,
-            last_seq: 200
-        }));
-        assert!(!st.can_resume(&Resume {
-            epoch: 1,
-            last_seq: 199
-        }));
-        // Recent messages all stay, up to the memory bound.
-        let st = state_with(MAX_EVENTS as u64 + 10, 5_000);
-        assert_eq!(st.log.len(), MAX_EVENTS);
-        assert_eq!(st.floor, 10);
-        let st = state_with(2_000, 5_000);
-        assert_eq!(st.log.len(), 2_000);
-        assert_eq!(st.floor, 0);
-    }
-
-    #[test]
-    fn deleted_messages_leave_history_and_resume_skips_them() {
-        let mut st = state_with(10, 1_000);
-        assert!(st.remove_chat("1-5"));
-        assert!(!st.remove_chat("1-5"));
-        st.publish(1_000, |seq| {
-            RoomEvent::Deleted(Deleted {
-                seq,
-                id: "1-5".into(),
-            })
-        });
-        let (_, history, _) = st.snapshot(None);
-        assert_eq!(seqs(&history), [1, 2, 3, 4, 6, 7, 8, 9, 10]);
-        let (recovered, history, _) = st.snapshot(Some(&Resume {
-            epoch: 1,
-            last_seq: 3,
-        }));
-        assert!(recovered);
-        assert_eq!(seqs(&history), [4, 6, 7, 8, 9, 10, 11]);
     }
 
     #[test]
@@ -943,7 +773,7 @@ mod tests {
             ..StoredRoom::default()
         };
         let st = State::from_stored(stored, 2_000);
-        assert_eq!((st.epoch, st.seq, st.floor), (9, 12, 2));
+        assert_eq!((st.epoch, st.seq, st.window.floor()), (9, 12, 2));
         let (recovered, history, _) = st.snapshot(Some(&Resume {
             epoch: 9,
             last_seq: 7,
@@ -951,7 +781,7 @@ mod tests {
         assert!(recovered);
         assert_eq!(seqs(&history), [8, 9, 10, 11, 12]);
         // Dedup knows the reloaded messages.
-        assert_eq!(st.dedup.get(&(Arc::from("v1"), "c4".to_owned())), Some(&4));
+        assert_eq!(st.window.duplicate("v1", "c4"), Some(4));
     }
 
     fn room(config: HubConfig) -> Arc<Room> {

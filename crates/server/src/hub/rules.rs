@@ -1,6 +1,7 @@
 //! The hub's pure rules: what a display name, a chat text, a room id and a heart colour
 //! may be, and the blocked-words match. No state, no clock, no I/O: unit-tested here.
 
+use super::confusable;
 use lucarne_protocol::{ErrorCode, MAX_CHAT_CHARS, MAX_NAME_CHARS};
 
 /// Colours handed to viewers (bright enough on video). Hearts may only use these, which
@@ -10,7 +11,8 @@ pub const PALETTE: [&str; 12] = [
     "#a78bfa", "#f472b6", "#fb7185", "#facc15",
 ];
 
-/// Names nobody may take, besides the broadcaster's (compared after [`fold`]).
+/// Names nobody may take, besides the broadcaster's (compared as they look, see
+/// `confusable`).
 const RESERVED: [&str; 6] = [
     "broadcaster",
     "moderator",
@@ -76,14 +78,6 @@ fn invisible(c: char) -> bool {
         | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}')
 }
 
-/// Lowercase letters and digits only: "Broad-Caster" and "broadcaster" are one name.
-fn fold(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// Checks a display name; returns it trimmed.
 pub fn display_name(name: &str, broadcaster_name: &str) -> Result<String, Refusal> {
     let name = name.trim();
@@ -103,14 +97,16 @@ pub fn display_name(name: &str, broadcaster_name: &str) -> Result<String, Refusa
             "Names cannot contain control or invisible characters.",
         ));
     }
-    let folded = fold(name);
+    let folded = confusable::key(name);
     if folded.is_empty() {
         return Err(refuse(
             ErrorCode::InvalidName,
             "Names need a letter or a digit.",
         ));
     }
-    if folded == fold(broadcaster_name) || RESERVED.contains(&folded.as_str()) {
+    if folded.clashes(&confusable::key(broadcaster_name))
+        || RESERVED.iter().any(|r| folded.clashes(&confusable::key(r)))
+    {
         return Err(refuse(ErrorCode::NameReserved, "This name is reserved."));
     }
     Ok(name.to_owned())
@@ -222,6 +218,19 @@ mod tests {
             ErrorCode::NameReserved
         );
         assert!(display_name("Lucie2", "Lucie").is_ok());
+        // Lookalikes of reserved names are reserved too.
+        for lookalike in [
+            "\u{41c}oderator",
+            "Ａｄｍｉｎ",
+            "𝐁𝐫𝐨𝐚𝐝𝐜𝐚𝐬𝐭𝐞𝐫",
+            "Lu\u{441}ie",
+        ] {
+            assert_eq!(
+                display_name(lookalike, "Lucie").unwrap_err().code,
+                ErrorCode::NameReserved,
+                "{lookalike:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::moderation::{self, Action};
 use super::room::{encode, Author, JoinError, Joined, Outbound, Posted, Room};
 use super::rules::{self, Refusal};
 use super::upgrade::Socket as WebSocket;
-use super::Hub;
+use super::{ClientKey, Hub};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lucarne_protocol::{
@@ -51,6 +51,8 @@ const BATCH: usize = 64;
 const HEARTS_PER_SEC: u32 = 10;
 /// Longest `clientId` kept for dedup.
 const MAX_CLIENT_ID: usize = 64;
+/// RFC 6455's "try again later": the hub is full, or this address spent its budget.
+const TRY_AGAIN_LATER: u16 = 1013;
 /// Oldest protocol version this server still speaks.
 const MIN_PROTOCOL_VERSION: u32 = 1;
 
@@ -182,7 +184,7 @@ async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), tungst
 }
 
 /// Serves one chat connection.
-pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String) {
+pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String, client: ClientKey) {
     let mut closing = hub.closing.subscribe();
     let send_timeout = Duration::from_millis(hub.config.chat_send_timeout_ms);
     let hello = match read_hello(&mut socket, &mut closing, send_timeout).await {
@@ -190,7 +192,7 @@ pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String) {
         Err(Flow::Close(code, reason)) => return close_socket(&mut socket, code, reason).await,
         Err(_) => return,
     };
-    let (mut session, joined, greeting) = match join(&hub, &room_id, hello).await {
+    let (mut session, joined, greeting) = match join(&hub, &room_id, hello, client).await {
         Ok(j) => j,
         Err((frame, code, reason)) => {
             let _ = within(send_timeout, send_text(&mut socket, encode(&frame))).await;
@@ -272,21 +274,42 @@ async fn join(
     hub: &Arc<Hub>,
     room_id: &str,
     hello: Hello,
+    client: ClientKey,
 ) -> Result<(Session, Joined, Vec<ServerMessage>), JoinFailure> {
     let mut greeting = Vec::new();
-    let (viewer_id, viewer_token) = match (hello.viewer_id, hello.viewer_token) {
-        (Some(id), Some(token)) if hub.identities.verify(&id, &token) => (id, token),
-        _ => hub.identities.issue(),
+    // Too many of either from one address: come back later (1013), as for a full hub.
+    let later = |what: &str, wait: Duration| {
+        let secs = wait.as_secs() + 1;
+        let frame = ServerMessage::Error(ErrorFrame {
+            code: ErrorCode::RateLimited,
+            message: format!("Too many {what} from your network; retry in {secs} s."),
+            client_id: None,
+            retry_after_ms: Some(secs * 1000),
+        });
+        (frame, TRY_AGAIN_LATER, "try again later")
     };
     let role = match hello.auth_token.as_deref() {
         None => Role::Viewer,
-        Some(t) => hub.role_for_token(t).unwrap_or_else(|| {
-            greeting.push(error_frame(
-                ErrorCode::BadToken,
-                "That moderator token is not valid; you are a viewer.",
-            ));
-            Role::Viewer
-        }),
+        Some(t) => match hub.staff_role(t, client) {
+            Ok(Some(role)) => role,
+            Ok(None) => {
+                greeting.push(error_frame(
+                    ErrorCode::BadToken,
+                    "That moderator token is not valid; you are a viewer.",
+                ));
+                Role::Viewer
+            }
+            Err(wait) => return Err(later("wrong tokens", wait)),
+        },
+    };
+    let (viewer_id, viewer_token) = match (hello.viewer_id, hello.viewer_token) {
+        (Some(id), Some(token)) if hub.identities.verify(&id, &token) => (id, token),
+        _ if !role.is_viewer() => hub.identities.issue(),
+        _ => {
+            hub.new_viewer(client)
+                .map_err(|wait| later("new viewers", wait))?;
+            hub.identities.issue()
+        }
     };
     let name = if role == Role::Broadcaster {
         Some(hub.config.broadcaster_name.clone())
@@ -310,13 +333,13 @@ async fn join(
                 ErrorCode::Unavailable,
                 "The chat is unavailable; retry later.",
             ),
-            1013,
+            TRY_AGAIN_LATER,
             "try again later",
         )
     };
     // A room unloaded between lookup and join is looked up again.
     let (room, joined) = loop {
-        let room = hub.room(room_id).await.map_err(unavailable)?;
+        let room = hub.room_for(room_id, client).await.map_err(unavailable)?;
         match room.join(&viewer_id, role, hello.resume.as_ref()) {
             Ok(j) => break (room, j),
             Err(JoinError::Retired) => continue,

@@ -41,6 +41,8 @@ pub fn config(dir: &Path) -> Config {
     };
     c.hub.broadcaster_token = Some(BROADCASTER_TOKEN.into());
     c.hub.moderator_tokens = vec![MODERATOR_TOKEN.into()];
+    // The hub tests chat in made-up rooms ("r", "room").
+    c.hub.free_rooms = true;
     c
 }
 
