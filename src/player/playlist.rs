@@ -195,7 +195,11 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                 map: map.clone(),
                 gap: std::mem::take(&mut gap),
             });
-            msn = Some(n + 1);
+            // A segment numbered u64::MAX has no successor: `end_msn` would overflow.
+            msn =
+                Some(n.checked_add(1).ok_or_else(|| {
+                    PlaylistError::BadTag("EXT-X-MEDIA-SEQUENCE too large".into())
+                })?);
         }
     }
     if !variants.is_empty() {
@@ -359,6 +363,21 @@ mod tests {
         assert!(media("#EXTM3U\n#EXT-X-TARGETDURATION:1\nstray.m4s\n")
             .segments
             .is_empty());
+    }
+
+    #[test]
+    fn a_media_sequence_that_overflows_is_an_error_not_a_panic() {
+        // Found by the playlist fuzz target: the segment after u64::MAX overflowed.
+        let last = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:18446744073709551614\n";
+        let one = format!("{last}#EXTINF:1,\na\n");
+        let Ok(Playlist::Media(m)) = parse(&one) else {
+            panic!("the last numberable segment is fine");
+        };
+        assert_eq!(m.end_msn(), u64::MAX);
+        let two = format!("{one}#EXTINF:1,\nb\n#EXTINF:1,\nc\n");
+        assert!(matches!(parse(&two), Err(PlaylistError::BadTag(_))));
+        let fuzzed = include_bytes!("../../fuzz/regressions/playlist/media_sequence_overflow");
+        assert!(parse(&String::from_utf8_lossy(fuzzed)).is_err());
     }
 
     #[test]
