@@ -363,6 +363,11 @@ async fn start_server(opts: &Options, kind: Kind, pinned: bool) -> Result<Server
                 "bench",
                 "--chat-idle-timeout-secs",
                 "3600",
+                // The bench's room is not a stream's, and every simulated viewer is a
+                // new identity from 127.0.0.1: both are refused by default.
+                "--free-rooms",
+                "--new-viewers-per-ip",
+                "0",
                 "--data-dir",
             ]);
             cmd.arg(&dir).env("RUST_LOG", "warn");
