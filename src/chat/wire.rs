@@ -404,7 +404,14 @@ mod tests {
         let truthy: Vec<bool> = items.iter().map(Json::truthy).collect();
         assert_eq!(objects, [false, true, true, false, false, false]);
         assert_eq!(truthy, [false, true, true, false, false, true]);
-        for garbage in ["", "null", "[1,2]", "{\"no\":\"type\"}", "{not json", "\"chat\""] {
+        for garbage in [
+            "",
+            "null",
+            "[1,2]",
+            "{\"no\":\"type\"}",
+            "{not json",
+            "\"chat\"",
+        ] {
             assert_eq!(decode(garbage), None, "{garbage}");
         }
     }
