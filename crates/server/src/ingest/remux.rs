@@ -432,10 +432,12 @@ fn video_config(
         .ok_or_else(|| malformed("AVC sequence header without SPS".into()))?;
     let parsed = scuffle_h264::Sps::parse_with_emulation_prevention(Cursor::new(&sps[..]))
         .map_err(|e| malformed(format!("unreadable SPS: {e}")))?;
+    let (width, height) =
+        frame_size(&parsed).ok_or_else(|| malformed("SPS crop larger than the picture".into()))?;
     let dim = |v: u64| u16::try_from(v).map_err(|_| malformed(format!("frame size {v}")));
     Ok(VideoConfig {
-        width: dim(parsed.width())?,
-        height: dim(parsed.height())?,
+        width: dim(width)?,
+        height: dim(height)?,
         avcc: Avcc {
             configuration_version: 1,
             avc_profile_indication: record.profile_indication,
@@ -447,6 +449,36 @@ fn video_config(
             ext: None,
         },
     })
+}
+
+/// The picture size an SPS declares, after cropping; `None` if it does not fit in a u64
+/// or the crop is larger than the picture. Not `Sps::width`/`height`: they subtract the
+/// crop unchecked, so a publisher's SPS with a large crop panicked the ingest (debug) or
+/// wrapped to a bogus size (release).
+fn frame_size(sps: &scuffle_h264::Sps) -> Option<(u64, u64)> {
+    let crop = |a: u64, b: u64| a.checked_add(b)?.checked_mul(2);
+    let (crop_w, crop_h) = match &sps.frame_crop_info {
+        Some(c) => (
+            crop(c.frame_crop_left_offset, c.frame_crop_right_offset)?,
+            crop(c.frame_crop_top_offset, c.frame_crop_bottom_offset)?,
+        ),
+        None => (0, 0),
+    };
+    // Field-coded pictures (frame_mbs_only_flag = 0) stack two fields of map units.
+    let fields = if sps.mb_adaptive_frame_field_flag.is_none() {
+        1
+    } else {
+        2
+    };
+    let width = sps
+        .pic_width_in_mbs_minus1
+        .checked_add(1)?
+        .checked_mul(16)?;
+    let height = sps
+        .pic_height_in_map_units_minus1
+        .checked_add(1)?
+        .checked_mul(16 * fields)?;
+    Some((width.checked_sub(crop_w)?, height.checked_sub(crop_h)?))
 }
 
 fn audio_config(asc: &[u8]) -> Option<AudioConfig> {
@@ -768,6 +800,20 @@ mod tests {
             let _ = r.audio(0, Bytes::from_static(g));
         }
         assert!(!r.started());
+    }
+
+    #[test]
+    fn an_sps_whose_crop_exceeds_the_picture_is_malformed_not_a_panic() {
+        // Found by the remux fuzz target: a 16-pixel-wide SPS cropping 40 pixels made
+        // scuffle-h264's `Sps::width` subtract with overflow.
+        let tag = include_bytes!("../../../../fuzz/regressions/remux/sps_crop_larger_than_picture");
+        let err = Remuxer::new(0, 1, 100)
+            .video(0, Bytes::copy_from_slice(&tag[11..]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RemuxError::Malformed { why, .. } if why.contains("crop")),
+            "{err}"
+        );
     }
 
     #[test]
