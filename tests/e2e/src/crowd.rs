@@ -24,8 +24,12 @@
 //!
 //! # Source addresses
 //! Viewer `i` connects from `127.0.0.(2 + i mod sources)`: a real audience comes from
-//! many addresses, and a server limit per address (abuse control) must not turn a
-//! 2,000-viewer room on one machine into refusals. `sources = 1` uses 127.0.0.1 only.
+//! many addresses, and the server's limits per address (abuse control: by default 10
+//! new viewer identities per address per minute, `--new-viewers-per-ip`) must not turn
+//! a 2,000-viewer room on one machine into refusals. With 250 addresses, 2,000 viewers
+//! are 8 per address, within that burst; returning viewers (resume) are not counted.
+//! `sources = 1` uses 127.0.0.1 only. A join refused all the same (an error frame
+//! instead of the welcome) is counted apart and retried.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -115,7 +119,8 @@ counters! {
     push_stalls: "Silences longer than STALL between two chunks of one push viewer.",
     chat_connected: "Chat sockets open (welcomed) now.",
     chat_connects: "Chat welcomes received (first joins and reconnects).",
-    chat_connect_failures: "Chat connections that failed before their welcome.",
+    chat_connect_failures: "Chat connections that failed before their welcome (not refusals).",
+    chat_join_refused: "Joins refused with an error frame (a new-viewer rate limit), retried.",
     chat_churned: "Chat viewers that left on purpose (churn) and came back.",
     chat_dropped: "Chat sockets the server closed (or that failed) unasked.",
     chat_resumed: "Reconnects whose welcome said recovered.",
@@ -439,6 +444,9 @@ struct ChatSlot {
     last_seq: AtomicU64,
     /// Welcomed and not yet closed.
     connected: AtomicBool,
+    /// Welcomed at least once (churn keeps a few viewers away at any moment, so the
+    /// join waits for this rather than for everyone connected at once).
+    joined: AtomicBool,
     /// Messages it posted whose echo it has not seen.
     unacked: AtomicU64,
 }
@@ -477,7 +485,7 @@ pub struct ChatCrowd {
 }
 
 impl ChatCrowd {
-    /// Starts the viewers ([`JOINING`] joins at a time) and waits until all are
+    /// Starts the viewers ([`JOINING`] joins at a time) and waits until each has been
     /// welcomed.
     pub async fn join(
         target: &Target,
@@ -507,11 +515,19 @@ impl ChatCrowd {
             tasks,
         };
         let start = Instant::now();
-        while crowd.connected() < viewers {
+        let joined = || {
+            crowd
+                .shared
+                .slots
+                .iter()
+                .filter(|s| s.joined.load(Relaxed))
+                .count()
+        };
+        while joined() < viewers {
             if start.elapsed() > Duration::from_secs(120) {
                 bail!(
                     "only {} of {viewers} chat viewers joined in 120 s",
-                    crowd.connected()
+                    joined()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -591,6 +607,18 @@ struct Viewer {
     sent: u64,
 }
 
+/// The server answered `hello` with an error frame instead of a welcome.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Why a chat connection ended.
 enum Left {
     /// Churn: leaving on purpose, to come back.
@@ -624,7 +652,11 @@ async fn chat_viewer(i: usize, shared: Arc<ChatShared>, mut phase: watch::Receiv
         let mut ws = match joined {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
-                shared.counters.chat_connect_failures.fetch_add(1, Relaxed);
+                let counter = match e.downcast_ref::<Refused>() {
+                    Some(_) => &shared.counters.chat_join_refused,
+                    None => &shared.counters.chat_connect_failures,
+                };
+                counter.fetch_add(1, Relaxed);
                 shared.problems.note(format!("chat join failed: {e:#}"));
                 tokio::time::sleep(Duration::from_secs(1) + rng.within(Duration::from_secs(1)))
                     .await;
@@ -639,6 +671,7 @@ async fn chat_viewer(i: usize, shared: Arc<ChatShared>, mut phase: watch::Receiv
         drop(permit.take());
         let slot = &shared.slots[i];
         slot.connected.store(true, Relaxed);
+        slot.joined.store(true, Relaxed);
         shared.counters.chat_connected.fetch_add(1, Relaxed);
         let left = session(
             &mut ws,
@@ -707,7 +740,9 @@ async fn join_room(i: usize, shared: &ChatShared, me: &mut Viewer) -> Result<Ws>
         match ws.next().await {
             Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMessage>(t.as_str()) {
                 Ok(ServerMessage::Welcome(w)) => break w,
-                Ok(ServerMessage::Error(e)) => bail!("refused: {:?} {}", e.code, e.message),
+                Ok(ServerMessage::Error(e)) => {
+                    return Err(Refused(format!("{:?}: {}", e.code, e.message)).into())
+                }
                 _ => {}
             },
             Some(Ok(Message::Close(c))) => bail!("closed before welcome: {c:?}"),

@@ -6,7 +6,7 @@
 //! cargo xtask soak --minutes 30
 //! cargo run --release -p lucarne-e2e --bin soak -- [--minutes 30] [--push-viewers 200]
 //!     [--chat-viewers 2000] [--posts-per-s 4] [--heart-tappers 40] [--churn-pct 5]
-//!     [--sources 100] [--seed 1]
+//!     [--sources 250] [--seed 1]
 //! ```
 //!
 //! # What runs
@@ -19,8 +19,8 @@
 //! - 200 push viewers on `/live/soak/ll` and 2,000 chat viewers on `/chat/soak`, async
 //!   tasks in this process ([`lucarne_e2e::crowd`]): the chat posts 4 messages a second
 //!   in all (20 posters), 40 viewers tap hearts, 5 % of the room leaves each minute at
-//!   random moments and comes back with resume. Viewers connect from 100 loopback
-//!   addresses (`--sources`, see the crowd's module doc).
+//!   random moments and comes back with resume. Viewers connect from 250 loopback
+//!   addresses (`--sources`; why in the crowd's module doc).
 //! - one headless Chromium on a page of another origin embedding the widget with
 //!   `data-src` (video, chat and hearts, as on a stream's page), with bench/measure.js.
 //!
@@ -67,7 +67,7 @@ use lucarne_e2e::{
 use serde_json::Value;
 
 const USAGE: &str = "usage: soak [--minutes 30] [--push-viewers 200] [--chat-viewers 2000] \
-                     [--posts-per-s 4] [--heart-tappers 40] [--churn-pct 5] [--sources 100] [--seed 1]";
+                     [--posts-per-s 4] [--heart-tappers 40] [--churn-pct 5] [--sources 250] [--seed 1]";
 
 /// How often the server and the widget are sampled.
 const SAMPLE: Duration = Duration::from_secs(10);
@@ -96,7 +96,7 @@ fn options() -> Result<Options> {
         posts_per_s: 4.0,
         heart_tappers: 40,
         churn_pct: 5.0,
-        sources: 100,
+        sources: 250,
         seed: 1,
     };
     let mut args = std::env::args().skip(1);
@@ -759,6 +759,7 @@ fn report(
         "soak_chat_connect_failures_total: {}",
         t.chat_connect_failures
     );
+    println!("soak_chat_join_refused_total: {}", t.chat_join_refused);
     println!("soak_chat_end_last_seq: {}", end.last_seq);
     println!("soak_chat_end_connected: {}", end.connected);
     println!("soak_chat_end_behind: {}", end.behind);
