@@ -46,7 +46,10 @@ fn options(args: &[&str]) -> Result<Options> {
             "--rss-mb" => o.rss_mb = it.next().context("--rss-mb M")?.parse()?,
             "--update-corpus" => o.update_corpus = true,
             t if TARGETS.contains(&t) => o.targets.push(t.to_string()),
-            other => bail!("unknown fuzz argument {other:?} (targets: {})", TARGETS.join(", ")),
+            other => bail!(
+                "unknown fuzz argument {other:?} (targets: {})",
+                TARGETS.join(", ")
+            ),
         }
     }
     if o.targets.is_empty() {
@@ -94,9 +97,9 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn executions(log: &str) -> u64 {
     let stat = log
         .lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-        .filter_map(|n| n.trim().parse().ok())
-        .last();
+        .find_map(|n| n.trim().parse().ok());
     stat.unwrap_or_else(|| {
         log.lines()
             .filter_map(|l| l.strip_prefix('#'))
@@ -123,11 +126,13 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         let before = files(&artifacts);
         let log_path = logs.join(format!("{t}.log"));
         let log = std::fs::File::create(&log_path)?;
-        eprintln!("xtask: fuzzing {t} for {} s (log: {})", o.seconds, log_path.display());
+        eprintln!(
+            "xtask: fuzzing {t} for {} s (log: {})",
+            o.seconds,
+            log_path.display()
+        );
         let mut cmd = cargo_fuzz();
-        cmd.args(["run", "-O", "-a", t])
-            .arg(&scratch)
-            .arg(&corpus);
+        cmd.args(["run", "-O", "-a", t]).arg(&scratch).arg(&corpus);
         if regressions.is_dir() {
             cmd.arg(&regressions);
         }
@@ -208,9 +213,11 @@ mod tests {
 
     #[test]
     fn executions_come_from_the_final_stats_or_the_last_progress_line() {
-        let done = "#1024\tpulse  cov: 10\n#2000\tDONE   cov: 12\nstat::number_of_executed_units: 2001\n";
+        let done =
+            "#1024\tpulse  cov: 10\n#2000\tDONE   cov: 12\nstat::number_of_executed_units: 2001\n";
         assert_eq!(executions(done), 2001);
-        let crashed = "#1024\tpulse  cov: 10\n#1500\tNEW    cov: 11\n==1== ERROR: libFuzzer: deadly signal\n";
+        let crashed =
+            "#1024\tpulse  cov: 10\n#1500\tNEW    cov: 11\n==1== ERROR: libFuzzer: deadly signal\n";
         assert_eq!(executions(crashed), 1500);
     }
 
