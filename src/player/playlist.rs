@@ -164,7 +164,12 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                     pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
                 }
                 "EXT-X-TARGETDURATION" => target = Some(decimal(value).ok_or_else(|| bad(line))?),
+                // Only before the first segment (RFC 8216 4.4.3.2): later, it would
+                // renumber segments already read and `get` would find the wrong ones.
                 "EXT-X-MEDIA-SEQUENCE" => {
+                    if msn.is_some() {
+                        return Err(bad(line));
+                    }
                     media.media_sequence = integer(value).ok_or_else(|| bad(line))?;
                 }
                 "EXTINF" => {
@@ -378,6 +383,20 @@ mod tests {
         assert!(matches!(parse(&two), Err(PlaylistError::BadTag(_))));
         let fuzzed = include_bytes!("../../fuzz/regressions/playlist/media_sequence_overflow");
         assert!(parse(&String::from_utf8_lossy(fuzzed)).is_err());
+    }
+
+    #[test]
+    fn a_media_sequence_after_a_segment_is_an_error_not_a_renumbering() {
+        // Found by the playlist fuzz target: segment 0 was then found as segment 1.
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\na\n#EXT-X-MEDIA-SEQUENCE:1\n";
+        assert!(matches!(parse(text), Err(PlaylistError::BadTag(_))));
+        let fuzzed =
+            include_bytes!("../../fuzz/regressions/playlist/media_sequence_after_a_segment");
+        if let Ok(Playlist::Media(m)) = parse(&String::from_utf8_lossy(fuzzed)) {
+            for s in &m.segments {
+                assert_eq!(m.get(s.msn), Some(s));
+            }
+        }
     }
 
     #[test]

@@ -430,8 +430,13 @@ fn video_config(
         .sps
         .first()
         .ok_or_else(|| malformed("AVC sequence header without SPS".into()))?;
-    let parsed = scuffle_h264::Sps::parse_with_emulation_prevention(Cursor::new(&sps[..]))
-        .map_err(|e| malformed(format!("unreadable SPS: {e}")))?;
+    // scuffle-h264's exp-Golomb reader subtracts unchecked on some malformed SPSs (found
+    // by the remux fuzz target): a panic there is a malformed tag, not a dead ingest.
+    let parsed = std::panic::catch_unwind(|| {
+        scuffle_h264::Sps::parse_with_emulation_prevention(Cursor::new(&sps[..]))
+    })
+    .map_err(|_| malformed("unreadable SPS".into()))?
+    .map_err(|e| malformed(format!("unreadable SPS: {e}")))?;
     let (width, height) =
         frame_size(&parsed).ok_or_else(|| malformed("SPS crop larger than the picture".into()))?;
     let dim = |v: u64| u16::try_from(v).map_err(|_| malformed(format!("frame size {v}")));
@@ -814,6 +819,25 @@ mod tests {
             matches!(&err, RemuxError::Malformed { why, .. } if why.contains("crop")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_sps_that_overflows_the_exp_golomb_reader_is_malformed_not_a_panic() {
+        // Found by the remux fuzz target: scuffle-expgolomb subtracted with overflow.
+        let flv = include_bytes!("../../../../fuzz/regressions/remux/sps_expgolomb_overflow");
+        let mut r = Remuxer::new(0, 1, 100);
+        let mut rest = &flv[..];
+        while rest.len() >= 11 {
+            let size = u32::from_be_bytes([0, rest[1], rest[2], rest[3]]) as usize;
+            let end = (11 + size).min(rest.len());
+            let body = Bytes::copy_from_slice(&rest[11..end]);
+            let _ = match rest[0] & 0x1f {
+                8 => r.audio(0, body),
+                9 => r.video(0, body),
+                _ => Ok(Vec::new()),
+            };
+            rest = rest.get(end + 4..).unwrap_or(&[]);
+        }
     }
 
     #[test]
