@@ -3,6 +3,7 @@
 //! the send box with a name prompt, the hearts button, taps on the video that send a
 //! heart, floating hearts and the viewer count. Messages are text nodes, never HTML.
 
+use crate::chat::announce::Announced;
 use crate::chat::socket::{ChatConnection, OnHearts};
 use crate::chat::state::ChatState;
 use crate::hearts::Sky;
@@ -75,7 +76,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     let conn = use_mut_ref(|| None::<ChatConnection>);
     let animating = use_mut_ref(|| None::<Interval>);
     let draft = use_state(String::new);
-    let seen = use_mut_ref(|| 0u64);
+    let announced = use_mut_ref(Announced::new);
 
     // Floats hearts and keeps the sky animating while it is not empty.
     let float: OnHearts = {
@@ -105,33 +106,27 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     };
 
     {
-        let (state, conn, float, host, seen) = (
+        let (state, conn, float, host, announced) = (
             state.clone(),
             conn.clone(),
             float.clone(),
             props.host.clone(),
-            seen.clone(),
+            announced.clone(),
         );
         let (url, token) = (props.url.clone(), props.mod_token.clone());
         use_effect_with(url.clone(), move |_| {
             let on_change: Rc<dyn Fn(&ChatState)> = Rc::new(move |s: &ChatState| {
                 // Announce new confirmed messages to the page (analytics).
-                let mut last = seen.borrow_mut();
-                for l in s
-                    .lines
-                    .iter()
-                    .filter(|l| !l.pending && l.message.seq > *last)
-                {
+                for m in announced.borrow_mut().fresh(s) {
                     emit(
                         &host,
                         "lucarne:chat",
                         &[
-                            ("name", l.message.name.as_str().into()),
-                            ("text", l.message.text.as_str().into()),
+                            ("name", m.name.as_str().into()),
+                            ("text", m.text.as_str().into()),
                         ],
                     );
                 }
-                *last = (*last).max(s.last_seq);
                 state.set(s.clone());
             });
             let on_hearts = float.clone();
