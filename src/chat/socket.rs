@@ -12,10 +12,13 @@ use super::wire::{self, opt};
 use crate::net::backoff::Backoff;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
-use lucarne_protocol::{close, ServerMessage, PROTOCOL_VERSION};
+use lucarne_protocol::{
+    close, BanViewer, DeleteMessage, Hello, Ping, Resume, SendChat, SendHearts, ServerMessage,
+    SetName, PROTOCOL_VERSION,
+};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 /// Receives hearts to float: `(colour, count)`.
@@ -144,13 +147,10 @@ impl ChatConnection {
             text: text.to_owned(),
             now_ms: now(),
         });
-        let frame = wire::encode(
-            "chat",
-            &[
-                ("text", text.into()),
-                ("clientId", client_id.as_str().into()),
-            ],
-        );
+        let frame = wire::chat_message(&SendChat {
+            text: text.to_owned(),
+            client_id: Some(client_id),
+        });
         send(&c, &frame);
         c.changed();
     }
@@ -158,7 +158,12 @@ impl ChatConnection {
     /// Chooses the display name (remembered for next time).
     pub fn set_name(&self, name: &str) {
         let c = self.conn.borrow();
-        send(&c, &wire::encode("setName", &[("name", name.into())]));
+        send(
+            &c,
+            &wire::set_name(&SetName {
+                name: name.to_owned(),
+            }),
+        );
     }
 
     /// Counts one heart tap; sent with the next flush.
@@ -166,10 +171,21 @@ impl ChatConnection {
         self.conn.borrow_mut().hearts += 1;
     }
 
-    /// A moderation command (`delete`, `ban`...).
-    pub fn moderate(&self, kind: &str, fields: &[(&str, JsValue)]) {
+    /// Moderation: removes message `id` for everyone.
+    pub fn delete(&self, id: &str) {
         let c = self.conn.borrow();
-        send(&c, &wire::encode(kind, fields));
+        send(&c, &wire::delete(&DeleteMessage { id: id.to_owned() }));
+    }
+
+    /// Moderation: bans `viewer_id` for good.
+    pub fn ban(&self, viewer_id: &str) {
+        let c = self.conn.borrow();
+        let ban = BanViewer {
+            viewer_id: viewer_id.to_owned(),
+            duration_secs: None,
+            reason: None,
+        };
+        send(&c, &wire::ban(&ban));
     }
 
     /// The current state.
@@ -208,23 +224,17 @@ fn send(c: &Conn, frame: &str) {
 
 fn hello(c: &Conn) -> String {
     let s = &c.state;
-    let resume = s.epoch.map(|epoch| {
-        let o = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&o, &"epoch".into(), &(epoch as f64).into());
-        let _ = js_sys::Reflect::set(&o, &"lastSeq".into(), &(s.last_seq as f64).into());
-        JsValue::from(o)
-    });
-    wire::encode(
-        "hello",
-        &[
-            ("protocolVersion", PROTOCOL_VERSION.into()),
-            ("viewerId", opt(&s.viewer_id)),
-            ("viewerToken", opt(&s.viewer_token)),
-            ("name", opt(&s.name)),
-            ("resume", resume.unwrap_or(JsValue::UNDEFINED)),
-            ("authToken", opt(&c.auth_token)),
-        ],
-    )
+    wire::hello(&Hello {
+        protocol_version: PROTOCOL_VERSION,
+        viewer_id: s.viewer_id.clone(),
+        viewer_token: s.viewer_token.clone(),
+        name: s.name.clone(),
+        resume: s.epoch.map(|epoch| Resume {
+            epoch,
+            last_seq: s.last_seq,
+        }),
+        auth_token: c.auth_token.clone(),
+    })
 }
 
 fn connect(conn: &Rc<RefCell<Conn>>) {
@@ -335,13 +345,10 @@ fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, hearts: wire::HeartCo
             .state
             .pending()
             .map(|m| {
-                wire::encode(
-                    "chat",
-                    &[
-                        ("text", m.text.as_str().into()),
-                        ("clientId", opt(&m.client_id)),
-                    ],
-                )
+                wire::chat_message(&SendChat {
+                    text: m.text.clone(),
+                    client_id: m.client_id.clone(),
+                })
             })
             .collect();
         for frame in pending {
@@ -362,11 +369,17 @@ fn tick(conn: &Rc<RefCell<Conn>>) {
     if c.hearts > 0 {
         let count = std::mem::take(&mut c.hearts);
         c.own_unechoed = c.own_unechoed.saturating_add(count).min(1000);
-        send(&c, &wire::encode("hearts", &[("count", count.into())]));
+        send(
+            &c,
+            &wire::hearts(&SendHearts {
+                count,
+                colour: None,
+            }),
+        );
     }
     if now() - c.last_ping > PING_EVERY_MS {
         c.last_ping = now();
-        send(&c, &wire::encode("ping", &[]));
+        send(&c, &wire::ping(&Ping::default()));
     }
 }
 

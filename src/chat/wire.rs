@@ -14,6 +14,12 @@
 //! sorted by colour): the map type the protocol declares for them is never built in
 //! the browser, where its code would only be download weight.
 //!
+//! What the widget sends is built by one function per frame ([`hello`], [`set_name`],
+//! [`chat_message`], [`hearts`], [`ping`], [`delete`], [`ban`]) from the protocol's own
+//! structs; the socket sends nothing else, so the tests that decode these functions'
+//! output with serde (natively here, and in the browser in `tests/wasm/wire.rs`) check
+//! the frames that actually go out.
+//!
 //! The walk asks a parsed value only the questions of [`Json`]. In the browser the value
 //! is a `JsValue` from `JSON.parse`; in native builds (unit tests, the corpus replay and
 //! the fuzz target in `fuzz/`) it is a `serde_json::Value` answered with the browser's
@@ -356,20 +362,145 @@ pub fn decode_value<J: Json>(o: &J) -> Option<(ServerMessage, HeartCounts)> {
     Some((message, counts))
 }
 
+/// A field of a frame the widget sends.
+enum Field<'a> {
+    Text(&'a str),
+    Number(f64),
+    /// A nested object of numbers (`resume`).
+    Numbers(&'a [(&'a str, f64)]),
+}
+
+/// `{"type": kind, k: v, ...}`, leaving out the `None` fields, serialised with
+/// `JSON.stringify` (which escapes the viewer's text correctly).
 #[cfg(target_arch = "wasm32")]
-/// Builds `{"type": kind, k: v, ...}` and serialises it with `JSON.stringify`, which
-/// escapes the viewer's text correctly.
-pub fn encode(kind: &str, fields: &[(&str, JsValue)]) -> String {
-    let o = Object::new();
-    let _ = Reflect::set(&o, &"type".into(), &kind.into());
-    for (k, v) in fields {
-        if !v.is_undefined() {
-            let _ = Reflect::set(&o, &(*k).into(), v);
+fn encode(kind: &str, fields: &[(&str, Option<Field<'_>>)]) -> String {
+    fn object<'a>(fields: impl Iterator<Item = (&'a str, JsValue)>) -> Object {
+        let o = Object::new();
+        for (k, v) in fields {
+            let _ = Reflect::set(&o, &k.into(), &v);
         }
+        o
     }
+    let value = |f: &Field<'_>| match f {
+        Field::Text(t) => JsValue::from_str(t),
+        Field::Number(n) => JsValue::from_f64(*n),
+        Field::Numbers(n) => object(n.iter().map(|(k, v)| (*k, JsValue::from_f64(*v)))).into(),
+    };
+    let o = object(
+        std::iter::once(("type", JsValue::from_str(kind))).chain(
+            fields
+                .iter()
+                .filter_map(|(k, f)| Some((*k, value(f.as_ref()?)))),
+        ),
+    );
     JSON::stringify(&o)
         .map(String::from)
         .unwrap_or_else(|_| String::from(JsString::from("{}")))
+}
+
+/// [`encode`] natively, with `JSON.stringify`'s output for the same values (an integral
+/// number has no decimal point), so the native tests check what the browser sends.
+#[cfg(not(target_arch = "wasm32"))]
+fn encode(kind: &str, fields: &[(&str, Option<Field<'_>>)]) -> String {
+    use serde_json::{Map, Value};
+    fn number(n: f64) -> Value {
+        if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+            Value::from(n as i64)
+        } else {
+            Value::from(n)
+        }
+    }
+    let mut o = Map::new();
+    o.insert("type".into(), kind.into());
+    for (k, f) in fields {
+        let v = match f {
+            None => continue,
+            Some(Field::Text(t)) => Value::from(*t),
+            Some(Field::Number(n)) => number(*n),
+            Some(Field::Numbers(n)) => {
+                Value::Object(n.iter().map(|(k, v)| ((*k).into(), number(*v))).collect())
+            }
+        };
+        o.insert((*k).into(), v);
+    }
+    Value::Object(o).to_string()
+}
+
+fn text_of(v: &Option<String>) -> Option<Field<'_>> {
+    v.as_deref().map(Field::Text)
+}
+
+/// The first frame on every connection.
+pub fn hello(h: &Hello) -> String {
+    let resume = h
+        .resume
+        .map(|r| [("epoch", r.epoch as f64), ("lastSeq", r.last_seq as f64)]);
+    encode(
+        "hello",
+        &[
+            (
+                "protocolVersion",
+                Some(Field::Number(h.protocol_version.into())),
+            ),
+            ("viewerId", text_of(&h.viewer_id)),
+            ("viewerToken", text_of(&h.viewer_token)),
+            ("name", text_of(&h.name)),
+            ("resume", resume.as_ref().map(|r| Field::Numbers(r))),
+            ("authToken", text_of(&h.auth_token)),
+        ],
+    )
+}
+
+/// Picks the display name.
+pub fn set_name(m: &SetName) -> String {
+    encode("setName", &[("name", Some(Field::Text(&m.name)))])
+}
+
+/// Posts a chat message.
+pub fn chat_message(m: &SendChat) -> String {
+    encode(
+        "chat",
+        &[
+            ("text", Some(Field::Text(&m.text))),
+            ("clientId", text_of(&m.client_id)),
+        ],
+    )
+}
+
+/// A batch of heart taps.
+pub fn hearts(m: &SendHearts) -> String {
+    encode(
+        "hearts",
+        &[
+            ("count", Some(Field::Number(m.count.into()))),
+            ("colour", text_of(&m.colour)),
+        ],
+    )
+}
+
+/// Keeps the connection alive.
+pub fn ping(m: &Ping) -> String {
+    encode("ping", &[("t", m.t.map(|t| Field::Number(t as f64)))])
+}
+
+/// Moderation: removes a message for everyone.
+pub fn delete(m: &DeleteMessage) -> String {
+    encode("delete", &[("id", Some(Field::Text(&m.id)))])
+}
+
+/// Moderation: bans a viewer.
+pub fn ban(m: &BanViewer) -> String {
+    encode(
+        "ban",
+        &[
+            ("viewerId", Some(Field::Text(&m.viewer_id))),
+            (
+                "durationSecs",
+                m.duration_secs.map(|d| Field::Number(d as f64)),
+            ),
+            ("reason", text_of(&m.reason)),
+        ],
+    )
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -393,6 +524,100 @@ mod tests {
             let expected: ServerMessage = serde_json::from_str(frame).unwrap();
             assert_eq!(decode(frame), Some(expected), "{frame}");
         }
+    }
+
+    /// Every frame the widget sends, built by the functions the socket calls, read back
+    /// with the server's serde types.
+    #[test]
+    fn the_frames_the_widget_sends_are_what_the_server_reads() {
+        let text = "a \"quoted\" <b>\n\u{2028}é 🎉 \\ end";
+        let cases: Vec<(String, ClientMessage)> = vec![
+            {
+                let h = Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    ..Hello::default()
+                };
+                (hello(&h), ClientMessage::Hello(h))
+            },
+            {
+                let h = Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    viewer_id: Some("v1".into()),
+                    viewer_token: Some("tok".into()),
+                    name: Some("Ana \"A\"".into()),
+                    resume: Some(Resume {
+                        epoch: 1_764_000_000_123,
+                        last_seq: 9_007_199_254_740_991,
+                    }),
+                    auth_token: Some("mod-secret".into()),
+                };
+                (hello(&h), ClientMessage::Hello(h))
+            },
+            {
+                let m = SetName { name: text.into() };
+                (set_name(&m), ClientMessage::SetName(m))
+            },
+            {
+                let m = SendChat {
+                    text: text.into(),
+                    client_id: Some("1764000000000-3".into()),
+                };
+                (chat_message(&m), ClientMessage::Chat(m))
+            },
+            {
+                let m = SendChat {
+                    text: "x".into(),
+                    client_id: None,
+                };
+                (chat_message(&m), ClientMessage::Chat(m))
+            },
+            {
+                let m = SendHearts {
+                    count: 4,
+                    colour: None,
+                };
+                (hearts(&m), ClientMessage::Hearts(m))
+            },
+            {
+                let m = SendHearts {
+                    count: u32::MAX,
+                    colour: Some("#ff6b6b".into()),
+                };
+                (hearts(&m), ClientMessage::Hearts(m))
+            },
+            (ping(&Ping::default()), ClientMessage::Ping(Ping::default())),
+            {
+                let m = Ping { t: Some(123) };
+                (ping(&m), ClientMessage::Ping(m))
+            },
+            {
+                let m = DeleteMessage { id: "1f-7".into() };
+                (delete(&m), ClientMessage::Delete(m))
+            },
+            {
+                let m = BanViewer {
+                    viewer_id: "v2".into(),
+                    duration_secs: None,
+                    reason: None,
+                };
+                (ban(&m), ClientMessage::Ban(m))
+            },
+            {
+                let m = BanViewer {
+                    viewer_id: "v2".into(),
+                    duration_secs: Some(600),
+                    reason: Some(text.into()),
+                };
+                (ban(&m), ClientMessage::Ban(m))
+            },
+        ];
+        for (sent, expected) in cases {
+            let got: ClientMessage =
+                serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{sent}: {e}"));
+            assert_eq!(got, expected, "{sent}");
+        }
+        // Absent fields are left out, not sent as null.
+        assert_eq!(ping(&Ping::default()), r#"{"type":"ping"}"#);
     }
 
     #[test]

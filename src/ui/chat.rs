@@ -194,11 +194,11 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
         })
     };
     let staff = !matches!(state.role, Role::Viewer) && props.mod_token.is_some();
-    let moderate = |kind: &'static str, key: &'static str, value: String| {
+    let moderate = |action: fn(&ChatConnection, &str), value: String| {
         let conn = conn.clone();
         Callback::from(move |_: MouseEvent| {
             if let Some(c) = conn.borrow().as_ref() {
-                c.moderate(kind, &[(key, value.as_str().into())]);
+                action(c, &value);
             }
         })
     };
@@ -252,8 +252,8 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                                 <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
                                 <span class="text">{&m.text}</span>
                                 if staff && !l.pending {
-                                    <button class="mod" onclick={moderate("delete", "id", m.id.clone())}>{label(Text::Delete)}</button>
-                                    <button class="mod" onclick={moderate("ban", "viewerId", m.viewer_id.clone())}>{label(Text::Ban)}</button>
+                                    <button class="mod" onclick={moderate(ChatConnection::delete, m.id.clone())}>{label(Text::Delete)}</button>
+                                    <button class="mod" onclick={moderate(ChatConnection::ban, m.viewer_id.clone())}>{label(Text::Ban)}</button>
                                 }
                             </li>
                         }

@@ -1,11 +1,13 @@
 //! The widget's browser-JSON chat codec against the protocol's own serde encoding: every
-//! server frame decodes to the same value both ways, and what the widget sends is what
-//! the server's types read.
+//! server frame decodes to the same value both ways, and the frames the widget's socket
+//! builds (with the same functions) are what the server's types read.
 #![cfg(target_arch = "wasm32")]
 
 use lucarne::chat::wire;
-use lucarne_protocol::{ClientMessage, ServerMessage};
-use wasm_bindgen::JsValue;
+use lucarne_protocol::{
+    BanViewer, ClientMessage, DeleteMessage, Hello, Ping, Resume, SendChat, SendHearts,
+    ServerMessage, SetName, PROTOCOL_VERSION,
+};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -50,44 +52,59 @@ fn garbage_is_none_not_a_panic() {
     }
 }
 
+/// The frames the widget sends, built by the same functions its socket calls (here on
+/// `JSON.stringify`, as in production), read back with the server's serde types.
 #[wasm_bindgen_test]
 fn what_the_widget_sends_is_what_the_server_reads() {
-    let resume = js_sys::JSON::parse(r#"{"epoch":3,"lastSeq":12}"#).unwrap();
-    let cases: Vec<(String, &str)> = vec![
+    let text = "a \"quoted\" <b>\n\u{2028}é 🎉 \\ end";
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        viewer_id: Some("v1".into()),
+        viewer_token: Some("tok".into()),
+        name: Some("Ana".into()),
+        resume: Some(Resume {
+            epoch: 1_764_000_000_123,
+            last_seq: 9_007_199_254_740_991,
+        }),
+        auth_token: Some("mod-secret".into()),
+    };
+    let first = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        ..Hello::default()
+    };
+    let chat = SendChat {
+        text: text.into(),
+        client_id: Some("1764000000000-3".into()),
+    };
+    let name = SetName { name: text.into() };
+    let hearts = SendHearts {
+        count: 4,
+        colour: None,
+    };
+    let delete = DeleteMessage { id: "1f-7".into() };
+    let ban = BanViewer {
+        viewer_id: "v2".into(),
+        duration_secs: Some(600),
+        reason: Some(text.into()),
+    };
+    let cases: Vec<(String, ClientMessage)> = vec![
+        (wire::hello(&hello), ClientMessage::Hello(hello)),
+        (wire::hello(&first), ClientMessage::Hello(first)),
+        (wire::set_name(&name), ClientMessage::SetName(name)),
+        (wire::chat_message(&chat), ClientMessage::Chat(chat)),
+        (wire::hearts(&hearts), ClientMessage::Hearts(hearts)),
         (
-            wire::encode(
-                "chat",
-                &[
-                    ("text", "a \"quoted\" <b>\n".into()),
-                    ("clientId", "c1".into()),
-                ],
-            ),
-            r#"{"type":"chat","text":"a \"quoted\" <b>\n","clientId":"c1"}"#,
+            wire::ping(&Ping::default()),
+            ClientMessage::Ping(Ping::default()),
         ),
-        (
-            wire::encode(
-                "hello",
-                &[
-                    ("protocolVersion", 1.into()),
-                    ("resume", resume),
-                    ("name", JsValue::UNDEFINED),
-                ],
-            ),
-            r#"{"type":"hello","protocolVersion":1,"resume":{"epoch":3,"lastSeq":12}}"#,
-        ),
-        (
-            wire::encode("hearts", &[("count", 4.into())]),
-            r#"{"type":"hearts","count":4}"#,
-        ),
-        (
-            wire::encode("ban", &[("viewerId", "v2".into())]),
-            r#"{"type":"ban","viewerId":"v2"}"#,
-        ),
+        (wire::delete(&delete), ClientMessage::Delete(delete)),
+        (wire::ban(&ban), ClientMessage::Ban(ban)),
     ];
     for (sent, expected) in cases {
         let got: ClientMessage =
             serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{sent}: {e}"));
-        let want: ClientMessage = serde_json::from_str(expected).unwrap();
-        assert_eq!(got, want, "{sent}");
+        assert_eq!(got, expected, "{sent}");
     }
+    // Absent fields are left out, not sent as null.
+    assert_eq!(wire::ping(&Ping::default()), r#"{"type":"ping"}"#);
 }
