@@ -59,20 +59,20 @@ fn options(args: &[&str]) -> Result<Options> {
 }
 
 fn fuzz_dir() -> PathBuf {
-    super::root().join("fuzz")
+    crate::shell::root().join("fuzz")
 }
 
 fn cargo_fuzz() -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg("fuzz")
         .env("RUSTC_BOOTSTRAP", "1")
-        .current_dir(super::root());
+        .current_dir(crate::shell::root());
     cmd
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
-    if super::output("cargo", &["fuzz", "--version"]).is_none() {
-        super::run(Command::new("cargo").args([
+    if crate::shell::output("cargo", &["fuzz", "--version"]).is_none() {
+        crate::shell::run(Command::new("cargo").args([
             "install",
             "cargo-fuzz",
             "--locked",
@@ -112,7 +112,7 @@ fn executions(log: &str) -> u64 {
 pub(crate) fn run(args: &[&str]) -> Result<()> {
     let o = options(args)?;
     ensure_cargo_fuzz()?;
-    super::run(cargo_fuzz().args(["build", "-O", "-a"]))?;
+    crate::shell::run(cargo_fuzz().args(["build", "-O", "-a"]))?;
     let mut failed = Vec::new();
     for t in &o.targets {
         let corpus = fuzz_dir().join("corpus").join(t);
@@ -190,7 +190,7 @@ fn merge(t: &str, corpus: &Path, scratch: &Path) -> Result<()> {
         std::fs::remove_dir_all(&merged)?;
     }
     std::fs::create_dir_all(&merged)?;
-    super::run(
+    crate::shell::run(
         cargo_fuzz()
             .args(["run", "-O", "-a", t])
             .arg(&merged)

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::{dist, ensure_test_tools, root, run, target_dir};
+use crate::dist::dist;
+use crate::shell::{root, run, target_dir};
+use crate::tools::ensure_test_tools;
 
 /// Runs the soak with `args` (passed through: `--minutes N`, `--chat-viewers N`, ...).
 pub(crate) fn soak(args: &[&str]) -> Result<()> {
@@ -17,7 +19,15 @@ pub(crate) fn soak(args: &[&str]) -> Result<()> {
     dist()?;
     run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
     run(Command::new("cargo")
-        .args(["run", "--release", "-p", "lucarne-e2e", "--bin", "soak", "--"])
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "lucarne-e2e",
+            "--bin",
+            "soak",
+            "--",
+        ])
         .args(args)
         .env(
             "LUCARNE_SERVER_BIN",
