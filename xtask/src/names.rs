@@ -9,6 +9,15 @@
 //! export uses (`wasm.name`). Every name must be found where expected, and nowhere
 //! else, or the build stops: a new wasm-bindgen that writes its glue differently
 //! fails `cargo xtask dist` instead of shipping a broken widget.
+//!
+//! - Each import is keyed exactly once, and named nowhere else.
+//! - An export the glue names is used as `wasm.name` at least once (so not only as
+//!   `wasm["name"]` or destructured), and never as another object's member
+//!   (`instance.exports.name`). The glue may also name it bare or in a string:
+//!   wasm-bindgen wraps an export in a JS function of the same name
+//!   (`function mount() { wasm.mount() }`). An export the glue never
+//!   names (`__abort_handler`, a global the wasm keeps for itself) is renamed all the
+//!   same: nothing in the glue reaches it.
 
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::HashMap;
@@ -223,6 +232,7 @@ fn rewrite_js(
     let mut out = String::with_capacity(js.len());
     let mut import_uses: HashMap<&str, usize> = HashMap::new();
     let mut export_uses: HashMap<&str, usize> = HashMap::new();
+    let mut export_mentions: HashMap<&str, usize> = HashMap::new();
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
     let mut rest = js.as_str();
     while let Some(start) = rest.find(ident) {
@@ -244,7 +254,15 @@ fn rewrite_js(
                 out.push_str(new);
             }
             (Some(_), _) => bail!("the glue uses import {token} where it is not a key"),
-            // The glue's own functions may share a name with an export (`mount`).
+            (_, Some(_)) if out.ends_with('.') => bail!(
+                "the glue reaches export {token} other than as wasm.{token}: {}",
+                context(&out, after)
+            ),
+            (_, Some(_)) => {
+                // The glue's own functions may share a name with an export (`mount`).
+                *export_mentions.entry(token).or_default() += 1;
+                out.push_str(token);
+            }
             _ => out.push_str(token),
         }
         rest = after;
@@ -254,7 +272,21 @@ fn rewrite_js(
         let uses = import_uses.get(name.as_str()).copied().unwrap_or(0);
         ensure!(uses == 1, "import {name} is keyed {uses} times in the glue");
     }
+    for (name, mentions) in export_mentions {
+        ensure!(
+            export_uses.contains_key(name),
+            "the glue names export {name} {mentions} times but never as wasm.{name}: \
+             it reaches it some other way, which the renaming would break"
+        );
+    }
     Ok(out)
+}
+
+/// Up to 40 characters either side of the current position, for an error message.
+fn context(before: &str, after: &str) -> String {
+    let start = before.char_indices().rev().nth(39).map_or(0, |(i, _)| i);
+    let end = after.char_indices().nth(40).map_or(after.len(), |(i, _)| i);
+    format!("...{}<here>{}...", &before[start..], &after[..end])
 }
 
 #[cfg(test)]
@@ -318,6 +350,45 @@ export function greet() { wasm.greet(); return "greet"; }"#;
     fn a_name_used_elsewhere_stops_the_build() {
         let glue = GLUE.replace("alert(a);", "__wbg_alert_0123456789abcdef(a);");
         assert!(shorten(&module(), &glue).is_err());
+    }
+
+    #[test]
+    fn an_export_reached_through_another_object_stops_the_build() {
+        let glue = GLUE.replace("wasm.greet();", "instance.exports.greet();");
+        let err = shorten(&module(), &glue).unwrap_err().to_string();
+        assert!(err.contains("export greet"), "{err}");
+    }
+
+    #[test]
+    fn an_export_reached_by_a_string_key_stops_the_build() {
+        let glue = GLUE.replace("wasm.greet();", "wasm[\"greet\"]();");
+        let err = shorten(&module(), &glue).unwrap_err().to_string();
+        assert!(err.contains("export greet"), "{err}");
+    }
+
+    #[test]
+    fn an_export_named_but_never_used_as_wasm_member_stops_the_build() {
+        // Destructured: `greet` would be undefined once the export is renamed.
+        let glue = GLUE.replace(
+            "export function greet() { wasm.greet(); return \"greet\"; }",
+            "const { greet } = wasm;\nexport { greet };",
+        );
+        let err = shorten(&module(), &glue).unwrap_err().to_string();
+        assert!(err.contains("never as wasm.greet"), "{err}");
+    }
+
+    #[test]
+    fn an_export_the_glue_never_names_is_renamed_and_accepted() {
+        let glue = GLUE.replace(
+            "export function greet() { wasm.greet(); return \"greet\"; }",
+            "export function hello() {}",
+        );
+        let (wasm, js) = shorten(&module(), &glue).unwrap();
+        assert!(js.ends_with("export function hello() {}"), "{js}");
+        assert!(
+            wasm.ends_with(b"\x01b\0\x02"),
+            "greet is exported as b: {wasm:?}"
+        );
     }
 
     #[test]
