@@ -226,6 +226,10 @@ struct WidgetRead {
     errors: Vec<String>,
     status: Option<String>,
     heap_mb: Option<f64>,
+    /// Buffered media ahead of the playhead (end of the last range − currentTime), s.
+    ahead_s: Option<f64>,
+    /// `video.playbackRate` (the widget speeds up to catch up with live).
+    rate: Option<f64>,
 }
 
 /// Takes measure.js's latency samples so far (emptying its array, so the page does not
@@ -234,7 +238,11 @@ const READ_WIDGET_JS: &str = r#"
 var r = window.__lucarneBench;
 if (!r) return null;
 var host = document.querySelector('.lucarne-host');
+var video = host && host.shadowRoot ? host.shadowRoot.querySelector('video') : null;
+var b = video ? video.buffered : null;
 return {
+  ahead: b && b.length ? b.end(b.length - 1) - video.currentTime : null,
+  rate: video ? video.playbackRate : null,
   samples: r.samples.splice(0, r.samples.length),
   frames: r.frames, stalls: r.stalls, unreadable: r.unreadable, errors: r.errors.slice(0, 20),
   status: host ? host.getAttribute('data-status') : null,
@@ -266,6 +274,8 @@ async fn read_widget(browser: &Browser) -> Result<WidgetRead> {
             .unwrap_or_default(),
         status: v["status"].as_str().map(str::to_owned),
         heap_mb: v["heap"].as_f64().map(|b| b / 1e6),
+        ahead_s: v["ahead"].as_f64(),
+        rate: v["rate"].as_f64(),
     })
 }
 
@@ -590,6 +600,8 @@ async fn soak(
                 "soak_widget_status: {}",
                 widget.status.as_deref().unwrap_or("(none)")
             );
+            println!("soak_widget_buffer_ahead_s: {}", fmt3(widget.ahead_s));
+            println!("soak_widget_playback_rate: {}", fmt3(widget.rate));
             println!(
                 "soak_widget_js_heap_mb: {}",
                 widget.heap_mb.map_or("n/a".into(), |h| format!("{h:.1}"))
