@@ -20,9 +20,9 @@
 //! median of pairwise slopes, also robust to jumps) over the second half is reported
 //! beside it, to read, not to decide.
 //!
-//! What it misses: a leak smaller than the tolerance over a third of the run (with the
-//! defaults in the soak, about 0.3 MB/min of RSS in a 30-minute run), and growth that
-//! happens only in the first third.
+//! What it misses: a leak smaller than the tolerance over a third of the run (with
+//! [`RSS_TOLERANCE`], under about 0.8 MB/min of RSS in a 30-minute run, 8 MB/min in a
+//! 3-minute one), and growth that happens only in the first third.
 //!
 //! # Latency drift
 //! The p50 of the latency samples of the last third against the p50 of the first

@@ -29,10 +29,13 @@
 //! `/proc/PID/fd`) and CPU (`/proc/PID/stat`), and the widget's **glass-to-glass**
 //! latency: measure.js reads the barcode ffmpeg drew from the wall clock into each frame
 //! the browser presents, so latency = presentation time − capture time, through the
-//! encoder, RTMP, remuxing, the push and the decoder. Every minute it prints
-//! `name: value` lines for that minute (server figures, widget latency p50/p95 and
-//! frames, push chunks and stalls, chat posts, deliveries and delay, reconnects,
-//! errors, and what the load itself costs: this process, ffmpeg and the browser).
+//! encoder, RTMP, remuxing, the push and the decoder. Beside it, the widget's own view:
+//! buffered media ahead of the playhead and its playback rate (a player falling behind
+//! what it holds has a growing buffer ahead; media reaching it late does not). Every
+//! minute it prints `name: value` lines for that minute (server figures, widget latency
+//! p50/p95 and frames, push chunks and stalls, chat posts, deliveries and delay,
+//! reconnects, errors, and what the load itself costs: this process, ffmpeg and the
+//! browser).
 //!
 //! # How it decides
 //! - RSS, fds, threads: [`lucarne_e2e::trend::growth`]: median of the last third of the
