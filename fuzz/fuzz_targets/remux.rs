@@ -1,4 +1,4 @@
-//! The RTMP ingest's remuxer (lucarne-server `ingest::remux`): FLV tags from a publisher,
+//! The RTMP ingest's remuxer (lucarne-server `media::remux`): FLV tags from a publisher,
 //! CMAF out.
 //!
 //! Input: FLV tags as an FLV file lays them out (type, 24-bit size, timestamp with its
@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use lucarne::player::mp4;
-use lucarne_server::ingest::remux::{Output, RemuxError, Remuxer};
+use lucarne_server::media::remux::{Output, RemuxError, Remuxer};
 
 const FIRST_MSN: u64 = 7;
 

@@ -162,11 +162,8 @@ fn role<J: Json>(o: &J) -> Role {
 }
 
 fn stream_state(v: Option<String>) -> StreamState {
-    match v.as_deref() {
-        Some("live") => StreamState::Live,
-        Some("ended") => StreamState::Ended,
-        _ => StreamState::Offline,
-    }
+    v.as_deref()
+        .map_or(StreamState::Offline, StreamState::parse)
 }
 
 fn chat<J: Json>(o: &J) -> ChatMessage {

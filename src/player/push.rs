@@ -3,12 +3,14 @@
 //! The first binary message is the init segment, then `moof`+`mdat` chunks as they are
 //! produced. For a stream broadcasters go live on, text messages say its state:
 //! `offline` (nobody is broadcasting; the socket stays open and media follows when the
-//! broadcast starts or resumes), `live` (resumed) and `ended`. Reconnection is the
-//! engine's decision; this type only reports.
+//! broadcast starts or resumes), `live` (resumed) and `ended`: words of [`StreamState`].
+//! `unsupported` (a publisher was refused) is offline for the player; the chat's state
+//! line says why. Reconnection is the engine's decision; this type only reports.
 
 use super::engine::{Event, SourceEvent, Tx};
 use gloo_events::EventListener;
 use js_sys::{ArrayBuffer, Uint8Array};
+use lucarne_protocol::StreamState;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BinaryType, MessageEvent, WebSocket};
 
@@ -82,12 +84,12 @@ impl PushSource {
 
 /// An init segment or a media chunk (binary), or the stream's state (text).
 fn classify(data: JsValue) -> Option<SourceEvent> {
-    if let Some(state) = data.as_string() {
-        return match state.as_str() {
-            "offline" => Some(SourceEvent::Offline),
-            "live" => Some(SourceEvent::Up),
-            "ended" => Some(SourceEvent::Ended),
-            _ => None,
+    if let Some(word) = data.as_string() {
+        return match StreamState::parse(&word) {
+            StreamState::Offline | StreamState::Unsupported => Some(SourceEvent::Offline),
+            StreamState::Live => Some(SourceEvent::Up),
+            StreamState::Ended => Some(SourceEvent::Ended),
+            StreamState::Unknown => None,
         };
     }
     let buf = data.dyn_into::<ArrayBuffer>().ok()?;

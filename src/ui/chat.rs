@@ -223,10 +223,11 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
             <div class="counts">
                 <span class="viewers">{state.viewer_count}{" "}{crate::i18n::watching(lang, state.viewer_count)}</span>
                 // The broadcast's state as the hub tells it (it changes when the
-                // broadcaster starts, drops or stops).
+                // broadcaster starts, drops or stops, or is refused).
                 if let Some(k) = match state.stream_state {
-                    StreamState::Offline => Some(Text::StateOffline),
+                    StreamState::Offline | StreamState::Unknown => Some(Text::StateOffline),
                     StreamState::Ended => Some(Text::StateEnded),
+                    StreamState::Unsupported => Some(Text::StateUnsupported),
                     StreamState::Live => None,
                 } {
                     <span class="stream-state">{t(lang, k)}</span>

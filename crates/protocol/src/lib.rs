@@ -320,7 +320,13 @@ impl Role {
     }
 }
 
-/// State of the room's live broadcast.
+/// State of a live broadcast: the chat's `streamState` and `welcome.streamState`, the
+/// low-latency push socket's text messages and `/api/streams/{id}`'s `state` all say it
+/// with these words.
+///
+/// A client that meets a state it does not know treats it as [`StreamState::Offline`]:
+/// the widget's older versions did, so a new state must be one that makes sense shown
+/// as "offline" (nobody is broadcasting, media follows when someone does).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StreamState {
@@ -331,6 +337,39 @@ pub enum StreamState {
     Offline,
     /// The broadcast is over.
     Ended,
+    /// Nobody is broadcasting: the last publisher was refused because its media cannot
+    /// be played without transcoding (a video codec other than H.264). Viewers are told
+    /// why the stream does not start; media follows when a publisher sends H.264.
+    Unsupported,
+    /// A state this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl StreamState {
+    /// The word on the wire: `live`, `offline`, `ended`, `unsupported` (`unknown` for
+    /// [`StreamState::Unknown`], which no server sends).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StreamState::Live => "live",
+            StreamState::Offline => "offline",
+            StreamState::Ended => "ended",
+            StreamState::Unsupported => "unsupported",
+            StreamState::Unknown => "unknown",
+        }
+    }
+
+    /// Reads the word on the wire (the push socket's text messages); a word this
+    /// version does not know is [`StreamState::Unknown`].
+    pub fn parse(word: &str) -> StreamState {
+        match word {
+            "live" => StreamState::Live,
+            "offline" => StreamState::Offline,
+            "ended" => StreamState::Ended,
+            "unsupported" => StreamState::Unsupported,
+            _ => StreamState::Unknown,
+        }
+    }
 }
 
 /// Answer to `hello`.

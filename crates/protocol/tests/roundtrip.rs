@@ -207,11 +207,15 @@ fn server_events() {
         ("live", StreamState::Live),
         ("offline", StreamState::Offline),
         ("ended", StreamState::Ended),
+        ("unsupported", StreamState::Unsupported),
     ] {
         round_trip(
             &format!(r#"{{"type":"streamState","state":"{text}"}}"#),
             ServerMessage::StreamState(StreamStateChange { state }),
         );
+        // The push socket and the API say the same word, bare.
+        assert_eq!(state.as_str(), text);
+        assert_eq!(StreamState::parse(text), state);
     }
     round_trip(
         r#"{"type":"settings","slowModeSecs":10}"#,
@@ -327,6 +331,16 @@ fn newer_peers_are_understood() {
             ..
         })
     ));
+    // A stream state from a newer server is Unknown, on the chat and on the push socket.
+    let m: ServerMessage =
+        serde_json::from_str(r#"{"type":"streamState","state":"rehearsal"}"#).unwrap();
+    assert_eq!(
+        m,
+        ServerMessage::StreamState(StreamStateChange {
+            state: StreamState::Unknown
+        })
+    );
+    assert_eq!(StreamState::parse("rehearsal"), StreamState::Unknown);
     // A welcome from a server with fewer fields still decodes (defaults).
     let m: ServerMessage = serde_json::from_str(
         r##"{"type":"welcome","protocolVersion":1,"viewerId":"v","viewerToken":"t",

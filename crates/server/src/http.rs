@@ -30,6 +30,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use lucarne_protocol::StreamState;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tower::Service;
@@ -205,7 +206,14 @@ async fn playlist(
 /// The playlist of a channel that is not on air: its newest replay (VOD), else 404.
 async fn replay_playlist(channel: &Channel) -> Result<Response, AppError> {
     let offline = || AppError::Offline(channel.id.clone());
-    if !matches!(channel.state(), ChannelState::Ended) {
+    // A refused publisher after a broadcast ended leaves that broadcast's replay
+    // playable; within a grace period the recording is not finished.
+    let finished = match channel.state() {
+        ChannelState::Ended => true,
+        ChannelState::Unsupported => channel.stream().is_none(),
+        ChannelState::Offline | ChannelState::Live(_) => false,
+    };
+    if !finished {
         return Err(offline());
     }
     let (_, path) = channel.replay().ok_or_else(offline)?;
@@ -269,8 +277,8 @@ struct StreamInfo {
     /// The chat WebSocket of the stream's room.
     chat: String,
     live: bool,
-    /// `live`, `offline` or `ended`.
-    state: &'static str,
+    /// `live`, `offline`, `ended` or `unsupported`.
+    state: StreamState,
     /// The newest replay's playlist, once a broadcast ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<String>,
@@ -281,10 +289,10 @@ async fn stream_info(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let (live_state, replay) = match state.origin.channel(&id) {
-        Some(c) => (c.state().name(), c.replay().map(|(url, _)| url)),
+        Some(c) => (c.state().stream_state(), c.replay().map(|(url, _)| url)),
         None => {
             stream(&state, &id)?;
-            ("live", None)
+            (StreamState::Live, None)
         }
     };
     Ok((
@@ -293,7 +301,7 @@ async fn stream_info(
             hls: format!("/live/{id}/index.m3u8"),
             ll: format!("/live/{id}/ll"),
             chat: format!("/chat/{id}"),
-            live: live_state == "live",
+            live: live_state == StreamState::Live,
             state: live_state,
             replay,
             id,

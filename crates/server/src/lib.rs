@@ -2,13 +2,17 @@
 //! segments and a low-latency WebSocket push) and runs the chat hub.
 //!
 //! # Layout
-//! - [`media`]: the live origin — CMAF muxing, the demo loop, stream state.
+//! - [`media`]: the live origin — CMAF muxing, FLV → CMAF remuxing, the demo loop,
+//!   channels and their state, replays.
 //! - [`http`]: routes, headers, the low-latency push, errors.
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
-//! - [`ingest`]: RTMP publishers going live (remuxed to CMAF, recorded as replays).
+//! - [`ingest`]: RTMP publishers going live (the RTMP session and who may publish;
+//!   their media goes to a [`media`] channel).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
+//!
+//! Layers import only those below them: `http` → `hub` and `ingest` → `media`.
 
 pub mod http;
 pub mod hub;

@@ -1,9 +1,9 @@
 //! Every committed fuzz input of the RTMP remuxer (`fuzz/corpus/remux/`, and the
 //! reproducers of fixed crashes in `fuzz/regressions/remux/`) fed through
-//! `ingest::remux` as the fuzz target feeds it, in a plain `cargo test`.
+//! `media::remux` as the fuzz target feeds it, in a plain `cargo test`.
 
 use bytes::Bytes;
-use lucarne_server::ingest::remux::{Output, RemuxError, Remuxer};
+use lucarne_server::media::remux::{Output, RemuxError, Remuxer};
 use std::path::{Path, PathBuf};
 
 fn inputs() -> Vec<(PathBuf, Vec<u8>)> {

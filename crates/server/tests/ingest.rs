@@ -353,11 +353,93 @@ async fn malformed_publishers_are_refused_and_the_server_stays_up() {
     let h263 = publish(&format!("{}/secret-1", o.rtmp), 4.0, &["-c:v", "flv1"]);
     let status = wait_exit(h263, Duration::from_secs(15)).await;
     assert!(!status.success(), "an H.263 publish was accepted");
-    assert_eq!(state(&o, "studio").await, "offline");
+    assert_eq!(state(&o, "studio").await, "unsupported");
 
     // Through all that the server kept serving, and a good publisher still goes live.
     let good = publish(&format!("{}/secret-1", o.rtmp), 3.0, H264);
     wait_state(&o, "studio", "live", Duration::from_secs(10)).await;
+    assert!(wait_exit(good, Duration::from_secs(20)).await.success());
+    o.server.shutdown().await;
+}
+
+/// The next `streamState` the chat socket says.
+async fn next_chat_state(chat: &mut Ws, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, chat.next())
+            .await
+            .expect("a streamState frame in time")
+            .expect("socket open")
+            .expect("frame");
+        let Message::Text(t) = msg else { continue };
+        let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+        let state = match v["type"].as_str() {
+            Some("streamState") => &v["state"],
+            Some("welcome") => &v["streamState"],
+            _ => continue,
+        };
+        return state.as_str().unwrap_or_default().to_owned();
+    }
+}
+
+#[tokio::test]
+async fn a_publisher_refused_for_its_codec_is_told_to_viewers_not_left_offline() {
+    let o = start(2).await;
+    let ws = o.http.replace("http", "ws");
+    let (mut push, _) = tokio_tungstenite::connect_async(format!("{ws}/live/studio/ll"))
+        .await
+        .unwrap();
+    let mut binaries = 0;
+    assert_eq!(
+        next_text(&mut push, &mut binaries, Duration::from_secs(5)).await,
+        "offline"
+    );
+    let (mut chat, _) = tokio_tungstenite::connect_async(format!("{ws}/chat/studio"))
+        .await
+        .unwrap();
+    futures_util::SinkExt::send(
+        &mut chat,
+        Message::Text(r#"{"type":"hello","protocolVersion":1}"#.into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_chat_state(&mut chat, Duration::from_secs(5)).await,
+        "offline"
+    );
+
+    // Sorenson H.263: lucarne cannot play it without transcoding.
+    let h263 = publish(&format!("{}/secret-1", o.rtmp), 4.0, &["-c:v", "flv1"]);
+    assert_eq!(
+        next_text(&mut push, &mut binaries, Duration::from_secs(10)).await,
+        "unsupported"
+    );
+    assert_eq!(
+        next_chat_state(&mut chat, Duration::from_secs(5)).await,
+        "unsupported"
+    );
+    assert!(!wait_exit(h263, Duration::from_secs(15)).await.success());
+    assert_eq!(state(&o, "studio").await, "unsupported");
+    let (_, room) = get(&format!("{}/api/rooms/studio", o.http)).await;
+    assert!(room.contains("\"streamState\":\"unsupported\""), "{room}");
+    assert_eq!(binaries, 0, "no media from a refused publisher");
+
+    // The broadcaster fixes the settings: everyone hears "live", media follows.
+    let good = publish(&format!("{}/secret-1", o.rtmp), 3.0, H264);
+    let first = tokio::time::timeout(Duration::from_secs(10), push.next())
+        .await
+        .expect("media arrives")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first, Message::Binary(b) if &b[4..8] == b"ftyp"),
+        "expected the init segment, got {first:?}"
+    );
+    assert_eq!(
+        next_chat_state(&mut chat, Duration::from_secs(5)).await,
+        "live"
+    );
+    assert_eq!(state(&o, "studio").await, "live");
     assert!(wait_exit(good, Duration::from_secs(20)).await.success());
     o.server.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! `/live/{id}/ll`: the low-latency push over WebSocket. The init segment, the current
 //! segment so far, then every chunk as it is cut; on a channel, also its state as a text
-//! message (`offline`, `live`, `ended`), the socket staying open across broadcasts.
+//! message (a [`StreamState`](lucarne_protocol::StreamState) word: `offline`, `live`,
+//! `ended`, `unsupported`), the socket staying open across broadcasts.
 //!
 //! # What a subscriber may cost
 //! - **Inbound**: a subscriber has nothing to say but Close (tungstenite answers pings).
@@ -73,8 +74,8 @@ enum PushEnd {
     Moved,
 }
 
-/// Follows a channel: its state as a text message (`offline`, `live`, `ended`) when it
-/// changes, and while a broadcast is on, its media as [`push`] sends it. The socket
+/// Follows a channel: its state as a text message (its
+/// [`StreamState`](lucarne_protocol::StreamState) word) when it changes, and while a broadcast is on, its media as [`push`] sends it. The socket
 /// stays open across broadcasts, so a waiting viewer starts playing by itself.
 async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
     let mut rx = channel.watch();
@@ -86,7 +87,10 @@ async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
                 PushEnd::Moved => continue,
             }
         }
-        if send_text(&mut socket, state.name()).await.is_err() {
+        if send_text(&mut socket, state.stream_state().as_str())
+            .await
+            .is_err()
+        {
             return;
         }
         tokio::select! {
@@ -99,7 +103,7 @@ async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
 /// Sends the init segment, the current segment so far, then every new chunk.
 /// A subscriber that falls behind skips to the next keyframe instead of slowing the
 /// source or growing a queue. With a channel, also says when the publisher drops and
-/// returns (`offline` / `live`), and returns when the channel moves to another stream.
+/// returns (`offline` or `unsupported` / `live`), and returns when the channel moves to another stream.
 async fn push(
     socket: &mut WebSocket,
     stream: Arc<LiveStream>,
@@ -132,19 +136,16 @@ async fn push(
                     return PushEnd::Closed;
                 }
                 let state = rx.borrow_and_update().clone();
-                match state {
-                    ChannelState::Live(s) if Arc::ptr_eq(&s, &stream) => {
-                        if send_text(socket, "live").await.is_err() {
+                match &state {
+                    ChannelState::Live(s) if !Arc::ptr_eq(s, &stream) => return PushEnd::Moved,
+                    // The publisher dropped (or was refused): the stream may resume
+                    // within the grace period.
+                    ChannelState::Live(_) | ChannelState::Offline | ChannelState::Unsupported => {
+                        if send_text(socket, state.stream_state().as_str()).await.is_err() {
                             return PushEnd::Closed;
                         }
                     }
-                    // The publisher dropped: the stream may resume within the grace period.
-                    ChannelState::Offline => {
-                        if send_text(socket, "offline").await.is_err() {
-                            return PushEnd::Closed;
-                        }
-                    }
-                    _ => return PushEnd::Moved,
+                    ChannelState::Ended => return PushEnd::Moved,
                 }
             }
             _ = stream.finished() => return PushEnd::Moved,

@@ -6,7 +6,7 @@
 //! - the stream key (the RTMP stream name) maps to a stream id (`--stream-key
 //!   KEY=ID`); an unknown key is refused and logged (without the key itself);
 //! - the key's [`Channel`](crate::media::channel::Channel) takes the publisher
-//!   (one at a time) and [`remux`] turns its FLV tags into CMAF for the live origin;
+//!   (one at a time) and remuxes its FLV tags into CMAF ([`remux`]) for the live origin;
 //! - limits: the session itself bounds message sizes (10 MB), chunk streams and read
 //!   time (a silent peer is dropped within seconds); here, a cap on malformed tags per
 //!   connection and no more than [`MAX_PUBLISHERS`] publishers at once.
@@ -34,9 +34,9 @@
 //! [`Refusal`] a refused publish ends with) did not exist.
 
 mod admission;
-pub mod remux;
 
 use crate::media::channel::{self, Publisher};
+use crate::media::remux;
 use crate::media::Origin;
 use admission::{Admitted, Pending};
 use scuffle_rtmp::chunk::error::ChunkReadError;
@@ -113,12 +113,7 @@ pub fn parse_keys(pairs: &[String]) -> Result<HashMap<String, String>, KeyError>
         .iter()
         .map(|p| {
             let (key, id) = p.split_once('=').ok_or_else(|| KeyError(p.clone()))?;
-            let id_ok = !id.is_empty()
-                && id.len() <= 64
-                && id.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if key.is_empty() || !id_ok {
+            if key.is_empty() || !crate::media::valid_stream_id(id) {
                 return Err(KeyError(p.clone()));
             }
             Ok((key.to_owned(), id.to_owned()))

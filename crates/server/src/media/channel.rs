@@ -5,6 +5,9 @@
 //!      ▲                               ▲                              │
 //!      │                               └──── publisher returns ───────┤
 //!      └──────── next broadcast ─────── Ended ◀──── grace expires ─────┘
+//!
+//!   any state ──publisher refused: media lucarne cannot play──▶ Unsupported
+//!   Unsupported ──a publisher sends video──▶ Live   (grace expires ──▶ Ended)
 //! ```
 //!
 //! A publisher that returns within the grace period continues the same broadcast: same
@@ -14,16 +17,23 @@
 //! subscribers are moved to it). When the grace period expires the broadcast ends: its
 //! recording becomes a replay.
 //!
+//! A publisher whose media cannot be played without transcoding (a video codec other
+//! than H.264) is refused, and viewers are told so (`Unsupported`) instead of waiting on
+//! "offline" for a broadcast that will not come. The state stays until a publisher goes
+//! live or the interrupted broadcast ends.
+//!
 //! State is observed through a `watch` channel: the low-latency push and the chat hub
-//! follow it.
+//! follow it, both saying it as a [`StreamState`].
 //!
 //! When the server stops, [`Channel::close`] ends the broadcast at once (there is no
 //! grace period across a restart): the recording is finished into a replay, viewers
 //! hear "ended", and the channel takes no publisher after that.
 
 use super::live::{LiveStream, PackagedChunk};
+use super::remux::{Output, RemuxError, Remuxer};
 use super::replay::{Recorder, ReplayStore};
 use bytes::Bytes;
+use lucarne_protocol::StreamState;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,24 +48,19 @@ pub enum ChannelState {
     Live(Arc<LiveStream>),
     /// The last broadcast is over.
     Ended,
+    /// Nobody is publishing: the last publisher was refused, its media cannot be played
+    /// without transcoding.
+    Unsupported,
 }
 
 impl ChannelState {
-    /// `offline`, `live` or `ended`, as the push socket and the API say it.
-    pub fn name(&self) -> &'static str {
+    /// The state as the push socket, the API and the chat say it.
+    pub fn stream_state(&self) -> StreamState {
         match self {
-            ChannelState::Offline => "offline",
-            ChannelState::Live(_) => "live",
-            ChannelState::Ended => "ended",
-        }
-    }
-
-    /// The same, as the chat protocol says it.
-    pub fn stream_state(&self) -> lucarne_protocol::StreamState {
-        match self {
-            ChannelState::Offline => lucarne_protocol::StreamState::Offline,
-            ChannelState::Live(_) => lucarne_protocol::StreamState::Live,
-            ChannelState::Ended => lucarne_protocol::StreamState::Ended,
+            ChannelState::Offline => StreamState::Offline,
+            ChannelState::Live(_) => StreamState::Live,
+            ChannelState::Ended => StreamState::Ended,
+            ChannelState::Unsupported => StreamState::Unsupported,
         }
     }
 }
@@ -183,7 +188,7 @@ impl Channel {
         Ok(Publisher {
             channel: self.clone(),
             session,
-            remuxer: crate::ingest::remux::Remuxer::new(base_ms, first_msn, self.config.chunk_ms),
+            remuxer: Remuxer::new(base_ms, first_msn, self.config.chunk_ms),
         })
     }
 
@@ -244,6 +249,16 @@ impl Channel {
         }
     }
 
+    /// The publisher of `session` sent media that cannot be played: it is about to be
+    /// refused, and viewers hear why.
+    fn unsupported(&self, session: u64) {
+        if self.lock().publisher != Some(session) {
+            return;
+        }
+        tracing::info!(stream = %self.id, "viewers told: the publisher's media is unsupported");
+        self.state.send_replace(ChannelState::Unsupported);
+    }
+
     /// The publisher of `session` left, having reached `resume`.
     fn unpublished(self: &Arc<Self>, session: u64, resume: (u64, u64), started: bool) {
         let mut inner = self.lock();
@@ -265,7 +280,14 @@ impl Channel {
         }));
         drop(inner);
         tracing::info!(stream = %self.id, "publisher gone; the broadcast ends in {} s unless it returns", grace.as_secs());
-        self.state.send_replace(ChannelState::Offline);
+        // A refused publisher's reason stays what viewers see.
+        self.state.send_if_modified(|s| {
+            let told = matches!(s, ChannelState::Unsupported);
+            if !told {
+                *s = ChannelState::Offline;
+            }
+            !told
+        });
     }
 
     /// The server is stopping: ends the broadcast now, whoever is publishing, and
@@ -339,7 +361,7 @@ impl Channel {
 pub struct Publisher {
     channel: Arc<Channel>,
     session: u64,
-    remuxer: crate::ingest::remux::Remuxer,
+    remuxer: Remuxer,
 }
 
 impl Publisher {
@@ -348,22 +370,31 @@ impl Publisher {
         &self.channel.id
     }
 
-    /// Feeds an FLV video tag.
-    pub fn video(&mut self, ts: u32, data: Bytes) -> Result<(), crate::ingest::remux::RemuxError> {
-        let out = self.remuxer.video(ts, data)?;
+    /// Feeds an FLV video tag. An [`RemuxError::Unsupported`] codec ends the publish
+    /// (the caller drops this hold) and puts the channel in
+    /// [`ChannelState::Unsupported`].
+    pub fn video(&mut self, ts: u32, data: Bytes) -> Result<(), RemuxError> {
+        let out = match self.remuxer.video(ts, data) {
+            Ok(out) => out,
+            Err(e) => {
+                if matches!(e, RemuxError::Unsupported(_)) {
+                    self.channel.unsupported(self.session);
+                }
+                return Err(e);
+            }
+        };
         self.apply(out);
         Ok(())
     }
 
     /// Feeds an FLV audio tag.
-    pub fn audio(&mut self, ts: u32, data: Bytes) -> Result<(), crate::ingest::remux::RemuxError> {
+    pub fn audio(&mut self, ts: u32, data: Bytes) -> Result<(), RemuxError> {
         let out = self.remuxer.audio(ts, data)?;
         self.apply(out);
         Ok(())
     }
 
-    fn apply(&self, out: Vec<crate::ingest::remux::Output>) {
-        use crate::ingest::remux::Output;
+    fn apply(&self, out: Vec<Output>) {
         for o in out {
             match o {
                 Output::Init(init) => self.channel.on_init(init),

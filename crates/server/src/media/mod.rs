@@ -4,16 +4,22 @@
 //! - [`clip`] reads the committed demo clip.
 //! - [`demo`] loops the clip as a live source on the wall clock.
 //! - [`live`] holds a stream's segments and low-latency chunk feed.
+//! - [`remux`] turns a publisher's FLV tags (as RTMP delivers them) into CMAF.
 //! - [`channel`] is a stream id publishers go live on (ingest), with its lifecycle.
 //! - [`replay`] records broadcasts and serves them back as VOD.
 //!
 //! [`Origin`] owns the set of streams and channels, and the tasks that feed them.
+//!
+//! The bottom layer: imports nothing from `http`, `hub` or `ingest`. Ingest speaks RTMP
+//! and hands a channel's [`Publisher`](channel::Publisher) the FLV tags; turning them
+//! into CMAF chunks is packaging, so it happens here.
 
 pub mod channel;
 pub mod clip;
 pub mod cmaf;
 pub mod demo;
 pub mod live;
+pub mod remux;
 pub mod replay;
 
 use std::collections::HashMap;
@@ -152,9 +158,37 @@ impl Origin {
     }
 }
 
+/// Whether `id` may name a stream, and so its chat room: 1 to 64 of a-z, 0-9, `-`, `_`.
+///
+/// Ingest (`--stream-key KEY=ID`) and the hub (room names from URLs) both ask this, so
+/// every stream can have its room and no room name is one a stream could never have.
+/// Stream ids become URL segments, directory names (replays) and database keys: no
+/// dots (no `..`), no capitals (no `Demo` beside `demo`).
+pub fn valid_stream_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 /// Unix time in nanoseconds.
 pub fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_stream_id;
+
+    #[test]
+    fn stream_ids_are_short_lowercase_words() {
+        for ok in ["demo", "stream_2-main", "0", &"x".repeat(64)] {
+            assert!(valid_stream_id(ok), "{ok:?}");
+        }
+        for bad in ["", "a/b", "a b", "é", &"x".repeat(65)] {
+            assert!(!valid_stream_id(bad), "{bad:?}");
+        }
+    }
 }

@@ -430,8 +430,10 @@ fn video_config(
         .sps
         .first()
         .ok_or_else(|| malformed("AVC sequence header without SPS".into()))?;
-    // scuffle-h264's exp-Golomb reader subtracts unchecked on some malformed SPSs (found
-    // by the remux fuzz target): a panic there is a malformed tag, not a dead ingest.
+    // scuffle-expgolomb underflowed on some malformed SPSs (found by the remux fuzz
+    // target; patched, see patches/scuffle-expgolomb). The SPS parser is a third party's
+    // bit-twiddling over a publisher's bytes: should another panic hide in it, it is a
+    // malformed tag, not a dead ingest.
     let parsed = std::panic::catch_unwind(|| {
         scuffle_h264::Sps::parse_with_emulation_prevention(Cursor::new(&sps[..]))
     })
