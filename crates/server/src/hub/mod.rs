@@ -5,13 +5,18 @@
 //! - [`Hub`]: the set of rooms (loaded on demand, one per stream id), the identity
 //!   signer, the store, the configured tokens, the per-client budgets; what the HTTP
 //!   handlers share.
-//! - [`room`]: one room: ordered event log with resume, fan-out, hearts, count, bans.
-//! - `window`: a room's resume window, bounded in count, age and bytes.
+//! - [`room`]: one room, tying its parts under one lock, and its bans; records changes.
+//!   - `log`: the event log (epoch, seq, message ids) over `window`, the resume
+//!     window bounded in count, age and bytes.
+//!   - `gate`: the post gate (flood limit, mutes, slow mode, blocked words).
+//!   - `ticker`: hearts aggregation and the viewer count; `hearts`: when the hearts
+//!     total is saved.
+//!   - `fanout`: the broadcast ring a room's sessions read.
 //! - `admission`: which rooms are held: streams' always, made-up ones bounded.
 //! - `budget`: per-client-address budgets (new identities, made-up rooms, token guesses).
 //! - `confusable`: names compared as they look (Unicode TR39 skeletons).
-//! - `hearts`: when a room saves its hearts total.
-//! - `session`: one WebSocket: hello/welcome, limits, forwarding the room to the socket.
+//! - `session`: one WebSocket (any `Sink`/`Stream` of messages): hello/welcome, limits,
+//!   forwarding the room to the socket.
 //! - `upgrade`: the WebSocket handshake (tungstenite's socket, not axum's wrapper).
 //! - [`moderation`]: moderation actions, shared by staff sockets and [`api`].
 //! - [`api`]: moderation over HTTP for tools (bearer tokens).
@@ -26,14 +31,18 @@ mod admission;
 pub mod api;
 mod budget;
 mod confusable;
+mod fanout;
+mod gate;
 mod hearts;
 pub mod identity;
+mod log;
 pub mod moderation;
 pub mod origins;
 pub mod room;
 pub mod rules;
 mod session;
 pub mod store;
+mod ticker;
 mod upgrade;
 mod window;
 

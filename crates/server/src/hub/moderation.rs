@@ -89,3 +89,42 @@ pub fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
         Action::BlockedWords(words) => room.set_blocked_words(&words).map(|_| None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::fanout::Outbound;
+    use crate::hub::room::JoinError;
+    use lucarne_protocol::{BanViewer, Role};
+
+    fn ban(viewer_id: &str, duration_secs: Option<u64>) -> Action {
+        Action::Ban(BanViewer {
+            viewer_id: viewer_id.into(),
+            duration_secs,
+            reason: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn bans_refuse_joins_and_kick() {
+        let room = crate::hub::room::tests::room(Default::default());
+        let mut rx = room.join("v2", Role::Viewer, None).unwrap().rx;
+        apply(&room, ban("v1", None)).unwrap();
+        assert_eq!(
+            room.join("v1", Role::Viewer, None).unwrap_err(),
+            JoinError::Banned
+        );
+        assert!(
+            matches!(rx.try_recv(), Ok(Outbound::Kick { viewer_id, .. }) if &*viewer_id == "v1")
+        );
+        let unban = || Action::Unban {
+            viewer_id: "v1".into(),
+        };
+        assert!(apply(&room, unban()).unwrap().is_some());
+        assert_eq!(apply(&room, unban()).unwrap_err().code, ErrorCode::NotFound);
+        assert!(room.join("v1", Role::Viewer, None).is_ok());
+        // Expired bans do not count.
+        apply(&room, ban("v3", Some(0))).unwrap();
+        assert!(room.join("v3", Role::Viewer, None).is_ok());
+    }
+}

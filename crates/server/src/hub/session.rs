@@ -3,16 +3,20 @@
 //! socket and handles what the client sends. It enforces the per-connection limits:
 //! frame size, malformed input, hearts rate, idle timeout, send deadline.
 //!
+//! It is written against any [`Transport`]: tungstenite's socket in production, an
+//! in-memory pair in its tests, which run with no network.
+//!
 //! A single task per connection (no split, no per-viewer queue besides the room's
 //! broadcast ring) keeps an idle viewer to a few KB. Frames waiting in the ring are
 //! written in batches: a viewer whose task runs late catches up with one syscall.
 
+use super::fanout::{encode, Outbound};
 use super::moderation::{self, Action};
-use super::room::{encode, Author, JoinError, Joined, Outbound, Posted, Room};
+use super::room::{Author, JoinError, Joined, Posted, Room};
 use super::rules::{self, Refusal};
-use super::upgrade::Socket as WebSocket;
+use super::window::Snapshot;
 use super::{ClientKey, Hub};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lucarne_protocol::{
     close, ClientMessage, ErrorCode, ErrorFrame, Hello, Limits, Notice, NoticeCode, Ping, Profile,
@@ -55,6 +59,23 @@ const MAX_CLIENT_ID: usize = 64;
 const TRY_AGAIN_LATER: u16 = 1013;
 /// Oldest protocol version this server still speaks.
 const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// What a session runs on: WebSocket messages both ways.
+pub(super) trait Transport:
+    Sink<Message, Error = tungstenite::Error>
+    + Stream<Item = Result<Message, tungstenite::Error>>
+    + Unpin
+    + Send
+{
+}
+
+impl<T> Transport for T where
+    T: Sink<Message, Error = tungstenite::Error>
+        + Stream<Item = Result<Message, tungstenite::Error>>
+        + Unpin
+        + Send
+{
+}
 
 /// What to do with the connection.
 enum Flow {
@@ -145,7 +166,7 @@ async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
 /// Sends a close frame, then waits briefly for the client's reply so that the TCP close
 /// is orderly (closing with unread input would reset the connection, and the client
 /// might never see the code).
-async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) {
+async fn close_socket(socket: &mut impl Transport, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: Utf8Bytes::from_static(reason),
@@ -159,7 +180,7 @@ async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) {
 }
 
 /// Sends one text message, in fragments when it is long (see [`FRAGMENT`]).
-async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), tungstenite::Error> {
+async fn send_text(socket: &mut impl Transport, text: Utf8Bytes) -> Result<(), tungstenite::Error> {
     if text.len() <= FRAGMENT {
         return socket.send(Message::Text(text)).await;
     }
@@ -184,7 +205,12 @@ async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), tungst
 }
 
 /// Serves one chat connection.
-pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String, client: ClientKey) {
+pub(super) async fn run(
+    mut socket: impl Transport,
+    hub: Arc<Hub>,
+    room_id: String,
+    client: ClientKey,
+) {
     let mut closing = hub.closing.subscribe();
     let send_timeout = Duration::from_millis(hub.config.chat_send_timeout_ms);
     let hello = match read_hello(&mut socket, &mut closing, send_timeout).await {
@@ -209,7 +235,7 @@ pub(super) async fn run(mut socket: WebSocket, hub: Arc<Hub>, room_id: String, c
 
 /// Waits for the `hello`, answering anything else with `hello_required`.
 async fn read_hello(
-    socket: &mut WebSocket,
+    socket: &mut impl Transport,
     closing: &mut watch::Receiver<bool>,
     send_timeout: Duration,
 ) -> Result<Hello, Flow> {
@@ -387,7 +413,7 @@ impl Session {
         }
     }
 
-    async fn send(&self, socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), Flow> {
+    async fn send(&self, socket: &mut impl Transport, msg: &ServerMessage) -> Result<(), Flow> {
         match within(self.send_timeout, send_text(socket, encode(msg))).await {
             Some(Ok(())) => Ok(()),
             _ => Err(Flow::Gone),
@@ -396,7 +422,7 @@ impl Session {
 
     async fn serve(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut impl Transport,
         joined: Joined,
         greeting: Vec<ServerMessage>,
     ) -> Flow {
@@ -404,9 +430,12 @@ impl Session {
             mut rx,
             epoch,
             seq,
-            recovered,
-            history,
-            backlog,
+            snapshot:
+                Snapshot {
+                    recovered,
+                    history,
+                    backlog,
+                },
             viewer_count,
             hearts_total,
             stream_state,
@@ -511,7 +540,7 @@ impl Session {
         &mut self,
         first: Result<Outbound, RecvError>,
         rx: &mut broadcast::Receiver<Outbound>,
-        socket: &mut WebSocket,
+        socket: &mut impl Transport,
     ) -> Flow {
         let staff = !self.role.is_viewer();
         let viewer_id = self.viewer_id.clone();
@@ -576,7 +605,11 @@ impl Session {
         sent.unwrap_or(Flow::Gone)
     }
 
-    async fn handle(&mut self, msg: ClientMessage, socket: &mut WebSocket) -> Result<(), Flow> {
+    async fn handle(
+        &mut self,
+        msg: ClientMessage,
+        socket: &mut impl Transport,
+    ) -> Result<(), Flow> {
         let action = match msg {
             ClientMessage::Chat(chat) => return self.chat(chat, socket).await,
             ClientMessage::Hearts(h) => {
@@ -647,7 +680,7 @@ impl Session {
     async fn chat(
         &mut self,
         chat: lucarne_protocol::SendChat,
-        socket: &mut WebSocket,
+        socket: &mut impl Transport,
     ) -> Result<(), Flow> {
         let client_id = chat.client_id;
         if client_id.as_ref().is_some_and(|c| c.len() > MAX_CLIENT_ID) {
@@ -696,5 +729,179 @@ impl Session {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::store::memory::MemoryStore;
+    use crate::hub::HubConfig;
+    use lucarne_protocol::{ChatMessage, SendChat};
+    use tokio::io::DuplexStream;
+    use tokio_tungstenite::tungstenite::protocol::Role as Side;
+    use tokio_tungstenite::WebSocketStream;
+
+    type Peer = WebSocketStream<DuplexStream>;
+
+    fn hub() -> Arc<Hub> {
+        let config = HubConfig {
+            free_rooms: true,
+            ..HubConfig::default()
+        };
+        Hub::new(config, Arc::new(MemoryStore::new()), Arc::default())
+    }
+
+    /// A session on one end of an in-memory pipe, the client's end returned.
+    async fn connect(hub: &Arc<Hub>) -> Peer {
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let server = WebSocketStream::from_raw_socket(server, Side::Server, None).await;
+        let key = hub.keyer.key(std::net::Ipv4Addr::LOCALHOST.into());
+        tokio::spawn(run(server, hub.clone(), "room".into(), key));
+        WebSocketStream::from_raw_socket(client, Side::Client, None).await
+    }
+
+    async fn send(peer: &mut Peer, msg: &ClientMessage) {
+        let text = serde_json::to_string(msg).unwrap();
+        peer.send(Message::text(text)).await.unwrap();
+    }
+
+    /// The next server message (pings and the like skipped), within a few seconds.
+    async fn next(peer: &mut Peer) -> ServerMessage {
+        let read = async {
+            loop {
+                match peer.next().await {
+                    Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                    Some(Ok(Message::Close(c))) => panic!("closed: {c:?}"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("socket ended: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("a server message within 5 s")
+    }
+
+    /// Skips frames until one `pick` accepts.
+    async fn next_where<T>(peer: &mut Peer, pick: impl Fn(ServerMessage) -> Option<T>) -> T {
+        loop {
+            if let Some(t) = pick(next(peer).await) {
+                return t;
+            }
+        }
+    }
+
+    async fn joined(hub: &Arc<Hub>, name: &str) -> (Peer, Welcome) {
+        let mut peer = connect(hub).await;
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: Some(name.into()),
+            ..Hello::default()
+        };
+        send(&mut peer, &ClientMessage::Hello(hello)).await;
+        match next(&mut peer).await {
+            ServerMessage::Welcome(w) => (peer, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    fn chat(text: &str, client_id: &str) -> ClientMessage {
+        ClientMessage::Chat(SendChat {
+            text: text.into(),
+            client_id: Some(client_id.into()),
+        })
+    }
+
+    fn chat_of(m: ServerMessage) -> Option<ChatMessage> {
+        match m {
+            ServerMessage::Chat(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hello_is_answered_with_a_welcome_and_anything_else_first_with_an_error() {
+        let hub = hub();
+        let mut peer = connect(&hub).await;
+        send(&mut peer, &ClientMessage::Ping(Ping { t: Some(1) })).await;
+        assert!(matches!(
+            next(&mut peer).await,
+            ServerMessage::Error(e) if e.code == ErrorCode::HelloRequired
+        ));
+        let (_peer, welcome) = joined(&hub, "Ana").await;
+        assert_eq!(welcome.name.as_deref(), Some("Ana"));
+        assert_eq!((welcome.role, welcome.seq), (Role::Viewer, 0));
+        assert_eq!(welcome.protocol_version, PROTOCOL_VERSION);
+        assert!(!welcome.viewer_token.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_chat_message_reaches_the_other_session_in_the_room() {
+        let hub = hub();
+        let (mut ana, _) = joined(&hub, "Ana").await;
+        let (mut bob, _) = joined(&hub, "Bob").await;
+        send(&mut ana, &chat("hello Bob", "c1")).await;
+        let got = next_where(&mut bob, chat_of).await;
+        assert_eq!((got.name.as_str(), got.text.as_str()), ("Ana", "hello Bob"));
+        assert_eq!(got.seq, 1);
+        // The author gets it back through the room too, with its clientId.
+        let own = next_where(&mut ana, chat_of).await;
+        assert_eq!((own.id, own.client_id.as_deref()), (got.id, Some("c1")));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_gets_an_error_frame_and_the_session_goes_on() {
+        let hub = hub();
+        let (mut ana, _) = joined(&hub, "Ana").await;
+        ana.send(Message::text("{\"type\": \"chat\", \"text\":"))
+            .await
+            .unwrap();
+        let code = next_where(&mut ana, |m| match m {
+            ServerMessage::Error(e) => Some(e.code),
+            _ => None,
+        })
+        .await;
+        assert_eq!(code, ErrorCode::BadJson);
+        send(&mut ana, &ClientMessage::Ping(Ping { t: Some(7) })).await;
+        let pong = next_where(&mut ana, |m| match m {
+            ServerMessage::Pong(p) => Some(p.t),
+            _ => None,
+        })
+        .await;
+        assert_eq!(pong, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_flood_gets_muted_and_told_so() {
+        let hub = hub();
+        let (mut ana, _) = joined(&hub, "Ana").await;
+        // The default allowance is 3 messages per 2 s.
+        for i in 0..4 {
+            send(&mut ana, &chat("spam", &format!("c{i}"))).await;
+        }
+        let error = next_where(&mut ana, |m| match m {
+            ServerMessage::Error(e) => Some(e),
+            _ => None,
+        })
+        .await;
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert_eq!(error.client_id.as_deref(), Some("c3"));
+        assert_eq!(error.retry_after_ms, Some(30_000));
+        let notice = next_where(&mut ana, |m| match m {
+            ServerMessage::Notice(n) => Some(n),
+            _ => None,
+        })
+        .await;
+        assert_eq!(notice.code, NoticeCode::Muted);
+        assert!(notice.until.is_some());
+        send(&mut ana, &chat("still?", "c4")).await;
+        let error = next_where(&mut ana, |m| match m {
+            ServerMessage::Error(e) => Some(e),
+            _ => None,
+        })
+        .await;
+        assert_eq!(error.code, ErrorCode::Muted);
+        assert_eq!(hub.room("room").await.unwrap().info().seq, 3);
     }
 }

@@ -230,26 +230,19 @@ impl Window {
         }
     }
 
-    /// Drops a chat message's frame (its `(viewerId, clientId)` stays known, so a
-    /// re-send is not posted again); true if it was there. Ids are `{epoch:x}-{seq}`.
-    pub(crate) fn remove_chat(&mut self, id: &str) -> bool {
-        let Some(seq) = id.split_once('-').and_then(|(_, s)| s.parse::<Seq>().ok()) else {
-            return false;
-        };
+    /// Drops the frame of the chat message with this seq (its `(viewerId, clientId)`
+    /// stays known, so a re-send is not posted again); true if it was there.
+    pub(crate) fn remove_chat(&mut self, seq: Seq) -> bool {
         let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) else {
             return false;
         };
         let entry = &mut self.entries[i];
-        let matches = entry.chat
-            && entry
-                .frame
-                .as_ref()
-                .and_then(decode)
-                .is_some_and(|e| matches!(e, RoomEvent::Chat(m) if m.id == id));
-        if !matches {
+        if !entry.chat {
             return false;
         }
-        let frame = entry.frame.take().expect("checked above");
+        let Some(frame) = entry.frame.take() else {
+            return false;
+        };
         self.bytes -= frame.len();
         self.chats -= 1;
         true
@@ -351,10 +344,9 @@ mod tests {
     fn deleted_messages_leave_history_and_their_resend_stays_a_duplicate() {
         let mut w = filled(10, "hi", 1_000);
         let before = w.bytes();
-        assert!(w.remove_chat("1-5"));
-        assert!(!w.remove_chat("1-5"));
-        assert!(!w.remove_chat("1-99"));
-        assert!(!w.remove_chat("nonsense"));
+        assert!(w.remove_chat(5));
+        assert!(!w.remove_chat(5));
+        assert!(!w.remove_chat(99));
         assert!(w.bytes() < before);
         assert_eq!(w.duplicate("v1", "c5"), Some(5));
         w.push(

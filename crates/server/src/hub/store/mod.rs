@@ -5,15 +5,36 @@
 //! - [`sqlite`]: the default, one embedded SQLite file (`--data-dir`).
 //! - [`memory`]: keeps nothing across restarts (`--chat-db :memory:`, unit tests).
 //!
-//! The room in memory is the authority while the server runs; the store is written
-//! behind it. [`Store::record`] only queues a change (it must never make a viewer wait for
-//! a disk), and changes are applied in the order they were recorded. A load issued after
-//! a `record` sees that change. Losing the last few queued changes on a crash is
-//! accepted; a graceful shutdown ([`Store::close`]) loses nothing.
+//! # Contract
+//! Every backend keeps this contract; the room relies on nothing else (no SQL, no file,
+//! no particular thread).
 //!
-//! Several nodes (a later Redis store) will need more than this trait: seqs allocated by
-//! the shared store and fan-out through it. The trait is kept to the data so that change
-//! stays in one place.
+//! - **Authority.** The room in memory is the authority while the server runs; the store
+//!   is written behind it. [`Store::record`] only queues a change and returns at once: it
+//!   must never make a viewer wait for a disk or a network.
+//! - **Ordering.** Changes to one room are applied in the order they were recorded (the
+//!   room records under its lock, so that is the order viewers saw). Rooms are
+//!   independent. A [`Store::load_room`] issued after a `record` sees that change.
+//! - **Durability.** A chat message is acknowledged (fanned out to viewers) once it is
+//!   recorded, before it is durable. A crash may lose what was recorded since the
+//!   backend's last write (SQLite: what is still queued and the transaction being
+//!   committed, at most 512 changes; with `synchronous=NORMAL` a power cut may also take
+//!   the last commits, a process crash does not). What is lost is the end: a reloaded
+//!   room never has a change without the ones recorded before it. Viewers notice by
+//!   seq (a `lastSeq` above the reloaded room's is not resumed exactly).
+//! - **Close.** [`Store::close`] resolves once every change recorded before it is
+//!   durable; it is the last call the hub makes. What comes after it may be dropped
+//!   (SQLite drops changes with a warning and fails loads with [`StoreError::Closed`]).
+//!   Calling it twice is harmless.
+//! - **Failures.** A change the backend refuses is logged and skipped (the room in
+//!   memory stays right; only a reload would miss it); a failed load makes the room
+//!   unavailable to that viewer, who retries later.
+//! - **Secret.** [`Store::secret`] is the same across restarts, or every viewer's
+//!   identity changes with them.
+//!
+//! Several nodes (the Redis store, next) will need more than this trait: seqs allocated
+//! by the shared store and fan-out through it. The trait is kept to the data so that
+//! change stays in one place.
 
 pub mod memory;
 pub mod sqlite;
@@ -28,9 +49,14 @@ pub const KEEP_EVENTS: usize = 10_000;
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The backend (database, server) refused.
+    #[error("{backend}: {source}")]
+    Backend {
+        /// Which backend (`sqlite`, ...).
+        backend: &'static str,
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The data directory could not be prepared.
     #[error("{path}: {source}")]
     Io {
@@ -132,8 +158,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         room: &str,
         recent: usize,
     ) -> BoxFuture<'static, Result<Option<StoredRoom>, StoreError>>;
-    /// Queues a change; never blocks.
+    /// Queues a change; never blocks (see the module doc's contract).
     fn record(&self, room: &str, change: Change);
-    /// Applies everything queued, then stops; later changes are dropped.
+    /// Makes everything recorded so far durable, then stops; later changes are dropped.
     fn close(&self) -> BoxFuture<'static, ()>;
 }

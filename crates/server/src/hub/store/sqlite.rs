@@ -63,6 +63,15 @@ enum Command {
     Close(oneshot::Sender<()>),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            backend: "sqlite",
+            source: Box::new(e),
+        }
+    }
+}
+
 /// A SQLite file written by a dedicated thread.
 #[derive(Debug)]
 pub struct SqliteStore {
