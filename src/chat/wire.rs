@@ -28,7 +28,7 @@
 //! WebAssembly.
 
 #[cfg(target_arch = "wasm32")]
-use js_sys::{Array, JsString, Object, Reflect, JSON};
+use js_sys::{Array, Object, Reflect, JSON};
 use lucarne_protocol::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::{JsCast, JsValue};
@@ -371,28 +371,27 @@ enum Field<'a> {
 /// `JSON.stringify` (which escapes the viewer's text correctly).
 #[cfg(target_arch = "wasm32")]
 fn encode(kind: &str, fields: &[(&str, Option<Field<'_>>)]) -> String {
-    fn object<'a>(fields: impl Iterator<Item = (&'a str, JsValue)>) -> Object {
-        let o = Object::new();
-        for (k, v) in fields {
-            let _ = Reflect::set(&o, &k.into(), &v);
-        }
-        o
+    fn set(o: &Object, k: &str, v: &JsValue) {
+        let _ = Reflect::set(o, &k.into(), v);
     }
-    let value = |f: &Field<'_>| match f {
-        Field::Text(t) => JsValue::from_str(t),
-        Field::Number(n) => JsValue::from_f64(*n),
-        Field::Numbers(n) => object(n.iter().map(|(k, v)| (*k, JsValue::from_f64(*v)))).into(),
-    };
-    let o = object(
-        std::iter::once(("type", JsValue::from_str(kind))).chain(
-            fields
-                .iter()
-                .filter_map(|(k, f)| Some((*k, value(f.as_ref()?)))),
-        ),
-    );
-    JSON::stringify(&o)
-        .map(String::from)
-        .unwrap_or_else(|_| String::from(JsString::from("{}")))
+    let o = Object::new();
+    set(&o, "type", &kind.into());
+    for (k, f) in fields {
+        let v = match f {
+            None => continue,
+            Some(Field::Text(t)) => JsValue::from_str(t),
+            Some(Field::Number(n)) => JsValue::from_f64(*n),
+            Some(Field::Numbers(n)) => {
+                let inner = Object::new();
+                for (k, v) in n.iter() {
+                    set(&inner, k, &JsValue::from_f64(*v));
+                }
+                inner.into()
+            }
+        };
+        set(&o, k, &v);
+    }
+    JSON::stringify(&o).map_or_else(|_| "{}".into(), String::from)
 }
 
 /// [`encode`] natively, with `JSON.stringify`'s output for the same values (an integral
