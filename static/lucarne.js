@@ -16,7 +16,12 @@
   var OPTIONS = ["src", "stream", "ll", "chat", "layout", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
 
   if (!api.mount) {
+    // base + build name -> {url: the glue's URL, ready: Promise of the glue module}.
     var modules = {};
+    // base + build name -> fresh copies made after a trap.
+    var copies = {};
+    // Mounted widgets: {element, widget, glue (URL of the glue it runs in), lang, retry}.
+    var live = [];
     // Two builds: with chat (lucarne_widget) and video only (lucarne_player, lighter).
     var load = function (base, chat) {
       var name = chat ? "lucarne_widget" : "lucarne_player";
@@ -24,27 +29,96 @@
       if (!modules[key]) {
         // Fetch the wasm while the JS glue loads, not after: one round trip less.
         var wasm = fetch(new URL(name + "_bg.wasm", base).href, { mode: "cors", credentials: "omit" });
-        modules[key] = import(new URL(name + ".js", base).href).then(function (m) {
-          return m.default({ module_or_path: wasm }).then(function () {
-            return m;
-          });
-        });
+        // A module URL is instantiated once per page: after a trap, a copy of the glue
+        // under another URL is the only way to a fresh WebAssembly instance.
+        var n = copies[key] || 0;
+        var url = new URL(name + ".js" + (n ? "?copy=" + n : ""), base).href;
+        var entry = modules[key] = {
+          url: url,
+          ready: import(url).then(function (m) {
+            return m.default({ module_or_path: wasm }).then(function () {
+              return m;
+            });
+          })
+        };
         // Let a later mount try again (a network blip must not poison the page).
-        modules[key].catch(function () { delete modules[key]; });
+        entry.ready.catch(function () { if (modules[key] === entry) delete modules[key]; });
       }
       return modules[key];
     };
 
-    // Shown without WebAssembly, so it cannot be the widget's own rendering.
-    var showError = function (host, text) {
+    // Shown without WebAssembly, so it cannot be the widget's own rendering. With
+    // `retry`, a button under the text calls it.
+    var showError = function (host, text, retry, label) {
       var root = host.shadowRoot || host.attachShadow({ mode: "open" });
       root.innerHTML = "<style>:host{all:initial;display:block}div{font:14px/1.4 system-ui,sans-serif;" +
         "background:#1b1b1b;color:#fff;padding:16px;border-radius:10px;min-height:80px;display:flex;" +
-        "align-items:center;justify-content:center;text-align:center}</style><div role=\"alert\"></div>";
-      root.querySelector("div").textContent = text;
+        "flex-direction:column;gap:10px;align-items:center;justify-content:center;text-align:center}" +
+        "button{font:inherit;color:#000;background:#fff;border:0;border-radius:6px;padding:6px 14px;cursor:pointer}" +
+        "</style><div role=\"alert\"><p></p></div>";
+      var box = root.querySelector("div");
+      box.firstChild.textContent = text;
+      if (retry) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "retry";
+        button.textContent = label;
+        button.onclick = function () {
+          button.disabled = true;
+          host.setAttribute("data-status", "loading");
+          retry();
+        };
+        box.appendChild(button);
+      }
       host.setAttribute("data-status", "error");
       console.error("lucarne: " + text);
     };
+
+    // The widget's rule: its `lang` option, else the page's, else the browser's.
+    var french = function (lang) {
+      var tags = [lang, document.documentElement.lang].concat(navigator.languages || [navigator.language]);
+      for (var i = 0; i < tags.length; i++) {
+        var primary = String(tags[i] || "").trim().split(/[-_]/)[0].toLowerCase();
+        if (primary === "fr") return true;
+        if (primary === "en") return false;
+      }
+      return false;
+    };
+
+    // A trap (a Rust panic, an out-of-bounds access) leaves the instance in a state
+    // nothing can trust, and the widgets it runs freeze. It surfaces as a
+    // WebAssembly.RuntimeError out of a callback of the widget (its glue is on the stack;
+    // a trap of the page's own WebAssembly is not ours). Every widget of that instance
+    // shows an error with "retry", which mounts it again in a fresh instance.
+    var trapped = function (error) {
+      if (typeof WebAssembly !== "object" || !(error instanceof WebAssembly.RuntimeError)) return;
+      var stack = String(error.stack || "");
+      for (var key in modules) {
+        var glue = modules[key].url;
+        // ":" ends the URL in a stack frame, so an older copy (`?copy=1`) never matches.
+        if (stack.indexOf(glue + ":") < 0) continue;
+        delete modules[key];
+        copies[key] = (copies[key] || 0) + 1;
+        for (var i = live.length - 1; i >= 0; i--) {
+          if (live[i].glue !== glue) continue;
+          var dead = live.splice(i, 1)[0];
+          var root = dead.element.shadowRoot;
+          var media = root ? root.querySelectorAll("video,audio") : [];
+          for (var j = 0; j < media.length; j++) media[j].pause();
+          try {
+            // Closes its sockets and media if the instance still can; it may trap again.
+            dead.widget.destroy();
+            dead.widget.free();
+          } catch (e) { /* the instance is gone either way */ }
+          dead.widget = null;
+          var fr = french(dead.lang);
+          showError(dead.element, fr ? "La vidéo s’est arrêtée après une erreur." : "The video stopped after an error.",
+            dead.retry, fr ? "Réessayer" : "Retry");
+        }
+      }
+    };
+    window.addEventListener("error", function (e) { trapped(e.error); });
+    window.addEventListener("unhandledrejection", function (e) { trapped(e.reason); });
 
     var explain = function (e) {
       var msg = String(e && e.message || e);
@@ -89,16 +163,37 @@
 
     api.mount = function (element, options, base) {
       options = options || {};
-      return resolve(options).then(function (opts) {
-        if (opts.ll && !opts.socket && opts.layout !== "chat") opts.socket = openEarly(opts.ll);
-        return load(base || here, !!opts.chat && opts.layout !== "video").then(function (m) {
-          var widget = m.mount(element, opts);
-          return {
-            destroy: function () {
-              if (widget) { widget.destroy(); widget.free(); widget = null; }
-            }
-          };
+      var mounted = { element: element, widget: null, gone: false };
+      var start = function (given) {
+        return resolve(given).then(function (opts) {
+          if (opts.ll && !opts.socket && opts.layout !== "chat") opts.socket = openEarly(opts.ll);
+          var entry = load(base || here, !!opts.chat && opts.layout !== "video");
+          return entry.ready.then(function (m) {
+            if (mounted.gone) return;
+            mounted.widget = m.mount(element, opts);
+            mounted.glue = entry.url;
+            mounted.lang = opts.lang;
+            live.push(mounted);
+          });
         });
+      };
+      mounted.retry = function () {
+        // The early socket went to the instance that trapped: a new one opens.
+        var again = {};
+        for (var k in options) if (k !== "socket") again[k] = options[k];
+        start(again).catch(function (e) {
+          showError(element, explain(e), mounted.retry, french(options.lang) ? "Réessayer" : "Retry");
+        });
+      };
+      return start(options).then(function () {
+        return {
+          destroy: function () {
+            mounted.gone = true;
+            var i = live.indexOf(mounted);
+            if (i >= 0) live.splice(i, 1);
+            if (mounted.widget) { mounted.widget.destroy(); mounted.widget.free(); mounted.widget = null; }
+          }
+        };
       }).catch(function (e) {
         showError(element, explain(e));
         throw e;
