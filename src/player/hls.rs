@@ -11,14 +11,20 @@
 //! brings it back to live if it paused for long).
 //!
 //! A playlist that is already complete on first load (`EXT-X-ENDLIST`: a replay) is
-//! played as VOD: from its first segment, loading at most [`VOD_AHEAD`] seconds ahead
-//! of the playhead, and moving to wherever the viewer seeks.
+//! played as VOD: from its first segment, loading at most `replay::VOD_AHEAD` seconds
+//! ahead of the playhead, and moving to wherever the viewer seeks (the decisions are
+//! `replay.rs`'s).
+//!
+//! After a live broadcast ends the loader keeps polling the playlist, with backoff,
+//! and reports `NewBroadcast` once it is live again: a page left open plays the
+//! stream's next broadcast without a reload.
 
-use super::engine::{Event, SourceEvent, Tx};
+use super::events::{Event, SourceEvent, Tx};
 use super::fetch::{self, AbortSlot, FetchError};
 use super::latency::LatencyPolicy;
 use super::mp4::{self, InitInfo};
 use super::playlist::{self, MediaPlaylist, Playlist};
+use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
 use crate::net::backoff::Backoff;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -26,8 +32,6 @@ use std::rc::Rc;
 const PLAYLIST_TIMEOUT_MS: u32 = 5_000;
 const SEGMENT_TIMEOUT_MS: u32 = 10_000;
 const SEGMENT_RETRIES: u32 = 2;
-/// A replay is loaded this many seconds ahead of the playhead.
-const VOD_AHEAD: f64 = 30.0;
 
 /// What a VOD loader shares with the engine: the playhead (relative to the replay's
 /// start), and a position the viewer jumped to outside the buffer (NaN: none).
@@ -193,7 +197,7 @@ impl Loader {
             }
             if media.ended && self.cursor.is_some_and(|c| c >= media.end_msn()) {
                 self.send(SourceEvent::Ended);
-                return;
+                return self.watch_for_next().await;
             }
             // Reload once per target duration, sooner when nothing new came (RFC 8216 6.3.4).
             let wait = if loaded_any { 1.0 } else { 0.5 } * media.target_duration * 1000.0;
@@ -226,8 +230,10 @@ impl Loader {
                 continue;
             }
             if let Some(map) = &seg.map {
-                if !self.load_init(map).await {
-                    return loaded;
+                match replay::after_init(self.load_init(map).await) {
+                    AfterInit::Proceed => {}
+                    AfterInit::Skip => continue,
+                    AfterInit::Retry | AfterInit::Stop => return loaded,
                 }
             }
             let Some(url) = fetch::resolve(&seg.uri, &self.url) else {
@@ -279,43 +285,44 @@ impl Loader {
     /// Plays a complete playlist as a replay.
     async fn run_vod(mut self, media: MediaPlaylist) {
         let segments: Vec<_> = media.segments.iter().filter(|s| !s.gap).cloned().collect();
-        // Start of each segment relative to the first, and the total.
-        let mut starts = Vec::with_capacity(segments.len());
-        let mut total = 0.0;
-        for s in &segments {
-            starts.push(total);
-            total += s.duration;
-        }
-        let mut next = 0;
+        let mut plan = ReplayPlan::new(segments.iter().map(|s| s.duration));
         let mut announced = false;
-        let mut complete = false;
         while self.alive.get() {
             let jump = self.playhead.seek_to.replace(f64::NAN);
             if !jump.is_nan() {
-                next = starts.iter().rposition(|s| *s <= jump).unwrap_or(0);
-                complete = false;
+                plan.seek(jump);
             }
-            let Some(seg) = segments.get(next) else {
-                if !complete {
-                    complete = true;
-                    self.send(SourceEvent::VodComplete);
+            let i = match plan.step(announced, self.playhead.position.get(), self.wanted.get()) {
+                Step::Load(i) => i,
+                Step::Complete if !announced => {
+                    self.send(SourceEvent::Fatal(
+                        "the replay has no playable segment".into(),
+                    ));
+                    return;
                 }
-                sleep_ms(250.0).await;
-                continue;
-            };
-            if announced
-                && (starts[next] > self.playhead.position.get() + VOD_AHEAD || !self.wanted.get())
-            {
-                sleep_ms(250.0).await;
-                continue;
-            }
-            if let Some(map) = &seg.map {
-                if !self.load_init(map).await {
+                Step::Complete => {
+                    self.send(SourceEvent::VodComplete);
                     continue;
+                }
+                Step::Wait => {
+                    sleep_ms(250.0).await;
+                    continue;
+                }
+            };
+            let seg = &segments[i];
+            if let Some(map) = &seg.map {
+                match replay::after_init(self.load_init(map).await) {
+                    AfterInit::Proceed => {}
+                    AfterInit::Skip => {
+                        plan.advance();
+                        continue;
+                    }
+                    AfterInit::Retry => continue,
+                    AfterInit::Stop => return,
                 }
             }
             let Some(url) = fetch::resolve(&seg.uri, &self.url) else {
-                next += 1;
+                plan.advance();
                 continue;
             };
             let data = match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
@@ -323,7 +330,7 @@ impl Loader {
                 Err(FetchError::Aborted) => return,
                 Err(FetchError::Status(404 | 410)) => {
                     self.send(SourceEvent::Warning(format!("{url} is missing; skipped")));
-                    next += 1;
+                    plan.advance();
                     continue;
                 }
                 Err(e) => {
@@ -350,33 +357,58 @@ impl Loader {
                 announced = true;
                 self.send(SourceEvent::Vod {
                     start,
-                    duration: total,
+                    duration: plan.total(),
                 });
             }
             self.send(SourceEvent::Media(data));
-            next += 1;
+            plan.advance();
+        }
+    }
+
+    /// After the broadcast ended: polls the playlist, with backoff, until it is live
+    /// again, then reports the new broadcast (the engine starts over on it).
+    async fn watch_for_next(self) {
+        let mut backoff = Backoff::new(1_000.0, 8_000.0);
+        while self.alive.get() {
+            sleep_ms(backoff.next_delay(js_sys::Math::random())).await;
+            if !self.alive.get() {
+                return;
+            }
+            match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
+                Ok(text) => {
+                    if matches!(playlist::parse(&text), Ok(Playlist::Media(m)) if !m.ended) {
+                        self.send(SourceEvent::NewBroadcast);
+                        return;
+                    }
+                }
+                Err(FetchError::Aborted) => return,
+                Err(_) => {}
+            }
         }
     }
 
     /// Loads the init segment at `uri` if it is not the one already sent.
-    async fn load_init(&mut self, uri: &str) -> bool {
+    async fn load_init(&mut self, uri: &str) -> InitOutcome {
         let Some(url) = fetch::resolve(uri, &self.url) else {
-            return false;
+            self.send(SourceEvent::Warning(format!(
+                "init segment URI {uri} is invalid"
+            )));
+            return InitOutcome::Unresolvable;
         };
         if self.init_uri.as_deref() == Some(url.as_str()) {
-            return true;
+            return InitOutcome::Ready;
         }
         match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
             Ok(data) => {
                 self.init = mp4::parse_init(&data.to_vec());
                 self.init_uri = Some(url);
                 self.send(SourceEvent::Init(data));
-                true
+                InitOutcome::Ready
             }
-            Err(FetchError::Aborted) => false,
+            Err(FetchError::Aborted) => InitOutcome::Aborted,
             Err(e) => {
                 self.fail(format!("init segment {url}: {e}")).await;
-                false
+                InitOutcome::Failed
             }
         }
     }

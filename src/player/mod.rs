@@ -1,25 +1,51 @@
-//! The player engine, shaped like hls.js: one module per concern, talking through typed
-//! events, never through each other's internals.
+//! The player, shaped like hls.js: controllers, one concern each, around one event loop,
+//! talking through the typed events of `events`, never through each other's
+//! internals (no module imports the engine back).
 //!
-//! Pure (tested natively): [`playlist`] (HLS parsing and start choice), [`latency`]
-//! (target latency, catch-up rate, jump to live), [`buffer`] (ranges, back-buffer
-//! trimming, hole jumping), [`mp4`] (codecs and fragment times), [`channel`] (the
-//! engine's event queue).
+//! Pure policies (tested natively, `cargo test -p lucarne --lib`): [`playlist`] (HLS
+//! parsing and start choice), [`latency`] (target latency, catch-up rate, jump to
+//! live), [`buffer`] (ranges, back-buffer trimming, holes), [`stall`] (is the playhead
+//! moving: hole jumps, nudges, hung pipeline), [`recovery`] (rebuild budget, which
+//! source after failures, the status while waiting, what follows an end), [`replay`]
+//! (the replay loader's next step), [`mp4`] (codecs and fragment times), [`channel`]
+//! (the event queue).
 //!
 //! Browser glue (wasm32 only): `mse` is the only module that touches MediaSource,
-//! SourceBuffer or TimeRanges; `hls` loads playlists and segments; `push` receives the
-//! low-latency WebSocket feed; `engine` owns all of them in one event loop and is driven
+//! SourceBuffer or TimeRanges; `video` owns the `<video>` element's listeners, `play()`
+//! and the muted state; `playback` moves the playhead (start, latency, stalls, the
+//! viewer's seeks) by the pure policies; the sources `hls` (playlists and segments) and
+//! `push` (the low-latency WebSocket) only report `SourceEvent`s;
+//! `engine` owns all of them, dispatches events, rebuilds and connects, and is driven
 //! through a [`PlayerHandle`](engine::PlayerHandle) that sends [`Control`]s and reports
 //! [`Status`].
+//!
+//! # Adding a controller
+//! - A new source (LL-HLS parts, a source carrying MPEG-TS) is a module that sends
+//!   `SourceEvent`s tagged with its generation, started from `Engine::connect` and held
+//!   in `Active` (its `Drop` stops it); `recovery::Recovery::source` decides when it is
+//!   used. LL-HLS parts belong in `hls` + `playlist` (parsing is pure there).
+//! - A transformation of media (a TS-to-fMP4 transmuxer) sits between a source and
+//!   `mse`: the source hands it bytes and sends the `Init`/`Media` it returns; it is
+//!   pure (bytes in, fragments out, tested natively like `mp4`) and compiled into the
+//!   download only where it is used.
+//! - A decision (ABR: a bandwidth estimate and a variant choice) is a pure module fed
+//!   from events the engine already dispatches (segment sizes and load times, buffer
+//!   ahead); its answer goes to the source as a message (e.g. a shared cell, as the
+//!   replay's `seek_to`), never by the source reading the policy's internals.
 
 pub mod buffer;
 pub mod channel;
 pub mod latency;
 pub mod mp4;
 pub mod playlist;
+pub mod recovery;
+pub mod replay;
+pub mod stall;
 
 #[cfg(target_arch = "wasm32")]
 pub mod engine;
+#[cfg(target_arch = "wasm32")]
+pub mod events;
 #[cfg(target_arch = "wasm32")]
 mod fetch;
 #[cfg(target_arch = "wasm32")]
@@ -27,7 +53,11 @@ mod hls;
 #[cfg(target_arch = "wasm32")]
 pub mod mse;
 #[cfg(target_arch = "wasm32")]
+mod playback;
+#[cfg(target_arch = "wasm32")]
 mod push;
+#[cfg(target_arch = "wasm32")]
+mod video;
 
 /// What the frontend asks of the player.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +74,8 @@ pub enum Control {
     GoLive,
     /// Play the replay of a broadcast that ended (from its start, seekable).
     Replay,
+    /// Move the playhead to this media time, seconds (a replay's seek bar and keys).
+    Seek(f64),
 }
 
 /// What the player reports.

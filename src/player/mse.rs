@@ -11,7 +11,8 @@
 //! (`managed-media-source` or `media-source`; the engine writes `native-hls`).
 
 use super::buffer::Range;
-use super::engine::{Event, Tx};
+use super::events::{Event, Tx};
+use super::mp4::InitInfo;
 use gloo_events::EventListener;
 use js_sys::Uint8Array;
 use std::cell::{Cell, RefCell};
@@ -215,6 +216,21 @@ impl Mse {
         self.queue.borrow_mut().sb = Some(sb);
         pump(&self.queue);
         Ok(())
+    }
+
+    /// Appends an init segment, creating the SourceBuffer for its codecs on the first.
+    /// The error is for the viewer (the stream cannot play here).
+    pub fn append_init(&mut self, data: Uint8Array) -> Result<InitInfo, String> {
+        let info = super::mp4::parse_init(&data.to_vec())
+            .ok_or("the stream's init segment is not a supported fMP4 header")?;
+        if !self.has_buffer() {
+            self.add_source_buffer(&info.mime()).map_err(|e| match e {
+                MseError::Codec(m) => format!("this browser cannot play this stream ({m})"),
+                other => other.to_string(),
+            })?;
+        }
+        self.append(data);
+        Ok(info)
     }
 
     /// Queues an append.

@@ -7,7 +7,7 @@
 //! `unsupported` (a publisher was refused) is offline for the player; the chat's state
 //! line says why. Reconnection is the engine's decision; this type only reports.
 
-use super::engine::{Event, SourceEvent, Tx};
+use super::events::{Event, SourceEvent, Tx};
 use gloo_events::EventListener;
 use js_sys::{ArrayBuffer, Uint8Array};
 use lucarne_protocol::StreamState;

@@ -208,22 +208,23 @@ pub(crate) fn app(props: &AppProps) -> Html {
             send(Control::Replay);
         })
     };
+    // Seeks are the player's to make (it tells its stall watch and the replay loader).
     let seek_by = {
-        let video = video.clone();
+        let (video, send) = (video.clone(), send.clone());
         Rc::new(move |delta: f64| {
             if let Some(v) = video.cast::<HtmlVideoElement>() {
-                v.set_current_time((v.current_time() + delta).max(0.0));
+                send(Control::Seek((v.current_time() + delta).max(0.0)));
             }
         })
     };
     let on_seek = {
-        let video = video.clone();
+        let send = send.clone();
         Callback::from(move |e: InputEvent| {
-            let input = e
+            if let Some(input) = e
                 .target()
-                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok());
-            if let (Some(v), Some(input)) = (video.cast::<HtmlVideoElement>(), input) {
-                v.set_current_time(input.value_as_number().max(0.0));
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            {
+                send(Control::Seek(input.value_as_number().max(0.0)));
             }
         })
     };

@@ -6,7 +6,7 @@
 
 use js_sys::Uint8Array;
 use lucarne::player::channel;
-use lucarne::player::engine::Event;
+use lucarne::player::events::Event;
 use lucarne::player::mp4;
 use lucarne::player::mse::{Mse, MseError};
 use wasm_bindgen::JsCast;

@@ -174,3 +174,90 @@ async fn a_broadcast_goes_live_drops_returns_ends_and_replays() -> Result<()> {
     )
     .await
 }
+
+/// Regression: a widget playing plain HLS (`data-stream` only, no `data-ll`) stayed on
+/// "ended" after a broadcast was over, and only a page reload caught the stream's next
+/// broadcast. It now keeps polling the playlist and plays the new broadcast by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hls_only_widget_plays_the_next_broadcast_without_a_reload() -> Result<()> {
+    const SHORT_GRACE_SECS: u64 = 2;
+    let _one_at_a_time = serial().await;
+    let dir = tempfile::Builder::new()
+        .prefix("lucarne-e2e-next-broadcast-")
+        .tempdir()?;
+    let site = StaticServer::start(dir.path()).await?;
+    let rtmp_port = free_port()?;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec![
+        "--no-demo".into(),
+        "--embed-origin".into(),
+        site.url(),
+        "--rtmp-listen".into(),
+        format!("127.0.0.1:{rtmp_port}"),
+        "--stream-key".into(),
+        "e2e-key=studio".into(),
+        "--ingest-grace-secs".into(),
+        SHORT_GRACE_SECS.to_string(),
+    ];
+    let origin = Origin::start_with(config).await?;
+    let s = origin.url();
+    std::fs::write(
+        dir.path().join("hls.html"),
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>Weekly show</title></head>\n<body><h1>Weekly show</h1>\n\
+             <script async src=\"{s}/lucarne.js\" \
+             data-stream=\"{s}/live/studio/index.m3u8\"></script>\n</body></html>\n"
+        ),
+    )?;
+    let url = format!("{}/hls.html", site.url());
+    let publish_url = format!("rtmp://127.0.0.1:{rtmp_port}/live/e2e-key");
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "an_hls_only_widget_plays_the_next_broadcast_without_a_reload",
+        browser,
+        async |browser| {
+            let widget = Probe::widget();
+            let publisher = RtmpPublisher::start(&publish_url)?;
+            browser.goto(&url).await?;
+            widget.wait_playing(browser, READY).await.with_context(|| {
+                format!(
+                    "the first broadcast plays; ffmpeg: {}",
+                    publisher.log_tail(10)
+                )
+            })?;
+            // Marks this page: a reload would lose it.
+            browser
+                .execute("window.__e2eSamePage = true;", vec![])
+                .await?;
+
+            publisher.kill().await;
+            widget
+                .wait_status(browser, "ended", Duration::from_secs(SHORT_GRACE_SECS + 20))
+                .await
+                .context("once the grace period is over the widget says the broadcast ended")?;
+
+            let publisher = RtmpPublisher::start(&publish_url)?;
+            widget.wait_playing(browser, READY).await.with_context(|| {
+                format!(
+                    "the next broadcast plays without a reload; ffmpeg: {}",
+                    publisher.log_tail(10)
+                )
+            })?;
+            widget
+                .wait_status(browser, "playing", Duration::from_secs(10))
+                .await
+                .context("the new broadcast is live, not a replay")?;
+            let same_page = browser
+                .execute("return window.__e2eSamePage === true;", vec![])
+                .await?;
+            ensure!(same_page == json!(true), "the page was reloaded");
+            widget.watch(browser, Duration::from_secs(3)).await?;
+            publisher.kill().await;
+            Ok(())
+        },
+        || vec![("lucarne-server", origin.log_tail(60))],
+    )
+    .await
+}

@@ -1,0 +1,195 @@
+//! The replay loader's decisions, pure: which segment of a finished recording to load
+//! next, when to wait (far enough ahead of the playhead, or the browser wants no media),
+//! where to go when the viewer seeks, and what a failed init segment means. The HLS
+//! source (`hls.rs`) does the fetching and must await something on every [`Step::Wait`]:
+//! a loop that goes round without awaiting freezes the page.
+
+/// A replay is loaded this many seconds ahead of the playhead.
+pub const VOD_AHEAD: f64 = 30.0;
+
+/// What the loader does next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// Load segment `i` (its init segment first if it names one).
+    Load(usize),
+    /// Everything is loaded: say so once, then wait.
+    Complete,
+    /// Nothing to do now: sleep, then ask again.
+    Wait,
+}
+
+/// How loading a segment's init segment went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitOutcome {
+    /// Loaded (or already sent).
+    Ready,
+    /// Its URI does not resolve against the playlist's: it never will.
+    Unresolvable,
+    /// The request failed; the loader has waited its backoff already.
+    Failed,
+    /// The loader is being dropped.
+    Aborted,
+}
+
+/// What follows an [`InitOutcome`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AfterInit {
+    /// Load the segment.
+    Proceed,
+    /// Skip the segment: it cannot be played.
+    Skip,
+    /// Try the same segment again (the backoff was awaited).
+    Retry,
+    /// Stop the loader.
+    Stop,
+}
+
+/// The decision after an init segment load. An unresolvable URI is skipped, never
+/// retried: a retry would not await anything and would spin the page's one thread.
+pub fn after_init(outcome: InitOutcome) -> AfterInit {
+    match outcome {
+        InitOutcome::Ready => AfterInit::Proceed,
+        InitOutcome::Unresolvable => AfterInit::Skip,
+        InitOutcome::Failed => AfterInit::Retry,
+        InitOutcome::Aborted => AfterInit::Stop,
+    }
+}
+
+/// Position in a replay's segment list.
+#[derive(Debug, Clone)]
+pub struct ReplayPlan {
+    /// Start of each segment relative to the first, seconds.
+    starts: Vec<f64>,
+    total: f64,
+    next: usize,
+    complete: bool,
+}
+
+impl ReplayPlan {
+    /// A plan for segments of these durations.
+    pub fn new(durations: impl IntoIterator<Item = f64>) -> Self {
+        let mut starts = Vec::new();
+        let mut total = 0.0;
+        for d in durations {
+            starts.push(total);
+            total += d;
+        }
+        ReplayPlan {
+            starts,
+            total,
+            next: 0,
+            complete: false,
+        }
+    }
+
+    /// The replay's length, seconds.
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+
+    /// The viewer jumped to `t` outside what is buffered: load from the segment there.
+    pub fn seek(&mut self, t: f64) {
+        self.next = self.starts.iter().rposition(|s| *s <= t).unwrap_or(0);
+        self.complete = false;
+    }
+
+    /// The next step. `started`: the first segment went out (before that, load without
+    /// looking at the playhead); `playhead` is relative to the replay's start.
+    pub fn step(&mut self, started: bool, playhead: f64, wanted: bool) -> Step {
+        let Some(start) = self.starts.get(self.next) else {
+            if self.complete {
+                return Step::Wait;
+            }
+            self.complete = true;
+            return Step::Complete;
+        };
+        if started && (*start > playhead + VOD_AHEAD || !wanted) {
+            return Step::Wait;
+        }
+        Step::Load(self.next)
+    }
+
+    /// The current segment is loaded or skipped.
+    pub fn advance(&mut self) {
+        self.next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the loader's decisions with every init segment failing as `outcome`, and
+    /// returns the steps taken until the first wait (or 50 steps: a spinning loop).
+    fn run(plan: &mut ReplayPlan, outcome: InitOutcome) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for _ in 0..50 {
+            let step = plan.step(false, 0.0, true);
+            steps.push(step);
+            match step {
+                Step::Load(_) => match after_init(outcome) {
+                    AfterInit::Skip | AfterInit::Proceed => plan.advance(),
+                    AfterInit::Retry | AfterInit::Stop => {}
+                },
+                Step::Wait => break,
+                Step::Complete => {}
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn an_unresolvable_init_uri_skips_its_segments_instead_of_spinning() {
+        let mut plan = ReplayPlan::new([2.0, 2.0, 2.0]);
+        let steps = run(&mut plan, InitOutcome::Unresolvable);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Load(0),
+                Step::Load(1),
+                Step::Load(2),
+                Step::Complete,
+                Step::Wait
+            ],
+            "each segment is tried once, then the loader waits"
+        );
+    }
+
+    #[test]
+    fn a_failed_init_load_is_retried_and_an_abort_stops() {
+        assert_eq!(after_init(InitOutcome::Failed), AfterInit::Retry);
+        assert_eq!(after_init(InitOutcome::Aborted), AfterInit::Stop);
+        assert_eq!(after_init(InitOutcome::Ready), AfterInit::Proceed);
+    }
+
+    #[test]
+    fn loads_at_most_thirty_seconds_ahead_of_the_playhead() {
+        let mut plan = ReplayPlan::new(std::iter::repeat_n(2.0, 40));
+        assert_eq!(plan.total(), 80.0);
+        let mut loaded = 0;
+        while let Step::Load(_) = plan.step(true, 0.0, true) {
+            plan.advance();
+            loaded += 1;
+        }
+        assert_eq!(loaded, 16, "segments starting within 30 s of the playhead");
+        assert_eq!(plan.step(true, 10.0, true), Step::Load(16));
+        assert_eq!(plan.step(true, 10.0, false), Step::Wait, "not wanted now");
+    }
+
+    #[test]
+    fn a_seek_loads_from_the_segment_containing_it_and_completes_again() {
+        let mut plan = ReplayPlan::new([2.0, 2.0, 2.0]);
+        for _ in 0..3 {
+            plan.advance();
+        }
+        assert_eq!(plan.step(true, 6.0, true), Step::Complete);
+        assert_eq!(plan.step(true, 6.0, true), Step::Wait, "said once");
+        plan.seek(3.5);
+        assert_eq!(plan.step(true, 3.5, true), Step::Load(1));
+        plan.advance();
+        plan.advance();
+        assert_eq!(plan.step(true, 3.5, true), Step::Complete);
+        plan.seek(-1.0);
+        assert_eq!(plan.step(true, 0.0, true), Step::Load(0));
+    }
+}
