@@ -54,6 +54,21 @@ impl Engine {
         self == Self::Webkit
     }
 
+    /// `Ok` when this is `wanted`; otherwise an error saying the test applies to `wanted`
+    /// only (`why`) and how to run it there. See [`only_on`].
+    pub fn require(self, wanted: Engine, why: &str) -> Result<()> {
+        if self == wanted {
+            return Ok(());
+        }
+        bail!(
+            "SKIPPED on {this}, and so counted as failed, not passed: this test runs on {want} \
+             only ({why}). Run it with LUCARNE_E2E_ENGINE={want}; `cargo xtask test` leaves \
+             it out on the other engines and lists it as not run.",
+            this = self.name(),
+            want = wanted.name()
+        )
+    }
+
     /// Lower-case name, as accepted by [`Engine::parse`].
     pub fn name(self) -> &'static str {
         match self {
@@ -62,6 +77,18 @@ impl Engine {
             Self::Webkit => "webkit",
         }
     }
+}
+
+/// For a test that applies to one engine only: the engine chosen by
+/// `LUCARNE_E2E_ENGINE` when it is `wanted`, else an error. There is no way for a test
+/// to mark itself skipped at run time, and a test that returned early would count as
+/// passed where nothing ran; so it fails, saying why and where it runs. `cargo xtask
+/// test` filters such tests out on the other engines (`ENGINE_ONLY` in
+/// `xtask/src/test.rs`) and lists them as not run.
+pub fn only_on(wanted: Engine, why: &str) -> Result<Engine> {
+    let engine = Engine::from_env()?;
+    engine.require(wanted, why)?;
+    Ok(engine)
 }
 
 /// How long one WebDriver request may take before the test fails
@@ -462,6 +489,23 @@ mod tests {
         }
         assert_eq!(Engine::parse("").unwrap(), Engine::Chromium);
         assert!(Engine::parse("netscape").is_err());
+    }
+
+    #[test]
+    fn a_test_for_another_engine_fails_and_says_where_it_runs() {
+        assert!(Engine::Webkit
+            .require(Engine::Webkit, "needs ManagedMediaSource")
+            .is_ok());
+        let err = Engine::Firefox
+            .require(Engine::Webkit, "needs ManagedMediaSource")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SKIPPED on firefox")
+                && err.contains("needs ManagedMediaSource")
+                && err.contains("LUCARNE_E2E_ENGINE=webkit"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,15 +4,16 @@
 //! They guard the measuring instruments, so the benchmark's numbers can be trusted.
 //!
 //! The benchmark runs in Chromium only (`cargo xtask bench playback`), so these run
-//! there only; on another engine they say so and return (xtask does not count them).
+//! there only: `cargo xtask test` leaves them out on the other engines, and run
+//! directly on another engine they fail saying so ([`only_on`]), never pass.
 
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use lucarne_e2e::stats::percentile;
 use lucarne_e2e::{
-    bench_pages, run_scenario, serial, workspace, Browser, Engine, FfmpegHls, HlsSource, Probe,
-    StaticServer,
+    bench_pages, only_on, run_scenario, serial, workspace, Browser, Engine, FfmpegHls, HlsSource,
+    Probe, StaticServer,
 };
 use serde_json::json;
 
@@ -46,23 +47,12 @@ const ctx = lucarneMeasure.newReader();
 })().catch(e => done(String(e)));
 "#;
 
-/// True on the engine the benchmark runs in; elsewhere says why these tests do not run.
-fn benchmark_engine() -> Result<bool> {
-    let engine = Engine::from_env()?;
-    if engine != Engine::Chromium {
-        eprintln!(
-            "not run on {}: the playback benchmark and its measure.js run in Chromium only",
-            engine.name()
-        );
-    }
-    Ok(engine == Engine::Chromium)
-}
+/// Why these tests run in Chromium only.
+const BENCHMARK_ENGINE: &str = "the playback benchmark and its measure.js run in Chromium only";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn measure_js_reads_every_presented_frame_of_the_clip() -> Result<()> {
-    if !benchmark_engine()? {
-        return Ok(());
-    }
+    only_on(Engine::Chromium, BENCHMARK_ENGINE)?;
     let _one_at_a_time = serial().await;
     let dir = tempfile::tempdir()?;
     std::fs::copy(
@@ -150,9 +140,7 @@ async fn measure_js_reads_every_presented_frame_of_the_clip() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hlsjs_page_measures_latency_of_a_live_clip() -> Result<()> {
-    if !benchmark_engine()? {
-        return Ok(());
-    }
+    only_on(Engine::Chromium, BENCHMARK_ENGINE)?;
     let _one_at_a_time = serial().await;
     bench_pages::ensure_deps().await?;
     let clip = workspace::root().join("media/demo.mp4");

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use lucarne_e2e::{
-    embed_page, run_scenario, serial, wait_until, Browser, Check, Engine, FfmpegHls, HlsSource,
-    Origin, Probe,
+    embed_page, only_on, run_scenario, serial, wait_until, Browser, Check, Engine, FfmpegHls,
+    HlsSource, Origin, Probe,
 };
 use serde_json::json;
 
@@ -258,14 +258,10 @@ if (window.ManagedMediaSource) {\n\
 
 #[tokio::test(flavor = "multi_thread")]
 async fn managed_media_source_streaming_gates_segment_loads() -> Result<()> {
-    let engine = Engine::from_env()?;
-    if !engine.has_managed_media_source() {
-        eprintln!(
-            "not run on {}: it has no ManagedMediaSource (Safari's API)",
-            engine.name()
-        );
-        return Ok(());
-    }
+    let engine = only_on(
+        Engine::Webkit,
+        "needs ManagedMediaSource (Safari's API), which only WebKit has",
+    )?;
     let _one_at_a_time = serial().await;
     let (origin, stream, _) = setup().await?;
     let page = embed_page(
