@@ -876,8 +876,9 @@ mod tests {
     async fn a_flood_gets_muted_and_told_so() {
         let hub = hub();
         let (mut ana, _) = joined(&hub, "Ana").await;
-        // The default allowance is 3 messages per 2 s.
-        for i in 0..4 {
+        // The allowance is 3 messages per 2 s: of 6 sent at once, the 4th is refused
+        // (a later one only if this machine took over 667 ms for the first four).
+        for i in 0..6 {
             send(&mut ana, &chat("spam", &format!("c{i}"))).await;
         }
         let error = next_where(&mut ana, |m| match m {
@@ -886,7 +887,7 @@ mod tests {
         })
         .await;
         assert_eq!(error.code, ErrorCode::RateLimited);
-        assert_eq!(error.client_id.as_deref(), Some("c3"));
+        assert!(error.client_id.as_deref() >= Some("c3"), "{error:?}");
         assert_eq!(error.retry_after_ms, Some(30_000));
         let notice = next_where(&mut ana, |m| match m {
             ServerMessage::Notice(n) => Some(n),
@@ -895,13 +896,14 @@ mod tests {
         .await;
         assert_eq!(notice.code, NoticeCode::Muted);
         assert!(notice.until.is_some());
-        send(&mut ana, &chat("still?", "c4")).await;
+        // What came after the mute is refused as muted, and nothing of it is posted.
         let error = next_where(&mut ana, |m| match m {
             ServerMessage::Error(e) => Some(e),
             _ => None,
         })
         .await;
         assert_eq!(error.code, ErrorCode::Muted);
-        assert_eq!(hub.room("room").await.unwrap().info().seq, 3);
+        let posted = hub.room("room").await.unwrap().info().seq;
+        assert!((3..6).contains(&posted), "{posted}");
     }
 }

@@ -47,6 +47,9 @@ impl Store for MemoryStore {
             .get(room)
             .cloned();
         if let Some(r) = &mut found {
+            // As every backend: bans still in force only.
+            let now = crate::hub::now_ms();
+            r.bans.retain(|b| b.until_ms.is_none_or(|u| u > now));
             if r.events.len() > recent {
                 let cut = r.events.len() - recent;
                 r.floor_seq = r.events[cut - 1].event.seq();
@@ -96,5 +99,15 @@ impl Store for MemoryStore {
 
     fn close(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_store_contract() {
+        super::super::contract::keeps_the_contract(&MemoryStore::new()).await;
     }
 }

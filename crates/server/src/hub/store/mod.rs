@@ -32,6 +32,8 @@
 //! - **Secret.** [`Store::secret`] is the same across restarts, or every viewer's
 //!   identity changes with them.
 //!
+//! A backend's tests run [`contract`]'s checks (the memory and SQLite stores do).
+//!
 //! Several nodes (the Redis store, next) will need more than this trait: seqs allocated
 //! by the shared store and fan-out through it. The trait is kept to the data so that
 //! change stays in one place.
@@ -162,4 +164,93 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn record(&self, room: &str, change: Change);
     /// Makes everything recorded so far durable, then stops; later changes are dropped.
     fn close(&self) -> BoxFuture<'static, ()>;
+}
+
+/// What every backend must pass, as far as one process can check it (ordering, reads
+/// after writes, what a load returns); each backend's tests run it.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::*;
+    use lucarne_protocol::{ChatMessage, Deleted, Role};
+
+    fn chat(seq: Seq) -> StoredEvent {
+        StoredEvent {
+            ts: 1000 + seq,
+            event: RoomEvent::Chat(ChatMessage {
+                seq,
+                id: format!("4d-{seq}"),
+                viewer_id: "v1".into(),
+                name: "Ana".into(),
+                colour: "#ff6b6b".into(),
+                text: format!("message {seq}"),
+                ts: 1000 + seq,
+                role: Role::Viewer,
+                client_id: Some(format!("c{seq}")),
+            }),
+        }
+    }
+
+    fn seqs(room: &StoredRoom) -> Vec<Seq> {
+        room.events.iter().map(|e| e.event.seq()).collect()
+    }
+
+    /// Records a room's life, then checks that loads see all of it, in order.
+    pub(crate) async fn keeps_the_contract(store: &dyn Store) {
+        assert!(store.load_room("r", 10).await.unwrap().is_none());
+        store.record("r", Change::Created { epoch: 77 });
+        for seq in 1..=5 {
+            store.record("r", Change::Appended(chat(seq)));
+        }
+        store.record("r", Change::Removed { id: "4d-2".into() });
+        let deleted = RoomEvent::Deleted(Deleted {
+            seq: 6,
+            id: "4d-2".into(),
+        });
+        store.record(
+            "r",
+            Change::Appended(StoredEvent {
+                ts: 2000,
+                event: deleted,
+            }),
+        );
+        let ban = |viewer_id: &str, until_ms| Ban {
+            viewer_id: viewer_id.into(),
+            until_ms,
+            reason: None,
+        };
+        store.record("r", Change::Banned(ban("v9", None)));
+        store.record("r", Change::Banned(ban("v8", Some(1))));
+        store.record("r", Change::Banned(ban("v7", None)));
+        store.record(
+            "r",
+            Change::Unbanned {
+                viewer_id: "v7".into(),
+            },
+        );
+        // Only the last settings and total count.
+        for (secs, total) in [(9, 40), (5, 42)] {
+            let blocked_words = vec![format!("spam{secs}")];
+            store.record(
+                "r",
+                Change::Settings {
+                    slow_mode_secs: secs,
+                    blocked_words,
+                },
+            );
+            store.record("r", Change::HeartsTotal(total));
+        }
+        let room = store.load_room("r", 10).await.unwrap().unwrap();
+        assert_eq!((room.epoch, room.last_seq, room.floor_seq), (77, 6, 0));
+        assert_eq!((room.hearts_total, room.slow_mode_secs), (42, 5));
+        assert_eq!(room.blocked_words, ["spam5"]);
+        assert_eq!(seqs(&room), [1, 3, 4, 5, 6], "the removed message is gone");
+        assert_eq!(room.events[0], chat(1));
+        // Expired and lifted bans are not loaded.
+        assert_eq!(room.bans, [ban("v9", None)]);
+        // A partial load says where its events start.
+        let room = store.load_room("r", 2).await.unwrap().unwrap();
+        assert_eq!((seqs(&room), room.floor_seq), (vec![5, 6], 4));
+        // Rooms are apart.
+        assert!(store.load_room("other", 10).await.unwrap().is_none());
+    }
 }

@@ -484,6 +484,29 @@ mod tests {
         store.close().await;
     }
 
+    #[tokio::test]
+    async fn keeps_the_store_contract_and_close_makes_it_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        super::super::contract::keeps_the_contract(&store).await;
+        store.record("r", Change::HeartsTotal(43));
+        store.close().await;
+        store.close().await;
+        store.record("r", Change::HeartsTotal(44));
+        assert!(matches!(
+            store.load_room("r", 10).await,
+            Err(StoreError::Closed)
+        ));
+        let store = SqliteStore::open(&path).unwrap();
+        let room = store.load_room("r", 10).await.unwrap().unwrap();
+        assert_eq!(
+            room.hearts_total, 43,
+            "recorded before close: kept; after: dropped"
+        );
+        store.close().await;
+    }
+
     fn chat_event(seq: u64) -> Change {
         Change::Appended(chat(seq))
     }
