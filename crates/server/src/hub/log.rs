@@ -1,9 +1,12 @@
 //! A room's event log: its epoch, the last seq given, and the resume window behind them.
-//! Message ids ([`MessageId`]) are made and read here and nowhere else. It knows
-//! nothing of locks, sockets or the store; the time is an argument.
+//! Message ids ([`MessageId`]) are made and read here and nowhere else. It takes no
+//! lock and writes nothing (it starts from a `StoredRoom` and hands back what to store);
+//! the time is an argument.
 //!
-//! Seqs restart at 1 with each epoch, and an id names its epoch, so an id never names
-//! two messages even across a store that lost its data.
+//! Seqs restart at 1 with each epoch and an id names its epoch, so the ids of a room's
+//! earlier epochs never name a message of the current one. (A store that lost its last
+//! writes reloads the same epoch at a lower seq and gives those seqs again; viewers
+//! notice by seq, see `store`'s contract.)
 
 use super::store::{StoredEvent, StoredRoom};
 use super::window::{Snapshot, Window};
