@@ -1,7 +1,8 @@
 //! chat: two viewers on the demo page of one origin, each in their own browser (own
 //! profile, so own identity and name). What one does in the chat layer, the other
 //! sees: a message, hearts, the viewer count (which drops when one of them
-//! navigates away); and messages made of HTML show as text and run nothing.
+//! navigates away); and messages made of HTML show as text and run nothing. The page's
+//! `lucarne:chat` events go on after the room restarts in a new epoch.
 //!
 //! Typing is real WebDriver key input into the widget's shadow root, so keyboard
 //! handling between the send box and the player is part of what is tested.
@@ -10,10 +11,14 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use lucarne_e2e::chat::ChatEvent;
-use lucarne_e2e::{finish_viewers, serial, Browser, ChatLine, ChatSnapshot, ChatView, Origin};
+use lucarne_e2e::{
+    finish_viewers, serial, Browser, ChatLine, ChatSnapshot, ChatView, Origin, OriginConfig,
+};
 
 /// Page load, widget download, chat socket welcomed.
 const READY: Duration = Duration::from_secs(20);
+/// A dropped chat socket back and welcomed (backoff from 0.5 s, doubling, with jitter).
+const RECONNECT: Duration = Duration::from_secs(30);
 /// From one viewer's click to the other viewer's screen, on one machine.
 const DELIVERY: Duration = Duration::from_secs(5);
 /// The viewer count is pushed at most once a second.
@@ -345,5 +350,76 @@ async fn xss_payloads_show_as_text_and_run_nothing() -> Result<()> {
         }
         Ok(())
     })
+    .await
+}
+
+/// Regression (issue 12): the page's `lucarne:chat` events stopped after the room's epoch
+/// changed, until the new epoch's seqs passed the old one's. A server on an in-memory chat
+/// store starts every run in a new epoch, with seqs from 1 again.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_events_go_on_after_the_room_restarts_in_a_new_epoch() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec!["--chat-db".into(), ":memory:".into()];
+    let mut origin = Origin::start_with(config).await?;
+    let browser = Browser::launch_from_env().await?;
+    let url = format!("{}/", origin.url());
+    let chat = ChatView::widget();
+    let result = async {
+        browser.goto(&url).await?;
+        chat.pick_name(&browser, "Ada", READY).await?;
+        // Two messages: the old epoch's high mark (2) is above the new epoch's first seq.
+        for text in ["first of the old epoch", "second of the old epoch"] {
+            chat.type_and_send(&browser, text).await?;
+            chat.wait_for(
+                &browser,
+                &format!("a lucarne:chat event for {text:?}"),
+                DELIVERY,
+                |s| s.chat_events.iter().any(|e| e.text == text),
+            )
+            .await?;
+        }
+        origin.restart().await?;
+        let back = chat
+            .wait_for(
+                &browser,
+                "the chat back online after the restart",
+                RECONNECT,
+                |s| s.online() && s.lines_with_text("first of the old epoch").next().is_none(),
+            )
+            .await?;
+        // The fresh store may not know the viewer's name any more.
+        if back.placeholder.as_deref() != Some(lucarne_e2e::chat::CHAT_PLACEHOLDER) {
+            chat.pick_name(&browser, "Ada", READY).await?;
+        }
+        let text = "first of the new epoch";
+        chat.type_and_send(&browser, text).await?;
+        let seen = chat
+            .wait_for(
+                &browser,
+                &format!("the line {text:?} confirmed"),
+                DELIVERY,
+                |s| s.lines_with_text(text).any(|l| !l.pending),
+            )
+            .await?;
+        // The event goes out with the confirmation; give it the same deadline.
+        chat.wait_for(
+            &browser,
+            &format!("a lucarne:chat event for {text:?} in the new epoch"),
+            DELIVERY,
+            |s| s.chat_events.iter().any(|e| e.text == text),
+        )
+        .await
+        .with_context(|| format!("events so far: {:?}", seen.chat_events))?;
+        Ok(())
+    }
+    .await;
+    let logs = vec![("server.log", origin.log_tail(300))];
+    finish_viewers(
+        "chat_events_go_on_after_the_room_restarts_in_a_new_epoch",
+        vec![("a", browser)],
+        result,
+        logs,
+    )
     .await
 }
