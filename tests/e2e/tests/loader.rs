@@ -5,10 +5,10 @@
 //!   trap is in the copy the first retry made). A trap of the page's own WebAssembly
 //!   leaves the widget alone.
 //!
-//! The trap is forced from the page: the glue's `Widget.prototype.destroy` called on a
-//! pointer past the end of the instance's memory, inside a timer, so it surfaces as the
-//! page's `error` event the way a trap in one of the widget's callbacks does. Nothing
-//! in the widget exists for the test.
+//! The trap is forced by a script of the page: the glue's `Widget.prototype.destroy`
+//! called on a pointer past the end of the instance's memory, inside a timer, so it
+//! surfaces as the page's `error` event the way a trap in one of the widget's callbacks
+//! does. Nothing in the widget exists for the test.
 
 use std::time::Duration;
 
@@ -23,24 +23,26 @@ const READY: Duration = Duration::from_secs(20);
 /// From the trap to the error state.
 const REACT: Duration = Duration::from_secs(5);
 
-/// Makes the widget instance whose glue is at `arguments[0]` trap inside a timer.
-const TRAP_JS: &str = r#"
-const done = arguments[arguments.length - 1];
-import(arguments[0]).then(m => {
-  // Past the end of the instance's memory: the first load traps.
-  setTimeout(() => m.Widget.prototype.destroy.call({ __wbg_ptr: 0xfffffff0 }));
-  done(true);
-}, e => done(String(e)));
+/// Runs `arguments[0]` as a module script of the page. Not in the WebDriver script
+/// itself: Firefox runs those apart, with a module map of their own (an `import()` there
+/// gets an uninitialised copy of the glue) and errors the page never sees.
+const IN_PAGE_JS: &str = r#"
+const s = document.createElement('script');
+s.type = 'module';
+s.textContent = arguments[0];
+document.body.appendChild(s);
 "#;
 
+/// Makes the widget instance whose glue is at `URL` trap inside a timer: its `destroy`
+/// on a pointer past the end of the instance's memory, whose first load traps.
+const TRAP: &str = "import('URL').then(m => setTimeout(() => \
+                    m.Widget.prototype.destroy.call({ __wbg_ptr: 0xfffffff0 })));";
+
 /// A WebAssembly module of the page itself, whose `f` is `unreachable`, run in a timer.
-const PAGE_TRAP_JS: &str = r#"
-const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0,
-  7, 5, 1, 1, 102, 0, 0, 10, 5, 1, 3, 0, 0, 11]);
-const f = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f;
-setTimeout(f);
-return true;
-"#;
+const PAGE_TRAP: &str = "const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, \
+                         1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 5, 1, 3, 0, 0, 11]); \
+                         const f = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f; \
+                         setTimeout(f);";
 
 /// The error box: `{status, text, retry}` (the retry button's label, if any).
 const ERROR_BOX_JS: &str = r#"
@@ -65,6 +67,11 @@ async fn wait_error_with_retry(browser: &Browser) -> Result<Value> {
         })
     })
     .await
+}
+
+async fn in_page(browser: &Browser, code: &str) -> Result<()> {
+    browser.execute(IN_PAGE_JS, vec![json!(code)]).await?;
+    Ok(())
 }
 
 async fn click_retry(browser: &Browser) -> Result<()> {
@@ -109,7 +116,7 @@ async fn a_trap_shows_retry_and_retry_plays_again() -> Result<()> {
             widget.wait_playing(browser, READY).await?;
 
             // The page's own trap is none of the widget's business.
-            browser.execute(PAGE_TRAP_JS, vec![]).await?;
+            in_page(browser, PAGE_TRAP).await?;
             let after = widget.wait_playing(browser, REACT).await?;
             ensure!(
                 after.status.as_deref() != Some("error"),
@@ -118,9 +125,7 @@ async fn a_trap_shows_retry_and_retry_plays_again() -> Result<()> {
             );
 
             // First trap, on a French page.
-            let glue = json!(format!("{s}/lucarne_widget.js"));
-            let r = browser.execute_async(TRAP_JS, vec![glue]).await?;
-            ensure!(r == json!(true), "could not reach the widget's glue: {r}");
+            in_page(browser, &TRAP.replace("URL", &format!("{s}/lucarne_widget.js"))).await?;
             let shown = wait_error_with_retry(browser).await?;
             ensure!(
                 shown["retry"] == "Réessayer",
@@ -143,9 +148,11 @@ async fn a_trap_shows_retry_and_retry_plays_again() -> Result<()> {
             browser
                 .execute("document.documentElement.lang = 'en';", vec![])
                 .await?;
-            let glue = json!(format!("{s}/lucarne_widget.js?copy=1"));
-            let r = browser.execute_async(TRAP_JS, vec![glue]).await?;
-            ensure!(r == json!(true), "could not reach the fresh instance: {r}");
+            in_page(
+                browser,
+                &TRAP.replace("URL", &format!("{s}/lucarne_widget.js?copy=1")),
+            )
+            .await?;
             let shown = wait_error_with_retry(browser).await?;
             ensure!(
                 shown["retry"] == "Retry" && shown["text"].as_str().is_some_and(|t| t.contains("error")),
