@@ -41,6 +41,12 @@ pub struct ChunkReader {
     /// By default this is 128 bytes.
     max_chunk_size: usize,
 
+    /// lucarne patch: the timestamp delta of each chunk stream's last Type 0/1/2
+    /// header (for Type 0, its timestamp), which a Type 3 chunk that starts a new
+    /// message adds again (RTMP spec 5.3.1.2.4). Keyed like `previous_chunk_headers`
+    /// and bounded with it.
+    timestamp_deltas: HashMap<u32, u32>,
+
     /// lucarne patch: bytes allowed in one message and across all unfinished
     /// messages, so that a peer that has not earned it cannot make us buffer
     /// MAX_PARTIAL_CHUNK_COUNT × MAX_PARTIAL_CHUNK_SIZE (40 MB).
@@ -53,6 +59,7 @@ impl Default for ChunkReader {
             previous_chunk_headers: HashMap::with_capacity(MAX_PREVIOUS_CHUNK_HEADERS),
             partial_chunks: HashMap::with_capacity(MAX_PARTIAL_CHUNK_COUNT),
             max_chunk_size: INIT_CHUNK_SIZE,
+            timestamp_deltas: HashMap::with_capacity(MAX_PREVIOUS_CHUNK_HEADERS), // lucarne patch
             message_size_limit: DEFAULT_MESSAGE_SIZE_LIMIT, // lucarne patch
         }
     }
@@ -116,7 +123,7 @@ impl ChunkReader {
                 }
             };
 
-            let message_header = match self.read_message_header(&header, &mut cursor) {
+            let mut message_header = match self.read_message_header(&header, &mut cursor) {
                 Ok(message_header) => message_header,
                 Err(None) => {
                     // Returning none here means that the buffer is empty and we need to wait for
@@ -127,6 +134,32 @@ impl ChunkReader {
                     // This is an error that we can't recover from, so we return it.
                     // The connection will be closed.
                     return Err(err);
+                }
+            };
+
+            // lucarne patch: a Type 3 chunk that starts a new message (none of this
+            // chunk stream's is unfinished) is a message one delta after the previous
+            // one. Upstream gave it the previous message's timestamp: ffmpeg sends Type 3
+            // for an audio frame whose size and delta equal the last one's, so the audio
+            // clock of an ffmpeg publisher fell about 1 % behind its video (≈ 0.6 s a
+            // minute), and the player's latency grew with it.
+            let delta = match header.format {
+                ChunkType::Type0 => message_header.timestamp,
+                ChunkType::Type1 | ChunkType::Type2 => self
+                    .previous_chunk_headers
+                    .get(&header.chunk_stream_id)
+                    .map_or(0, |prev| message_header.timestamp.wrapping_sub(prev.timestamp)),
+                ChunkType::Type3 => {
+                    let delta = self
+                        .timestamp_deltas
+                        .get(&header.chunk_stream_id)
+                        .copied()
+                        .unwrap_or(0);
+                    let key = (header.chunk_stream_id, message_header.msg_stream_id);
+                    if !self.partial_chunks.contains_key(&key) {
+                        message_header.timestamp = message_header.timestamp.wrapping_add(delta);
+                    }
+                    delta
                 }
             };
 
@@ -185,6 +218,7 @@ impl ChunkReader {
             // We insert the chunk header into our map.
             self.previous_chunk_headers
                 .insert(header.chunk_stream_id, message_header.clone());
+            self.timestamp_deltas.insert(header.chunk_stream_id, delta); // lucarne patch
 
             // It is possible in theory to get a chunk message that requires us to change
             // the max chunk size. However the size of that message is smaller than the
@@ -605,6 +639,60 @@ mod tests {
 
         let error = ChunkReadError::PartialChunkTooLarge(100);
         assert_eq!(format!("{error}"), "partial chunk too large: 100");
+    }
+
+    // lucarne patch: regression test for Type 3 chunks that start a new message.
+    #[test]
+    fn lucarne_a_type3_chunk_starting_a_message_adds_the_previous_delta() {
+        let mut buf = BytesMut::new();
+        #[rustfmt::skip]
+        buf.extend_from_slice(&[
+            4, // type 0, chunk stream 4
+            0x00, 0x03, 0xe8, // timestamp 1000
+            0x00, 0x00, 0x02, // length 2
+            0x08, // audio
+            0x01, 0x00, 0x00, 0x00, // message stream 1
+            0xaa, 0xbb,
+            0x80 | 4, // type 2: delta only
+            0x00, 0x00, 0x15, // delta 21
+            0xaa, 0xbb,
+            0xc0 | 4, // type 3 starting a new message: delta 21 again
+            0xaa, 0xbb,
+            0xc0 | 4, // and again
+            0xaa, 0xbb,
+        ]);
+        let mut reader = ChunkReader::default();
+        let mut times = Vec::new();
+        while let Some(chunk) = reader.read_chunk(&mut buf).expect("read chunk") {
+            times.push(chunk.message_header.timestamp);
+        }
+        assert_eq!(times, [1000, 1021, 1042, 1063]);
+    }
+
+    #[test]
+    fn lucarne_a_type3_chunk_continuing_a_message_keeps_its_timestamp() {
+        let mut buf = BytesMut::new();
+        #[rustfmt::skip]
+        buf.extend_from_slice(&[
+            4, // type 0, chunk stream 4
+            0x00, 0x00, 0x64, // timestamp 100
+            0x00, 0x01, 0x00, // length 256: two chunks of 128
+            0x09, // video
+            0x01, 0x00, 0x00, 0x00,
+        ]);
+        buf.extend_from_slice(&[0u8; 128]);
+        buf.extend_from_slice(&[0xc0 | 4]); // type 3: the rest of the same message
+        buf.extend_from_slice(&[0u8; 128]);
+        buf.extend_from_slice(&[0xc0 | 4]); // type 3: a new message, one delta (100) later
+        buf.extend_from_slice(&[0u8; 128]);
+        buf.extend_from_slice(&[0xc0 | 4]);
+        buf.extend_from_slice(&[0u8; 128]);
+        let mut reader = ChunkReader::default();
+        let mut times = Vec::new();
+        while let Some(chunk) = reader.read_chunk(&mut buf).expect("read chunk") {
+            times.push((chunk.message_header.timestamp, chunk.payload.len()));
+        }
+        assert_eq!(times, [(100, 256), (200, 256)]);
     }
 
     #[test]
