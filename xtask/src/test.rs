@@ -54,6 +54,9 @@ const E2E_ENGINE_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 pub(crate) fn test(tier: Option<&str>) -> Result<()> {
     let all = tier.is_none();
     let tier = tier.unwrap_or("");
+    if !all && !["lint", "native", "wasm", "e2e"].contains(&tier) {
+        bail!("unknown test tier {tier:?}: expected lint, native, wasm or e2e");
+    }
     let mut tally = Tally::default();
     let mut not_run: Vec<String> = Vec::new();
     let mut ok = true;
