@@ -28,21 +28,28 @@ const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
 /// engines they are filtered out (not counted as run) and listed in the summary. Run
 /// directly on another engine, such a test fails saying which engine it needs
 /// (`lucarne_e2e::only_on`): it never passes where it did not run.
-const ENGINE_ONLY: [(&str, &str, &str); 3] = [
+const ENGINE_ONLY: [(&str, &[&str], &str); 4] = [
     (
         "measure_js_reads_every_presented_frame_of_the_clip",
-        "chromium",
+        &["chromium"],
         "guards the benchmark's measure.js; the benchmark runs in Chromium only",
     ),
     (
         "hlsjs_page_measures_latency_of_a_live_clip",
-        "chromium",
+        &["chromium"],
         "guards the benchmark's hls.js page; the benchmark runs in Chromium only",
     ),
     (
         "managed_media_source_streaming_gates_segment_loads",
-        "webkit",
+        &["webkit"],
         "needs ManagedMediaSource (Safari's API), which only WebKit has",
+    ),
+    (
+        "a_trap_shows_retry_and_retry_plays_again",
+        &["chromium", "firefox"],
+        "KNOWN GAP: WebKitGTK reports a trap in the cross-origin widget to the page as a muted \
+         'Script error.' without the error, so the loader cannot tell it is the widget's and \
+         the widget stays frozen there",
     ),
 ];
 /// How long one engine's end-to-end run may take before it is killed and counted as
@@ -194,7 +201,7 @@ pub(crate) fn test(tier: Option<&str>) -> Result<()> {
 fn skipped_on(engine: &str) -> Vec<(&'static str, &'static str)> {
     ENGINE_ONLY
         .iter()
-        .filter(|(_, only, _)| *only != engine)
+        .filter(|(_, only, _)| !only.contains(&engine))
         .map(|&(name, _, why)| (name, why))
         .collect()
 }
@@ -389,10 +396,13 @@ mod tests {
             names("webkit"),
             [
                 "measure_js_reads_every_presented_frame_of_the_clip",
-                "hlsjs_page_measures_latency_of_a_live_clip"
+                "hlsjs_page_measures_latency_of_a_live_clip",
+                "a_trap_shows_retry_and_retry_plays_again"
             ]
         );
-        assert_eq!(names("firefox").len(), ENGINE_ONLY.len());
-        assert!(ENGINE_ONLY.iter().all(|(_, e, _)| ENGINES.contains(e)));
+        assert_eq!(names("firefox").len(), ENGINE_ONLY.len() - 1);
+        assert!(ENGINE_ONLY
+            .iter()
+            .all(|(_, engines, _)| engines.iter().all(|e| ENGINES.contains(e))));
     }
 }

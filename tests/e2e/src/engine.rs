@@ -57,15 +57,23 @@ impl Engine {
     /// `Ok` when this is `wanted`; otherwise an error saying the test applies to `wanted`
     /// only (`why`) and how to run it there. See [`only_on`].
     pub fn require(self, wanted: Engine, why: &str) -> Result<()> {
-        if self == wanted {
+        self.require_any(&[wanted], why)
+    }
+
+    /// `Ok` when this is one of `wanted`; otherwise an error saying where the test runs
+    /// (`why`) and how to run it there. See [`only_on_any`].
+    pub fn require_any(self, wanted: &[Engine], why: &str) -> Result<()> {
+        if wanted.contains(&self) {
             return Ok(());
         }
+        let names: Vec<&str> = wanted.iter().map(|e| e.name()).collect();
         bail!(
             "SKIPPED on {this}, and so counted as failed, not passed: this test runs on {want} \
-             only ({why}). Run it with LUCARNE_E2E_ENGINE={want}; `cargo xtask test` leaves \
+             only ({why}). Run it with LUCARNE_E2E_ENGINE={first}; `cargo xtask test` leaves \
              it out on the other engines and lists it as not run.",
             this = self.name(),
-            want = wanted.name()
+            want = names.join(" and "),
+            first = names.first().copied().unwrap_or("chromium")
         )
     }
 
@@ -88,6 +96,14 @@ impl Engine {
 pub fn only_on(wanted: Engine, why: &str) -> Result<Engine> {
     let engine = Engine::from_env()?;
     engine.require(wanted, why)?;
+    Ok(engine)
+}
+
+/// [`only_on`] for a test that runs on several engines but not all (listed in xtask's
+/// `ENGINE_ONLY` with the same engines).
+pub fn only_on_any(wanted: &[Engine], why: &str) -> Result<Engine> {
+    let engine = Engine::from_env()?;
+    engine.require_any(wanted, why)?;
     Ok(engine)
 }
 

@@ -55,7 +55,7 @@ pub mod widget;
 pub mod workspace;
 
 pub use chat::{ChatLine, ChatSnapshot, ChatView};
-pub use engine::{only_on, Browser, Engine};
+pub use engine::{only_on, only_on_any, Browser, Engine};
 pub use ffmpeg::{FfmpegHls, HlsSource, MediaPlaylist};
 pub use origin::{Origin, OriginConfig};
 pub use publisher::{free_port, RtmpPublisher};
