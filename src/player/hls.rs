@@ -78,6 +78,7 @@ pub(crate) fn start(
         cursor: None,
         backoff: Backoff::new(500.0, 8_000.0),
         down: false,
+        ended: false,
         playhead,
     };
     wasm_bindgen_futures::spawn_local(task.run());
@@ -100,6 +101,8 @@ struct Loader {
     backoff: Backoff,
     /// `Down` was reported and `Up` not yet.
     down: bool,
+    /// The broadcast ended: the playlist is polled for the next one.
+    ended: bool,
     playhead: Playhead,
 }
 
@@ -130,7 +133,7 @@ impl Loader {
 
     async fn run(mut self) {
         while self.alive.get() {
-            if !self.wanted.get() {
+            if !self.wanted.get() && !self.ended {
                 // Enough media buffered: neither playlist nor segments until asked again.
                 sleep_ms(250.0).await;
                 continue;
@@ -141,7 +144,7 @@ impl Loader {
                 // No playlist (yet): a stream that has not started, or is between
                 // broadcasts. Keep asking; the viewer sees "offline", not an error.
                 Err(FetchError::Status(404)) => {
-                    if !self.down {
+                    if !self.down && !self.ended {
                         self.down = true;
                         self.send(SourceEvent::Offline);
                     }
@@ -180,6 +183,15 @@ impl Loader {
                     continue;
                 }
             };
+            if self.ended {
+                if media.ended {
+                    // Still over: ask again later.
+                    sleep_ms(self.backoff.next_delay(js_sys::Math::random())).await;
+                    continue;
+                }
+                self.send(SourceEvent::NewBroadcast);
+                return;
+            }
             self.backoff.reset();
             if self.down {
                 self.down = false;
@@ -197,7 +209,8 @@ impl Loader {
             }
             if media.ended && self.cursor.is_some_and(|c| c >= media.end_msn()) {
                 self.send(SourceEvent::Ended);
-                return self.watch_for_next().await;
+                self.ended = true;
+                self.backoff.reset();
             }
             // Reload once per target duration, sooner when nothing new came (RFC 8216 6.3.4).
             let wait = if loaded_any { 1.0 } else { 0.5 } * media.target_duration * 1000.0;
@@ -362,28 +375,6 @@ impl Loader {
             }
             self.send(SourceEvent::Media(data));
             plan.advance();
-        }
-    }
-
-    /// After the broadcast ended: polls the playlist, with backoff, until it is live
-    /// again, then reports the new broadcast (the engine starts over on it).
-    async fn watch_for_next(self) {
-        let mut backoff = Backoff::new(1_000.0, 8_000.0);
-        while self.alive.get() {
-            sleep_ms(backoff.next_delay(js_sys::Math::random())).await;
-            if !self.alive.get() {
-                return;
-            }
-            match fetch::text(&self.url, PLAYLIST_TIMEOUT_MS, &self.slot).await {
-                Ok(text) => {
-                    if matches!(playlist::parse(&text), Ok(Playlist::Media(m)) if !m.ended) {
-                        self.send(SourceEvent::NewBroadcast);
-                        return;
-                    }
-                }
-                Err(FetchError::Aborted) => return,
-                Err(_) => {}
-            }
         }
     }
 
