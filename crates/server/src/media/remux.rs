@@ -257,7 +257,20 @@ impl Remuxer {
         let Some(ms) = self.media_ms(ts) else {
             return Ok(());
         };
-        let dts = ms * u64::from(VIDEO_TIMESCALE) / 1000;
+        let mut dts = ms * u64::from(VIDEO_TIMESCALE) / 1000;
+        // Decode times only go forward: a publisher whose clock steps back (an encoder
+        // restarted on the same connection, a corrupt tag) would otherwise end a run
+        // before it starts (found by the remux fuzz target: `end - start` underflowed).
+        // Its frames follow on at the last frame rate until its clock catches up.
+        if let Some(prev) = &self.pending {
+            if dts <= prev.dts {
+                let step = self
+                    .video_run
+                    .last()
+                    .map_or(FALLBACK_VIDEO_TICKS, |s| s.duration);
+                dts = prev.dts + u64::from(step);
+            }
+        }
         // The previous frame's duration is now known: it joins the run.
         if let Some(mut prev) = self.pending.take() {
             let d = dts.saturating_sub(prev.dts);
@@ -754,6 +767,36 @@ mod tests {
         );
         assert_eq!(resumed.segment_msn, next);
         assert!(matches!(out2[0], Output::Init(_)));
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_keeps_decode_times_going_forward() {
+        // Found by the remux fuzz target: a video timestamp earlier than the one before
+        // made a chunk end before it started (`end - start` underflowed: a panic in
+        // debug builds, a chunk of 2^64 ticks in release).
+        let mut t = tags(PATTERN);
+        let video: Vec<usize> = (0..t.len()).filter(|&i| t[i].0 == 9).collect();
+        // Two frames in, the clock jumps 2 s back and goes on from there.
+        for &i in &video[5..] {
+            t[i].1 = t[i].1.saturating_sub(2_000);
+        }
+        let mut r = Remuxer::new(1_000_000, 500, 100);
+        let out = feed(&mut r, &t, 5_000);
+        let chunks = chunks(&out);
+        assert!(chunks.len() > 5, "the stream goes on: {}", chunks.len());
+        for w in chunks.windows(2) {
+            assert!(
+                w[0].duration > 0.0 && w[0].duration < 10.0,
+                "{}",
+                w[0].duration
+            );
+            assert!(
+                w[1].start >= w[0].start,
+                "{} then {}",
+                w[0].start,
+                w[1].start
+            );
+        }
     }
 
     #[test]
