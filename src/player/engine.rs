@@ -34,15 +34,6 @@ enum Active {
     Hls(HlsSource),
 }
 
-impl Active {
-    fn kind(&self) -> SourceKind {
-        match self {
-            Active::Push(_) => SourceKind::Push,
-            Active::Hls(_) => SourceKind::Hls,
-        }
-    }
-}
-
 /// The frontend's handle: sends controls; dropping it stops the player and frees the
 /// MediaSource, the sockets, the timers and the listeners.
 pub struct PlayerHandle {
@@ -59,8 +50,7 @@ impl PlayerHandle {
         early_socket: Option<wasm_bindgen::JsValue>,
     ) -> PlayerHandle {
         let (tx, rx) = channel::unbounded();
-        let mut engine = Engine::new(video, sources, on_status, tx.clone());
-        engine.early_socket = early_socket;
+        let engine = Engine::new(video, sources, on_status, tx.clone(), early_socket);
         wasm_bindgen_futures::spawn_local(engine.run(rx));
         PlayerHandle { tx }
     }
@@ -109,16 +99,13 @@ impl Engine {
         sources: Sources,
         on_status: Rc<dyn Fn(Status)>,
         tx: Tx,
+        early_socket: Option<wasm_bindgen::JsValue>,
     ) -> Engine {
         let t = tx.clone();
         let tick = Interval::new(TICK_MS, move || {
             let _ = t.unbounded_send(Event::Tick);
         });
-        let policy = if sources.low_latency.is_some() {
-            LatencyPolicy::low_latency()
-        } else {
-            LatencyPolicy::hls(1.0)
-        };
+        let policy = LatencyPolicy::for_sources(sources.low_latency.is_some());
         Engine {
             video: Video::new(video, tx.clone()),
             sources,
@@ -133,7 +120,7 @@ impl Engine {
             recovery: Recovery::default(),
             source_up: false,
             reconnect: None,
-            early_socket: None,
+            early_socket,
             native: false,
             offline: false,
             replay: false,
@@ -165,7 +152,10 @@ impl Engine {
     }
 
     fn source(&self) -> Option<SourceKind> {
-        self.active.as_ref().map(Active::kind)
+        match self.active.as_ref()? {
+            Active::Push(_) => Some(SourceKind::Push),
+            Active::Hls(_) => Some(SourceKind::Hls),
+        }
     }
 
     async fn run(mut self, mut rx: channel::Receiver<Event>) {
@@ -237,12 +227,9 @@ impl Engine {
                     .mse
                     .as_ref()
                     .map_or_else(|| Rc::new(std::cell::Cell::new(true)), Mse::wanted);
-                let playhead = hls::Playhead {
-                    position: self.playback.playhead.clone(),
-                    seek_to: self.playback.seek_to.clone(),
-                };
                 let url = self.sources.hls.clone().unwrap_or_default();
                 let tx = self.tx.clone();
+                let playhead = self.playback.hls_playhead();
                 let source = hls::start(url, self.generation, tx, wanted, playhead);
                 self.active = Some(Active::Hls(source));
             }
@@ -296,17 +283,14 @@ impl Engine {
                 }
             }
             Event::MseFailed(m) => {
-                log(&format!("media buffer error: {m}"));
-                self.recover_decode().await;
+                self.recover_decode(&format!("media buffer error: {m}"))
+                    .await
             }
-            Event::Hung => {
-                log("playback is stuck with media buffered ahead: rebuilding the player");
-                self.recover_decode().await;
-            }
+            Event::Hung => self.recover_decode("playback stuck with media ahead").await,
             Event::MediaError => {
                 let code = self.video.el.error().map_or(0, |e| e.code());
-                log(&format!("media element error {code}"));
-                self.recover_decode().await;
+                self.recover_decode(&format!("media element error {code}"))
+                    .await;
             }
             Event::VolumeChanged => self.video.volume_changed(),
             Event::PlayRefused => {
@@ -325,7 +309,9 @@ impl Engine {
         }
     }
 
-    async fn recover_decode(&mut self) {
+    /// A decode error or a hung pipeline (`why`, logged): rebuild within the budget.
+    async fn recover_decode(&mut self, why: &str) {
+        log(&format!("{why}: rebuilding the player"));
         if !self.recovery.may_rebuild(js_sys::Date::now()) {
             return self.fatal("the stream cannot be decoded".into());
         }
@@ -333,6 +319,10 @@ impl Engine {
     }
 
     async fn source_event(&mut self, e: SourceEvent) {
+        let on_hls = matches!(self.active, Some(Active::Hls(_)));
+        let Some(e) = self.playback.absorb(e, self.mse.as_ref(), on_hls) else {
+            return;
+        };
         match e {
             SourceEvent::Init(data) => match self.mse.as_mut().map(|m| m.append_init(data)) {
                 Some(Ok(info)) => self.init = Some(info),
@@ -348,12 +338,6 @@ impl Engine {
                     mse.append(data);
                 }
             }
-            SourceEvent::Edge(edge) => self.playback.hls_edge = Some(edge),
-            SourceEvent::Policy(p) => {
-                if matches!(self.active, Some(Active::Hls(_))) {
-                    self.playback.policy = p;
-                }
-            }
             SourceEvent::Up => {
                 self.source_up = true;
                 self.offline = false;
@@ -364,14 +348,6 @@ impl Engine {
                 self.source_up = true;
                 self.show(recovery::status_on_offline(&self.status));
             }
-            SourceEvent::Vod { start, duration } => {
-                self.playback.vod = true;
-                if let Some(mse) = &self.mse {
-                    mse.set_timestamp_offset(-start);
-                    mse.set_duration(duration);
-                }
-            }
-            SourceEvent::VodComplete => self.playback.vod_complete = true,
             SourceEvent::Down => {
                 self.source_up = false;
                 if matches!(self.active, Some(Active::Push(_))) {
@@ -404,6 +380,11 @@ impl Engine {
             }
             SourceEvent::Warning(m) => log(&m),
             SourceEvent::Fatal(m) => self.fatal(m),
+            // Taken by `Playback::absorb` above.
+            SourceEvent::Edge(_)
+            | SourceEvent::Policy(_)
+            | SourceEvent::Vod { .. }
+            | SourceEvent::VodComplete => {}
         }
     }
 }

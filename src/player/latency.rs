@@ -27,6 +27,16 @@ pub struct LatencyPolicy {
 }
 
 impl LatencyPolicy {
+    /// The starting policy: the low-latency push's when the stream has one, else HLS's
+    /// (its hold-back comes with the playlist).
+    pub fn for_sources(push: bool) -> LatencyPolicy {
+        if push {
+            LatencyPolicy::low_latency()
+        } else {
+            LatencyPolicy::hls(1.0)
+        }
+    }
+
     /// For the low-latency push, where the edge is the newest chunk received.
     pub fn low_latency() -> Self {
         LatencyPolicy {

@@ -9,7 +9,7 @@
 //! watch: the engine's own seeks are not playback.
 
 use super::buffer::{self, Range};
-use super::events::Event;
+use super::events::{Event, SourceEvent};
 use super::latency::{LatencyAction, LatencyPolicy, Observation};
 use super::mse::Mse;
 use super::recovery::{self, SourceKind};
@@ -77,6 +77,39 @@ impl Playback {
     }
 
     /// A new MediaSource: nothing started, nothing known about the source.
+    /// Takes the source events that only tell playback about the stream (the HLS live
+    /// edge and hold-back, a replay's span and end); gives the others back.
+    pub(super) fn absorb(
+        &mut self,
+        e: SourceEvent,
+        mse: Option<&Mse>,
+        hls_active: bool,
+    ) -> Option<SourceEvent> {
+        match e {
+            SourceEvent::Edge(edge) => self.hls_edge = Some(edge),
+            SourceEvent::Policy(p) if hls_active => self.policy = p,
+            SourceEvent::Policy(_) => {}
+            SourceEvent::Vod { start, duration } => {
+                self.vod = true;
+                if let Some(mse) = mse {
+                    mse.set_timestamp_offset(-start);
+                    mse.set_duration(duration);
+                }
+            }
+            SourceEvent::VodComplete => self.vod_complete = true,
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Where the HLS loader reads the playhead and the seeks it is asked for.
+    pub(super) fn hls_playhead(&self) -> super::hls::Playhead {
+        super::hls::Playhead {
+            position: self.playhead.clone(),
+            seek_to: self.seek_to.clone(),
+        }
+    }
+
     pub(super) fn reset(&mut self) {
         self.started = false;
         self.stall.reset();
