@@ -9,14 +9,11 @@
 //!
 //! Needs `ffmpeg` on PATH (`cargo xtask test` installs it).
 
-use lucarne_server::{Config, Server};
-use std::path::{Path, PathBuf};
+mod hub_support;
+
+use lucarne_server::Server;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The track start times (seconds) in a CMAF segment: (video, audio) from the first
 /// `tfdt` of each track, with the init segment's timescales.
@@ -76,19 +73,7 @@ fn track_starts(init: &[u8], segment: &[u8]) -> (f64, f64) {
 #[tokio::test]
 async fn an_ffmpeg_publishers_audio_keeps_up_with_its_video() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        dist: dir.path().join("dist"),
-        pages: workspace().join("static"),
-        media: workspace().join("media"),
-        no_demo: true,
-        hls_window: 6,
-        chunk_ms: 100,
-        data_dir: dir.path().join("data"),
-        hub: Default::default(),
-        ingest: Default::default(),
-        serve: Default::default(),
-    };
+    let mut config = hub_support::config(dir.path());
     config.hub.chat_db = Some(":memory:".into());
     config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();
     config.ingest.stream_keys = vec!["k=clock".into()];
