@@ -115,8 +115,8 @@ async fn an_ffmpeg_publishers_audio_keeps_up_with_its_video() {
             .and_then(|p| {
                 let p = String::from_utf8_lossy(&p).into_owned();
                 p.lines()
-                    .filter(|l| l.ends_with(".m4s"))
-                    .last()
+                    .rev()
+                    .find(|l| l.ends_with(".m4s"))
                     .map(str::to_owned)
             })
         else {
