@@ -8,12 +8,14 @@
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`ingest`]: RTMP publishers going live (the RTMP session and who may publish;
 //!   their media goes to a [`media`] channel).
+//! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
 //! Layers import only those below them: `http` → `hub` and `ingest` → `media`.
 
+pub mod client;
 pub mod http;
 pub mod hub;
 pub mod ingest;

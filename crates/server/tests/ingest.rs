@@ -4,8 +4,11 @@
 //!
 //! Needs `ffmpeg` on PATH (`cargo xtask test` installs it).
 
+mod publisher;
+
 use futures_util::StreamExt;
 use lucarne_server::{Config, Server};
+use publisher::H264;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,32 +54,11 @@ async fn start(grace_secs: u64) -> Origin {
     }
 }
 
-/// ffmpeg publishing `secs` of a 30 fps test pattern with a 1 s keyframe interval and
-/// an AAC tone, in real time.
+/// ffmpeg publishing `secs` of the test pattern with a tone (stderr kept for the
+/// tests that read ffmpeg's complaint).
 fn publish(url: &str, secs: f64, video_codec: &[&str]) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string()])
-        .args(video_codec)
-        .args(["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg runs (install it: apt-get install ffmpeg)")
+    publisher::spawn(publisher::command(url, secs, video_codec, true).stderr(Stdio::piped()))
 }
-
-const H264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-tune",
-    "zerolatency",
-];
 
 async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.expect("request");

@@ -10,9 +10,10 @@
 //! Needs `ffmpeg` on PATH (`cargo xtask test` installs it).
 
 mod hub_support;
+mod publisher;
 
 use lucarne_server::Server;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The track start times (seconds) in a CMAF segment: (video, audio) from the first
@@ -83,26 +84,9 @@ async fn an_ffmpeg_publishers_audio_keeps_up_with_its_video() {
 
     // 24 s of a 30 fps pattern and a tone, in real time: both clocks are ffmpeg's own
     // (frame and sample counts), so they agree at the source.
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "24"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", &rtmp])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg runs (install it: apt-get install ffmpeg)");
+    let mut ffmpeg = publisher::spawn(
+        publisher::command(&rtmp, 24.0, publisher::H264, true).stderr(Stdio::null()),
+    );
 
     // Read the newest whole segment until it starts 20 s after the first one seen.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -8,6 +8,8 @@
 //!
 //! Needs `ffmpeg` on PATH (`cargo xtask test` installs it).
 
+mod publisher;
+
 use lucarne_server::ingest::{HANDSHAKE_DEADLINE, MAX_PENDING_PER_IP, PUBLISH_DEADLINE};
 use lucarne_server::{Config, Server};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -59,29 +61,10 @@ async fn start() -> Origin {
     }
 }
 
-/// ffmpeg publishing `secs` of a test pattern with a 1 s keyframe interval, in real time.
+/// ffmpeg publishing `secs` of the test pattern (video only), in real time.
 fn publish(o: &Origin, secs: f64) -> Child {
     let url = format!("rtmp://{}/live/secret-1", o.rtmp);
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
-        .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-an", "-f", "flv", &url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg runs (install it: apt-get install ffmpeg)")
+    publisher::spawn(publisher::command(&url, secs, publisher::H264, false).stderr(Stdio::null()))
 }
 
 /// Waits until the stream's HLS playlist lists a segment; panics after `within`.

@@ -11,6 +11,7 @@
 //! Needs `ffmpeg` on PATH (`cargo xtask test` installs it).
 
 mod hub_support;
+mod publisher;
 
 use hub_support::{named, Client, DEADLINE};
 use lucarne_protocol::{close, ClientMessage, RoomEvent, SendHearts, ServerMessage};
@@ -83,26 +84,9 @@ fn spawn_server(dir: &Path) -> Running {
 
 /// ffmpeg publishing a live test pattern with audio for up to `secs`.
 fn publish(url: &str, secs: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg runs (install it: apt-get install ffmpeg)")
+    publisher::spawn(
+        publisher::command(url, f64::from(secs), publisher::H264, true).stderr(Stdio::null()),
+    )
 }
 
 async fn get(url: &str) -> (u16, bytes::Bytes) {

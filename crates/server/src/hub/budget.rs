@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Buckets are pruned when this many accumulate.
@@ -30,14 +30,7 @@ pub(crate) struct Keyer(RandomState);
 impl Keyer {
     /// The key of `ip`: its /64 for IPv6.
     pub(crate) fn key(&self, ip: IpAddr) -> ClientKey {
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-            },
-            v4 => v4,
-        };
-        ClientKey(self.0.hash_one(ip))
+        ClientKey(self.0.hash_one(crate::client::host(ip)))
     }
 }
 

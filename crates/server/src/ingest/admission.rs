@@ -27,26 +27,7 @@ struct Counts {
     total: usize,
     /// Hosts with at least one pending connection (entries go at zero, so the map
     /// never holds more than `max_total` entries).
-    per_host: HashMap<Host, usize>,
-}
-
-/// A source host as counted: an IPv4 address, or the /64 of an IPv6 one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Host {
-    V4(u32),
-    V6(u64),
-}
-
-impl From<IpAddr> for Host {
-    fn from(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Host::V4(v4.into()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Host::V4(v4.into()),
-                None => Host::V6((u128::from(v6) >> 64) as u64),
-            },
-        }
-    }
+    per_host: HashMap<IpAddr, usize>,
 }
 
 /// Why a connection was not admitted.
@@ -64,7 +45,8 @@ pub(crate) enum Full {
 #[derive(Debug)]
 pub(crate) struct Admitted {
     pending: Pending,
-    host: Host,
+    /// [`crate::client::host`] of its address.
+    host: IpAddr,
 }
 
 impl Pending {
@@ -78,7 +60,7 @@ impl Pending {
 
     /// Counts a new connection from `ip`, if the budget has room for it.
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<Admitted, Full> {
-        let host = Host::from(ip);
+        let host = crate::client::host(ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return Err(Full::Total(counts.total));

@@ -294,7 +294,7 @@ impl Channel {
     /// resolves once its replay is on disk. Later media from a still-connected
     /// publisher goes nowhere.
     pub async fn close(&self) {
-        let (stream, recorded, was_on) = {
+        let ending = {
             let mut inner = self.lock();
             inner.closed = true;
             if let Some(timer) = inner.grace.take() {
@@ -302,54 +302,66 @@ impl Channel {
             }
             // The publisher's hold is void: its drop starts no grace period.
             inner.publisher = None;
-            inner.resume = None;
-            inner.init = None;
-            let stream = inner.stream.take();
-            let was_on = stream.is_some();
-            (stream, inner.recorder.take().map(Recorder::finish), was_on)
+            Ending::take(&mut inner)
         };
-        if let Some(done) = recorded {
-            let _ = done.await;
-        }
-        if was_on {
-            tracing::info!(stream = %self.id, "broadcast ended: the server is stopping");
-            self.state.send_replace(ChannelState::Ended);
-        }
-        if let Some(s) = stream {
-            s.finish();
-        }
+        let was_on = ending.stream.is_some();
+        ending
+            .finish(self, was_on, "broadcast ended: the server is stopping")
+            .await;
     }
 
     /// Ends the broadcast; "ended" is announced once its replay is on disk, so a
     /// viewer who asks for the replay at once finds it.
     async fn end_broadcast(&self) {
-        let (stream, recorded) = {
+        let ending = {
             let mut inner = self.lock();
             if inner.publisher.is_some() {
                 return;
             }
-            inner.grace = None;
-            inner.resume = None;
-            inner.init = None;
-            (
-                inner.stream.take(),
-                inner.recorder.take().map(Recorder::finish),
-            )
+            Ending::take(&mut inner)
         };
-        if let Some(done) = recorded {
+        ending.finish(self, true, "broadcast ended").await;
+    }
+}
+
+/// A broadcast being ended: what was taken from the channel under its lock, finished
+/// outside it.
+struct Ending {
+    stream: Option<Arc<LiveStream>>,
+    recorded: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Ending {
+    /// Takes the broadcast's stream and recording, and forgets how to resume it.
+    /// Drops (without aborting) the grace timer's handle: the grace task itself may be
+    /// the one ending the broadcast.
+    fn take(inner: &mut Inner) -> Ending {
+        inner.grace = None;
+        inner.resume = None;
+        inner.init = None;
+        Ending {
+            stream: inner.stream.take(),
+            recorded: inner.recorder.take().map(Recorder::finish),
+        }
+    }
+
+    /// Waits for the replay to be on disk, then announces "ended" (when `announce`
+    /// and nothing new started meanwhile) and moves low-latency subscribers on (to
+    /// "ended", or to the new broadcast).
+    async fn finish(self, channel: &Channel, announce: bool, log: &str) {
+        if let Some(done) = self.recorded {
             // An error means the recording had stopped already (logged there).
             let _ = done.await;
         }
         let again = {
-            let inner = self.lock();
+            let inner = channel.lock();
             inner.publisher.is_some() || inner.stream.is_some()
         };
-        if !again {
-            tracing::info!(stream = %self.id, "broadcast ended");
-            self.state.send_replace(ChannelState::Ended);
+        if announce && !again {
+            tracing::info!(stream = %channel.id, "{log}");
+            channel.state.send_replace(ChannelState::Ended);
         }
-        // Low-latency subscribers move on (to "ended", or to the new broadcast).
-        if let Some(s) = stream {
+        if let Some(s) = self.stream {
             s.finish();
         }
     }

@@ -108,35 +108,19 @@ impl ReplayStore {
     /// journal and no playlist), so they can be watched; returns how many.
     pub fn recover(&self) -> usize {
         let mut recovered = 0;
-        let Ok(streams) = std::fs::read_dir(&self.root) else {
-            return 0;
-        };
-        for stream in streams.flatten() {
-            let Some(stream_name) = stream.file_name().to_str().map(str::to_owned) else {
+        for b in self.broadcasts() {
+            if b.dir.join("index.m3u8").exists() || !b.dir.join(JOURNAL).exists() {
                 continue;
-            };
-            let Ok(broadcasts) = std::fs::read_dir(stream.path()) else {
-                continue;
-            };
-            for b in broadcasts.flatten() {
-                let dir = b.path();
-                let Some(started) = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                if dir.join("index.m3u8").exists() || !dir.join(JOURNAL).exists() {
-                    continue;
+            }
+            let url = format!("/replays/{}/{}", b.stream, b.started);
+            match finish_from_journal(&b.dir, &url) {
+                Ok(0) => {}
+                Ok(n) => {
+                    recovered += 1;
+                    tracing::info!(dir = %b.dir.display(), segments = n, "unfinished broadcast recovered as a replay");
                 }
-                let url = format!("/replays/{stream_name}/{started}");
-                match finish_from_journal(&dir, &url) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        recovered += 1;
-                        tracing::info!(dir = %dir.display(), segments = n, "unfinished broadcast recovered as a replay");
-                    }
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), "cannot recover an unfinished broadcast: {e}")
-                    }
+                Err(e) => {
+                    tracing::warn!(dir = %b.dir.display(), "cannot recover an unfinished broadcast: {e}")
                 }
             }
         }
@@ -146,26 +130,53 @@ impl ReplayStore {
     /// Deletes broadcasts older than the retention period.
     pub fn purge(&self) {
         let now = (super::now_ns() / 1_000_000_000) as u64;
-        let Ok(streams) = std::fs::read_dir(&self.root) else {
-            return;
-        };
-        for stream in streams.flatten() {
-            let Ok(broadcasts) = std::fs::read_dir(stream.path()) else {
-                continue;
-            };
-            for b in broadcasts.flatten() {
-                let started = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
-                if started.is_some_and(|s| s.saturating_add(self.retention.as_secs()) < now) {
-                    match std::fs::remove_dir_all(b.path()) {
-                        Ok(()) => tracing::info!(path = %b.path().display(), "replay expired"),
-                        Err(e) => {
-                            tracing::warn!(path = %b.path().display(), "cannot delete expired replay: {e}")
-                        }
+        for b in self.broadcasts() {
+            if b.started.saturating_add(self.retention.as_secs()) < now {
+                match std::fs::remove_dir_all(&b.dir) {
+                    Ok(()) => tracing::info!(path = %b.dir.display(), "replay expired"),
+                    Err(e) => {
+                        tracing::warn!(path = %b.dir.display(), "cannot delete expired replay: {e}")
                     }
                 }
             }
         }
     }
+
+    /// Every broadcast directory (`<stream>/<started>/`) under the root.
+    fn broadcasts(&self) -> Vec<Broadcast> {
+        let mut out = Vec::new();
+        for stream in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(name) = stream.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            for b in std::fs::read_dir(stream.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Some(started) = b.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    out.push(Broadcast {
+                        stream: name.clone(),
+                        started,
+                        dir: b.path(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One recorded broadcast's directory.
+struct Broadcast {
+    stream: String,
+    /// Unix second it started (the directory's name).
+    started: u64,
+    dir: PathBuf,
 }
 
 enum Rec {
