@@ -608,6 +608,59 @@ pub enum ErrorCode {
     Unknown,
 }
 
+/// Why a page cannot join a room's chat, for good: the same handshake would be
+/// refused again, so the widget stops retrying and says why.
+///
+/// A refused WebSocket handshake shows a page only "the connection failed" (a 403 and a
+/// network error look the same to `WebSocket`), so the server also answers a plain
+/// `GET /chat/{room}` (no `Upgrade`) with a [`ChatDoor`], which CORS lets any page read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Refusal {
+    /// The page's origin is not among the server's `--embed-origin`s.
+    Origin,
+    /// The server has no chat room by that name.
+    Room,
+    /// A reason this version does not know (still for good).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Refusal {
+    /// The word on the wire: `origin`, `room` (`unknown` for [`Refusal::Unknown`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin",
+            Refusal::Room => "room",
+            Refusal::Unknown => "unknown",
+        }
+    }
+
+    /// Reads the word on the wire; a word this version does not know is
+    /// [`Refusal::Unknown`].
+    pub fn parse(word: &str) -> Refusal {
+        match word {
+            "origin" => Refusal::Origin,
+            "room" => Refusal::Room,
+            _ => Refusal::Unknown,
+        }
+    }
+}
+
+/// The answer to a plain `GET /chat/{room}`: would this page's chat handshake be
+/// accepted? `{"refused":null}` when nothing stops it (a failure was transient: retry),
+/// `{"refused":"origin","origin":"https://blog.example"}` when the page's origin is not
+/// allowed (with the origin the server saw, for the page author's fix), `{"refused":"room"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatDoor {
+    /// Why a handshake from this page is refused; `None` when it would be accepted.
+    pub refused: Option<Refusal>,
+    /// The page's `Origin` as the server read it, when it is the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
 /// `{"type":"error","code":"text_too_long","message":"...","clientId":"c1"}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -381,3 +381,35 @@ fn malformed_frames_are_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn the_chat_door_says_why_a_page_is_refused() {
+    round_trip(
+        r#"{"refused":null}"#,
+        ChatDoor {
+            refused: None,
+            origin: None,
+        },
+    );
+    round_trip(
+        r#"{"refused":"origin","origin":"https://blog.example"}"#,
+        ChatDoor {
+            refused: Some(Refusal::Origin),
+            origin: Some("https://blog.example".into()),
+        },
+    );
+    round_trip(
+        r#"{"refused":"room"}"#,
+        ChatDoor {
+            refused: Some(Refusal::Room),
+            origin: None,
+        },
+    );
+    // A newer server's reason is still a refusal.
+    let door: ChatDoor = serde_json::from_str(r#"{"refused":"paywall"}"#).unwrap();
+    assert_eq!(door.refused, Some(Refusal::Unknown));
+    for r in [Refusal::Origin, Refusal::Room, Refusal::Unknown] {
+        assert_eq!(Refusal::parse(r.as_str()), r);
+        assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+    }
+}

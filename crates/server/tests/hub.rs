@@ -401,6 +401,65 @@ async fn a_foreign_origin_is_refused_with_403() {
     server.shutdown().await;
 }
 
+/// Regression (a page on a foreign origin retried its chat socket forever, showing
+/// "reconnecting"): a failed handshake tells a page nothing, so a plain GET of the same
+/// URL says whether it is refused for good and why, readable by that page (CORS).
+#[tokio::test]
+async fn a_plain_get_of_the_chat_url_says_why_a_page_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.hub.embed_origins = vec!["https://blog.example".into()];
+    cfg.hub.free_rooms = false;
+    cfg.no_demo = false;
+    let server = start(cfg).await;
+    let addr = server.local_addr();
+    let door = async |room: &str, origin: &str| {
+        let r = reqwest::Client::new()
+            .get(format!("http://{addr}/chat/{room}"))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let cors = r
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: ChatDoor = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        (status, cors, body)
+    };
+    let (status, cors, body) = door("demo", "https://evil.example").await;
+    assert_eq!((status, cors.as_deref()), (403, Some("*")));
+    assert_eq!(
+        body,
+        ChatDoor {
+            refused: Some(Refusal::Origin),
+            origin: Some("https://evil.example".into()),
+        }
+    );
+    let (status, _, body) = door("demo", "https://blog.example").await;
+    assert_eq!((status, body.refused), (200, None));
+    let (status, _, body) = door("no-such-room", "https://blog.example").await;
+    assert_eq!((status, body.refused), (404, Some(Refusal::Room)));
+    // The handshakes themselves are answered as before.
+    match open(addr, "demo", Some("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 403)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    match open(addr, "no-such-room", Some("https://blog.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 404)
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
+    open(addr, "demo", Some("https://blog.example"))
+        .await
+        .expect("an allowed page joins");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_ban_closes_the_socket_and_the_identity_cannot_rejoin() {
     let dir = tempfile::tempdir().unwrap();

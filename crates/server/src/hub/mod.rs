@@ -50,12 +50,12 @@ use crate::media::Origin;
 use crate::AppState;
 use admission::Kind;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
-use axum::http::{request::Parts, HeaderMap, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 pub use budget::ClientKey;
 use budget::{Budget, Keyer, Rate};
 use identity::Identities;
-use lucarne_protocol::{Role, StreamState, MAX_FRAME_BYTES};
+use lucarne_protocol::{ChatDoor, Refusal, Role, StreamState, MAX_FRAME_BYTES};
 use room::Room;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -244,6 +244,17 @@ impl Hub {
     /// Whether `id` may have a room: a stream's id, or any valid id with `--free-rooms`.
     pub fn admits(&self, id: &str) -> bool {
         rules::valid_room_id(id) && (self.config.free_rooms || self.is_stream(id))
+    }
+
+    /// Why a chat handshake for room `id` with these headers is refused for good, if it is.
+    fn refusal(&self, id: &str, headers: &HeaderMap) -> Option<Refusal> {
+        if !self.admits(id) {
+            Some(Refusal::Room)
+        } else if !origins::allowed(headers, &self.config.embed_origins) {
+            Some(Refusal::Origin)
+        } else {
+            None
+        }
     }
 
     fn is_stream(&self, id: &str) -> bool {
@@ -484,21 +495,28 @@ impl Drop for SessionGuard {
 /// effort, as the rest of the frame is never read).
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 
-/// `GET /chat/{room}`: the chat WebSocket.
+/// `GET /chat/{room}`: the chat WebSocket. A plain `GET` (no `Upgrade`) answers the
+/// [`ChatDoor`]: whether this page's handshake would be refused for good, and why, which
+/// a page cannot learn from a failed `WebSocket` (see [`Refusal`]).
 pub async fn chat_socket(
     State(state): State<AppState>,
     Path(room): Path<String>,
     req: Request,
 ) -> Response {
     let hub = state.hub.clone();
-    if !hub.admits(&room) {
-        return (StatusCode::NOT_FOUND, "no such chat room").into_response();
+    let refused = hub.refusal(&room, req.headers());
+    if !upgrade::is_handshake(req.headers()) {
+        return door(refused, req.headers());
+    }
+    match refused {
+        Some(Refusal::Room) => return (StatusCode::NOT_FOUND, "no such chat room").into_response(),
+        Some(_) => {
+            tracing::debug!(origin = ?req.headers().get("origin"), "chat socket refused: origin not allowed");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+        None => {}
     }
     let client = hub.client_key(req.headers(), req.extensions());
-    if !origins::allowed(req.headers(), &hub.config.embed_origins) {
-        tracing::debug!(origin = ?req.headers().get("origin"), "chat socket refused: origin not allowed");
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
     const { assert!(MAX_FRAME_BYTES < HARD_FRAME_LIMIT) };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(HARD_FRAME_LIMIT))
@@ -513,6 +531,32 @@ pub async fn chat_socket(
         session::run(socket, guard.0.clone(), room, client).await;
         drop(guard);
     })
+}
+
+/// The [`ChatDoor`] answer: `200` when a handshake would be accepted, else the
+/// handshake's own status (`403`, `404`) with the reason. Readable by any page (CORS `*`
+/// from the router): it tells a page only about itself.
+fn door(refused: Option<Refusal>, headers: &HeaderMap) -> Response {
+    let status = match refused {
+        None => StatusCode::OK,
+        Some(Refusal::Room) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::FORBIDDEN,
+    };
+    let origin = match refused {
+        Some(Refusal::Origin) => headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| o.len() <= 256)
+            .map(str::to_owned),
+        _ => None,
+    };
+    let door = ChatDoor { refused, origin };
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(door),
+    )
+        .into_response()
 }
 
 /// The moderation routes (see [`api`]).

@@ -26,6 +26,11 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// True when the request asks for a WebSocket (`Upgrade: websocket`), well-formed or not.
+pub(crate) fn is_handshake(headers: &HeaderMap) -> bool {
+    has_token(headers, header::UPGRADE, "websocket")
+}
+
 /// Answers `101 Switching Protocols` and runs `serve` on the socket once the connection
 /// is upgraded; a request that is not a WebSocket handshake gets `400`/`426`, and so does
 /// one over HTTP/1.0 (RFC 6455 §4.1 needs 1.1: such a connection ends with the response,
