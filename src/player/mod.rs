@@ -8,7 +8,8 @@
 //! moving: hole jumps, nudges, hung pipeline), [`recovery`] (rebuild budget, which
 //! source after failures, the status while waiting, what follows an end), [`replay`]
 //! (the replay loader's next step), [`mp4`] (codecs and fragment times), [`channel`]
-//! (the event queue).
+//! (the event queue), [`abr`] (bandwidth estimate, which rendition next, abandoning a
+//! download that would stall).
 //!
 //! Browser glue (wasm32 only): `mse` is the only module that touches MediaSource,
 //! SourceBuffer or TimeRanges; `video` owns the `<video>` element's listeners, `play()`
@@ -33,6 +34,7 @@
 //!   ahead); its answer goes to the source as a message (e.g. a shared cell, as the
 //!   replay's `seek_to`), never by the source reading the policy's internals.
 
+pub mod abr;
 pub mod buffer;
 pub mod channel;
 pub mod latency;
