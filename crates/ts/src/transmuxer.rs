@@ -1,0 +1,898 @@
+//! The transmuxer: one MPEG-TS segment in, fMP4 out, with the state that makes
+//! consecutive segments one continuous presentation.
+//!
+//! Owns the per-stream state across segments (codec configurations, the timeline
+//! offset, the next expected decode times, a partial audio frame) and the policy:
+//! which streams of a program play, which frames are dropped, how timestamps are
+//! repaired. The byte layouts live in the other modules.
+//!
+//! A call first demuxes the whole segment without touching that state (so an error
+//! leaves the transmuxer as it was), then remuxes, which cannot fail.
+
+use crate::aac;
+use crate::error::{Track, TsError, Warning};
+use crate::h264::{self, AccessUnit, AvcConfig};
+use crate::id3::{self, Id3Frame};
+use crate::mp3;
+use crate::mp4::{self, AudioConfig, Run, Sample};
+use crate::packet;
+use crate::pes::{self, Assembler, Pes};
+use crate::psi::{self, SectionReader, Stream, StreamKind};
+use crate::timeline::{rescale, StartTime, Unwrapper, CLOCK};
+
+/// A video decode time this close to where the previous segment ended (in 90 kHz
+/// ticks) is moved there, so decode times have no gap or overlap at segment boundaries
+/// (the last frame's duration is a guess). Further away is a real jump.
+const VIDEO_SNAP: u64 = 15_000;
+/// An audio frame of a new segment that starts more than this before where audio
+/// ended (90 kHz ticks) is a jump back, followed; less is an overlap, dropped.
+const AUDIO_JUMP_BACK: u64 = 90_000;
+/// Frame duration assumed before two frames have been seen: 30 fps.
+const DEFAULT_FRAME: u32 = 3000;
+
+/// The streams of the program that are played, from its PMT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Program {
+    /// Every stream the PMT lists, to notice when it changes.
+    streams: Vec<Stream>,
+    /// The H.264 stream's PID.
+    video: Option<u16>,
+    /// The audio stream's PID, and whether it is ADTS (else MPEG audio).
+    audio: Option<(u16, bool)>,
+    /// The ID3 metadata stream's PID.
+    id3: Option<u16>,
+}
+
+/// Chooses the streams to play, or says why nothing can.
+fn select(streams: Vec<Stream>) -> Result<Program, TsError> {
+    let first = |f: fn(&StreamKind) -> bool| streams.iter().find(|s| f(&s.kind)).copied();
+    let video = first(|k| *k == StreamKind::H264);
+    let audio = first(|k| matches!(k, StreamKind::Adts | StreamKind::MpegAudio));
+    let unsupported_video = first(|k| matches!(k, StreamKind::UnsupportedVideo(_)));
+    let unsupported_audio = first(|k| matches!(k, StreamKind::UnsupportedAudio(_)));
+    let refuse = |s: Stream| match s.kind {
+        StreamKind::UnsupportedVideo(name) | StreamKind::UnsupportedAudio(name) => {
+            TsError::Unsupported {
+                stream_type: s.stream_type,
+                name,
+            }
+        }
+        _ => TsError::NoMedia,
+    };
+    if video.is_none() {
+        // Audio alone under a picture the browser never gets is not "playing".
+        if let Some(s) = unsupported_video {
+            return Err(refuse(s));
+        }
+        if audio.is_none() {
+            return Err(unsupported_audio.map_or(TsError::NoMedia, refuse));
+        }
+    }
+    Ok(Program {
+        video: video.map(|s| s.pid),
+        audio: audio.map(|s| (s.pid, s.kind == StreamKind::Adts)),
+        id3: first(|k| *k == StreamKind::Id3).map(|s| s.pid),
+        streams,
+    })
+}
+
+/// What the demuxer pulled out of one segment.
+struct Demuxed {
+    /// The program, from this segment's PMT or the previous one.
+    program: Program,
+    /// Video PES packets in stream order.
+    video: Vec<Pes>,
+    /// Audio PES packets in stream order.
+    audio: Vec<Pes>,
+    /// ID3 PES packets in stream order.
+    id3: Vec<Pes>,
+}
+
+/// Finds the first complete, valid section on `pid` that `parse` accepts.
+fn find_section<T>(
+    packets: &[&[u8]],
+    pid: u16,
+    parse: impl Fn(&[u8]) -> Option<T>,
+    warnings: &mut Vec<Warning>,
+) -> Option<T> {
+    let mut reader = SectionReader::default();
+    for raw in packets {
+        let Some(p) = packet::parse(raw).filter(|p| p.pid == pid) else {
+            continue;
+        };
+        match reader.push(&p) {
+            Some(Ok(section)) => {
+                if let Some(v) = parse(&section) {
+                    return Some(v);
+                }
+            }
+            Some(Err(())) => warnings.push(Warning::CorruptSection { pid }),
+            None => {}
+        }
+    }
+    None
+}
+
+/// Splits a segment into the PES packets of the streams to play. Pure: the previous
+/// program is only read, as a fallback for segments without PSI.
+fn demux(
+    data: &[u8],
+    known: Option<&Program>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Demuxed, TsError> {
+    let packets = packet::packets(data, warnings)?;
+    let kb = data.len().div_ceil(1024);
+    let program = match find_section(&packets, 0, psi::parse_pat, warnings) {
+        Some((number, pmt_pid)) => {
+            match find_section(&packets, pmt_pid, psi::parse_pmt, warnings) {
+                Some(streams) if known.is_some_and(|k| k.streams == streams) => known.cloned(),
+                Some(streams) => {
+                    let program = select(streams)?;
+                    for s in &program.streams {
+                        if let StreamKind::UnsupportedVideo(name)
+                        | StreamKind::UnsupportedAudio(name) = s.kind
+                        {
+                            warnings.push(Warning::IgnoredStream {
+                                pid: s.pid,
+                                stream_type: s.stream_type,
+                                name,
+                            });
+                        }
+                    }
+                    Some(program)
+                }
+                None if known.is_some() => known.cloned(),
+                None => {
+                    return Err(TsError::NoPmt {
+                        pid: pmt_pid,
+                        program: number,
+                        kb,
+                    })
+                }
+            }
+        }
+        None => known.cloned(),
+    }
+    .ok_or(TsError::NoPat(kb))?;
+
+    let mut video = Assembler::new(program.video.unwrap_or(0x1fff));
+    let mut audio = Assembler::new(program.audio.map_or(0x1fff, |a| a.0));
+    let mut id3 = Assembler::new(program.id3.unwrap_or(0x1fff));
+    let (mut v, mut a, mut m) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, raw) in packets.iter().enumerate() {
+        let Some(p) = packet::parse(raw) else {
+            warnings.push(Warning::CorruptPacket {
+                offset: data.len().min(i * packet::PACKET_LEN),
+            });
+            continue;
+        };
+        let pid = Some(p.pid);
+        if pid == program.video {
+            video.push(&p, &mut v, warnings)?;
+        } else if pid == program.audio.map(|a| a.0) {
+            audio.push(&p, &mut a, warnings)?;
+        } else if pid == program.id3 {
+            id3.push(&p, &mut m, warnings)?;
+        }
+        // Other PIDs (PSI, SDT, null packets, streams not played) are not ours.
+    }
+    video.flush(&mut v);
+    audio.flush(&mut a);
+    id3.flush(&mut m);
+    let mut parse_all = |raw: Vec<Vec<u8>>, pid: Option<u16>| -> Vec<Pes> {
+        raw.into_iter()
+            .filter_map(|b| {
+                let pes = pes::parse(b);
+                if pes.is_none() {
+                    warnings.push(Warning::MalformedPes {
+                        pid: pid.unwrap_or(0),
+                    });
+                }
+                pes
+            })
+            .collect()
+    };
+    let video = parse_all(v, program.video);
+    let audio = parse_all(a, program.audio.map(|a| a.0));
+    let id3 = parse_all(m, program.id3);
+    Ok(Demuxed {
+        program,
+        video,
+        audio,
+        id3,
+    })
+}
+
+/// Video state kept across segments.
+#[derive(Debug, Default)]
+struct VideoState {
+    /// The configuration of the current init segment.
+    config: Option<AvcConfig>,
+    /// Decode time where the last segment's video ended (output timeline, 90 kHz).
+    next_dts: Option<u64>,
+    /// The last frame's duration: the guess for the duration of a segment's last frame.
+    frame_duration: Option<u32>,
+    /// Frames are dropped until a keyframe: at the start and after a discontinuity,
+    /// where the decoder has nothing to predict from.
+    need_key: bool,
+}
+
+/// Audio state kept across segments.
+#[derive(Debug, Default)]
+struct AudioState {
+    /// The configuration of the current init segment.
+    config: Option<AudioConfig>,
+    /// Where the last frame ended (output timeline, in samples).
+    next: Option<u64>,
+    /// The start of a frame cut at the end of the last PES, completed by the next.
+    leftover: Vec<u8>,
+}
+
+/// An access unit and its timestamps (unwrapped, 90 kHz, before the offset).
+struct Au {
+    /// Presentation timestamp.
+    pts: u64,
+    /// Decode timestamp.
+    dts: u64,
+    /// The converted bytes and what they hold.
+    unit: AccessUnit,
+}
+
+/// An audio frame and where its time comes from.
+struct AudioFrame {
+    /// Unwrapped PTS of its PES and the frame's index among those starting in it;
+    /// `None` for a frame that started in the previous PES.
+    pts: Option<(u64, u64)>,
+    /// The raw frame (ADTS header stripped; MP3 frames keep theirs).
+    data: Vec<u8>,
+}
+
+/// A span of presentation time covered by one track of a fragment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// Earliest presentation time, seconds.
+    pub start: f64,
+    /// Latest presentation end (time + duration), seconds.
+    pub end: f64,
+    /// Number of samples (frames).
+    pub samples: u32,
+}
+
+/// An init segment and what it declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Init {
+    /// `ftyp` + `moov`, to append before the fragments that follow it.
+    pub bytes: Vec<u8>,
+    /// RFC 6381 codec of the video track (`avc1.64001f`), if there is one.
+    pub video_codec: Option<String>,
+    /// RFC 6381 codec of the audio track (`mp4a.40.2`, `mp4a.6B`), if there is one.
+    pub audio_codec: Option<String>,
+    /// Displayed picture size `(width, height)` from the SPS, if there is video.
+    pub size: Option<(u16, u16)>,
+}
+
+impl Init {
+    /// The type for `MediaSource.addSourceBuffer`, e.g.
+    /// `video/mp4; codecs="avc1.64001f,mp4a.40.2"`.
+    pub fn mime(&self) -> String {
+        let mut s = String::from(if self.video_codec.is_some() {
+            "video/mp4; codecs=\""
+        } else {
+            "audio/mp4; codecs=\""
+        });
+        let codecs = self.video_codec.iter().chain(&self.audio_codec);
+        for (i, c) in codecs.enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(c);
+        }
+        s.push('"');
+        s
+    }
+}
+
+/// What one segment became.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    /// A new init segment, when this is the first output or the codec configuration
+    /// changed; append it before `media`.
+    pub init: Option<Init>,
+    /// One `moof` + `mdat` holding every track's samples; empty when the segment had
+    /// none that can be decoded yet.
+    pub media: Vec<u8>,
+    /// The video samples' presentation span.
+    pub video: Option<Span>,
+    /// The audio samples' presentation span.
+    pub audio: Option<Span>,
+    /// ID3 timed metadata, in stream order.
+    pub id3: Vec<Id3Frame>,
+    /// What was dropped or repaired.
+    pub warnings: Vec<Warning>,
+}
+
+impl Output {
+    /// The earliest presentation time of the fragment, seconds.
+    pub fn start(&self) -> Option<f64> {
+        [self.video, self.audio]
+            .into_iter()
+            .flatten()
+            .map(|s| s.start)
+            .reduce(f64::min)
+    }
+
+    /// The latest presentation end of the fragment, seconds.
+    pub fn end(&self) -> Option<f64> {
+        [self.video, self.audio]
+            .into_iter()
+            .flatten()
+            .map(|s| s.end)
+            .reduce(f64::max)
+    }
+}
+
+/// MPEG-TS segments in, fMP4 out. See the [crate documentation](crate) for the design.
+#[derive(Debug)]
+pub struct Transmuxer {
+    /// The program of the last segment, for segments that carry no PAT/PMT.
+    program: Option<Program>,
+    /// Unwraps the 33-bit clock, relative to the previous timestamp.
+    unwrapper: Unwrapper,
+    /// Added to unwrapped timestamps to place them on the output timeline; `None`
+    /// until the first segment with timestamps (and after a discontinuity).
+    offset: Option<i64>,
+    /// Where the next timestamps should start, given with a discontinuity.
+    pending_start: Option<StartTime>,
+    /// How much later than the caller's start times the output is placed (90 kHz):
+    /// non-zero only when a start near 0 would have needed negative decode times.
+    shift: u64,
+    /// Video state.
+    video: VideoState,
+    /// Audio state.
+    audio: AudioState,
+    /// The init segment last handed out, to hand out a new one only on change.
+    last_init: Option<Vec<u8>>,
+    /// `mfhd` sequence number of the last fragment.
+    sequence: u32,
+}
+
+impl Default for Transmuxer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transmuxer {
+    /// A transmuxer for a new stream.
+    pub fn new() -> Self {
+        Self {
+            program: None,
+            unwrapper: Unwrapper::default(),
+            offset: None,
+            pending_start: None,
+            shift: 0,
+            video: VideoState {
+                need_key: true,
+                ..VideoState::default()
+            },
+            audio: AudioState::default(),
+            last_init: None,
+            sequence: 0,
+        }
+    }
+
+    /// Transmuxes one whole segment.
+    ///
+    /// `discontinuity`: `Some(start)` when this segment starts a new timeline (the first
+    /// segment pushed, or one after `EXT-X-DISCONTINUITY`): its earliest presentation
+    /// time is placed at `start`, and audio and video keep their relative offset. With
+    /// `None`, the segment continues the previous one's timeline (the first segment
+    /// ever pushed with `None` keeps the stream's own timestamps).
+    ///
+    /// On error nothing changes: the segment can be skipped.
+    pub fn push_segment(
+        &mut self,
+        bytes: &[u8],
+        discontinuity: Option<StartTime>,
+    ) -> Result<Output, TsError> {
+        let mut warnings = Vec::new();
+        let demuxed = demux(bytes, self.program.as_ref(), &mut warnings)?;
+
+        if let Some(start) = discontinuity {
+            self.unwrapper.reset();
+            self.offset = None;
+            self.pending_start = Some(start);
+            self.video.next_dts = None;
+            self.video.need_key = true;
+            self.audio.next = None;
+            self.audio.leftover.clear();
+        }
+        let Demuxed {
+            program,
+            video,
+            audio,
+            id3,
+        } = demuxed;
+        if program.video.is_none() {
+            self.video.config = None;
+        }
+        let audio_is_adts = program.audio.map(|a| a.1);
+        if audio_is_adts.is_none() {
+            self.audio.config = None;
+        }
+        self.program = Some(program);
+
+        let aus = self.video_units(video, &mut warnings);
+        let (audio_config, frames) = match audio_is_adts {
+            Some(adts) => self.audio_frames(adts, audio, &mut warnings),
+            None => (None, Vec::new()),
+        };
+        // The timestamps of ID3 PES, unwrapped with the rest.
+        let id3: Vec<(Option<u64>, Vec<u8>)> = id3
+            .into_iter()
+            .map(|p| (p.pts.map(|t| self.unwrapper.unwrap(t)), p.data))
+            .collect();
+
+        if self.offset.is_none() {
+            let pts = aus
+                .iter()
+                .map(|a| a.pts)
+                .chain(frames.iter().filter_map(|f| f.pts.map(|p| p.0)));
+            let dts = aus
+                .iter()
+                .map(|a| a.dts)
+                .chain(frames.iter().filter_map(|f| f.pts.map(|p| p.0)));
+            if let (Some(min_pts), Some(min_dts)) = (pts.min(), dts.min()) {
+                let target = self.pending_start.take().map_or(min_pts, StartTime::ticks);
+                let mut offset = target as i64 - min_pts as i64 + self.shift as i64;
+                // Decode times cannot be negative: when a start near 0 would need it
+                // (a first frame decoded before it is shown, with B-frames), the
+                // timeline moves later by the difference, for good, so that later
+                // discontinuities stay continuous with what was already output.
+                if offset < -(min_dts as i64) {
+                    self.shift += (-(min_dts as i64) - offset) as u64;
+                    offset = -(min_dts as i64);
+                }
+                self.offset = Some(offset);
+            }
+        }
+        let offset = self.offset.unwrap_or(0);
+        let map = |t: u64| (t as i64).saturating_add(offset).max(0) as u64;
+
+        let mut out = Output::default();
+        let (v_samples, v_data, v_base) = self.video_samples(&aus, map, &mut out, &mut warnings);
+        let (a_samples, a_data, a_base) = match audio_config {
+            Some(cfg) => self.audio_samples(cfg, frames, map, &mut out, &mut warnings),
+            None => (Vec::new(), Vec::new(), 0),
+        };
+
+        let init = mp4::init_segment(self.video.config.as_ref(), self.audio.config.as_ref());
+        if init.is_some() && init != self.last_init {
+            out.init = init.clone().map(|bytes| Init {
+                bytes,
+                video_codec: self.video.config.as_ref().map(AvcConfig::codec),
+                audio_codec: self.audio.config.map(|c| c.codec.string()),
+                size: self
+                    .video
+                    .config
+                    .as_ref()
+                    .map(|c| (c.info.width, c.info.height)),
+            });
+            self.last_init = init;
+        }
+        if !v_samples.is_empty() || !a_samples.is_empty() {
+            self.sequence = self.sequence.wrapping_add(1);
+            out.media = mp4::fragment(
+                self.sequence,
+                &[
+                    Run {
+                        track_id: mp4::VIDEO_TRACK,
+                        base_decode_time: v_base,
+                        samples: &v_samples,
+                        data: &v_data,
+                    },
+                    Run {
+                        track_id: mp4::AUDIO_TRACK,
+                        base_decode_time: a_base,
+                        samples: &a_samples,
+                        data: &a_data,
+                    },
+                ],
+            );
+        }
+
+        let fallback = out.start().unwrap_or(0.0);
+        let id3_pid = self.program.as_ref().and_then(|p| p.id3).unwrap_or(0);
+        for (pts, data) in id3 {
+            if id3::is_id3(&data) {
+                out.id3.push(Id3Frame {
+                    pts_seconds: pts.map_or(fallback, |t| map(t) as f64 / CLOCK as f64),
+                    data,
+                });
+            } else {
+                warnings.push(Warning::NotId3 { pid: id3_pid });
+            }
+        }
+        out.warnings = warnings;
+        Ok(out)
+    }
+
+    /// Groups video PES into access units (a PES with a PTS starts one, one without
+    /// continues it), unwraps their timestamps, keeps the configuration current and
+    /// drops what cannot be decoded yet.
+    fn video_units(&mut self, pes: Vec<Pes>, warnings: &mut Vec<Warning>) -> Vec<Au> {
+        let mut aus: Vec<Au> = Vec::new();
+        let mut current: Option<Au> = None;
+        let mut dropped = 0u32;
+        for p in pes {
+            match (p.pts, current.as_mut()) {
+                (Some(pts), cur) => {
+                    let dts = self.unwrapper.unwrap(p.dts.unwrap_or(pts));
+                    let pts = self.unwrapper.unwrap(pts);
+                    match cur {
+                        // Parameter sets or SEI alone: they belong to the next picture.
+                        Some(c) if !c.unit.has_picture => {
+                            c.pts = pts;
+                            c.dts = dts;
+                        }
+                        _ => {
+                            aus.extend(current.take());
+                            current = Some(Au {
+                                pts,
+                                dts,
+                                unit: AccessUnit::default(),
+                            });
+                        }
+                    }
+                }
+                (None, Some(_)) => {}
+                (None, None) => {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            if let Some(c) = current.as_mut() {
+                c.unit.append(&p.data);
+            }
+        }
+        aus.extend(current.filter(|c| c.unit.has_picture));
+
+        let mut kept = Vec::with_capacity(aus.len());
+        let mut sps = self.video.config.as_ref().map(|c| (c.sps.clone(), c.info));
+        let mut pps = self.video.config.as_ref().map(|c| c.pps.clone());
+        let mut warned = false;
+        for mut au in aus {
+            let new_sps = au.unit.sps.take();
+            let new_pps = au.unit.pps.take();
+            if new_sps.is_some() || new_pps.is_some() {
+                if let Some(s) = new_sps {
+                    match h264::parse_sps(&s) {
+                        Some(info) => sps = Some((s, info)),
+                        None => warnings.push(Warning::BadSps),
+                    }
+                }
+                if new_pps.is_some() {
+                    pps = new_pps;
+                }
+                if let (Some((s, info)), Some(p)) = (&sps, &pps) {
+                    let candidate = AvcConfig {
+                        sps: s.clone(),
+                        pps: p.clone(),
+                        info: *info,
+                    };
+                    if self.video.config.as_ref() != Some(&candidate) {
+                        if kept.is_empty() {
+                            self.video.config = Some(candidate);
+                            self.video.need_key = true;
+                        } else if !warned {
+                            warned = true;
+                            warnings.push(Warning::ConfigChangedMidSegment {
+                                track: Track::Video,
+                                frames: 0,
+                            });
+                        }
+                    }
+                }
+            }
+            if self.video.config.is_none() || (self.video.need_key && !au.unit.key) {
+                dropped += 1;
+                continue;
+            }
+            self.video.need_key = false;
+            kept.push(au);
+        }
+        if dropped > 0 {
+            warnings.push(Warning::NotDecodableYet {
+                track: Track::Video,
+                frames: dropped,
+            });
+        }
+        kept
+    }
+
+    /// Splits audio PES into frames (completing a frame cut across PES), checks they
+    /// share one configuration and unwraps their timestamps.
+    fn audio_frames(
+        &mut self,
+        adts: bool,
+        pes: Vec<Pes>,
+        warnings: &mut Vec<Warning>,
+    ) -> (Option<AudioConfig>, Vec<AudioFrame>) {
+        let mut config: Option<AudioConfig> = None;
+        let mut frames = Vec::new();
+        let (mut garbage, mut other_config, mut unsupported) = (0usize, 0u32, (0u32, ""));
+        let min_header = if adts {
+            aac::HEADER_LEN
+        } else {
+            mp3::HEADER_LEN
+        };
+        for p in pes {
+            let pts = p.pts.map(|t| self.unwrapper.unwrap(t));
+            let mut buf = std::mem::take(&mut self.audio.leftover);
+            let carried = buf.len();
+            buf.extend_from_slice(&p.data);
+            let (mut at, mut index) = (0usize, 0u64);
+            // Each turn moves `at` forward by at least one byte.
+            while at < buf.len() {
+                let rest = &buf[at..];
+                if rest.len() < min_header {
+                    self.audio.leftover = rest.to_vec();
+                    break;
+                }
+                // (frame length, header bytes to strip, configuration, why unsupported)
+                let frame = if adts {
+                    aac::parse(rest).map(|h| {
+                        let why = if h.channels == 0 {
+                            "AAC with a program config element"
+                        } else if h.blocks > 1 {
+                            "ADTS with several raw data blocks"
+                        } else {
+                            ""
+                        };
+                        (h.frame_len, h.header_len, h.config(), why)
+                    })
+                } else {
+                    mp3::parse(rest).map(|h| match h.layer {
+                        3 => (h.frame_len, 0, h.config(), ""),
+                        // Unframed: give up on the rest of this PES.
+                        _ => (rest.len(), 0, h.config(), "MPEG audio layer I/II"),
+                    })
+                };
+                let Some((len, header, cfg, why)) = frame else {
+                    at += 1;
+                    garbage += 1;
+                    continue;
+                };
+                if len > rest.len() {
+                    self.audio.leftover = rest.to_vec();
+                    break;
+                }
+                // A header in garbage by chance is not followed by another header.
+                let next = &rest[len..];
+                let follows = next.len() < min_header
+                    || if adts {
+                        aac::parse(next).is_some()
+                    } else {
+                        mp3::parse(next).is_some()
+                    };
+                if !follows {
+                    at += 1;
+                    garbage += 1;
+                    continue;
+                }
+                let frame_pts = if at >= carried {
+                    index += 1;
+                    pts.map(|t| (t, index - 1))
+                } else {
+                    None
+                };
+                at += len;
+                if !why.is_empty() {
+                    unsupported = (unsupported.0 + 1, why);
+                    continue;
+                }
+                match config {
+                    None => config = Some(cfg),
+                    Some(c) if c != cfg => {
+                        other_config += 1;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+                frames.push(AudioFrame {
+                    pts: frame_pts,
+                    data: rest[header..len].to_vec(),
+                });
+            }
+        }
+        if garbage > 0 {
+            warnings.push(Warning::AudioGarbage {
+                track: Track::Audio,
+                bytes: garbage,
+            });
+        }
+        if unsupported.0 > 0 {
+            warnings.push(Warning::UnsupportedAudio {
+                what: unsupported.1,
+                frames: unsupported.0,
+            });
+        }
+        if other_config > 0 {
+            warnings.push(Warning::ConfigChangedMidSegment {
+                track: Track::Audio,
+                frames: other_config,
+            });
+        }
+        (config, frames)
+    }
+
+    /// Times the video access units on the output timeline and makes `trun` samples:
+    /// `(samples, mdat bytes, base decode time)`.
+    fn video_samples(
+        &mut self,
+        aus: &[Au],
+        map: impl Fn(u64) -> u64,
+        out: &mut Output,
+        warnings: &mut Vec<Warning>,
+    ) -> (Vec<Sample>, Vec<u8>, u64) {
+        let Some(first) = aus.first() else {
+            return (Vec::new(), Vec::new(), 0);
+        };
+        let mut dts: Vec<u64> = aus.iter().map(|a| map(a.dts)).collect();
+        let pts: Vec<u64> = aus.iter().map(|a| map(a.pts)).collect();
+        let frame = self.video.frame_duration.unwrap_or(DEFAULT_FRAME);
+        if let Some(next) = self.video.next_dts {
+            let delta = map(first.dts) as i64 - next as i64;
+            if delta.unsigned_abs() <= VIDEO_SNAP.min(u64::from(frame)) {
+                dts[0] = next;
+            } else {
+                warnings.push(Warning::TimestampJump {
+                    track: Track::Video,
+                    ms: delta / 90,
+                });
+            }
+        }
+        let mut repaired = 0;
+        for i in 1..dts.len() {
+            if dts[i] <= dts[i - 1] {
+                dts[i] = dts[i - 1] + 1;
+                repaired += 1;
+            }
+        }
+        if repaired > 0 {
+            warnings.push(Warning::NonMonotonic {
+                track: Track::Video,
+                frames: repaired,
+            });
+        }
+        let n = aus.len();
+        let durations: Vec<u32> = (0..n)
+            .map(|i| match dts.get(i + 1) {
+                Some(next) => u32::try_from(next - dts[i]).unwrap_or(u32::MAX),
+                None if n >= 2 => u32::try_from(dts[i] - dts[i - 1]).unwrap_or(frame),
+                None => frame,
+            })
+            .collect();
+        let last = durations[n - 1];
+        self.video.frame_duration = Some(last);
+        self.video.next_dts = Some(dts[n - 1] + u64::from(last));
+
+        let mut data = Vec::with_capacity(aus.iter().map(|a| a.unit.data.len()).sum());
+        let mut samples = Vec::with_capacity(n);
+        let (mut start, mut end) = (u64::MAX, 0);
+        for (i, au) in aus.iter().enumerate() {
+            let cts =
+                (pts[i] as i64 - dts[i] as i64).clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+            samples.push(Sample {
+                duration: durations[i],
+                size: au.unit.data.len() as u32,
+                flags: if au.unit.key {
+                    mp4::FLAGS_SYNC
+                } else {
+                    mp4::FLAGS_NON_SYNC
+                },
+                cts,
+            });
+            data.extend_from_slice(&au.unit.data);
+            let shown = dts[i].saturating_add_signed(cts.into());
+            start = start.min(shown);
+            end = end.max(shown + u64::from(durations[i]));
+        }
+        out.video = Some(Span {
+            start: start as f64 / CLOCK as f64,
+            end: end as f64 / CLOCK as f64,
+            samples: n as u32,
+        });
+        (samples, data, dts[0])
+    }
+
+    /// Times the audio frames on the output timeline (one frame after another, the PES
+    /// timestamps only correcting drift of a frame or more) and makes `trun` samples:
+    /// `(samples, mdat bytes, base decode time)`.
+    fn audio_samples(
+        &mut self,
+        config: AudioConfig,
+        frames: Vec<AudioFrame>,
+        map: impl Fn(u64) -> u64,
+        out: &mut Output,
+        warnings: &mut Vec<Warning>,
+    ) -> (Vec<Sample>, Vec<u8>, u64) {
+        if self.audio.config.is_some_and(|c| c != config) {
+            // A new timescale: old positions mean nothing in it.
+            self.audio.next = None;
+        }
+        self.audio.config = Some(config);
+        let rate = config.sample_rate;
+        let spf = u64::from(config.samples_per_frame);
+        let jump_back = rescale(AUDIO_JUMP_BACK, CLOCK as u32, rate);
+        let mut samples: Vec<Sample> = Vec::with_capacity(frames.len());
+        let mut data = Vec::new();
+        let mut base = 0;
+        let (mut no_time, mut overlap) = (0u32, 0u32);
+        for f in frames {
+            let measured = f
+                .pts
+                .map(|(t, k)| rescale(map(t), CLOCK as u32, rate) + k * spf);
+            let time = match (self.audio.next, measured) {
+                (None, None) => {
+                    no_time += 1;
+                    continue;
+                }
+                (None, Some(m)) => m,
+                (Some(n), None) => n,
+                (Some(n), Some(m)) => {
+                    let delta = m as i64 - n as i64;
+                    if delta.unsigned_abs() < spf {
+                        n
+                    } else if delta > 0 || (samples.is_empty() && delta.unsigned_abs() > jump_back)
+                    {
+                        // A gap is followed; so is a jump back at a segment's start (the
+                        // stream went back in time); a small overlap is dropped below.
+                        warnings.push(Warning::TimestampJump {
+                            track: Track::Audio,
+                            ms: delta * 1000 / i64::from(rate),
+                        });
+                        m
+                    } else {
+                        overlap += 1;
+                        continue;
+                    }
+                }
+            };
+            match samples.last_mut() {
+                // A gap inside the fragment: the previous frame lasts until this one.
+                Some(prev) => {
+                    let prev_time = self.audio.next.unwrap_or(time).saturating_sub(spf);
+                    prev.duration =
+                        u32::try_from(time.saturating_sub(prev_time)).unwrap_or(u32::MAX);
+                }
+                None => base = time,
+            }
+            samples.push(Sample {
+                duration: spf as u32,
+                size: f.data.len() as u32,
+                flags: 0,
+                cts: 0,
+            });
+            data.extend_from_slice(&f.data);
+            self.audio.next = Some(time + spf);
+        }
+        if no_time > 0 {
+            warnings.push(Warning::NotDecodableYet {
+                track: Track::Audio,
+                frames: no_time,
+            });
+        }
+        if overlap > 0 {
+            warnings.push(Warning::AudioOverlap { frames: overlap });
+        }
+        if let Some(end) = self.audio.next.filter(|_| !samples.is_empty()) {
+            out.audio = Some(Span {
+                start: base as f64 / f64::from(rate),
+                end: end as f64 / f64::from(rate),
+                samples: samples.len() as u32,
+            });
+        }
+        (samples, data, base)
+    }
+}
