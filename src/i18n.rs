@@ -82,6 +82,12 @@ pub enum Text {
     ErrName,
     ErrBanned,
     ErrOther,
+    ChatRefusedOrigin,
+    ChatRefusedRoom,
+    ChatRefusedBanned,
+    HideChat,
+    ShowChat,
+    ViewersUnknown,
 }
 
 /// The text for `key` in `lang`.
@@ -174,6 +180,18 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, ErrBanned) => "Vous ne pouvez plus écrire dans ce chat.",
         (Lang::En, ErrOther) => "The message could not be sent.",
         (Lang::Fr, ErrOther) => "Le message n’a pas pu être envoyé.",
+        (Lang::En, ChatRefusedOrigin) => "Chat is not available on this site",
+        (Lang::Fr, ChatRefusedOrigin) => "Le chat n'est pas disponible sur ce site",
+        (Lang::En, ChatRefusedRoom) => "This broadcast has no chat",
+        (Lang::Fr, ChatRefusedRoom) => "Ce direct n'a pas de chat",
+        (Lang::En, ChatRefusedBanned) => "You can no longer take part in this chat",
+        (Lang::Fr, ChatRefusedBanned) => "Vous ne pouvez plus participer à ce chat",
+        (Lang::En, HideChat) => "Hide the chat",
+        (Lang::Fr, HideChat) => "Masquer le chat",
+        (Lang::En, ShowChat) => "Show the chat",
+        (Lang::Fr, ShowChat) => "Afficher le chat",
+        (Lang::En, ViewersUnknown) => "viewer count unknown",
+        (Lang::Fr, ViewersUnknown) => "nombre de spectateurs inconnu",
     }
 }
 

@@ -6,6 +6,12 @@
 //! Messages typed while offline stay pending and are re-sent with the same `clientId`
 //! after the reconnect (the server posts each `clientId` once). Heart taps are counted
 //! locally and sent in one `hearts` frame per [`FLUSH_MS`].
+//!
+//! A refusal is not retried: a ban closes the socket with `close::BANNED`; a handshake
+//! that fails before `open` (a 403 for a page's origin looks like a network error to
+//! `WebSocket`) is followed by one `GET` of the same URL, whose `ChatDoor` answer says
+//! whether the server refuses this page for good. So a page on an origin the server
+//! does not allow opens one socket, not one every few seconds forever.
 
 use super::state::{Action, ChatState};
 use super::wire::{self, opt};
@@ -13,12 +19,13 @@ use crate::net::backoff::Backoff;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use lucarne_protocol::{
-    close, BanViewer, DeleteMessage, Hello, Ping, Resume, SendChat, SendHearts, ServerMessage,
-    SetName, PROTOCOL_VERSION,
+    close, BanViewer, ChatDoor, DeleteMessage, Hello, Ping, Refusal, Resume, SendChat, SendHearts,
+    ServerMessage, SetName, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 /// Receives hearts to float: `(colour, count)`.
@@ -49,6 +56,9 @@ struct Conn {
     page_listeners: Vec<EventListener>,
     last_ping: f64,
     client_seq: u64,
+    /// The current socket's handshake succeeded: a close before it is a refusal or a
+    /// network failure, which only the door (`GET` of the same URL) tells apart.
+    opened: bool,
 }
 
 /// A live chat connection. Dropping it closes the socket and stops every timer.
@@ -109,6 +119,7 @@ impl ChatConnection {
             page_listeners: Vec::new(),
             last_ping: now(),
             client_seq: 0,
+            opened: false,
         }));
         connect(&conn);
         if let Some(window) = web_sys::window() {
@@ -241,6 +252,7 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
     let mut c = conn.borrow_mut();
     c.reconnect = None;
     c.listeners.clear();
+    c.opened = false;
     let Ok(ws) = WebSocket::new(&c.url) else {
         drop(c);
         return schedule(conn);
@@ -250,7 +262,8 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
         let weak: Weak<RefCell<Conn>> = weak.clone();
         EventListener::new(&ws, "open", move |_| {
             if let Some(conn) = weak.upgrade() {
-                let c = conn.borrow();
+                let mut c = conn.borrow_mut();
+                c.opened = true;
                 if let Some(ws) = &c.ws {
                     let _ = ws.send_with_str(&hello(&c));
                 }
@@ -286,10 +299,15 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
             });
             c.changed();
             let banned = c.state.banned;
-            let frozen = c.frozen;
+            let (frozen, opened) = (c.frozen, c.opened);
             drop(c);
-            if !banned && !frozen {
+            if banned || frozen {
+                return;
+            }
+            if opened {
                 schedule(&conn);
+            } else {
+                ask_the_door(&conn);
             }
         }
     });
@@ -308,6 +326,67 @@ fn freeze(conn: &Rc<RefCell<Conn>>) {
         let _ = ws.close();
     }
     c.state.apply(Action::Disconnected);
+}
+
+/// After a failed handshake: asks the server (a plain `GET` of the chat URL, see
+/// `lucarne_protocol::ChatDoor`) whether this page is refused for good. Refused: stop,
+/// say why, and tell the page's author the fix in the console. Otherwise, or when the
+/// server cannot be reached either: retry with backoff as usual.
+fn ask_the_door(conn: &Rc<RefCell<Conn>>) {
+    let url = {
+        let c = conn.borrow();
+        // ws://host/chat/room -> http://host/chat/room (wss -> https).
+        format!("http{}", c.url.strip_prefix("ws").unwrap_or(&c.url))
+    };
+    let weak = Rc::downgrade(conn);
+    wasm_bindgen_futures::spawn_local(async move {
+        let door = door(&url).await;
+        let Some(conn) = weak.upgrade() else {
+            return;
+        };
+        match door.refused {
+            Some(why) => {
+                if why == Refusal::Origin {
+                    let origin = door.origin.unwrap_or_default();
+                    web_sys::console::warn_1(
+                        &format!(
+                            "lucarne: the chat at {url} refuses pages from {origin}. \
+                             To allow this site, start lucarne-server with --embed-origin {origin}"
+                        )
+                        .into(),
+                    );
+                }
+                let mut c = conn.borrow_mut();
+                c.state.apply(Action::Refused(why));
+                c.changed();
+            }
+            None => schedule(&conn),
+        }
+    });
+}
+
+/// The door's answer; "not refused" when there is none (network down, not JSON).
+async fn door(url: &str) -> ChatDoor {
+    let not_refused = ChatDoor {
+        refused: None,
+        origin: None,
+    };
+    let Some(window) = web_sys::window() else {
+        return not_refused;
+    };
+    let Ok(response) = JsFuture::from(window.fetch_with_str(url)).await else {
+        return not_refused;
+    };
+    let Some(json) = response
+        .dyn_ref::<web_sys::Response>()
+        .and_then(|r| r.json().ok())
+    else {
+        return not_refused;
+    };
+    match JsFuture::from(json).await {
+        Ok(v) => wire::decode_door(&v),
+        Err(_) => not_refused,
+    }
 }
 
 fn schedule(conn: &Rc<RefCell<Conn>>) {

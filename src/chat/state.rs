@@ -7,8 +7,8 @@
 //! the history.
 
 use lucarne_protocol::{
-    ChatMessage, ErrorCode, Hearts, NoticeCode, Role, RoomEvent, ServerMessage, StreamState,
-    Welcome,
+    ChatMessage, ErrorCode, Hearts, NoticeCode, Refusal, Role, RoomEvent, ServerMessage,
+    StreamState, Welcome,
 };
 use std::collections::VecDeque;
 
@@ -63,6 +63,9 @@ pub struct ChatState {
     pub problem: Option<ErrorCode>,
     /// Banned: the socket will not reconnect.
     pub banned: bool,
+    /// The server refuses this page for good (its origin, no such room): the socket
+    /// will not reconnect.
+    pub refused: Option<Refusal>,
 }
 
 /// What can happen to the chat.
@@ -83,6 +86,8 @@ pub enum Action {
     Disconnected,
     /// The server refused us for good (banned).
     Banned,
+    /// The server refuses this page's handshakes for good (see [`Refusal`]).
+    Refused(Refusal),
 }
 
 impl ChatState {
@@ -124,6 +129,10 @@ impl ChatState {
             Action::Banned => {
                 self.online = false;
                 self.banned = true;
+            }
+            Action::Refused(why) => {
+                self.online = false;
+                self.refused = Some(why);
             }
         }
     }

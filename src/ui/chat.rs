@@ -1,15 +1,19 @@
 //! The chat and hearts layer over the video: recent messages fading out over its lower
 //! part (a scrollable panel beside it when the widget is wide, by CSS container query),
 //! the send box with a name prompt, the hearts button, taps on the video that send a
-//! heart, floating hearts and the viewer count. Messages are text nodes, never HTML.
+//! heart, floating hearts and the viewer count. Messages are text nodes, never HTML,
+//! clamped to two lines on the video until tapped. What depends on the chat's state
+//! (count, notes, send box) comes from `chat::shown`, decided there.
 
 use crate::chat::announce::Announced;
+use crate::chat::shown::{shown, Note};
 use crate::chat::socket::{ChatConnection, OnHearts};
 use crate::chat::state::ChatState;
 use crate::hearts::Sky;
 use crate::i18n::{t, Lang, Text};
+use gloo_events::EventListener;
 use gloo_timers::callback::Interval;
-use lucarne_protocol::{ErrorCode, Role, StreamState};
+use lucarne_protocol::Role;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
@@ -26,21 +30,24 @@ pub(crate) struct ChatProps {
     pub(crate) lang: Lang,
     /// The host element, for `lucarne:chat` / `lucarne:heart` events.
     pub(crate) host: HtmlElement,
+    /// The widget also shows the video (not the chat-only layout).
+    pub(crate) has_video: bool,
 }
 
 /// Seconds a message stays on the video in the overlay layout.
 const OVERLAY_MS: f64 = 12_000.0;
 
-fn problem_text(code: &ErrorCode) -> Text {
-    match code {
-        ErrorCode::TextTooLong => Text::ErrTooLong,
-        ErrorCode::RateLimited | ErrorCode::Muted => Text::ErrTooFast,
-        ErrorCode::SlowMode => Text::ErrSlowMode,
-        ErrorCode::BlockedWord => Text::ErrBlockedWord,
-        ErrorCode::InvalidName | ErrorCode::NameReserved => Text::ErrName,
-        ErrorCode::Banned => Text::ErrBanned,
-        _ => Text::ErrOther,
-    }
+/// Keeps `input` above the on-screen keyboard while it has focus: when the visual
+/// viewport shrinks (the keyboard opens) over the field, scrolls it back into view.
+/// Dropping the listener stops it.
+fn follow_keyboard(input: HtmlInputElement) -> Option<EventListener> {
+    let viewport = web_sys::window()?.visual_viewport()?;
+    let seen = viewport.clone();
+    Some(EventListener::new(&viewport, "resize", move |_| {
+        if input.get_bounding_client_rect().bottom() > seen.offset_top() + seen.height() {
+            input.scroll_into_view_with_bool(false);
+        }
+    }))
 }
 
 fn reduced_motion() -> bool {
@@ -76,6 +83,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     let conn = use_mut_ref(|| None::<ChatConnection>);
     let animating = use_mut_ref(|| None::<Interval>);
     let draft = use_state(String::new);
+    let keyboard = use_mut_ref(|| None::<EventListener>);
     let announced = use_mut_ref(Announced::new);
 
     // Floats hearts and keeps the sky animating while it is not empty.
@@ -193,6 +201,24 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
             }
         })
     };
+    // While typing, the send box follows the on-screen keyboard.
+    let on_focus = {
+        let keyboard = keyboard.clone();
+        Callback::from(move |e: FocusEvent| {
+            if let Some(i) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            {
+                *keyboard.borrow_mut() = follow_keyboard(i);
+            }
+        })
+    };
+    let on_blur = {
+        let keyboard = keyboard.clone();
+        Callback::from(move |_: FocusEvent| {
+            keyboard.borrow_mut().take();
+        })
+    };
     let staff = !matches!(state.role, Role::Viewer) && props.mod_token.is_some();
     let moderate = |action: fn(&ChatConnection, &str), value: String| {
         let conn = conn.clone();
@@ -203,6 +229,23 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
         })
     };
 
+    let seen = shown(&state, props.has_video);
+    // One note element: fewer `html!` trees are less download.
+    let (note_class, note_text, refused) = match seen.note {
+        Some(Note::Reconnecting) => ("chat-note", Some(Text::ChatOffline), false),
+        Some(Note::Problem(k)) => ("chat-note problem", Some(k), false),
+        Some(Note::Refused(k)) => ("chat-note refused", Some(k), true),
+        None => ("", None, false),
+    };
+    let note = note_text.map(|k| {
+        html! { <p ~className={note_class} role={(note_class != "chat-note").then_some("alert")}>{label(k)}</p> }
+    });
+    let has_note = note.is_some() && !refused;
+    // The count as words, or "—" when unknown.
+    let viewers = match seen.count {
+        Some(n) => format!("{n} {}", crate::i18n::watching(lang, n)),
+        None => "—".to_owned(),
+    };
     let now = js_sys::Date::now();
     let _ = *frame;
     let hearts = sky.borrow();
@@ -221,20 +264,13 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 }) }
             </div>
             <div class="counts">
-                <span class="viewers">{state.viewer_count}{" "}{crate::i18n::watching(lang, state.viewer_count)}</span>
-                // The broadcast's state as the hub tells it (it changes when the
-                // broadcaster starts, drops or stops, or is refused).
-                if let Some(k) = match state.stream_state {
-                    StreamState::Offline | StreamState::Unknown => Some(Text::StateOffline),
-                    StreamState::Ended => Some(Text::StateEnded),
-                    StreamState::Unsupported => Some(Text::StateUnsupported),
-                    StreamState::Live => None,
-                } {
+                <span class="viewers" aria-label={seen.count.is_none().then(|| label(Text::ViewersUnknown))}>{viewers}</span>
+                if let Some(k) = seen.stream {
                     <span class="stream-state">{t(lang, k)}</span>
                 }
                 <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
             </div>
-            <section class="chat" aria-label="Chat">
+            <section ~className={if has_note { "chat has-note" } else { "chat" }} aria-label="Chat">
                 <ol class="lines" aria-live="polite">
                     { for state.lines.iter().map(|l| {
                         let old = now - l.received_ms > OVERLAY_MS;
@@ -248,8 +284,9 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                             class.push_str(" old");
                         }
                         html! {
+                            // Focusable by a tap (not by Tab): `:focus` opens a clamped line.
                             <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}
-                                ~className={class}>
+                                ~className={class} tabindex="-1">
                                 <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
                                 <span class="text">{&m.text}</span>
                                 if staff && !l.pending {
@@ -260,24 +297,24 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                         }
                     }) }
                 </ol>
-                if !state.online && !state.banned {
-                    <p class="chat-note">{label(Text::ChatOffline)}</p>
-                }
-                if let Some(code) = &state.problem {
-                    <p class="chat-note problem" role="alert">{label(problem_text(code))}</p>
-                }
-                <form class="composer" onsubmit={submit}>
+                if !refused { { for note.clone() } }
+                if seen.composer {
+                    <form class="composer" onsubmit={submit}>
                     <input class="say" type="text" value={(*draft).clone()} {oninput}
                         maxlength={if needs_name { "24".to_string() } else { max.to_string() }}
-                        disabled={state.banned}
+                        onfocus={on_focus} onblur={on_blur}
                         placeholder={label(if needs_name { Text::NamePlaceholder } else { Text::ChatPlaceholder })}
                         aria-label={label(if needs_name { Text::PickName } else { Text::ChatPlaceholder })} />
                     if !needs_name && count + 50 > max {
                         <span class="left">{max.saturating_sub(count)}</span>
                     }
-                    <button type="submit" class="send" disabled={state.banned}>{label(Text::Send)}</button>
+                    <button type="submit" class="send">{label(Text::Send)}</button>
                     <button type="button" class="heart-button" onclick={heart} aria-label={label(Text::SendHeart)}>{"♥"}</button>
                 </form>
+                } else {
+                    // Refused for good: the words take the send box's place.
+                    <div class="band">{ for note }</div>
+                }
             </section>
         </>
     }

@@ -1,8 +1,13 @@
 //! The widget's view: the video, the state overlay, the LIVE / back-to-live badge and
 //! the controls. It only renders and forwards input as [`Control`]s; the player
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
-//! up/down volume, left/right seek in a replay. Every control is a real `<button>` with
-//! an ARIA label.
+//! C hide/show the chat, up/down volume, left/right seek in a replay. Every control is
+//! a real `<button>` with an ARIA label.
+//!
+//! Phones first: while the picture plays, the controls fade [`CONTROLS_MS`] after the
+//! last tap, pointer move or key, and the next tap shows them again (a tap on the
+//! picture also sends a heart: the chat layer's tap zone). The overlaid chat can be
+//! hidden (remembered for the page); hearts float either way.
 //!
 //! Class lists that change are built as plain strings and set through the `className`
 //! property (`~className`), never with `classes!`: yew's `Classes` is an indexed hash
@@ -80,6 +85,35 @@ fn announce(host: &HtmlElement, s: &Status) {
     }
 }
 
+/// How long the controls stay after the last tap, pointer move or key.
+const CONTROLS_MS: u32 = 3_000;
+
+/// Where the viewer's choice to hide the overlaid chat is kept: per page.
+fn chat_hidden_key() -> Option<(web_sys::Storage, String)> {
+    let w = web_sys::window()?;
+    let path = w.location().pathname().ok()?;
+    Some((
+        w.local_storage().ok()??,
+        format!("lucarne:chat-hidden:{path}"),
+    ))
+}
+
+fn chat_hidden_saved() -> bool {
+    chat_hidden_key()
+        .and_then(|(s, k)| s.get_item(&k).ok().flatten())
+        .is_some()
+}
+
+fn save_chat_hidden(hidden: bool) {
+    if let Some((s, k)) = chat_hidden_key() {
+        let _ = if hidden {
+            s.set_item(&k, "1")
+        } else {
+            s.remove_item(&k)
+        };
+    }
+}
+
 fn call(target: &JsValue, method: &str) {
     if let Ok(f) = js_sys::Reflect::get(target, &method.into()) {
         if let Some(f) = f.dyn_ref::<js_sys::Function>() {
@@ -95,7 +129,8 @@ use wasm_bindgen::JsValue;
 fn chat_layer(props: &AppProps) -> Html {
     match props.chat.clone() {
         Some(url) => html! {
-            <chat::Chat {url} mod_token={props.mod_token.clone()} lang={props.look.lang} host={props.host.clone()} />
+            <chat::Chat {url} mod_token={props.mod_token.clone()} lang={props.look.lang}
+                host={props.host.clone()} has_video={!props.look.chat_only} />
         },
         None => Html::default(),
     }
@@ -121,6 +156,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let duration = use_state_eq(|| 0u32);
     let player = use_mut_ref(|| None::<PlayerHandle>);
     let lang = props.look.lang;
+    let chat_hidden = use_state(chat_hidden_saved);
+    let controls_shown = use_state_eq(|| true);
+    let controls_timer = use_mut_ref(|| None::<gloo_timers::callback::Timeout>);
 
     {
         let (video, status, player, host) = (
@@ -265,7 +303,34 @@ pub(crate) fn app(props: &AppProps) -> Html {
         })
     };
 
+    // Shows the controls and restarts their fade-out.
+    let show_controls = {
+        let (shown, timer) = (controls_shown.clone(), controls_timer.clone());
+        Rc::new(move || {
+            shown.set(true);
+            let shown = shown.clone();
+            *timer.borrow_mut() = Some(gloo_timers::callback::Timeout::new(
+                CONTROLS_MS,
+                move || shown.set(false),
+            ));
+        })
+    };
+    let on_pointer = {
+        let show = show_controls.clone();
+        Callback::from(move |_: PointerEvent| show())
+    };
+    let has_chat_overlay = props.chat.is_some() && !props.look.chat_only;
+    let toggle_chat = {
+        let hidden = chat_hidden.clone();
+        Rc::new(move || {
+            let h = !*hidden;
+            save_chat_hidden(h);
+            hidden.set(h);
+        })
+    };
+
     let onkeydown = {
+        let (show_controls, toggle_chat) = (show_controls.clone(), toggle_chat.clone());
         let (seek_by, in_replay) = (seek_by.clone(), *replaying);
         let (toggle_play, set_muted, muted, fullscreen, go_live, change_volume, volume) = (
             toggle_play.clone(),
@@ -287,9 +352,14 @@ pub(crate) fn app(props: &AppProps) -> Html {
             if matches!(tag.as_str(), "INPUT" | "TEXTAREA") {
                 return;
             }
+            show_controls();
             // Buttons handle Space themselves.
             let in_control = tag == "BUTTON";
             let handled = match e.key().as_str() {
+                "c" | "C" if has_chat_overlay => {
+                    toggle_chat();
+                    true
+                }
                 " " | "k" | "K" if !in_control || e.key() != " " => {
                     toggle_play();
                     true
@@ -377,10 +447,22 @@ pub(crate) fn app(props: &AppProps) -> Html {
     if props.look.chat_only {
         class.push_str(" layout-chat");
     }
+    if *chat_hidden {
+        class.push_str(" chat-hidden");
+    }
+    // While the picture moves, the controls fade; otherwise they stay.
+    let moving = matches!(
+        *status,
+        Status::Playing | Status::BehindLive | Status::Replay
+    );
+    if *controls_shown || !moving {
+        class.push_str(" controls-shown");
+    }
 
     html! {
         <div ref={root} ~className={class} style={props.look.style.clone()}
-            tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}>
+            tabindex="0" role="region" aria-label={label(Text::VideoLabel)} {onkeydown}
+            onpointerdown={on_pointer.clone()} onpointermove={on_pointer}>
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
                 aria-label={label(Text::VideoLabel)} ontimeupdate={on_time.clone()} ondurationchange={on_time}
@@ -428,6 +510,12 @@ pub(crate) fn app(props: &AppProps) -> Html {
                         value={position.to_string()} oninput={on_seek} aria-label={label(Text::Seek)} />
                 } else {
                     <span class="spacer"></span>
+                }
+                if has_chat_overlay {
+                    <button class="chat-toggle" onclick={click(toggle_chat)} aria-pressed={(*chat_hidden).to_string()}
+                        aria-label={label(if *chat_hidden { Text::ShowChat } else { Text::HideChat })}>
+                        <i class="icon chat-icon"></i>
+                    </button>
                 }
                 <button class="pip" onclick={click(pip)} aria-label={label(Text::PictureInPicture)}><i class="icon pip-icon"></i></button>
                 <button class="fullscreen" onclick={click(fullscreen)} aria-label={label(Text::Fullscreen)}><i class="icon fs-icon"></i></button>
