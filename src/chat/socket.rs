@@ -19,7 +19,7 @@ use crate::net::backoff::Backoff;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use lucarne_protocol::{
-    close, BanViewer, ChatDoor, DeleteMessage, Hello, Ping, Refusal, Resume, SendChat, SendHearts,
+    close, BanViewer, DeleteMessage, Hello, Ping, Refusal, Resume, SendChat, SendHearts,
     ServerMessage, SetName, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
@@ -331,7 +331,8 @@ fn freeze(conn: &Rc<RefCell<Conn>>) {
 /// After a failed handshake: asks the server (a plain `GET` of the chat URL, see
 /// `lucarne_protocol::ChatDoor`) whether this page is refused for good. Refused: stop,
 /// say why, and tell the page's author the fix in the console. Otherwise, or when the
-/// server cannot be reached either: retry with backoff as usual.
+/// server cannot be reached either: retry with backoff as usual. Only the door's status
+/// is read ([`Refusal::from_status`]): its JSON body says the same, for people.
 fn ask_the_door(conn: &Rc<RefCell<Conn>>) {
     let url = {
         let c = conn.borrow();
@@ -340,53 +341,36 @@ fn ask_the_door(conn: &Rc<RefCell<Conn>>) {
     };
     let weak = Rc::downgrade(conn);
     wasm_bindgen_futures::spawn_local(async move {
-        let door = door(&url).await;
+        let status = match web_sys::window() {
+            Some(w) => JsFuture::from(w.fetch_with_str(&url))
+                .await
+                .ok()
+                .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
+                .map_or(0, |r| r.status()),
+            None => 0,
+        };
         let Some(conn) = weak.upgrade() else {
             return;
         };
-        match door.refused {
-            Some(why) => {
-                if why == Refusal::Origin {
-                    let origin = door.origin.unwrap_or_default();
-                    web_sys::console::warn_1(
-                        &format!(
-                            "lucarne: the chat at {url} refuses pages from {origin}. \
-                             To allow this site, start lucarne-server with --embed-origin {origin}"
-                        )
-                        .into(),
-                    );
-                }
-                let mut c = conn.borrow_mut();
-                c.state.apply(Action::Refused(why));
-                c.changed();
-            }
-            None => schedule(&conn),
+        let Some(why) = Refusal::from_status(status) else {
+            return schedule(&conn);
+        };
+        if why == Refusal::Origin {
+            let here = web_sys::window()
+                .and_then(|w| w.location().origin().ok())
+                .unwrap_or_default();
+            web_sys::console::warn_1(
+                &format!(
+                    "lucarne: the chat at {url} refuses pages from {here}. \
+                     To allow this site, start lucarne-server with --embed-origin {here}"
+                )
+                .into(),
+            );
         }
+        let mut c = conn.borrow_mut();
+        c.state.apply(Action::Refused(why));
+        c.changed();
     });
-}
-
-/// The door's answer; "not refused" when there is none (network down, not JSON).
-async fn door(url: &str) -> ChatDoor {
-    let not_refused = ChatDoor {
-        refused: None,
-        origin: None,
-    };
-    let Some(window) = web_sys::window() else {
-        return not_refused;
-    };
-    let Ok(response) = JsFuture::from(window.fetch_with_str(url)).await else {
-        return not_refused;
-    };
-    let Some(json) = response
-        .dyn_ref::<web_sys::Response>()
-        .and_then(|r| r.json().ok())
-    else {
-        return not_refused;
-    };
-    match JsFuture::from(json).await {
-        Ok(v) => wire::decode_door(&v),
-        Err(_) => not_refused,
-    }
 }
 
 fn schedule(conn: &Rc<RefCell<Conn>>) {

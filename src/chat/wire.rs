@@ -249,15 +249,6 @@ fn error_code(v: Option<String>) -> ErrorCode {
     }
 }
 
-/// Reads the answer to a plain `GET /chat/{room}` (see [`ChatDoor`]); anything that is
-/// not such an answer reads as "not refused", so a stray proxy page never stops retries.
-pub fn decode_door<J: Json>(o: &J) -> ChatDoor {
-    ChatDoor {
-        refused: string(o, "refused").map(|w| Refusal::parse(&w)),
-        origin: string(o, "origin"),
-    }
-}
-
 /// Per-colour heart counts of a `hearts` frame, in the frame's order.
 pub type HeartCounts = Vec<(String, u32)>;
 
@@ -528,24 +519,6 @@ mod tests {
         ] {
             let expected: ServerMessage = serde_json::from_str(frame).unwrap();
             assert_eq!(decode(frame), Some(expected), "{frame}");
-        }
-    }
-
-    #[test]
-    fn the_chat_door_reads_as_serde_does_and_anything_else_is_not_a_refusal() {
-        for body in [
-            r#"{"refused":"origin","origin":"https://blog.example"}"#,
-            r#"{"refused":"room"}"#,
-            r#"{"refused":"paywall"}"#,
-            r#"{"refused":null}"#,
-        ] {
-            let expected: ChatDoor = serde_json::from_str(body).unwrap();
-            let v: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert_eq!(decode_door(&&v), expected, "{body}");
-        }
-        for other in [r#""<html>""#, "[]", "{}", r#"{"refused":3}"#] {
-            let v: serde_json::Value = serde_json::from_str(other).unwrap();
-            assert_eq!(decode_door(&&v).refused, None, "{other}");
         }
     }
 

@@ -88,28 +88,26 @@ fn announce(host: &HtmlElement, s: &Status) {
 /// How long the controls stay after the last tap, pointer move or key.
 const CONTROLS_MS: u32 = 3_000;
 
-/// Where the viewer's choice to hide the overlaid chat is kept: per page.
-fn chat_hidden_key() -> Option<(web_sys::Storage, String)> {
-    let w = web_sys::window()?;
-    let path = w.location().pathname().ok()?;
-    Some((
-        w.local_storage().ok()??,
-        format!("lucarne:chat-hidden:{path}"),
-    ))
+/// Where the viewer's choice to hide the overlaid chat is kept: the embedding site's
+/// storage, so it holds on this page and the site's other pages.
+const CHAT_HIDDEN_KEY: &str = "lucarne:chat-hidden";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
 }
 
 fn chat_hidden_saved() -> bool {
-    chat_hidden_key()
-        .and_then(|(s, k)| s.get_item(&k).ok().flatten())
+    storage()
+        .and_then(|s| s.get_item(CHAT_HIDDEN_KEY).ok().flatten())
         .is_some()
 }
 
 fn save_chat_hidden(hidden: bool) {
-    if let Some((s, k)) = chat_hidden_key() {
+    if let Some(s) = storage() {
         let _ = if hidden {
-            s.set_item(&k, "1")
+            s.set_item(CHAT_HIDDEN_KEY, "1")
         } else {
-            s.remove_item(&k)
+            s.remove_item(CHAT_HIDDEN_KEY)
         };
     }
 }

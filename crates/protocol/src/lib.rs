@@ -645,6 +645,17 @@ impl Refusal {
             _ => Refusal::Unknown,
         }
     }
+
+    /// The refusal a door's HTTP status says (the body says the same, for people):
+    /// `403` the origin, `404` the room; anything else is not a refusal for good (an
+    /// older server's `426`, a proxy's `502`, no answer at all as `0`).
+    pub fn from_status(status: u16) -> Option<Refusal> {
+        match status {
+            403 => Some(Refusal::Origin),
+            404 => Some(Refusal::Room),
+            _ => None,
+        }
+    }
 }
 
 /// The answer to a plain `GET /chat/{room}`: would this page's chat handshake be

@@ -408,6 +408,12 @@ fn the_chat_door_says_why_a_page_is_refused() {
     // A newer server's reason is still a refusal.
     let door: ChatDoor = serde_json::from_str(r#"{"refused":"paywall"}"#).unwrap();
     assert_eq!(door.refused, Some(Refusal::Unknown));
+    // The status alone says it too (what the widget reads).
+    assert_eq!(Refusal::from_status(403), Some(Refusal::Origin));
+    assert_eq!(Refusal::from_status(404), Some(Refusal::Room));
+    for transient in [0, 200, 426, 502, 503] {
+        assert_eq!(Refusal::from_status(transient), None, "{transient}");
+    }
     for r in [Refusal::Origin, Refusal::Room, Refusal::Unknown] {
         assert_eq!(Refusal::parse(r.as_str()), r);
         assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
