@@ -82,11 +82,9 @@ impl Adts {
 pub(crate) enum CodecName {
     /// `mp4a.40.<object type>`.
     Aac(u8),
-    /// `mp4a.6B` (MPEG-1 audio) or `mp4a.69` (MPEG-2 half-rate audio).
-    Mp3 {
-        /// MPEG-1 (44.1/48/32 kHz) rather than MPEG-2 or 2.5.
-        mpeg1: bool,
-    },
+    /// MP3, named `mp3`: the name Firefox's `isTypeSupported` accepts for MP3 in MP4
+    /// (it refuses the registered `mp4a.6B` and `mp4a.69`).
+    Mp3,
 }
 
 impl CodecName {
@@ -102,8 +100,7 @@ impl CodecName {
                 s.push(char::from(b'0' + ot % 10));
                 s
             }
-            CodecName::Mp3 { mpeg1: true } => "mp4a.6B".into(),
-            CodecName::Mp3 { mpeg1: false } => "mp4a.69".into(),
+            CodecName::Mp3 => "mp3".into(),
         }
     }
 }

@@ -2,21 +2,32 @@
 //! MediaSource.
 //!
 //! ```no_run
-//! use lucarne_ts::{StartTime, Transmuxer};
-//! # fn append(_: &[u8]) {}
+//! use lucarne_ts::{StartTime, TrackOutput, Transmuxer};
+//! # struct SourceBuffer;
+//! # impl SourceBuffer { fn append(&self, _: &[u8]) {} fn change_type(&self, _: &str) {} }
+//! # let (video_buffer, audio_buffer) = (SourceBuffer, SourceBuffer);
 //! # let segments: Vec<(Vec<u8>, bool, f64)> = Vec::new();
-//! let mut tx = Transmuxer::new();
+//! // Chromium takes MP3 only as `audio/mpeg`, Firefox only in MP4: ask isTypeSupported.
+//! let mut tx = Transmuxer::new().raw_mp3(false);
 //! for (bytes, discontinuity, playlist_time) in segments {
 //!     let start = discontinuity.then(|| StartTime::from_seconds(playlist_time));
-//!     match tx.push_segment(&bytes, start) {
-//!         Ok(out) => {
-//!             if let Some(init) = &out.init {
-//!                 // addSourceBuffer(init.mime()) the first time, changeType after.
-//!                 append(&init.bytes);
-//!             }
-//!             append(&out.media);
+//!     let out = match tx.push_segment(&bytes, start) {
+//!         Ok(out) => out,
+//!         Err(e) => {
+//!             eprintln!("segment skipped: {e}"); // e.g. "unsupported stream type 0x24 (HEVC) in PMT"
+//!             continue;
 //!         }
-//!         Err(e) => eprintln!("segment skipped: {e}"),
+//!     };
+//!     for (track, buffer) in [(&out.video, &video_buffer), (&out.audio, &audio_buffer)] {
+//!         let Some(TrackOutput { init, media, .. }) = track else { continue };
+//!         if let Some(init) = init {
+//!             buffer.change_type(&init.mime()); // addSourceBuffer(init.mime()) the first time
+//!             buffer.append(&init.bytes);
+//!         }
+//!         buffer.append(media);
+//!     }
+//!     for event in &out.id3 {
+//!         println!("ID3 at {} s: {} bytes", event.pts_seconds, event.data.len());
 //!     }
 //! }
 //! ```
@@ -25,14 +36,15 @@
 //! - `packet`: 188-byte packets, sync recovery after garbage.
 //! - `psi`: PAT and PMT sections (CRC-checked), `stream_type` → what can be played.
 //! - `pes`: PES reassembly per PID (continuity counters, a size bound), PTS/DTS.
+//! - `demux`: a segment's packets → the PES of the streams to play; which streams.
 //! - `timeline`: the 33-bit clock unwrapped; [`StartTime`].
 //! - `bits`: the Exp-Golomb bit reader the SPS needs.
 //! - `h264`: Annex-B → length-prefixed samples, keyframes, SPS (size, profile), `avcC`.
 //! - `aac`: ADTS headers → AudioSpecificConfig, `mp4a.40.x`.
-//! - `mp3`: MPEG audio layer III frame headers → `mp4a.6B` / `mp4a.69`.
+//! - `mp3`: MPEG audio layer III frame headers → `mp3` in MP4, or raw frames.
 //! - `id3`: ID3 timed metadata → [`Id3Frame`].
-//! - `mp4`: the fMP4 writer (init segment, `moof` + `mdat`), hand-written boxes.
-//! - `transmuxer`: [`Transmuxer`], the state across segments and the policies.
+//! - `mp4`: the fMP4 writer (init segments, `moof` + `mdat`), hand-written boxes.
+//! - `transmuxer`: [`Transmuxer`], the state across segments and the timing policies.
 //! - `error`: [`TsError`], [`Warning`].
 //!
 //! # Design decisions
@@ -40,17 +52,23 @@
 //!   taking one at a time keeps the API one call and lets a segment be demuxed fully
 //!   before any state changes, so an error leaves the transmuxer as it was (skip the
 //!   segment, or give up with the error's message). A streaming (chunked) interface
-//!   would only matter for LL-HLS parts of TS, which are rare.
-//! - **One fragment for both tracks**, a `moof` with a `traf` per track and one
-//!   `mdat`, as the server's CMAF writer makes them, for one SourceBuffer (a muxed TS
-//!   is one stream; two SourceBuffers would need two appends kept in step).
+//!   would only matter for LL-HLS parts in TS, which are rare.
+//! - **Video and audio apart, one SourceBuffer each**, as hls.js does with TS. Measured
+//!   here with Chromium 156: one SourceBuffer holding both tracks, across an
+//!   `EXT-X-DISCONTINUITY` whose audio overlapped the previous segment's by 24 ms,
+//!   showed 31 of 50 frames. The audio's decode time going back triggers MSE's
+//!   discontinuity rule ("need random access point" on *all* tracks of the buffer)
+//!   after the new IDR was taken, so the video was dropped up to the next keyframe.
+//!   Apart, the rule only touches audio, where every frame is a random access point
+//!   (50 of 50 frames). MP3 needs it too: Chromium takes MP3 only as `audio/mpeg`.
 //! - **Timescales**: video keeps the 90 kHz clock (no rounding of any timestamp);
 //!   audio uses its sample rate, so every frame lasts a whole number of ticks.
 //! - **One timeline.** Timestamps are unwrapped relative to the previous one (the
 //!   33-bit clock wraps every 26.5 h) and shifted by one offset shared by audio and
 //!   video, set at the first segment and at each discontinuity so the segment starts
-//!   at the caller's [`StartTime`]. Sharing the offset is what keeps A/V sync: the
-//!   relative timing in the TS is kept exactly.
+//!   at the caller's [`StartTime`]. Sharing the offset keeps A/V sync: the relative
+//!   timing in the TS is kept exactly. Decode times cannot be negative, so a start
+//!   near 0 with B-frames places everything that much later (about 2 frames), for good.
 //! - **Continuous output.** A segment's last video frame lasts as long as the one
 //!   before (its true duration is only known from the next segment); the next
 //!   segment's first decode time is moved onto the previous end when within a frame,
@@ -78,24 +96,23 @@
 //!   [`TsError::Unsupported`] when nothing else is playable, else ignored with a
 //!   [`Warning::IgnoredStream`]. MPEG audio layers I and II are dropped (browsers do
 //!   not decode them).
-//! - Several programs in one TS: the first program of the PAT is played.
-//! - Several video or audio streams: the first of each kind is played.
+//! - Several programs in one TS: the first program of the PAT is played. Several
+//!   video or audio streams: the first of each kind.
 //! - A codec configuration change in the middle of a segment: video keeps the
 //!   segment's first init segment (the new parameter sets are in-band), audio frames
 //!   of the new configuration are dropped.
 //! - Silence is not inserted into audio gaps, nor are video frames duplicated into
-//!   video gaps: a gap in the TS stays a gap (reported as a [`Warning`]).
+//!   video gaps: a gap in the TS stays a gap (reported as a [`Warning`]). In raw MP3
+//!   output a gap inside a segment closes up (`audio/mpeg` has no timestamps).
 //! - 192-byte (M2TS/BDAV) packets, PES spanning two segments, several access units
 //!   in one video PES, intra-refresh streams without keyframes.
 //! - Captions (CEA-608/708 in SEI) are not extracted.
-//! - For MP3, `audio/mp4; codecs="mp4a.6B"` is what Chromium accepts; a browser that
-//!   only plays MP3 as `audio/mpeg` (raw frames) needs the caller to check
-//!   `MediaSource.isTypeSupported` first.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::missing_docs_in_private_items)]
 
 mod aac;
 mod bits;
+mod demux;
 mod error;
 mod h264;
 mod id3;
@@ -111,4 +128,4 @@ pub use error::{Track, TsError, Warning};
 pub use id3::Id3Frame;
 pub use pes::MAX_PES_BYTES;
 pub use timeline::StartTime;
-pub use transmuxer::{Init, Output, Span, Transmuxer};
+pub use transmuxer::{Init, Output, Span, TrackOutput, Transmuxer};

@@ -3,8 +3,9 @@
 //! do not decode them.
 //!
 //! In fMP4 an MP3 frame stays whole (header included) under an `mp4a` sample entry
-//! whose `esds` says MPEG-1 audio (0x6B) or MPEG-2 audio (0x69) — the layout ffmpeg
-//! writes, which Chromium accepts as `mp4a.6B`/`mp4a.69`.
+//! whose `esds` says MPEG-1 audio (0x6B) or MPEG-2 audio (0x69), the layout ffmpeg
+//! writes. Firefox 153 plays it (as `mp3`); Chromium 156 plays MP3 in MediaSource
+//! only as raw frames (`audio/mpeg`), which the transmuxer can output instead.
 
 use crate::aac::CodecName;
 use crate::mp4::AudioConfig;
@@ -89,7 +90,7 @@ impl Header {
             sample_rate: self.sample_rate,
             channels: self.channels,
             samples_per_frame: if self.mpeg1 { 1152 } else { 576 },
-            codec: CodecName::Mp3 { mpeg1: self.mpeg1 },
+            codec: CodecName::Mp3,
         }
     }
 }
@@ -107,7 +108,8 @@ mod tests {
             (true, 3, 44100, 2)
         );
         assert_eq!(h.frame_len, 418);
-        assert_eq!(h.config().codec.string(), "mp4a.6B");
+        assert_eq!(h.config().codec.string(), "mp3");
+        assert_eq!(h.config().object_type_indication, 0x6b);
         // MPEG-2 layer III, 64 kbit/s, 24 kHz, mono: 192 bytes, 576 samples.
         let h = parse(&[0xff, 0xf3, 0x84, 0xc4]).unwrap();
         assert_eq!(
@@ -115,7 +117,7 @@ mod tests {
             (false, 24000, 1, 192)
         );
         assert_eq!(h.config().samples_per_frame, 576);
-        assert_eq!(h.config().codec.string(), "mp4a.69");
+        assert_eq!(h.config().object_type_indication, 0x69);
     }
 
     #[test]

@@ -118,15 +118,8 @@ impl Writer {
     }
 }
 
-/// Builds an init segment for the tracks present. `None` when there are none.
-pub(crate) fn init_segment(
-    video: Option<&AvcConfig>,
-    audio: Option<&AudioConfig>,
-) -> Option<Vec<u8>> {
-    if video.is_none() && audio.is_none() {
-        return None;
-    }
-    let mut w = Writer::new();
+/// Writes `ftyp` and opens `moov` with its `mvhd`, for a file whose one track is `id`.
+fn start_init(w: &mut Writer, id: u32) {
     w.start(b"ftyp");
     w.bytes(b"isom");
     w.u32(0x200);
@@ -143,81 +136,87 @@ pub(crate) fn init_segment(
     w.zeros(10);
     w.matrix();
     w.zeros(24);
-    w.u32(AUDIO_TRACK + 1); // next_track_ID
+    w.u32(id + 1); // next_track_ID
     w.end();
+}
 
-    if let Some(v) = video {
-        let i = &v.info;
-        // The display size: the coded size stretched by the sample aspect ratio.
-        let display_w = u32::from(i.width) * u32::from(i.sar.0) / u32::from(i.sar.1.max(1));
-        trak(
-            &mut w,
-            VIDEO_TRACK,
-            VIDEO_TIMESCALE,
-            display_w,
-            u32::from(i.height),
-            |w| {
-                w.start(b"avc1");
-                w.zeros(6);
-                w.u16(1); // data_reference_index
-                w.zeros(16);
-                w.u16(i.width);
-                w.u16(i.height);
-                w.u32(0x0048_0000); // 72 dpi
-                w.u32(0x0048_0000);
-                w.u32(0);
-                w.u16(1); // frame_count
-                w.zeros(32); // compressorname
-                w.u16(0x0018); // depth
-                w.u16(0xffff); // pre_defined = -1
-                w.leaf(b"avcC", &v.avcc());
-                if i.sar != (1, 1) {
-                    w.start(b"pasp");
-                    w.u32(u32::from(i.sar.0));
-                    w.u32(u32::from(i.sar.1));
-                    w.end();
-                }
-                w.end();
-            },
-        );
-    }
-    if let Some(a) = audio {
-        trak(&mut w, AUDIO_TRACK, a.sample_rate, 0, 0, |w| {
-            w.start(b"mp4a");
-            w.zeros(6);
-            w.u16(1); // data_reference_index
-            w.zeros(8);
-            w.u16(u16::from(a.channels));
-            w.u16(16); // samplesize
-            w.zeros(4);
-            // 16.16 fixed point; rates above 65535 Hz do not fit and are given as 0
-            // (decoders read the rate from the AudioSpecificConfig).
-            w.u32(if a.sample_rate <= 0xffff {
-                a.sample_rate << 16
-            } else {
-                0
-            });
-            esds(w, a);
-            w.end();
-        });
-    }
-
+/// Writes `mvex` with the track's `trex` and closes `moov`.
+fn end_init(w: &mut Writer, id: u32) {
     w.start(b"mvex");
-    for (id, present) in [
-        (VIDEO_TRACK, video.is_some()),
-        (AUDIO_TRACK, audio.is_some()),
-    ] {
-        if present {
-            w.start_full(b"trex", 0, 0);
-            w.u32(id);
-            w.u32(1); // default_sample_description_index
-            w.zeros(12); // default duration, size, flags (0: sync)
-            w.end();
-        }
-    }
+    w.start_full(b"trex", 0, 0);
+    w.u32(id);
+    w.u32(1); // default_sample_description_index
+    w.zeros(12); // default duration, size, flags (0: sync)
+    w.end();
     w.end();
     w.end(); // moov
-    Some(w.buf)
+}
+
+/// The init segment of a video track.
+pub(crate) fn video_init(v: &AvcConfig) -> Vec<u8> {
+    let mut w = Writer::new();
+    start_init(&mut w, VIDEO_TRACK);
+    let i = &v.info;
+    // The display size: the coded size stretched by the sample aspect ratio.
+    let display_w = u32::from(i.width) * u32::from(i.sar.0) / u32::from(i.sar.1.max(1));
+    trak(
+        &mut w,
+        VIDEO_TRACK,
+        VIDEO_TIMESCALE,
+        display_w,
+        u32::from(i.height),
+        |w| {
+            w.start(b"avc1");
+            w.zeros(6);
+            w.u16(1); // data_reference_index
+            w.zeros(16);
+            w.u16(i.width);
+            w.u16(i.height);
+            w.u32(0x0048_0000); // 72 dpi
+            w.u32(0x0048_0000);
+            w.u32(0);
+            w.u16(1); // frame_count
+            w.zeros(32); // compressorname
+            w.u16(0x0018); // depth
+            w.u16(0xffff); // pre_defined = -1
+            w.leaf(b"avcC", &v.avcc());
+            if i.sar != (1, 1) {
+                w.start(b"pasp");
+                w.u32(u32::from(i.sar.0));
+                w.u32(u32::from(i.sar.1));
+                w.end();
+            }
+            w.end();
+        },
+    );
+    end_init(&mut w, VIDEO_TRACK);
+    w.buf
+}
+
+/// The init segment of an audio track.
+pub(crate) fn audio_init(a: &AudioConfig) -> Vec<u8> {
+    let mut w = Writer::new();
+    start_init(&mut w, AUDIO_TRACK);
+    trak(&mut w, AUDIO_TRACK, a.sample_rate, 0, 0, |w| {
+        w.start(b"mp4a");
+        w.zeros(6);
+        w.u16(1); // data_reference_index
+        w.zeros(8);
+        w.u16(u16::from(a.channels));
+        w.u16(16); // samplesize
+        w.zeros(4);
+        // 16.16 fixed point; rates above 65535 Hz do not fit and are given as 0
+        // (decoders read the rate from the AudioSpecificConfig).
+        w.u32(if a.sample_rate <= 0xffff {
+            a.sample_rate << 16
+        } else {
+            0
+        });
+        esds(w, a);
+        w.end();
+    });
+    end_init(&mut w, AUDIO_TRACK);
+    w.buf
 }
 
 /// Writes a `trak` whose sample entry `entry` writes.
@@ -346,56 +345,46 @@ pub(crate) struct Run<'a> {
     pub(crate) data: &'a [u8],
 }
 
-/// Builds one fragment: a `moof` with a `traf` per non-empty run, then an `mdat` with
-/// the runs' bytes in the same order.
-pub(crate) fn fragment(sequence_number: u32, runs: &[Run<'_>]) -> Vec<u8> {
-    let runs: Vec<&Run<'_>> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
+/// Builds one fragment of one track: a `moof` with one `traf`, then the `mdat`.
+pub(crate) fn fragment(sequence_number: u32, run: &Run<'_>) -> Vec<u8> {
+    let video = run.track_id == VIDEO_TRACK;
     let mut w = Writer::new();
-    let mut offset_fields = Vec::with_capacity(runs.len());
     w.start(b"moof");
     w.start_full(b"mfhd", 0, 0);
     w.u32(sequence_number);
     w.end();
-    for run in &runs {
-        let video = run.track_id == VIDEO_TRACK;
-        w.start(b"traf");
-        w.start_full(b"tfhd", 0, 0x02_0000); // default-base-is-moof
-        w.u32(run.track_id);
-        w.end();
-        w.start_full(b"tfdt", 1, 0);
-        w.u64(run.base_decode_time);
-        w.end();
-        // data offset, duration, size; video adds flags and composition offsets, in a
-        // version 1 (signed) trun only when an offset is negative.
-        let flags = if video { 0x0f01 } else { 0x0301 };
-        let version = u8::from(video && run.samples.iter().any(|s| s.cts < 0));
-        w.start_full(b"trun", version, flags);
-        w.u32(run.samples.len() as u32);
-        offset_fields.push(w.buf.len());
-        w.u32(0);
-        for s in run.samples {
-            w.u32(s.duration);
-            w.u32(s.size);
-            if video {
-                w.u32(s.flags);
-                w.u32(s.cts as u32);
-            }
+    w.start(b"traf");
+    w.start_full(b"tfhd", 0, 0x02_0000); // default-base-is-moof
+    w.u32(run.track_id);
+    w.end();
+    w.start_full(b"tfdt", 1, 0);
+    w.u64(run.base_decode_time);
+    w.end();
+    // Data offset, duration, size; video adds flags and composition offsets, in a
+    // version 1 (signed) trun only when an offset is negative.
+    let flags = if video { 0x0f01 } else { 0x0301 };
+    let version = u8::from(video && run.samples.iter().any(|s| s.cts < 0));
+    w.start_full(b"trun", version, flags);
+    w.u32(run.samples.len() as u32);
+    let offset_field = w.buf.len();
+    w.u32(0);
+    for s in run.samples {
+        w.u32(s.duration);
+        w.u32(s.size);
+        if video {
+            w.u32(s.flags);
+            w.u32(s.cts as u32);
         }
-        w.end();
-        w.end();
     }
     w.end();
-    // Offsets are relative to the moof's start (default-base-is-moof); the mdat's
-    // payload starts after its 8-byte header.
-    let mut offset = w.buf.len() + 8;
-    for (at, run) in offset_fields.into_iter().zip(&runs) {
-        w.buf[at..at + 4].copy_from_slice(&(offset as u32).to_be_bytes());
-        offset += run.data.len();
-    }
+    w.end(); // traf
+    w.end(); // moof
+             // Relative to the moof's start (default-base-is-moof); the mdat's payload starts
+             // after its 8-byte header.
+    let offset = w.buf.len() as u32 + 8;
+    w.buf[offset_field..offset_field + 4].copy_from_slice(&offset.to_be_bytes());
     w.start(b"mdat");
-    for run in &runs {
-        w.bytes(run.data);
-    }
+    w.bytes(run.data);
     w.end();
     w.buf
 }
@@ -418,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn fragment_offsets_point_at_each_tracks_bytes() {
+    fn fragment_offset_points_at_the_samples() {
         let v = [
             Sample {
                 duration: 3000,
@@ -433,6 +422,34 @@ mod tests {
                 cts: -3000,
             },
         ];
+        let run = Run {
+            track_id: VIDEO_TRACK,
+            base_decode_time: 1 << 40,
+            samples: &v,
+            data: &[1, 1, 1, 2, 2],
+        };
+        let bytes = fragment(7, &run);
+        let top = boxes(&bytes);
+        assert_eq!(
+            top.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [*b"moof", *b"mdat"]
+        );
+        let moof_len = top[0].1.len() + 8;
+        let traf = boxes(top[0].1)
+            .into_iter()
+            .find(|b| &b.0 == b"traf")
+            .unwrap()
+            .1;
+        let trun = boxes(traf).into_iter().find(|b| &b.0 == b"trun").unwrap().1;
+        assert_eq!(trun[0], 1, "a negative composition offset needs version 1");
+        assert_eq!(
+            u32::from_be_bytes(trun[8..12].try_into().unwrap()) as usize,
+            moof_len + 8
+        );
+        let tfdt = boxes(traf).into_iter().find(|b| &b.0 == b"tfdt").unwrap().1;
+        assert_eq!(tfdt[4..], (1u64 << 40).to_be_bytes());
+        assert_eq!(top[1].1, &[1, 1, 1, 2, 2]);
+
         let a = [Sample {
             duration: 1024,
             size: 4,
@@ -440,58 +457,30 @@ mod tests {
             cts: 0,
         }];
         let bytes = fragment(
-            7,
-            &[
-                Run {
-                    track_id: VIDEO_TRACK,
-                    base_decode_time: 1 << 40,
-                    samples: &v,
-                    data: &[1, 1, 1, 2, 2],
-                },
-                Run {
-                    track_id: AUDIO_TRACK,
-                    base_decode_time: 5,
-                    samples: &a,
-                    data: &[3; 4],
-                },
-            ],
+            8,
+            &Run {
+                track_id: AUDIO_TRACK,
+                base_decode_time: 5,
+                samples: &a,
+                data: &[3; 4],
+            },
         );
-        let top = boxes(&bytes);
-        assert_eq!(
-            top.iter().map(|b| b.0).collect::<Vec<_>>(),
-            [*b"moof", *b"mdat"]
-        );
-        let moof_len = top[0].1.len() + 8;
-        let trafs: Vec<_> = boxes(top[0].1)
+        let traf = boxes(boxes(&bytes)[0].1)
             .into_iter()
-            .filter(|b| &b.0 == b"traf")
-            .collect();
-        assert_eq!(trafs.len(), 2);
-        let trun = |traf: &[u8]| {
-            boxes(traf)
-                .into_iter()
-                .find(|b| &b.0 == b"trun")
-                .unwrap()
-                .1
-                .to_vec()
-        };
-        let vt = trun(trafs[0].1);
-        assert_eq!(vt[0], 1, "a negative composition offset needs version 1");
+            .find(|b| &b.0 == b"traf")
+            .unwrap()
+            .1;
+        let trun = boxes(traf).into_iter().find(|b| &b.0 == b"trun").unwrap().1;
         assert_eq!(
-            u32::from_be_bytes(vt[8..12].try_into().unwrap()) as usize,
-            moof_len + 8
+            (trun[0], trun[3]),
+            (0, 0x01),
+            "audio: version 0, no flags or offsets"
         );
-        let at = trun(trafs[1].1);
-        assert_eq!(at[0], 0);
-        assert_eq!(
-            u32::from_be_bytes(at[8..12].try_into().unwrap()) as usize,
-            moof_len + 8 + 5
-        );
-        assert_eq!(top[1].1, &[1, 1, 1, 2, 2, 3, 3, 3, 3]);
+        assert_eq!(trun.len(), 12 + 8);
     }
 
     #[test]
-    fn init_segment_has_one_trak_and_trex_per_track() {
+    fn init_segment_has_one_trak_and_its_trex() {
         let a = AudioConfig {
             object_type_indication: 0x40,
             decoder_specific_info: Some([0x11, 0x88]),
@@ -500,7 +489,7 @@ mod tests {
             samples_per_frame: 1024,
             codec: CodecName::Aac(2),
         };
-        let init = init_segment(None, Some(&a)).unwrap();
+        let init = audio_init(&a);
         let top = boxes(&init);
         assert_eq!(
             top.iter().map(|b| b.0).collect::<Vec<_>>(),
@@ -509,6 +498,7 @@ mod tests {
         let moov = boxes(top[1].1);
         let kinds: Vec<_> = moov.iter().map(|b| b.0).collect();
         assert_eq!(kinds, [*b"mvhd", *b"trak", *b"mvex"]);
-        assert_eq!(init_segment(None, None), None);
+        let trex = boxes(moov[2].1)[0].1;
+        assert_eq!(trex[4..8], AUDIO_TRACK.to_be_bytes());
     }
 }

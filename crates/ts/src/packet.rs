@@ -80,14 +80,15 @@ fn find_sync(data: &[u8], from: usize, limit: usize) -> Option<usize> {
     (from..limit.min(data.len())).find(|&at| synced(data, at))
 }
 
-/// Splits a segment into packets, skipping garbage between them (with a warning).
+/// Splits a segment into packets `(offset, bytes)`, skipping garbage between them
+/// (with a warning).
 ///
 /// Errors when the segment is empty, shorter than a packet, or does not look like a
 /// transport stream near its start.
 pub(crate) fn packets<'a>(
     data: &'a [u8],
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<&'a [u8]>, TsError> {
+) -> Result<Vec<(usize, &'a [u8])>, TsError> {
     if data.is_empty() {
         return Err(TsError::Empty);
     }
@@ -112,6 +113,19 @@ pub(crate) fn packets<'a>(
     }
     let mut out = Vec::with_capacity(data.len() / PACKET_LEN);
     while at < data.len() {
+        if data[at] == SYNC && !synced(data, at) {
+            // A sync byte not followed by another: either this packet is garbage that
+            // happens to start with 0x47 and a real packet starts within it, or the
+            // next one is damaged. Only the first case skips it.
+            if let Some(next) = find_sync(data, at + 1, at + PACKET_LEN + 1) {
+                warnings.push(Warning::Resync {
+                    offset: at,
+                    skipped: next - at,
+                });
+                at = next;
+                continue;
+            }
+        }
         if data[at] != SYNC {
             // Lost sync: look for the next place where packets line up again. Each step
             // moves forward, so this ends.
@@ -130,7 +144,7 @@ pub(crate) fn packets<'a>(
             });
             break;
         };
-        out.push(p);
+        out.push((at, p));
         at += PACKET_LEN;
     }
     Ok(out)

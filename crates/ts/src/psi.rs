@@ -150,9 +150,16 @@ fn registers_id3(mut d: &[u8]) -> bool {
         };
         let id3 = match tag {
             0x05 => body.starts_with(b"ID3 "),
-            // metadata_application_format (2), then metadata_format 0xFF followed by
-            // metadata_format_identifier.
-            0x26 => body.get(2) == Some(&0xff) && body.get(3..7) == Some(b"ID3 "),
+            // metadata_application_format (2, followed by a 4-byte identifier when
+            // 0xFFFF), then metadata_format 0xFF and metadata_format_identifier.
+            0x26 => {
+                let at = if body.get(..2) == Some(&[0xff, 0xff]) {
+                    6
+                } else {
+                    2
+                };
+                body.get(at) == Some(&0xff) && body.get(at + 1..at + 5) == Some(b"ID3 ")
+            }
             _ => false,
         };
         if id3 {
@@ -221,6 +228,9 @@ mod tests {
             0x06, 0xe1, 0x02, 0xf0, 0x06, 0x05, 0x04, b'I', b'D', b'3', b' ',
         ]);
         s.extend_from_slice(&[0x24, 0xe1, 0x03, 0xf0, 0x00]);
+        // Private data with Apple's metadata descriptor.
+        s.extend_from_slice(&[0x06, 0xe1, 0x04, 0xf0, 14, 0x26, 12, 0xff, 0xff]);
+        s.extend_from_slice(b"ID3 \xffID3 \x00");
         let len = s.len() - 3 + 4;
         s[2] = len as u8;
         let s = with_crc(s);
@@ -234,7 +244,8 @@ mod tests {
             [
                 (0x100, StreamKind::H264),
                 (0x102, StreamKind::Id3),
-                (0x103, StreamKind::UnsupportedVideo("HEVC"))
+                (0x103, StreamKind::UnsupportedVideo("HEVC")),
+                (0x104, StreamKind::Id3)
             ]
         );
     }

@@ -9,15 +9,14 @@
 //! A call first demuxes the whole segment without touching that state (so an error
 //! leaves the transmuxer as it was), then remuxes, which cannot fail.
 
-use crate::aac;
+use crate::aac::{self, CodecName};
+use crate::demux::{demux, Demuxed, Program};
 use crate::error::{Track, TsError, Warning};
 use crate::h264::{self, AccessUnit, AvcConfig};
 use crate::id3::{self, Id3Frame};
 use crate::mp3;
 use crate::mp4::{self, AudioConfig, Run, Sample};
-use crate::packet;
-use crate::pes::{self, Assembler, Pes};
-use crate::psi::{self, SectionReader, Stream, StreamKind};
+use crate::pes::Pes;
 use crate::timeline::{rescale, StartTime, Unwrapper, CLOCK};
 
 /// A video decode time this close to where the previous segment ended (in 90 kHz
@@ -29,179 +28,6 @@ const VIDEO_SNAP: u64 = 15_000;
 const AUDIO_JUMP_BACK: u64 = 90_000;
 /// Frame duration assumed before two frames have been seen: 30 fps.
 const DEFAULT_FRAME: u32 = 3000;
-
-/// The streams of the program that are played, from its PMT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Program {
-    /// Every stream the PMT lists, to notice when it changes.
-    streams: Vec<Stream>,
-    /// The H.264 stream's PID.
-    video: Option<u16>,
-    /// The audio stream's PID, and whether it is ADTS (else MPEG audio).
-    audio: Option<(u16, bool)>,
-    /// The ID3 metadata stream's PID.
-    id3: Option<u16>,
-}
-
-/// Chooses the streams to play, or says why nothing can.
-fn select(streams: Vec<Stream>) -> Result<Program, TsError> {
-    let first = |f: fn(&StreamKind) -> bool| streams.iter().find(|s| f(&s.kind)).copied();
-    let video = first(|k| *k == StreamKind::H264);
-    let audio = first(|k| matches!(k, StreamKind::Adts | StreamKind::MpegAudio));
-    let unsupported_video = first(|k| matches!(k, StreamKind::UnsupportedVideo(_)));
-    let unsupported_audio = first(|k| matches!(k, StreamKind::UnsupportedAudio(_)));
-    let refuse = |s: Stream| match s.kind {
-        StreamKind::UnsupportedVideo(name) | StreamKind::UnsupportedAudio(name) => {
-            TsError::Unsupported {
-                stream_type: s.stream_type,
-                name,
-            }
-        }
-        _ => TsError::NoMedia,
-    };
-    if video.is_none() {
-        // Audio alone under a picture the browser never gets is not "playing".
-        if let Some(s) = unsupported_video {
-            return Err(refuse(s));
-        }
-        if audio.is_none() {
-            return Err(unsupported_audio.map_or(TsError::NoMedia, refuse));
-        }
-    }
-    Ok(Program {
-        video: video.map(|s| s.pid),
-        audio: audio.map(|s| (s.pid, s.kind == StreamKind::Adts)),
-        id3: first(|k| *k == StreamKind::Id3).map(|s| s.pid),
-        streams,
-    })
-}
-
-/// What the demuxer pulled out of one segment.
-struct Demuxed {
-    /// The program, from this segment's PMT or the previous one.
-    program: Program,
-    /// Video PES packets in stream order.
-    video: Vec<Pes>,
-    /// Audio PES packets in stream order.
-    audio: Vec<Pes>,
-    /// ID3 PES packets in stream order.
-    id3: Vec<Pes>,
-}
-
-/// Finds the first complete, valid section on `pid` that `parse` accepts.
-fn find_section<T>(
-    packets: &[&[u8]],
-    pid: u16,
-    parse: impl Fn(&[u8]) -> Option<T>,
-    warnings: &mut Vec<Warning>,
-) -> Option<T> {
-    let mut reader = SectionReader::default();
-    for raw in packets {
-        let Some(p) = packet::parse(raw).filter(|p| p.pid == pid) else {
-            continue;
-        };
-        match reader.push(&p) {
-            Some(Ok(section)) => {
-                if let Some(v) = parse(&section) {
-                    return Some(v);
-                }
-            }
-            Some(Err(())) => warnings.push(Warning::CorruptSection { pid }),
-            None => {}
-        }
-    }
-    None
-}
-
-/// Splits a segment into the PES packets of the streams to play. Pure: the previous
-/// program is only read, as a fallback for segments without PSI.
-fn demux(
-    data: &[u8],
-    known: Option<&Program>,
-    warnings: &mut Vec<Warning>,
-) -> Result<Demuxed, TsError> {
-    let packets = packet::packets(data, warnings)?;
-    let kb = data.len().div_ceil(1024);
-    let program = match find_section(&packets, 0, psi::parse_pat, warnings) {
-        Some((number, pmt_pid)) => {
-            match find_section(&packets, pmt_pid, psi::parse_pmt, warnings) {
-                Some(streams) if known.is_some_and(|k| k.streams == streams) => known.cloned(),
-                Some(streams) => {
-                    let program = select(streams)?;
-                    for s in &program.streams {
-                        if let StreamKind::UnsupportedVideo(name)
-                        | StreamKind::UnsupportedAudio(name) = s.kind
-                        {
-                            warnings.push(Warning::IgnoredStream {
-                                pid: s.pid,
-                                stream_type: s.stream_type,
-                                name,
-                            });
-                        }
-                    }
-                    Some(program)
-                }
-                None if known.is_some() => known.cloned(),
-                None => {
-                    return Err(TsError::NoPmt {
-                        pid: pmt_pid,
-                        program: number,
-                        kb,
-                    })
-                }
-            }
-        }
-        None => known.cloned(),
-    }
-    .ok_or(TsError::NoPat(kb))?;
-
-    let mut video = Assembler::new(program.video.unwrap_or(0x1fff));
-    let mut audio = Assembler::new(program.audio.map_or(0x1fff, |a| a.0));
-    let mut id3 = Assembler::new(program.id3.unwrap_or(0x1fff));
-    let (mut v, mut a, mut m) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, raw) in packets.iter().enumerate() {
-        let Some(p) = packet::parse(raw) else {
-            warnings.push(Warning::CorruptPacket {
-                offset: data.len().min(i * packet::PACKET_LEN),
-            });
-            continue;
-        };
-        let pid = Some(p.pid);
-        if pid == program.video {
-            video.push(&p, &mut v, warnings)?;
-        } else if pid == program.audio.map(|a| a.0) {
-            audio.push(&p, &mut a, warnings)?;
-        } else if pid == program.id3 {
-            id3.push(&p, &mut m, warnings)?;
-        }
-        // Other PIDs (PSI, SDT, null packets, streams not played) are not ours.
-    }
-    video.flush(&mut v);
-    audio.flush(&mut a);
-    id3.flush(&mut m);
-    let mut parse_all = |raw: Vec<Vec<u8>>, pid: Option<u16>| -> Vec<Pes> {
-        raw.into_iter()
-            .filter_map(|b| {
-                let pes = pes::parse(b);
-                if pes.is_none() {
-                    warnings.push(Warning::MalformedPes {
-                        pid: pid.unwrap_or(0),
-                    });
-                }
-                pes
-            })
-            .collect()
-    };
-    let video = parse_all(v, program.video);
-    let audio = parse_all(a, program.audio.map(|a| a.0));
-    let id3 = parse_all(m, program.id3);
-    Ok(Demuxed {
-        program,
-        video,
-        audio,
-        id3,
-    })
-}
 
 /// Video state kept across segments.
 #[derive(Debug, Default)]
@@ -247,7 +73,7 @@ struct AudioFrame {
     data: Vec<u8>,
 }
 
-/// A span of presentation time covered by one track of a fragment.
+/// A span of presentation time covered by one track's fragment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Span {
     /// Earliest presentation time, seconds.
@@ -258,53 +84,62 @@ pub struct Span {
     pub samples: u32,
 }
 
-/// An init segment and what it declares.
+/// An init segment and what it declares, for one SourceBuffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Init {
-    /// `ftyp` + `moov`, to append before the fragments that follow it.
+    /// `ftyp` + `moov`, to append before the fragments that follow it. Empty for raw
+    /// MP3 (`audio/mpeg` has no init segment).
     pub bytes: Vec<u8>,
-    /// RFC 6381 codec of the video track (`avc1.64001f`), if there is one.
-    pub video_codec: Option<String>,
-    /// RFC 6381 codec of the audio track (`mp4a.40.2`, `mp4a.6B`), if there is one.
-    pub audio_codec: Option<String>,
-    /// Displayed picture size `(width, height)` from the SPS, if there is video.
+    /// RFC 6381 codec: `avc1.64001f`, `mp4a.40.2`, `mp3`.
+    pub codec: String,
+    /// Displayed picture size `(width, height)` from the SPS, for video.
     pub size: Option<(u16, u16)>,
 }
 
 impl Init {
-    /// The type for `MediaSource.addSourceBuffer`, e.g.
-    /// `video/mp4; codecs="avc1.64001f,mp4a.40.2"`.
+    /// The type for `MediaSource.addSourceBuffer` (or `SourceBuffer.changeType`), e.g.
+    /// `video/mp4; codecs="avc1.64001f"`, `audio/mp4; codecs="mp4a.40.2"`,
+    /// `audio/mpeg`.
     pub fn mime(&self) -> String {
-        let mut s = String::from(if self.video_codec.is_some() {
-            "video/mp4; codecs=\""
-        } else {
-            "audio/mp4; codecs=\""
-        });
-        let codecs = self.video_codec.iter().chain(&self.audio_codec);
-        for (i, c) in codecs.enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push_str(c);
+        if self.bytes.is_empty() {
+            return "audio/mpeg".into();
         }
+        let kind = if self.size.is_some() {
+            "video"
+        } else {
+            "audio"
+        };
+        let mut s = String::from(kind);
+        s.push_str("/mp4; codecs=\"");
+        s.push_str(&self.codec);
         s.push('"');
         s
     }
 }
 
-/// What one segment became.
+/// One track's share of a segment: what to append to that track's SourceBuffer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackOutput {
+    /// A new init segment: the first output of the track, or its codec configuration
+    /// changed. Append it first (after `changeType` if its MIME type changed).
+    pub init: Option<Init>,
+    /// One `moof` + `mdat` (or, for raw MP3, the frames back to back); empty when the
+    /// segment had no sample of this track that can be decoded yet.
+    pub media: Vec<u8>,
+    /// The samples' presentation span, when there are samples. For raw MP3, set the
+    /// SourceBuffer's `timestampOffset` to `span.start` before appending (`audio/mpeg`
+    /// carries no timestamps and needs `mode = "sequence"`).
+    pub span: Option<Span>,
+}
+
+/// What one segment became. Video and audio come apart, for one SourceBuffer each, as
+/// hls.js appends them: see the crate documentation for why.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Output {
-    /// A new init segment, when this is the first output or the codec configuration
-    /// changed; append it before `media`.
-    pub init: Option<Init>,
-    /// One `moof` + `mdat` holding every track's samples; empty when the segment had
-    /// none that can be decoded yet.
-    pub media: Vec<u8>,
-    /// The video samples' presentation span.
-    pub video: Option<Span>,
-    /// The audio samples' presentation span.
-    pub audio: Option<Span>,
+    /// The video track, when the program has one and it can be decoded.
+    pub video: Option<TrackOutput>,
+    /// The audio track, when the program has one and it can be decoded.
+    pub audio: Option<TrackOutput>,
     /// ID3 timed metadata, in stream order.
     pub id3: Vec<Id3Frame>,
     /// What was dropped or repaired.
@@ -312,28 +147,30 @@ pub struct Output {
 }
 
 impl Output {
-    /// The earliest presentation time of the fragment, seconds.
-    pub fn start(&self) -> Option<f64> {
-        [self.video, self.audio]
+    /// The spans of the tracks that have samples.
+    fn spans(&self) -> impl Iterator<Item = Span> + '_ {
+        [&self.video, &self.audio]
             .into_iter()
             .flatten()
-            .map(|s| s.start)
-            .reduce(f64::min)
+            .filter_map(|t| t.span)
     }
 
-    /// The latest presentation end of the fragment, seconds.
+    /// The earliest presentation time over both tracks, seconds.
+    pub fn start(&self) -> Option<f64> {
+        self.spans().map(|s| s.start).reduce(f64::min)
+    }
+
+    /// The latest presentation end over both tracks, seconds.
     pub fn end(&self) -> Option<f64> {
-        [self.video, self.audio]
-            .into_iter()
-            .flatten()
-            .map(|s| s.end)
-            .reduce(f64::max)
+        self.spans().map(|s| s.end).reduce(f64::max)
     }
 }
 
 /// MPEG-TS segments in, fMP4 out. See the [crate documentation](crate) for the design.
 #[derive(Debug)]
 pub struct Transmuxer {
+    /// MP3 is output as raw frames for `audio/mpeg` instead of fMP4.
+    raw_mp3: bool,
     /// The program of the last segment, for segments that carry no PAT/PMT.
     program: Option<Program>,
     /// Unwraps the 33-bit clock, relative to the previous timestamp.
@@ -350,8 +187,10 @@ pub struct Transmuxer {
     video: VideoState,
     /// Audio state.
     audio: AudioState,
-    /// The init segment last handed out, to hand out a new one only on change.
-    last_init: Option<Vec<u8>>,
+    /// The video init segment last handed out, to hand out a new one only on change.
+    video_init: Option<Vec<u8>>,
+    /// The audio init segment (or raw MP3 configuration) last handed out.
+    audio_init: Option<AudioConfig>,
     /// `mfhd` sequence number of the last fragment.
     sequence: u32,
 }
@@ -366,6 +205,7 @@ impl Transmuxer {
     /// A transmuxer for a new stream.
     pub fn new() -> Self {
         Self {
+            raw_mp3: false,
             program: None,
             unwrapper: Unwrapper::default(),
             offset: None,
@@ -376,9 +216,19 @@ impl Transmuxer {
                 ..VideoState::default()
             },
             audio: AudioState::default(),
-            last_init: None,
+            video_init: None,
+            audio_init: None,
             sequence: 0,
         }
+    }
+
+    /// Outputs MP3 audio as raw MPEG audio frames (`audio/mpeg`) rather than fMP4
+    /// (`audio/mp4; codecs="mp3"`). In MediaSource, Chromium 156 takes only the first
+    /// and Firefox 153 only the second (both checked here; hls.js counts Safari with
+    /// Chromium): choose with `MediaSource.isTypeSupported`.
+    pub fn raw_mp3(mut self, raw: bool) -> Self {
+        self.raw_mp3 = raw;
+        self
     }
 
     /// Transmuxes one whole segment.
@@ -388,6 +238,11 @@ impl Transmuxer {
     /// time is placed at `start`, and audio and video keep their relative offset. With
     /// `None`, the segment continues the previous one's timeline (the first segment
     /// ever pushed with `None` keeps the stream's own timestamps).
+    ///
+    /// Decode times cannot be negative: if a start near 0 would need them (B-frames
+    /// decode before they are shown), the whole output is placed later by the
+    /// difference, a fraction of a second, and stays so for later discontinuities.
+    /// The spans in the [`Output`] say where things went.
     ///
     /// On error nothing changes: the segment can be skipped.
     pub fn push_segment(
@@ -413,13 +268,9 @@ impl Transmuxer {
             audio,
             id3,
         } = demuxed;
-        if program.video.is_none() {
-            self.video.config = None;
-        }
+        let has_video = program.video.is_some();
         let audio_is_adts = program.audio.map(|a| a.1);
-        if audio_is_adts.is_none() {
-            self.audio.config = None;
-        }
+        let id3_pid = program.id3.unwrap_or(0);
         self.program = Some(program);
 
         let aus = self.video_units(video, &mut warnings);
@@ -460,49 +311,13 @@ impl Transmuxer {
         let map = |t: u64| (t as i64).saturating_add(offset).max(0) as u64;
 
         let mut out = Output::default();
-        let (v_samples, v_data, v_base) = self.video_samples(&aus, map, &mut out, &mut warnings);
-        let (a_samples, a_data, a_base) = match audio_config {
-            Some(cfg) => self.audio_samples(cfg, frames, map, &mut out, &mut warnings),
-            None => (Vec::new(), Vec::new(), 0),
-        };
-
-        let init = mp4::init_segment(self.video.config.as_ref(), self.audio.config.as_ref());
-        if init.is_some() && init != self.last_init {
-            out.init = init.clone().map(|bytes| Init {
-                bytes,
-                video_codec: self.video.config.as_ref().map(AvcConfig::codec),
-                audio_codec: self.audio.config.map(|c| c.codec.string()),
-                size: self
-                    .video
-                    .config
-                    .as_ref()
-                    .map(|c| (c.info.width, c.info.height)),
-            });
-            self.last_init = init;
+        if has_video {
+            out.video = self.video_output(&aus, map, &mut warnings);
         }
-        if !v_samples.is_empty() || !a_samples.is_empty() {
-            self.sequence = self.sequence.wrapping_add(1);
-            out.media = mp4::fragment(
-                self.sequence,
-                &[
-                    Run {
-                        track_id: mp4::VIDEO_TRACK,
-                        base_decode_time: v_base,
-                        samples: &v_samples,
-                        data: &v_data,
-                    },
-                    Run {
-                        track_id: mp4::AUDIO_TRACK,
-                        base_decode_time: a_base,
-                        samples: &a_samples,
-                        data: &a_data,
-                    },
-                ],
-            );
+        if let Some(config) = audio_config {
+            out.audio = Some(self.audio_output(config, frames, map, &mut warnings));
         }
-
         let fallback = out.start().unwrap_or(0.0);
-        let id3_pid = self.program.as_ref().and_then(|p| p.id3).unwrap_or(0);
         for (pts, data) in id3 {
             if id3::is_id3(&data) {
                 out.id3.push(Id3Frame {
@@ -515,6 +330,91 @@ impl Transmuxer {
         }
         out.warnings = warnings;
         Ok(out)
+    }
+
+    /// The next `mfhd` sequence number.
+    fn next_sequence(&mut self) -> u32 {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sequence
+    }
+
+    /// The video track's output: an init segment if the configuration is new, the
+    /// fragment. `None` before the first decodable configuration.
+    fn video_output(
+        &mut self,
+        aus: &[Au],
+        map: impl Fn(u64) -> u64,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<TrackOutput> {
+        let config = self.video.config.as_ref()?;
+        let mut out = TrackOutput::default();
+        let init = mp4::video_init(config);
+        if self.video_init.as_ref() != Some(&init) {
+            out.init = Some(Init {
+                codec: config.codec(),
+                size: Some((config.info.width, config.info.height)),
+                bytes: init.clone(),
+            });
+            self.video_init = Some(init);
+        }
+        if let Some((samples, data, base, span)) = self.video_samples(aus, map, warnings) {
+            let sequence = self.next_sequence();
+            out.media = mp4::fragment(
+                sequence,
+                &Run {
+                    track_id: mp4::VIDEO_TRACK,
+                    base_decode_time: base,
+                    samples: &samples,
+                    data: &data,
+                },
+            );
+            out.span = Some(span);
+        }
+        Some(out)
+    }
+
+    /// The audio track's output: an init segment if the configuration is new, the
+    /// fragment (or raw MP3 frames).
+    fn audio_output(
+        &mut self,
+        config: AudioConfig,
+        frames: Vec<AudioFrame>,
+        map: impl Fn(u64) -> u64,
+        warnings: &mut Vec<Warning>,
+    ) -> TrackOutput {
+        let raw = self.raw_mp3 && config.codec == CodecName::Mp3;
+        let mut out = TrackOutput::default();
+        if self.audio_init != Some(config) {
+            out.init = Some(Init {
+                bytes: if raw {
+                    Vec::new()
+                } else {
+                    mp4::audio_init(&config)
+                },
+                codec: config.codec.string(),
+                size: None,
+            });
+            self.audio_init = Some(config);
+        }
+        if let Some((samples, data, base, span)) = self.audio_samples(config, frames, map, warnings)
+        {
+            out.media = if raw {
+                data
+            } else {
+                let sequence = self.next_sequence();
+                mp4::fragment(
+                    sequence,
+                    &Run {
+                        track_id: mp4::AUDIO_TRACK,
+                        base_decode_time: base,
+                        samples: &samples,
+                        data: &data,
+                    },
+                )
+            };
+            out.span = Some(span);
+        }
+        out
     }
 
     /// Groups video PES into access units (a PES with a PTS starts one, one without
@@ -727,17 +627,14 @@ impl Transmuxer {
     }
 
     /// Times the video access units on the output timeline and makes `trun` samples:
-    /// `(samples, mdat bytes, base decode time)`.
+    /// `(samples, mdat bytes, base decode time, span)`, `None` without samples.
     fn video_samples(
         &mut self,
         aus: &[Au],
         map: impl Fn(u64) -> u64,
-        out: &mut Output,
         warnings: &mut Vec<Warning>,
-    ) -> (Vec<Sample>, Vec<u8>, u64) {
-        let Some(first) = aus.first() else {
-            return (Vec::new(), Vec::new(), 0);
-        };
+    ) -> Option<(Vec<Sample>, Vec<u8>, u64, Span)> {
+        let first = aus.first()?;
         let mut dts: Vec<u64> = aus.iter().map(|a| map(a.dts)).collect();
         let pts: Vec<u64> = aus.iter().map(|a| map(a.pts)).collect();
         let frame = self.video.frame_duration.unwrap_or(DEFAULT_FRAME);
@@ -798,25 +695,24 @@ impl Transmuxer {
             start = start.min(shown);
             end = end.max(shown + u64::from(durations[i]));
         }
-        out.video = Some(Span {
+        let span = Span {
             start: start as f64 / CLOCK as f64,
             end: end as f64 / CLOCK as f64,
             samples: n as u32,
-        });
-        (samples, data, dts[0])
+        };
+        Some((samples, data, dts[0], span))
     }
 
     /// Times the audio frames on the output timeline (one frame after another, the PES
     /// timestamps only correcting drift of a frame or more) and makes `trun` samples:
-    /// `(samples, mdat bytes, base decode time)`.
+    /// `(samples, mdat bytes, base decode time, span)`, `None` without samples.
     fn audio_samples(
         &mut self,
         config: AudioConfig,
         frames: Vec<AudioFrame>,
         map: impl Fn(u64) -> u64,
-        out: &mut Output,
         warnings: &mut Vec<Warning>,
-    ) -> (Vec<Sample>, Vec<u8>, u64) {
+    ) -> Option<(Vec<Sample>, Vec<u8>, u64, Span)> {
         if self.audio.config.is_some_and(|c| c != config) {
             // A new timescale: old positions mean nothing in it.
             self.audio.next = None;
@@ -886,13 +782,12 @@ impl Transmuxer {
         if overlap > 0 {
             warnings.push(Warning::AudioOverlap { frames: overlap });
         }
-        if let Some(end) = self.audio.next.filter(|_| !samples.is_empty()) {
-            out.audio = Some(Span {
-                start: base as f64 / f64::from(rate),
-                end: end as f64 / f64::from(rate),
-                samples: samples.len() as u32,
-            });
-        }
-        (samples, data, base)
+        let end = self.audio.next.filter(|_| !samples.is_empty())?;
+        let span = Span {
+            start: base as f64 / f64::from(rate),
+            end: end as f64 / f64::from(rate),
+            samples: samples.len() as u32,
+        };
+        Some((samples, data, base, span))
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use lucarne_ts::{Output, StartTime, Transmuxer, Warning};
+use lucarne_ts::{Output, Span, StartTime, TrackOutput, Transmuxer, Warning};
 use std::path::PathBuf;
 
 /// One frame at the fixtures' 25 fps.
@@ -24,16 +24,30 @@ fn transmux(segments: &[(&str, Option<StartTime>)]) -> (Transmuxer, Vec<Output>)
     (tx, outs)
 }
 
-/// Writes the outputs as one MP4 (each init, then its fragments) and returns its path.
-fn mp4(test: &str, outs: &[Output]) -> PathBuf {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for o in outs {
-        if let Some(init) = &o.init {
-            parts.push(&init.bytes);
+/// Writes each track's outputs as one file (each init, then its fragments), as its
+/// SourceBuffer would receive them: `(video, audio)`.
+fn files(test: &str, outs: &[Output]) -> (PathBuf, PathBuf) {
+    let dir = scratch(test);
+    let track = |pick: fn(&Output) -> Option<&TrackOutput>| -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for t in outs.iter().filter_map(pick) {
+            if let Some(init) = &t.init {
+                bytes.extend_from_slice(&init.bytes);
+            }
+            bytes.extend_from_slice(&t.media);
         }
-        parts.push(&o.media);
-    }
-    write(&scratch(test), "out.mp4", &parts)
+        bytes
+    };
+    let video = write(&dir, "video.mp4", &[&track(|o| o.video.as_ref())]);
+    let audio = write(&dir, "audio.mp4", &[&track(|o| o.audio.as_ref())]);
+    (video, audio)
+}
+
+/// A track's span in an output.
+fn span(t: &Option<TrackOutput>) -> Span {
+    t.as_ref()
+        .and_then(|t| t.span)
+        .expect("the track has samples")
 }
 
 /// Video frames in the named TS segments, as ffprobe counts them.
@@ -54,7 +68,7 @@ fn assert_clean(outs: &[Output]) {
 /// Each segment's video starts where the previous one's ended, within a frame.
 fn assert_segments_follow(outs: &[Output]) {
     for w in outs.windows(2) {
-        let (a, b) = (w[0].video.unwrap(), w[1].video.unwrap());
+        let (a, b) = (span(&w[0].video), span(&w[1].video));
         assert!(
             (b.start - a.end).abs() < FRAME / 2.0,
             "segment ends at {} then starts at {}",
@@ -84,32 +98,44 @@ fn h264_with_b_frames_and_aac_decodes_with_every_frame_on_time() {
         (names[1], None),
     ]);
     assert_clean(&outs);
-    let init = outs[0]
+    let video = outs[0]
+        .video
+        .as_ref()
+        .unwrap()
         .init
         .as_ref()
-        .expect("first output has an init segment");
-    assert_eq!(init.video_codec.as_deref(), Some("avc1.64000b"));
-    assert_eq!(init.audio_codec.as_deref(), Some("mp4a.40.2"));
-    assert_eq!(init.size, Some((160, 90)));
-    assert_eq!(init.mime(), "video/mp4; codecs=\"avc1.64000b,mp4a.40.2\"");
+        .expect("first output has a video init segment");
+    assert_eq!(video.codec, "avc1.64000b");
+    assert_eq!(video.size, Some((160, 90)));
+    assert_eq!(video.mime(), "video/mp4; codecs=\"avc1.64000b\"");
+    let audio = outs[0]
+        .audio
+        .as_ref()
+        .unwrap()
+        .init
+        .as_ref()
+        .expect("and an audio one");
+    assert_eq!(audio.mime(), "audio/mp4; codecs=\"mp4a.40.2\"");
     assert!(
-        outs[1].init.is_none(),
+        outs[1].video.as_ref().unwrap().init.is_none(),
         "same configuration, no new init segment"
     );
+    assert!(outs[1].audio.as_ref().unwrap().init.is_none());
 
-    let path = mp4("b_frames_aac", &outs);
-    assert_eq!(decode_errors(&path), "");
-    assert_eq!(codec(&path, "v"), "h264,160,90");
-    assert_eq!(codec(&path, "a"), "aac");
-    assert_eq!(frame_count(&path, "v"), source_frames(&names));
+    let (video, audio) = files("b_frames_aac", &outs);
+    assert_eq!(decode_errors(&video), "");
+    assert_eq!(decode_errors(&audio), "");
+    assert_eq!(codec(&video, "v"), "h264,160,90");
+    assert_eq!(codec(&audio, "a"), "aac");
+    assert_eq!(frame_count(&video, "v"), source_frames(&names));
 
-    let video = packets(&path, "v");
+    let v = packets(&video, "v");
     assert!(
-        video.iter().any(|p| p.pts > p.dts + FRAME / 2.0),
+        v.iter().any(|p| p.pts > p.dts + FRAME / 2.0),
         "B-frames have composition offsets"
     );
-    let (v_start, v_end) = assert_continuous(&video, 0.001, "video");
-    let (a_start, a_end) = assert_continuous(&packets(&path, "a"), 0.001, "audio");
+    let (v_start, v_end) = assert_continuous(&v, 0.001, "video");
+    let (a_start, a_end) = assert_continuous(&packets(&audio, "a"), 0.001, "audio");
     assert_av_sync(names[0], (v_start, a_start));
     // Placed at 0, but decode times cannot be negative: the first frame is decoded
     // 2 frames before it is shown, so the timeline starts that much later.
@@ -123,32 +149,38 @@ fn h264_with_b_frames_and_aac_decodes_with_every_frame_on_time() {
     );
     assert_segments_follow(&outs);
     assert_eq!(
-        outs[0].video.unwrap().samples + outs[1].video.unwrap().samples,
+        span(&outs[0].video).samples + span(&outs[1].video).samples,
         50
+    );
+    assert!(
+        (outs[0].start().unwrap() - a_start).abs() < 1e-6
+            && (outs[1].end().unwrap() - a_end.max(v_end)).abs() < 1e-6
     );
 }
 
 #[test]
-fn h264_with_mp3_decodes_as_mp4a_6b() {
+fn h264_with_mp3_decodes_as_mp3_in_mp4_or_raw() {
     let names = ["avc_mp3_0.ts", "avc_mp3_1.ts"];
     let (_, outs) = transmux(&[
         (names[0], Some(StartTime::from_seconds(10.0))),
         (names[1], None),
     ]);
     assert_clean(&outs);
-    let init = outs[0].init.as_ref().unwrap();
-    assert_eq!(init.audio_codec.as_deref(), Some("mp4a.6B"));
+    let init = outs[0].audio.as_ref().unwrap().init.as_ref().unwrap();
+    assert_eq!(init.mime(), "audio/mp4; codecs=\"mp3\"");
 
-    let path = mp4("mp3", &outs);
-    assert_eq!(decode_errors(&path), "");
-    assert_eq!(codec(&path, "a"), "mp3");
-    assert_eq!(frame_count(&path, "v"), source_frames(&names));
-    assert_eq!(
-        frame_count(&path, "a"),
-        frame_count(&fixture_path(names[0]), "a") + frame_count(&fixture_path(names[1]), "a")
-    );
-    let (v_start, _) = assert_continuous(&packets(&path, "v"), 0.001, "video");
-    let (a_start, _) = assert_continuous(&packets(&path, "a"), 0.001, "audio");
+    let (video, audio) = files("mp3", &outs);
+    assert_eq!(decode_errors(&video), "");
+    assert_eq!(decode_errors(&audio), "");
+    assert_eq!(codec(&audio, "a"), "mp3");
+    assert_eq!(frame_count(&video, "v"), source_frames(&names));
+    let source_audio_frames: u64 = names
+        .iter()
+        .map(|n| frame_count(&fixture_path(n), "a"))
+        .sum();
+    assert_eq!(frame_count(&audio, "a"), source_audio_frames);
+    let (v_start, _) = assert_continuous(&packets(&video, "v"), 0.001, "video");
+    let (a_start, _) = assert_continuous(&packets(&audio, "a"), 0.001, "audio");
     assert_av_sync(names[0], (v_start, a_start));
     // No decode time below 10 s is needed here: the start is exactly where asked.
     assert!(
@@ -156,6 +188,39 @@ fn h264_with_mp3_decodes_as_mp4a_6b() {
         "starts at {a_start}/{v_start}"
     );
     assert_segments_follow(&outs);
+
+    // Raw MPEG audio frames for `audio/mpeg` SourceBuffers, with the same timing.
+    let mut tx = Transmuxer::new().raw_mp3(true);
+    let raw: Vec<Output> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            tx.push_segment(&fixture(n), (i == 0).then(|| StartTime::from_seconds(10.0)))
+                .unwrap()
+        })
+        .collect();
+    let init = raw[0].audio.as_ref().unwrap().init.as_ref().unwrap();
+    assert_eq!(
+        (init.mime(), init.bytes.len()),
+        ("audio/mpeg".to_string(), 0)
+    );
+    for (r, o) in raw.iter().zip(&outs) {
+        assert_eq!(
+            r.audio.as_ref().unwrap().span,
+            o.audio.as_ref().unwrap().span
+        );
+        assert_eq!(
+            r.video.as_ref().unwrap().span,
+            o.video.as_ref().unwrap().span
+        );
+    }
+    let bytes: Vec<u8> = raw
+        .iter()
+        .flat_map(|o| o.audio.as_ref().unwrap().media.clone())
+        .collect();
+    let path = write(&scratch("raw_mp3"), "audio.mp3", &[&bytes]);
+    assert_eq!(decode_errors(&path), "");
+    assert_eq!(frame_count(&path, "a"), source_audio_frames);
 }
 
 #[test]
@@ -165,12 +230,13 @@ fn timestamps_stay_continuous_across_the_33_bit_wrap() {
     let (_, outs) = transmux(&[(names[0], None), (names[1], None), (names[2], None)]);
     assert_clean(&outs);
     let wrap = (1u64 << 33) as f64 / 90_000.0;
-    assert!(outs[0].video.unwrap().start < wrap && outs[2].video.unwrap().start > wrap);
-    let path = mp4("wrap", &outs);
-    assert_eq!(decode_errors(&path), "");
-    assert_eq!(frame_count(&path, "v"), source_frames(&names));
-    let (v_start, v_end) = assert_continuous(&packets(&path, "v"), 0.001, "video");
-    let (a_start, _) = assert_continuous(&packets(&path, "a"), 0.001, "audio");
+    assert!(span(&outs[0].video).start < wrap && span(&outs[2].video).start > wrap);
+    let (video, audio) = files("wrap", &outs);
+    assert_eq!(decode_errors(&video), "");
+    assert_eq!(decode_errors(&audio), "");
+    assert_eq!(frame_count(&video, "v"), source_frames(&names));
+    let (v_start, v_end) = assert_continuous(&packets(&video, "v"), 0.001, "video");
+    let (a_start, _) = assert_continuous(&packets(&audio, "a"), 0.001, "audio");
     assert!(
         (v_end - v_start - 3.0).abs() < 0.001,
         "3 s of video from {v_start} to {v_end}"
@@ -186,13 +252,15 @@ fn timestamps_stay_continuous_across_the_33_bit_wrap() {
         (names[2], None),
     ]);
     assert_clean(&outs);
-    let path = mp4("wrap_from_zero", &outs);
-    assert_eq!(decode_errors(&path), "");
-    let (v_start, v_end) = assert_continuous(&packets(&path, "v"), 0.001, "video");
+    let (video, audio) = files("wrap_from_zero", &outs);
+    assert_eq!(decode_errors(&video), "");
+    assert_eq!(decode_errors(&audio), "");
+    let (v_start, v_end) = assert_continuous(&packets(&video, "v"), 0.001, "video");
     assert!(
         v_start < 3.0 * FRAME && (v_end - v_start - 3.0).abs() < 0.001,
         "{v_start}..{v_end}"
     );
+    assert_continuous(&packets(&audio, "a"), 0.001, "audio");
     assert_segments_follow(&outs);
 }
 
@@ -217,25 +285,24 @@ fn a_discontinuity_restarts_timestamps_on_the_playlist_timeline() {
         b.start()
     );
     assert!(
-        (b.video.unwrap().start - a.video.unwrap().end).abs() < FRAME,
+        (span(&b.video).start - span(&a.video).end).abs() < FRAME,
         "{:?} then {:?}",
         a.video,
         b.video
     );
-    let expected = |n: &str| start_time(&fixture_path(n), "a") - start_time(&fixture_path(n), "v");
-    let av = b.audio.unwrap().start - b.video.unwrap().start;
-    assert!(
-        (av - expected("disc_b_0.ts")).abs() < 0.001,
-        "A/V offset {av}"
-    );
+    let expected = start_time(&fixture_path("disc_b_0.ts"), "a")
+        - start_time(&fixture_path("disc_b_0.ts"), "v");
+    let av = span(&b.audio).start - span(&b.video).start;
+    assert!((av - expected).abs() < 0.001, "A/V offset {av}");
 
-    let path = mp4("discontinuity", &outs);
-    assert_eq!(decode_errors(&path), "");
+    let (video, audio) = files("discontinuity", &outs);
+    assert_eq!(decode_errors(&video), "");
+    assert_eq!(decode_errors(&audio), "");
     assert_eq!(
-        frame_count(&path, "v"),
+        frame_count(&video, "v"),
         source_frames(&["disc_a_0.ts", "disc_b_0.ts"])
     );
-    assert_continuous(&packets(&path, "v"), FRAME, "video");
+    assert_continuous(&packets(&video, "v"), FRAME, "video");
 }
 
 #[test]

@@ -352,3 +352,52 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// PIDs ffmpeg's MPEG-TS muxer gives the fixtures' PMT, video and audio.
+pub(crate) const FFMPEG_PMT: u16 = 0x1000;
+/// The video PID in the fixtures.
+pub(crate) const FFMPEG_VIDEO: u16 = 0x100;
+/// The audio PID in the fixtures.
+pub(crate) const FFMPEG_AUDIO: u16 = 0x101;
+
+/// A fixture with its PMT replaced by one listing `streams`, and `extra` packets put
+/// right after it.
+pub(crate) fn with_pmt(name: &str, streams: &[(u8, u16, &[u8])], extra: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut replaced = false;
+    for p in split(&fixture(name)) {
+        if pid(&p) == FFMPEG_PMT {
+            assert!(!replaced, "one PMT per fixture segment");
+            replaced = true;
+            out.extend(pmt(FFMPEG_PMT, streams));
+            out.extend(extra.concat());
+        } else {
+            out.extend(p);
+        }
+    }
+    assert!(replaced, "{name} has its PMT on PID {FFMPEG_PMT:#x}");
+    out
+}
+
+/// An ID3v2.4 tag with one `TXXX` frame.
+pub(crate) fn id3_tag(description: &str, value: &str) -> Vec<u8> {
+    let syncsafe = |n: usize| {
+        [
+            (n >> 21) as u8 & 0x7f,
+            (n >> 14) as u8 & 0x7f,
+            (n >> 7) as u8 & 0x7f,
+            n as u8 & 0x7f,
+        ]
+    };
+    let mut frame = vec![3]; // UTF-8
+    frame.extend_from_slice(description.as_bytes());
+    frame.push(0);
+    frame.extend_from_slice(value.as_bytes());
+    let mut tag = b"ID3\x04\x00\x00".to_vec();
+    tag.extend(syncsafe(10 + frame.len()));
+    tag.extend_from_slice(b"TXXX");
+    tag.extend(syncsafe(frame.len()));
+    tag.extend_from_slice(&[0, 0]);
+    tag.extend(frame);
+    tag
+}
