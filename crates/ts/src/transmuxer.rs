@@ -532,6 +532,10 @@ impl Transmuxer {
             let carried = buf.len();
             buf.extend_from_slice(&p.data);
             let (mut at, mut index) = (0usize, 0u64);
+            // A PES (or a carried partial frame) starts on a frame, and each frame is
+            // followed by the next: those headers are trusted. After garbage, a header
+            // found by scanning is only believed if another follows it.
+            let mut chained = true;
             // Each turn moves `at` forward by at least one byte.
             while at < buf.len() {
                 let rest = &buf[at..];
@@ -561,15 +565,16 @@ impl Transmuxer {
                 let Some((len, header, cfg, why)) = frame else {
                     at += 1;
                     garbage += 1;
+                    chained = false;
                     continue;
                 };
                 if len > rest.len() {
                     self.audio.leftover = rest.to_vec();
                     break;
                 }
-                // A header in garbage by chance is not followed by another header.
                 let next = &rest[len..];
-                let follows = next.len() < min_header
+                let follows = chained
+                    || next.len() < min_header
                     || if adts {
                         aac::parse(next).is_some()
                     } else {
@@ -580,6 +585,7 @@ impl Transmuxer {
                     garbage += 1;
                     continue;
                 }
+                chained = true;
                 let frame_pts = if at >= carried {
                     index += 1;
                     pts.map(|t| (t, index - 1))
@@ -789,5 +795,109 @@ impl Transmuxer {
             samples: samples.len() as u32,
         };
         Some((samples, data, base, span))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ADTS frame (AAC-LC, 48 kHz, mono) of `len` bytes, header included.
+    fn adts(len: usize) -> Vec<u8> {
+        let mut f = vec![
+            0xff,
+            0xf1,
+            0x4c,
+            0x40 | (len >> 11) as u8,
+            (len >> 3) as u8,
+            ((len & 7) << 5) as u8 | 0x1f,
+            0xfc,
+        ];
+        f.resize(len, 0x11);
+        f
+    }
+
+    /// A PES of audio at `pts` (90 kHz).
+    fn pes(pts: Option<u64>, data: Vec<u8>) -> Pes {
+        Pes {
+            pts,
+            dts: pts,
+            data,
+        }
+    }
+
+    #[test]
+    fn audio_frames_survive_stuffing_garbage_and_pes_boundaries() {
+        let mut tx = Transmuxer::new();
+        let mut w = Vec::new();
+        // Two frames then stuffing; garbage then a frame cut across two PES.
+        let mut first = [adts(20), adts(30)].concat();
+        first.extend_from_slice(&[0xff; 3]);
+        first.extend_from_slice(&[1, 2, 3, 0xff, 0xf1]);
+        let third = adts(40);
+        first.extend_from_slice(&third[..10]);
+        let mut second = third[10..].to_vec();
+        second.extend(adts(25));
+        let (config, frames) = tx.audio_frames(
+            true,
+            vec![pes(Some(9000), first), pes(Some(9000 + 5760), second)],
+            &mut w,
+        );
+        assert_eq!(config.map(|c| c.sample_rate), Some(48000));
+        let sizes: Vec<usize> = frames.iter().map(|f| f.data.len()).collect();
+        assert_eq!(
+            sizes,
+            [13, 23, 33, 18],
+            "ADTS headers stripped, no frame lost"
+        );
+        let times: Vec<_> = frames.iter().map(|f| f.pts).collect();
+        // The cut frame started in the first PES: it has no time of its own.
+        assert_eq!(
+            times,
+            [Some((9000, 0)), Some((9000, 1)), None, Some((14760, 0))]
+        );
+        assert_eq!(
+            w,
+            [Warning::AudioGarbage {
+                track: Track::Audio,
+                bytes: 8
+            }]
+        );
+    }
+
+    #[test]
+    fn audio_runs_frame_after_frame_drops_overlaps_and_follows_gaps() {
+        let mut tx = Transmuxer::new();
+        let mut w = Vec::new();
+        let config = aac::parse(&adts(10)).unwrap().config();
+        let frame = |pts: u64, k: u64| AudioFrame {
+            pts: Some((pts, k)),
+            data: vec![0; 4],
+        };
+        // 1024 samples at 48 kHz = 1920 ticks at 90 kHz. Jitter under a frame is absorbed,
+        // a frame overlapping by a whole frame is dropped, a gap of 3 frames followed.
+        let frames = vec![
+            frame(0, 0),
+            frame(0, 1),
+            frame(3840 + 300, 0),
+            frame(3840, 0),
+            frame(5760 + 3 * 1920, 0),
+        ];
+        let (samples, _, base, span) = tx.audio_samples(config, frames, |t| t, &mut w).unwrap();
+        assert_eq!(base, 0);
+        let durations: Vec<u32> = samples.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [1024, 1024, 4 * 1024, 1024]);
+        assert_eq!(span.samples, 4);
+        assert!((span.end - 7.0 * 1024.0 / 48000.0).abs() < 1e-9, "{span:?}");
+        assert_eq!(
+            w,
+            [
+                Warning::TimestampJump {
+                    track: Track::Audio,
+                    ms: 64
+                },
+                Warning::AudioOverlap { frames: 1 }
+            ]
+        );
     }
 }

@@ -319,3 +319,71 @@ fn without_a_discontinuity_an_unrelated_segment_is_a_reported_jump() {
         out.warnings
     );
 }
+
+#[test]
+fn a_rendition_switch_hands_out_a_new_video_init_on_the_same_timeline() {
+    // avc_aac at 160x90, then the next segment of the 320x180 rendition (ABR).
+    let (_, outs) = transmux(&[
+        ("avc_aac_0.ts", Some(StartTime::from_seconds(0.0))),
+        ("ladder_1.ts", None),
+    ]);
+    assert_clean(&outs);
+    let switched = outs[1]
+        .video
+        .as_ref()
+        .unwrap()
+        .init
+        .as_ref()
+        .expect("a new SPS, a new init segment");
+    assert_eq!(switched.size, Some((320, 180)));
+    assert!(switched.mime().starts_with("video/mp4; codecs=\"avc1.64"));
+    assert!(
+        outs[1].audio.as_ref().unwrap().init.is_none(),
+        "the audio did not change"
+    );
+    assert_segments_follow(&outs);
+    let (_, audio) = files("rendition_switch", &outs);
+    // Each rendition's part decodes on its own (ffmpeg reads one moov per file).
+    let second = write(
+        &scratch("rendition_switch_320"),
+        "video.mp4",
+        &[&switched.bytes, &outs[1].video.as_ref().unwrap().media],
+    );
+    assert_eq!(decode_errors(&second), "");
+    assert_eq!(codec(&second, "v"), "h264,320,180");
+    assert_eq!(frame_count(&second, "v"), 25);
+    assert_eq!(decode_errors(&audio), "");
+    assert_continuous(&packets(&audio, "a"), 0.001, "audio");
+}
+
+#[test]
+fn audio_only_and_video_only_programs_play_what_they_have() {
+    let audio_only = with_pmt("avc_aac_0.ts", &[(0x0f, FFMPEG_AUDIO, &[])], &[]);
+    let out = Transmuxer::new()
+        .push_segment(&audio_only, Some(StartTime::from_seconds(0.0)))
+        .unwrap();
+    assert!(out.video.is_none());
+    let audio = out.audio.unwrap();
+    assert_eq!(
+        audio.init.as_ref().unwrap().mime(),
+        "audio/mp4; codecs=\"mp4a.40.2\""
+    );
+    assert_eq!(
+        audio.span.unwrap().start,
+        0.0,
+        "nothing else to start before"
+    );
+
+    let video_only = with_pmt("avc_aac_0.ts", &[(0x1b, FFMPEG_VIDEO, &[])], &[]);
+    let out = Transmuxer::new()
+        .push_segment(&video_only, Some(StartTime::from_seconds(0.0)))
+        .unwrap();
+    assert!(out.audio.is_none());
+    let video = out.video.unwrap();
+    assert_eq!(video.span.unwrap().samples, 25);
+    assert_eq!(
+        video.span.unwrap().start,
+        2.0 * FRAME,
+        "B-frames: decoded 2 frames before shown"
+    );
+}
