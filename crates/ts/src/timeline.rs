@@ -16,16 +16,20 @@ pub struct StartTime(u64);
 
 impl StartTime {
     /// From seconds (e.g. the sum of the playlist's `EXTINF` before the segment).
-    /// Negative or NaN values count as 0.
+    /// Negative or NaN values count as 0, values past [`StartTime::MAX`] as that.
     pub fn from_seconds(seconds: f64) -> Self {
         // `as` saturates: NaN and negatives become 0, huge values u64::MAX.
-        Self((seconds * CLOCK as f64).round() as u64)
+        Self::from_ticks((seconds * CLOCK as f64).round() as u64)
     }
 
-    /// From 90 kHz ticks.
+    /// From 90 kHz ticks, at most [`StartTime::MAX`].
     pub fn from_ticks(ticks_90k: u64) -> Self {
-        Self(ticks_90k)
+        Self(ticks_90k.min(Self::MAX.0))
     }
+
+    /// The latest start accepted: 2^52 ticks, over 1500 years. The bound keeps every
+    /// timestamp computation far from overflowing.
+    pub const MAX: StartTime = StartTime(1 << 52);
 
     /// In 90 kHz ticks.
     pub fn ticks(self) -> u64 {
@@ -119,6 +123,7 @@ mod tests {
         assert_eq!(StartTime::from_seconds(1.5).ticks(), 135_000);
         assert_eq!(StartTime::from_seconds(-2.0).ticks(), 0);
         assert_eq!(StartTime::from_seconds(f64::NAN).ticks(), 0);
+        assert_eq!(StartTime::from_seconds(1e300), StartTime::MAX);
         assert_eq!(rescale(90_000, 90_000, 48_000), 48_000);
         assert_eq!(rescale(1, 90_000, 48_000), 1);
         assert_eq!(rescale(u64::MAX, 1, 2), u64::MAX);

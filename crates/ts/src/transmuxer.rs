@@ -2,9 +2,10 @@
 //! consecutive segments one continuous presentation.
 //!
 //! Owns the per-stream state across segments (codec configurations, the timeline
-//! offset, the next expected decode times, a partial audio frame) and the policy:
-//! which streams of a program play, which frames are dropped, how timestamps are
-//! repaired. The byte layouts live in the other modules.
+//! offset, the next expected decode times, a partial audio frame) and the policies:
+//! which frames are dropped, how timestamps are placed and repaired, when a new init
+//! segment is due. Which streams play is `demux`'s choice; byte layouts are the other
+//! modules'.
 //!
 //! A call first demuxes the whole segment without touching that state (so an error
 //! leaves the transmuxer as it was), then remuxes, which cannot fail.
@@ -19,9 +20,9 @@ use crate::mp4::{self, AudioConfig, Run, Sample};
 use crate::pes::Pes;
 use crate::timeline::{rescale, StartTime, Unwrapper, CLOCK};
 
-/// A video decode time this close to where the previous segment ended (in 90 kHz
-/// ticks) is moved there, so decode times have no gap or overlap at segment boundaries
-/// (the last frame's duration is a guess). Further away is a real jump.
+/// A video decode time within a frame (and this many 90 kHz ticks, 1/6 s) of where the
+/// previous segment ended is moved there, so decode times have no gap or overlap at
+/// segment boundaries (the last frame's duration is a guess). Further is a real jump.
 const VIDEO_SNAP: u64 = 15_000;
 /// An audio frame of a new segment that starts more than this before where audio
 /// ended (90 kHz ticks) is a jump back, followed; less is an overlap, dropped.
@@ -92,7 +93,8 @@ pub struct Init {
     pub bytes: Vec<u8>,
     /// RFC 6381 codec: `avc1.64001f`, `mp4a.40.2`, `mp3`.
     pub codec: String,
-    /// Displayed picture size `(width, height)` from the SPS, for video.
+    /// Picture size `(width, height)` after cropping, from the SPS, for video (a
+    /// non-square sample aspect ratio is in the init segment's `pasp`).
     pub size: Option<(u16, u16)>,
 }
 
@@ -295,20 +297,24 @@ impl Transmuxer {
                 .chain(frames.iter().filter_map(|f| f.pts.map(|p| p.0)));
             if let (Some(min_pts), Some(min_dts)) = (pts.min(), dts.min()) {
                 let target = self.pending_start.take().map_or(min_pts, StartTime::ticks);
-                let mut offset = target as i64 - min_pts as i64 + self.shift as i64;
+                // In i128: hostile input can unwrap timestamps arbitrarily far.
+                let (min_pts, min_dts) = (i128::from(min_pts), i128::from(min_dts));
+                let mut offset = i128::from(target) - min_pts + i128::from(self.shift);
                 // Decode times cannot be negative: when a start near 0 would need it
                 // (a first frame decoded before it is shown, with B-frames), the
                 // timeline moves later by the difference, for good, so that later
                 // discontinuities stay continuous with what was already output.
-                if offset < -(min_dts as i64) {
-                    self.shift += (-(min_dts as i64) - offset) as u64;
-                    offset = -(min_dts as i64);
+                if offset < -min_dts {
+                    let more = u64::try_from(-min_dts - offset).unwrap_or(u64::MAX);
+                    self.shift = self.shift.saturating_add(more);
+                    offset = -min_dts;
                 }
-                self.offset = Some(offset);
+                self.offset = Some(offset.clamp(i64::MIN.into(), i64::MAX.into()) as i64);
             }
         }
         let offset = self.offset.unwrap_or(0);
-        let map = |t: u64| (t as i64).saturating_add(offset).max(0) as u64;
+        // Output times stay within [0, i64::MAX], so differences of two never overflow.
+        let map = |t: u64| (i128::from(t) + i128::from(offset)).clamp(0, i64::MAX.into()) as u64;
 
         let mut out = Output::default();
         if has_video {
@@ -743,7 +749,9 @@ impl Transmuxer {
                 (None, Some(m)) => m,
                 (Some(n), None) => n,
                 (Some(n), Some(m)) => {
-                    let delta = m as i64 - n as i64;
+                    let delta = (i128::from(m) - i128::from(n))
+                        .clamp(i64::MIN.into(), i64::MAX.into())
+                        as i64;
                     if delta.unsigned_abs() < spf {
                         n
                     } else if delta > 0 || (samples.is_empty() && delta.unsigned_abs() > jump_back)
@@ -752,7 +760,7 @@ impl Transmuxer {
                         // stream went back in time); a small overlap is dropped below.
                         warnings.push(Warning::TimestampJump {
                             track: Track::Audio,
-                            ms: delta * 1000 / i64::from(rate),
+                            ms: delta.saturating_mul(1000) / i64::from(rate),
                         });
                         m
                     } else {
