@@ -4,6 +4,23 @@
 //!
 //! Owns the driver processes (and Xvfb for WebKit) and the fresh browser profile;
 //! all of them go away when the [`Browser`] is dropped. Knows nothing of lucarne.
+//!
+//! # Phone-sized viewports
+//! [`Browser::launch_at`] opens a session whose page sees a given [`Viewport`]
+//! (`window.innerWidth` × `innerHeight`, CSS pixels), as a phone would show it:
+//! - Chromium: chromedriver's mobile emulation (`deviceMetrics` with
+//!   `pixelRatio` 3 and `touch`, a mobile user agent): a coarse pointer, touch
+//!   events, and taps ([`Browser::tap_at`]) as touch pointer actions.
+//! - Firefox and WebKit have no such emulation over WebDriver: the window is resized
+//!   until the page's inner size is the viewport (the browser's own chrome, its
+//!   toolbars, is measured and added), and the size reached is checked: an engine
+//!   that cannot get there fails the launch, saying what it got. Their toolbars hold
+//!   a window at least 500 px (Firefox) or 447 px (MiniBrowser) wide, so the fresh
+//!   profile gets a stylesheet for the browser's own chrome that lets them shrink
+//!   (Firefox's `userChrome.css`, a GTK `gtk.css` for MiniBrowser). Firefox is also
+//!   told its primary pointer is coarse (`ui.primaryPointerCapabilities`), so
+//!   `(pointer: coarse)` matches as on a phone, with overlay scrollbars; WebKitGTK has
+//!   no such switch and keeps a fine pointer. Pixel ratio 1 in both.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +130,38 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a driver gets to start listening.
 const DRIVER_START: Duration = Duration::from_secs(15);
 
+/// The page's viewport a test wants: `window.innerWidth` × `window.innerHeight`, in
+/// CSS pixels. See the module doc for how each engine gets there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Viewport {
+    /// CSS pixels across.
+    pub width: u32,
+    /// CSS pixels down.
+    pub height: u32,
+}
+
+impl Viewport {
+    /// A small Android phone (360 × 640).
+    pub const SMALL_PHONE: Self = Self {
+        width: 360,
+        height: 640,
+    };
+    /// A current iPhone (390 × 844).
+    pub const PHONE: Self = Self {
+        width: 390,
+        height: 844,
+    };
+
+    /// `390x844`, for file names and messages.
+    pub fn label(self) -> String {
+        format!("{}x{}", self.width, self.height)
+    }
+}
+
+/// The user agent Chromium's phone emulation sends (an Android phone's Chrome).
+const MOBILE_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+                                 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36";
+
 /// A WebDriver session on a driver process this harness started.
 #[derive(Debug)]
 pub struct Browser {
@@ -120,6 +169,8 @@ pub struct Browser {
     client: Option<Client>,
     /// Which engine this is, for messages.
     engine: Engine,
+    /// Taps are touch pointer actions (Chromium's phone emulation); otherwise mouse.
+    touch: bool,
     /// The driver (and through its process group, the browser).
     _driver: Spawned,
     /// WebKit only: the X server MiniBrowser draws into.
@@ -136,6 +187,29 @@ impl Browser {
 
     /// Starts `engine`'s driver on a free port and opens a session.
     pub async fn launch(engine: Engine) -> Result<Self> {
+        Self::launch_with(engine, None).await
+    }
+
+    /// Starts `engine` with its page showing `viewport` (see the module doc): phone
+    /// emulation in Chromium, a window resized to fit elsewhere. Fails, saying the size
+    /// reached, when the page's inner size is not exactly `viewport`.
+    pub async fn launch_at(engine: Engine, viewport: Viewport) -> Result<Self> {
+        let browser = Self::launch_with(engine, Some(viewport)).await?;
+        let fitted = match engine {
+            // The emulated device sets the viewport; only check it.
+            Engine::Chromium => browser.expect_viewport(viewport).await,
+            Engine::Firefox | Engine::Webkit => browser.fit_window(viewport).await,
+        };
+        match fitted {
+            Ok(()) => Ok(browser),
+            Err(e) => {
+                let _ = browser.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch_with(engine: Engine, phone: Option<Viewport>) -> Result<Self> {
         let profile = tempfile::Builder::new()
             .prefix("lucarne-e2e-profile-")
             .tempdir()?;
@@ -155,7 +229,7 @@ impl Browser {
                 let args = [format!("--port={port}")];
                 let (driver, _) =
                     Spawned::start("chromedriver", &driver, args, &[], Output::Discard)?;
-                (driver, chromium_caps(&binary, profile.path()))
+                (driver, chromium_caps(&binary, profile.path(), phone))
             }
             Engine::Firefox => {
                 let driver = find_tool(
@@ -166,7 +240,7 @@ impl Browser {
                 let args = ["--port".to_owned(), port.to_string()];
                 let (driver, _) =
                     Spawned::start("geckodriver", &driver, args, &[], Output::Discard)?;
-                (driver, firefox_caps(profile.path()))
+                (driver, firefox_caps(profile.path(), phone.is_some())?)
             }
             Engine::Webkit => {
                 let driver = find_tool(
@@ -178,7 +252,16 @@ impl Browser {
                 let (server, display) = start_xvfb(&xvfb_bin).await?;
                 xvfb = Some(server);
                 let args = [format!("--port={port}")];
-                let env = [("DISPLAY", display)];
+                let mut env = vec![("DISPLAY", display)];
+                if phone.is_some() {
+                    // MiniBrowser's toolbar holds its window 447 px wide at least; a GTK
+                    // stylesheet of the session's own lets it shrink
+                    // (WEBKIT_NARROW_CHROME).
+                    let gtk = profile.path().join("gtk-3.0");
+                    std::fs::create_dir_all(&gtk)?;
+                    std::fs::write(gtk.join("gtk.css"), WEBKIT_NARROW_CHROME)?;
+                    env.push(("XDG_CONFIG_HOME", profile.path().display().to_string()));
+                }
                 let (driver, _) =
                     Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
                 (driver, webkit_caps())
@@ -208,6 +291,7 @@ impl Browser {
         let browser = Self {
             client: Some(client),
             engine,
+            touch: engine == Engine::Chromium && phone.is_some(),
             _driver: driver,
             _xvfb: xvfb,
             _profile: profile,
@@ -358,6 +442,131 @@ impl Browser {
         self.timed("screenshot", self.client()?.screenshot()).await
     }
 
+    /// Reloads the current page (waits for the load event), as the browser's reload
+    /// button does.
+    pub async fn reload(&self) -> Result<()> {
+        self.timed("reload", self.client()?.refresh()).await
+    }
+
+    /// The page's `window.innerWidth` × `innerHeight` now.
+    pub async fn viewport(&self) -> Result<Viewport> {
+        let v = self
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await?;
+        let side = |i: usize| v[i].as_u64().and_then(|n| u32::try_from(n).ok());
+        match (side(0), side(1)) {
+            (Some(width), Some(height)) => Ok(Viewport { width, height }),
+            _ => bail!("{}: window inner size unreadable: {v}", self.engine.name()),
+        }
+    }
+
+    /// The viewport a phone-ready page (`<meta name="viewport"
+    /// content="width=device-width">`) sees in the current tab: without that tag a
+    /// phone lays pages out 980 px wide, as Chromium's emulation does on `about:blank`.
+    async fn phone_page_viewport(&self) -> Result<Viewport> {
+        self.execute_async(
+            "const done = arguments[arguments.length - 1];\
+             const m = document.createElement('meta');\
+             m.name = 'viewport'; m.content = 'width=device-width, initial-scale=1';\
+             (document.head || document.documentElement).appendChild(m);\
+             requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+            vec![],
+        )
+        .await?;
+        self.viewport().await
+    }
+
+    async fn expect_viewport(&self, want: Viewport) -> Result<()> {
+        let got = self.phone_page_viewport().await?;
+        if got != want {
+            bail!(
+                "{}: asked for a {} viewport, the page sees {}",
+                self.engine.name(),
+                want.label(),
+                got.label()
+            );
+        }
+        Ok(())
+    }
+
+    /// Resizes the window until the page's inner size is `want`: the window's chrome
+    /// (outer minus inner size) is measured after each resize and added, as it can
+    /// change with the size (a toolbar that wraps).
+    async fn fit_window(&self, want: Viewport) -> Result<()> {
+        let client = self.client()?;
+        let (mut width, mut height) = (want.width, want.height);
+        let mut tried = Vec::new();
+        for _ in 0..4 {
+            self.timed(
+                &format!("resize the window to {width}x{height}"),
+                client.set_window_rect(0, 0, width, height),
+            )
+            .await?;
+            let got = self.phone_page_viewport().await?;
+            tried.push(format!("window {width}x{height} -> page {}", got.label()));
+            if got == want {
+                return Ok(());
+            }
+            let grow = |window: u32, got: u32, want: u32| {
+                (i64::from(window) + i64::from(want) - i64::from(got)).clamp(1, 10_000) as u32
+            };
+            width = grow(width, got.width, want.width);
+            height = grow(height, got.height, want.height);
+        }
+        bail!(
+            "{}: cannot give the page a {} viewport by resizing the window ({}): the engine \
+             keeps a different size (a minimum window size?)",
+            self.engine.name(),
+            want.label(),
+            tried.join("; ")
+        )
+    }
+
+    /// Taps (presses and releases) the point `x`, `y` of the viewport, in CSS pixels,
+    /// as a finger would on a phone (a touch pointer in Chromium's phone emulation) or
+    /// a mouse click elsewhere. Whatever is at that point gets the tap.
+    pub async fn tap_at(&self, x: f64, y: f64) -> Result<()> {
+        use fantoccini::actions::{
+            ActionSequence, InputSource, MouseActions, PointerAction, TouchActions,
+            MOUSE_BUTTON_LEFT,
+        };
+        let steps = [
+            PointerAction::MoveTo {
+                duration: None,
+                x: x.round(),
+                y: y.round(),
+            },
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            PointerAction::Pause {
+                duration: Duration::from_millis(50),
+            },
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ];
+        let sequence: ActionSequence = if self.touch {
+            steps
+                .into_iter()
+                .fold(TouchActions::new("finger".to_owned()), |a, s| a.then(s))
+                .into()
+        } else {
+            steps
+                .into_iter()
+                .fold(MouseActions::new("mouse".to_owned()), |a, s| a.then(s))
+                .into()
+        };
+        let client = self.client()?;
+        self.timed(
+            &format!("tap at ({x:.0}, {y:.0})"),
+            client.perform_actions(sequence),
+        )
+        .await?;
+        self.timed("release the pointer", client.release_actions())
+            .await
+    }
+
     /// Ends the session politely (the driver closes the browser); dropping the
     /// [`Browser`] afterwards kills the driver.
     pub async fn close(mut self) -> Result<()> {
@@ -373,7 +582,12 @@ impl Browser {
 
 /// The flags TOOLCHAIN.md settled on: headless, root-friendly, autoplay allowed,
 /// no background traffic that could disturb timing, a fresh profile.
-fn chromium_caps(binary: &std::path::Path, profile: &std::path::Path) -> Capabilities {
+/// With `phone`, chromedriver's mobile emulation of a touch phone of that size.
+fn chromium_caps(
+    binary: &std::path::Path,
+    profile: &std::path::Path,
+    phone: Option<Viewport>,
+) -> Capabilities {
     let args = vec![
         "--headless=new".to_owned(),
         "--no-sandbox".to_owned(),
@@ -386,13 +600,30 @@ fn chromium_caps(binary: &std::path::Path, profile: &std::path::Path) -> Capabil
         "--window-size=1280,800".to_owned(),
         format!("--user-data-dir={}", profile.display()),
     ];
-    caps(json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": binary, "args": args },
-    }))
+    let mut options = json!({ "binary": binary, "args": args });
+    if let Some(v) = phone {
+        options["mobileEmulation"] = json!({
+            "deviceMetrics": {
+                "width": v.width,
+                "height": v.height,
+                "pixelRatio": 3.0,
+                "touch": true,
+                "mobile": true,
+            },
+            "userAgent": MOBILE_USER_AGENT,
+        });
+    }
+    caps(json!({ "browserName": "chrome", "goog:chromeOptions": options }))
 }
 
-fn firefox_caps(profile: &std::path::Path) -> Capabilities {
+/// With `phone`, the primary pointer is coarse (a finger), so `(pointer: coarse)`
+/// matches as on a phone.
+fn firefox_caps(profile: &std::path::Path, phone: bool) -> Result<Capabilities> {
+    if phone {
+        let chrome = profile.join("chrome");
+        std::fs::create_dir_all(&chrome)?;
+        std::fs::write(chrome.join("userChrome.css"), FIREFOX_NARROW_CHROME)?;
+    }
     let mut options = json!({
         "args": ["-headless", "-profile", profile],
         "prefs": {
@@ -401,11 +632,35 @@ fn firefox_caps(profile: &std::path::Path) -> Capabilities {
             "media.autoplay.blocking_policy": 0,
         },
     });
+    if phone {
+        // LookAndFeel bits: 1 coarse, 2 fine, 4 hover.
+        options["prefs"]["ui.primaryPointerCapabilities"] = json!(1);
+        options["prefs"]["ui.allPointerCapabilities"] = json!(1);
+        // The browser's own toolbars hold its window at least 500 px wide; the
+        // profile's userChrome.css lets them shrink (FIREFOX_NARROW_CHROME).
+        options["prefs"]["toolkit.legacyUserProfileCustomizations.stylesheets"] = json!(true);
+        // As on a phone: scrollbars over the page, not beside it (which would take
+        // 12 px of a 360 px viewport), and no "pop out this video" toggle on hover.
+        options["prefs"]["ui.useOverlayScrollbars"] = json!(1);
+        options["prefs"]["media.videocontrols.picture-in-picture.video-toggle.enabled"] =
+            json!(false);
+    }
     if let Some(bin) = std::env::var_os("LUCARNE_FIREFOX") {
         options["binary"] = json!(PathBuf::from(bin));
     }
-    caps(json!({ "browserName": "firefox", "moz:firefoxOptions": options }))
+    Ok(caps(
+        json!({ "browserName": "firefox", "moz:firefoxOptions": options }),
+    ))
 }
+
+/// Firefox's chrome stylesheet for a phone-sized window: nothing in the browser's own
+/// window may hold it wider than the page.
+const FIREFOX_NARROW_CHROME: &str = "* { min-width: 0 !important; }\n";
+
+/// GTK's stylesheet for MiniBrowser in a phone-sized window: nothing in its toolbar may
+/// hold the window wider than the page.
+const WEBKIT_NARROW_CHROME: &str =
+    "* { min-width: 0; min-height: 0; }\nentry { min-width: 0; }\nbutton { padding: 0; }\n";
 
 fn webkit_caps() -> Capabilities {
     let binary = env_path("LUCARNE_MINIBROWSER", || {

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`engine`]: which browser ([`Engine`], `LUCARNE_E2E_ENGINE` = chromium |
-//!   firefox | webkit) and a [`Browser`] session with a timeout on every request.
+//!   firefox | webkit) and a [`Browser`] session with a timeout on every request,
+//!   optionally at a phone's [`Viewport`] (`Browser::launch_at`).
 //! - [`origin`]: [`Origin`], lucarne-server as a subprocess (start, kill, restart
 //!   on the same port).
 //! - [`static_server`]: [`StaticServer`], another origin serving a directory,
@@ -15,6 +16,11 @@
 //!   summarises a stretch of playback.
 //! - [`chat`]: [`ChatView`], the chat and hearts layer as a viewer uses it (pick a
 //!   name, type, tap hearts) and sees it ([`ChatSnapshot`]).
+//! - [`phone`]: the widget on a phone ([`PhoneView`]: what is at the centre of the
+//!   badge, the count, the unmute button and the play control; the overlaid lines;
+//!   the chat toggle; taps on the picture), a busy room ([`ChatFirehose`]: other
+//!   viewers posting N messages a second) and a page that counts its chat sockets
+//!   ([`phone::socket_spy_page`]).
 //! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
 //!   bench/measure.js's results.
 //! - [`wait`]: polling with a deadline; [`process`]: child processes killed with
@@ -44,6 +50,7 @@ pub mod crowd;
 pub mod engine;
 pub mod ffmpeg;
 pub mod origin;
+pub mod phone;
 pub mod process;
 pub mod publisher;
 pub mod static_server;
@@ -55,9 +62,10 @@ pub mod widget;
 pub mod workspace;
 
 pub use chat::{ChatLine, ChatSnapshot, ChatView};
-pub use engine::{only_on, only_on_any, Browser, Engine};
+pub use engine::{only_on, only_on_any, Browser, Engine, Viewport};
 pub use ffmpeg::{FfmpegHls, HlsSource, MediaPlaylist};
 pub use origin::{Origin, OriginConfig};
+pub use phone::{ChatFirehose, FirehosePlan, PhoneLayout, PhoneView};
 pub use publisher::{free_port, RtmpPublisher};
 pub use static_server::{Faults, StaticServer};
 pub use tcp_proxy::TcpProxy;
