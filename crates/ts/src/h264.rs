@@ -391,47 +391,100 @@ mod tests {
         assert_eq!(&avcc[avcc.len() - 4..], &[0xfd, 0xf8, 0xf8, 0]);
     }
 
+    /// Writes SPS fields as bits: `u` fixed-width, `ue`/`se` Exp-Golomb.
+    #[derive(Default)]
+    struct Bits(String);
+
+    impl Bits {
+        fn u(&mut self, n: usize, v: u32) -> &mut Self {
+            self.0.push_str(&format!("{v:0n$b}"));
+            self
+        }
+        fn ue(&mut self, v: u32) -> &mut Self {
+            let n = (32 - (v + 1).leading_zeros()) as usize;
+            self.0.push_str(&"0".repeat(n - 1));
+            self.u(n, v + 1)
+        }
+        fn se(&mut self, v: i32) -> &mut Self {
+            self.ue(if v > 0 {
+                2 * v as u32 - 1
+            } else {
+                2 * v.unsigned_abs()
+            })
+        }
+        /// The NAL unit: header byte, then the bits with a stop bit, byte-aligned.
+        fn nal(&mut self) -> Vec<u8> {
+            self.0.push('1');
+            while self.0.len() % 8 != 0 {
+                self.0.push('0');
+            }
+            let bytes = self.0.as_bytes().chunks(8);
+            let mut nal = vec![0x67];
+            nal.extend(
+                bytes.map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()),
+            );
+            nal
+        }
+    }
+
     #[test]
-    fn baseline_sps_with_sar_and_field_coding() {
-        // Baseline, 1920x1080 as 120x68 MBs cropped by 8 lines, SAR 4:3 (idc 14).
-        let mut bits = String::new();
-        let ue = |v: u32, s: &mut String| {
-            let n = 32 - (v + 1).leading_zeros();
-            s.push_str(&"0".repeat(n as usize - 1));
-            s.push_str(&format!("{:b}", v + 1));
-        };
-        bits.push_str("01000010"); // profile 66
-        bits.push_str("11000000");
-        bits.push_str("00101000"); // level 40
-        ue(0, &mut bits); // id
-        ue(0, &mut bits); // log2_max_frame_num
-        ue(2, &mut bits); // poc type 2
-        ue(1, &mut bits); // refs
-        bits.push('0');
-        ue(119, &mut bits);
-        ue(67, &mut bits);
-        bits.push('1'); // frame_mbs_only
-        bits.push('1'); // direct 8x8
-        bits.push('1'); // cropping
-        for v in [0, 0, 0, 4] {
-            ue(v, &mut bits);
-        }
-        bits.push('1'); // vui
-        bits.push('1'); // aspect ratio info
-        bits.push_str("00001110");
-        bits.push('1');
-        while bits.len() % 8 != 0 {
-            bits.push('0');
-        }
-        let mut nal = vec![0x67];
-        nal.extend(
-            bits.as_bytes()
-                .chunks(8)
-                .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()),
-        );
-        let info = parse_sps(&nal).unwrap();
+    fn baseline_sps_with_cropping_and_sample_aspect_ratio() {
+        // Baseline, 1920x1080 as 120x68 macroblocks cropped by 8 lines (4 units of 2
+        // in 4:2:0), SAR 4:3 (aspect_ratio_idc 14).
+        let mut b = Bits::default();
+        b.u(8, 66).u(8, 0xc0).u(8, 40).ue(0); // profile, constraints, level, id
+        b.ue(0).ue(2).ue(1).u(1, 0); // frame num, POC type 2, refs, gaps
+        b.ue(119).ue(67).u(1, 1).u(1, 1); // size, frame_mbs_only, direct 8x8
+        b.u(1, 1).ue(0).ue(0).ue(0).ue(4); // cropping
+        b.u(1, 1).u(1, 1).u(8, 14); // VUI, aspect ratio
+        let info = parse_sps(&b.nal()).unwrap();
         assert_eq!((info.width, info.height, info.sar), (1920, 1080, (4, 3)));
-        assert_eq!(info.profile, 66);
+        assert_eq!((info.profile, info.chroma_format), (66, 1));
+    }
+
+    #[test]
+    fn high_422_sps_with_scaling_lists_and_poc_type_1() {
+        // High 4:2:2 10-bit with scaling matrices, POC type 1, field coding allowed
+        // (frame_mbs_only 0): 1920x1080 as 120x34 map units of 2 fields, cropped by 8
+        // lines, which in 4:2:2 with fields is 4 units of 2.
+        let mut b = Bits::default();
+        b.u(8, 122).u(8, 0).u(8, 41).ue(0);
+        b.ue(2).ue(2).ue(2).u(1, 0); // chroma 4:2:2, 10-bit luma and chroma, no bypass
+        b.u(1, 1); // seq_scaling_matrix_present_flag
+        for i in 0..8 {
+            let present = i == 0 || i == 6;
+            b.u(1, u32::from(present));
+            if i == 0 {
+                for _ in 0..16 {
+                    b.se(1); // a rising 4x4 list
+                }
+            } else if present {
+                b.se(-8); // next scale 0 at once: the default 8x8 list
+            }
+        }
+        b.ue(0).ue(1).u(1, 0).se(-2).se(3).ue(2).se(1).se(-1); // frame num, POC type 1
+        b.ue(4).u(1, 0).ue(119).ue(33).u(1, 0).u(1, 1).u(1, 1); // refs, size, MBAFF
+        b.u(1, 1).ue(0).ue(0).ue(0).ue(4); // cropping
+        b.u(1, 0); // no VUI
+        let nal = b.nal();
+        let info = parse_sps(&nal).unwrap();
+        assert_eq!((info.width, info.height), (1920, 1080));
+        assert_eq!(
+            (
+                info.chroma_format,
+                info.bit_depth_luma_minus8,
+                info.bit_depth_chroma_minus8
+            ),
+            (2, 2, 2)
+        );
+        assert_eq!(info.sar, (1, 1));
+        let cfg = AvcConfig {
+            sps: nal,
+            pps: vec![0x68],
+            info,
+        };
+        assert_eq!(cfg.codec(), "avc1.7a0029");
+        assert_eq!(cfg.avcc()[cfg.avcc().len() - 4..], [0xfe, 0xfa, 0xfa, 0]);
     }
 
     #[test]
