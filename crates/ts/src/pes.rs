@@ -177,6 +177,68 @@ impl Assembler {
 mod tests {
     use super::*;
 
+    /// A packet of PID 0x100 with `payload`.
+    fn pkt(start: bool, cc: u8, payload: &[u8]) -> Packet<'_> {
+        Packet {
+            pid: 0x100,
+            start,
+            cc,
+            has_payload: true,
+            discontinuity: false,
+            payload,
+        }
+    }
+
+    #[test]
+    fn assembly_follows_counters_lengths_and_duplicates() {
+        let (mut a, mut out, mut w) = (Assembler::new(0x100), Vec::new(), Vec::new());
+        // A PES stating its length (6 + 4 bytes) completes without waiting.
+        a.push(
+            &pkt(true, 0, &[0, 0, 1, 0xc0, 0, 4, 1, 2]),
+            &mut out,
+            &mut w,
+        )
+        .unwrap();
+        a.push(&pkt(false, 1, &[3, 4, 0xff, 0xff]), &mut out, &mut w)
+            .unwrap();
+        assert_eq!(
+            out,
+            [vec![0, 0, 1, 0xc0, 0, 4, 1, 2, 3, 4]],
+            "stuffing after the length cut"
+        );
+        // A duplicate packet is skipped; a lost one drops the PES in progress.
+        a.push(&pkt(true, 2, &[0, 0, 1, 0xe0, 0, 0, 9]), &mut out, &mut w)
+            .unwrap();
+        a.push(&pkt(false, 2, &[0, 0, 1, 0xe0, 0, 0, 9]), &mut out, &mut w)
+            .unwrap();
+        assert!(w.is_empty());
+        a.push(&pkt(false, 4, &[8]), &mut out, &mut w).unwrap();
+        assert_eq!(
+            w,
+            [Warning::Continuity {
+                pid: 0x100,
+                expected: 3,
+                got: 4,
+                dropped_bytes: 7
+            }]
+        );
+        a.flush(&mut out);
+        assert_eq!(out.len(), 1, "nothing of the broken PES comes out");
+        // A PES that never ends is refused at the bound.
+        let big = [0u8; 184];
+        a.push(&pkt(true, 5, &big), &mut out, &mut w).unwrap();
+        let err = (0..=MAX_PES_BYTES / 184)
+            .map(|i| a.push(&pkt(false, (6 + i) as u8 & 15, &big), &mut out, &mut w))
+            .find_map(Result::err);
+        assert_eq!(
+            err,
+            Some(TsError::PesTooLarge {
+                pid: 0x100,
+                limit: MAX_PES_BYTES
+            })
+        );
+    }
+
     #[test]
     fn pts_and_dts_are_read_from_the_header() {
         // PTS 0x1_2345_6789 (33 bits), DTS 0x0_0000_0001.
