@@ -1,7 +1,8 @@
 //! HTTP surface: routes, headers and errors.
 //!
-//! - `/live/{id}/index.m3u8`, `/live/{id}/init.mp4`, `/live/{id}/{msn}.m4s`: HLS with
-//!   CMAF segments, cache headers a CDN can honour.
+//! - `/live/{id}/index.m3u8`, `/live/{id}/init.mp4`, `/live/{id}/{msn}.m4s`,
+//!   `/live/{id}/{msn}.{part}.m4s`: HLS with CMAF segments and LL-HLS parts, blocking
+//!   playlist reload, cache headers a CDN can honour (see [`hls`]).
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
 //!   [`push`]).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
@@ -19,9 +20,9 @@
 //! an ERROR, so any client could fill the log. Connections (timeouts, cap) are
 //! [`crate::serve`]'s.
 
+mod hls;
 mod push;
 
-use crate::media::channel::{Channel, ChannelState};
 use crate::media::live::LiveStream;
 use crate::AppState;
 use axum::body::Body;
@@ -52,6 +53,12 @@ pub enum AppError {
     /// The stream exists but nobody is broadcasting on it.
     #[error("stream {0:?} is offline")]
     Offline(String),
+    /// A malformed request, or an LL-HLS one too far ahead of the live edge.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A blocked LL-HLS request the stream did not reach in time.
+    #[error("not available in time: {0}")]
+    NotYet(String),
 }
 
 impl IntoResponse for AppError {
@@ -60,9 +67,12 @@ impl IntoResponse for AppError {
             AppError::NoStream(_) | AppError::NoSegment(_) | AppError::Offline(_) => {
                 StatusCode::NOT_FOUND
             }
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotYet(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         tracing::debug!("{status}: {self}");
-        // A 404 for a segment that will exist in a moment must not be cached.
+        // A 404 for a segment that will exist in a moment must not be cached, nor a 503
+        // for a part that was late.
         (
             status,
             [(header::CACHE_CONTROL, "no-cache")],
@@ -114,10 +124,10 @@ pub fn router(state: AppState) -> Router {
         None => Router::new(),
     };
     router
-        .route("/live/{id}/index.m3u8", get(playlist))
-        .route("/live/{id}/init.mp4", get(init_segment))
+        .route("/live/{id}/index.m3u8", get(hls::playlist))
+        .route("/live/{id}/init.mp4", get(hls::init_segment))
         .route("/live/{id}/ll", get(push::low_latency))
-        .route("/live/{id}/{segment}", get(segment))
+        .route("/live/{id}/{segment}", get(hls::media))
         .route("/api/streams/{id}", get(stream_info))
         .route("/chat/{room}", get(crate::hub::chat_socket))
         .merge(crate::hub::routes())
@@ -180,91 +190,6 @@ fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
         .origin
         .stream(id)
         .ok_or_else(|| AppError::NoStream(id.to_owned()))
-}
-
-async fn playlist(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let body = match (state.origin.stream(&id), state.origin.channel(&id)) {
-        (Some(s), _) => s.playlist(),
-        (None, Some(channel)) => return replay_playlist(&channel).await,
-        (None, None) => return Err(AppError::NoStream(id)),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-            // Browsers always revalidate; a CDN may serve it for one second (half the
-            // target duration would be the usual rule; segments last one second).
-            (header::CACHE_CONTROL, "public, max-age=0, s-maxage=1"),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-/// The playlist of a channel that is not on air: its newest replay (VOD), else 404.
-async fn replay_playlist(channel: &Channel) -> Result<Response, AppError> {
-    let offline = || AppError::Offline(channel.id.clone());
-    // A refused publisher after a broadcast ended leaves that broadcast's replay
-    // playable; within a grace period the recording is not finished.
-    let finished = match channel.state() {
-        ChannelState::Ended => true,
-        ChannelState::Unsupported => channel.stream().is_none(),
-        ChannelState::Offline | ChannelState::Live(_) => false,
-    };
-    if !finished {
-        return Err(offline());
-    }
-    let (_, path) = channel.replay().ok_or_else(offline)?;
-    let body = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|_| offline())?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-            // The next broadcast replaces it.
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-async fn init_segment(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let init = stream(&state, &id)?.init();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4"),
-            (header::CACHE_CONTROL, "public, max-age=60"),
-        ],
-        init,
-    )
-        .into_response())
-}
-
-async fn segment(
-    State(state): State<AppState>,
-    Path((id, segment)): Path<(String, String)>,
-) -> Result<Response, AppError> {
-    let stream = stream(&state, &id)?;
-    let bytes = segment
-        .strip_suffix(".m4s")
-        .and_then(|n| n.parse::<u64>().ok())
-        .and_then(|msn| stream.segment(msn))
-        .ok_or(AppError::NoSegment(segment))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/iso.segment"),
-            // A published segment never changes.
-            (header::CACHE_CONTROL, "public, max-age=86400, immutable"),
-        ],
-        bytes,
-    )
-        .into_response())
 }
 
 /// What a widget needs to play a stream (the `data-src` short form).

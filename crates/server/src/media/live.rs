@@ -1,19 +1,37 @@
 //! A live stream as the origin publishes it: the init segment, a sliding window of
-//! complete segments for HLS, the segment being built, and a broadcast of every chunk
-//! for the low-latency push.
+//! complete segments for HLS, the segment being built, its chunks as LL-HLS parts, and a
+//! broadcast of every chunk for the low-latency push.
 //!
-//! Sources (the demo loop, later RTMP ingest) call [`LiveStream::push_chunk`]; the HTTP
-//! layer reads playlists and segments and subscribes WebSockets. The state lock is a
-//! `std` mutex held only for short, non-async sections.
+//! Sources (the demo loop, RTMP ingest) call [`LiveStream::push_chunk`]; the HTTP layer
+//! reads playlists, segments and parts, subscribes WebSockets, and holds LL-HLS blocking
+//! requests with [`LiveStream::blocking_playlist`] and [`LiveStream::next_part`]. What a
+//! playlist says and when a blocked request may be answered is [`playlist`]'s (pure);
+//! this module keeps the state and does the waiting.
+//!
+//! A part is a chunk: the open segment keeps its chunks (the push backlog needs them),
+//! a complete segment keeps one `Bytes` (its chunks concatenated) and where each part
+//! starts in it, so a part of a complete segment is a slice of the segment's bytes and
+//! costs no copy.
+//!
+//! # Waiting
+//! Every chunk publishes the stream's [`Edge`] on a `watch` channel; a blocked request
+//! waits on it for its own condition, with a deadline the caller gives, and is also
+//! released when the stream finishes. No polling, no per-request timer task. Waiters
+//! are bounded by the server's connection cap (one request per connection).
+//!
+//! The state lock is a `std` mutex held only for short, non-async sections. The edge is
+//! published while holding it, so edges are seen in order; a waiter never holds the
+//! `watch` value while taking the state lock.
 
+use super::playlist::{self, Directives, Edge, Listed, PartInfo, Reload, Window};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
 
-/// A packaged piece of a stream, as any source (the demo loop, later ingest) hands it
-/// to [`LiveStream::push_chunk`].
+/// A packaged piece of a stream, as any source (the demo loop, RTMP ingest) hands it to
+/// [`LiveStream::push_chunk`].
 #[derive(Debug, Clone)]
 pub struct PackagedChunk {
     /// `moof` + `mdat`.
@@ -43,16 +61,37 @@ pub struct Chunk {
 }
 
 /// A complete HLS segment.
-#[derive(Debug, Clone)]
-pub struct Segment {
+#[derive(Debug)]
+struct Segment {
     /// Media sequence number; also its file name.
-    pub msn: u64,
+    msn: u64,
     /// Wall-clock time of its first frame, unix seconds (EXT-X-PROGRAM-DATE-TIME).
-    pub start: f64,
+    start: f64,
     /// Seconds (EXTINF).
-    pub duration: f64,
+    duration: f64,
     /// All its chunks, concatenated.
-    pub bytes: Bytes,
+    bytes: Bytes,
+    /// Its parts, in order.
+    parts: Vec<PartInfo>,
+    /// Where each part starts in `bytes` (parts are served as slices of it).
+    offsets: Vec<usize>,
+}
+
+impl Segment {
+    fn part(&self, i: usize) -> Option<Bytes> {
+        let from = *self.offsets.get(i)?;
+        let to = self.offsets.get(i + 1).copied().unwrap_or(self.bytes.len());
+        Some(self.bytes.slice(from..to))
+    }
+
+    fn listed(&self) -> Listed<'_> {
+        Listed {
+            msn: self.msn,
+            start: self.start,
+            duration: self.duration,
+            parts: &self.parts,
+        }
+    }
 }
 
 /// What a new low-latency subscriber receives before the live feed.
@@ -72,6 +111,36 @@ struct OpenSegment {
     start: f64,
     duration: f64,
     chunks: Vec<Arc<Chunk>>,
+    /// One per chunk.
+    parts: Vec<PartInfo>,
+}
+
+impl OpenSegment {
+    fn close(self) -> Segment {
+        let mut bytes = BytesMut::with_capacity(self.chunks.iter().map(|c| c.bytes.len()).sum());
+        let mut offsets = Vec::with_capacity(self.chunks.len());
+        for c in &self.chunks {
+            offsets.push(bytes.len());
+            bytes.extend_from_slice(&c.bytes);
+        }
+        Segment {
+            msn: self.msn,
+            start: self.start,
+            duration: self.duration,
+            bytes: bytes.freeze(),
+            parts: self.parts,
+            offsets,
+        }
+    }
+
+    fn listed(&self) -> Listed<'_> {
+        Listed {
+            msn: self.msn,
+            start: self.start,
+            duration: self.duration,
+            parts: &self.parts,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -82,6 +151,42 @@ struct State {
     complete: VecDeque<Segment>,
     open: Option<OpenSegment>,
     next_seq: u64,
+    /// The longest chunk so far, seconds: `PART-TARGET` follows it.
+    longest_part: f64,
+    /// The playlist as last rendered, and the `next_seq` it was rendered at: every
+    /// request blocked on one part wakes at once and shares one rendering.
+    rendered: Option<(u64, Bytes)>,
+}
+
+impl State {
+    fn edge(&self) -> Edge {
+        let last = self.complete.back();
+        let last_part = match &self.open {
+            Some(o) => (o.parts.len() as u64).checked_sub(1).map(|i| (o.msn, i)),
+            None => last.and_then(|s| (s.parts.len() as u64).checked_sub(1).map(|i| (s.msn, i))),
+        };
+        Edge {
+            last_segment: last.map(|s| s.msn),
+            last_part,
+            parts_per_segment: last.map_or(0, |s| s.parts.len() as u64),
+            part_target: playlist::part_target(self.longest_part),
+        }
+    }
+}
+
+/// Why a blocked request ends without what it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Blocked {
+    /// Asked for more than the stream will have soon (answer 400; see
+    /// [`Reload::TooFar`]).
+    #[error("asked too far ahead of the live edge")]
+    TooFar,
+    /// The stream did not get there within the deadline (answer 503).
+    #[error("the stream did not advance in time")]
+    TimedOut,
+    /// No such part, and it will not come (answer 404).
+    #[error("no such part")]
+    NotFound,
 }
 
 /// One live stream.
@@ -93,11 +198,13 @@ pub struct LiveStream {
     window: usize,
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Chunk>>,
+    /// How far the stream has got; blocked requests wait on it.
+    edge: watch::Sender<Edge>,
     /// URI of the init segment in playlists (versioned when a source's codec
     /// configuration changes, so players fetch the new one).
     init_uri: String,
     /// Set once the source is gone for good.
-    done: tokio::sync::watch::Sender<bool>,
+    done: watch::Sender<bool>,
 }
 
 impl LiveStream {
@@ -121,14 +228,17 @@ impl LiveStream {
                 complete: VecDeque::new(),
                 open: None,
                 next_seq: 0,
+                longest_part: 0.0,
+                rendered: None,
             }),
             tx: broadcast::channel(PUSH_QUEUE).0,
+            edge: watch::channel(Edge::default()).0,
             init_uri: init_uri.to_owned(),
-            done: tokio::sync::watch::channel(false).0,
+            done: watch::channel(false).0,
         }
     }
 
-    /// Marks the stream as over: low-latency subscribers are let go.
+    /// Marks the stream as over: low-latency subscribers and blocked requests are let go.
     pub fn finish(&self) {
         self.done.send_replace(true);
     }
@@ -152,16 +262,7 @@ impl LiveStream {
         let mut st = self.lock();
         if chunk.starts_segment {
             if let Some(open) = st.open.take() {
-                let mut bytes = BytesMut::new();
-                for c in &open.chunks {
-                    bytes.extend_from_slice(&c.bytes);
-                }
-                st.complete.push_back(Segment {
-                    msn: open.msn,
-                    start: open.start,
-                    duration: open.duration,
-                    bytes: bytes.freeze(),
-                });
+                st.complete.push_back(open.close());
                 while st.complete.len() > 2 * self.window {
                     st.complete.pop_front();
                 }
@@ -171,6 +272,7 @@ impl LiveStream {
                 start: chunk.start,
                 duration: 0.0,
                 chunks: Vec::new(),
+                parts: Vec::new(),
             });
         }
         let seq = st.next_seq;
@@ -184,7 +286,19 @@ impl LiveStream {
         });
         open.duration = chunk.start + chunk.duration - open.start;
         open.chunks.push(c.clone());
+        open.parts.push(PartInfo {
+            duration: chunk.duration,
+            independent: chunk.starts_segment,
+        });
         st.next_seq += 1;
+        if chunk.duration > st.longest_part {
+            if st.longest_part > 0.0 {
+                tracing::debug!(stream = %self.id, "a chunk of {:.3} s raises PART-TARGET", chunk.duration);
+            }
+            st.longest_part = chunk.duration;
+        }
+        self.edge.send_replace(st.edge());
+        drop(st);
         // No receivers is normal; the chunk stays in the segment for HLS.
         let _ = self.tx.send(c);
     }
@@ -203,6 +317,16 @@ impl LiveStream {
             .map(|s| s.bytes.clone())
     }
 
+    /// Part `part` of segment `msn`, if it exists and is still held.
+    pub fn part(&self, msn: u64, part: u64) -> Option<Bytes> {
+        let i = usize::try_from(part).ok()?;
+        let st = self.lock();
+        if let Some(open) = st.open.as_ref().filter(|o| o.msn == msn) {
+            return open.chunks.get(i).map(|c| c.bytes.clone());
+        }
+        st.complete.iter().find(|s| s.msn == msn)?.part(i)
+    }
+
     /// Subscribes to the low-latency feed, atomically with a snapshot of the current
     /// segment so nothing is missed or sent twice.
     pub fn subscribe(&self) -> Subscription {
@@ -218,59 +342,106 @@ impl LiveStream {
         }
     }
 
-    /// The HLS media playlist: the last `window` complete segments.
-    pub fn playlist(&self) -> String {
+    /// The HLS media playlist: the last `window` complete segments, with LL-HLS parts
+    /// for the newest of them and for the segment being built.
+    pub fn playlist(&self) -> Bytes {
+        let mut st = self.lock();
+        if let Some((seq, text)) = &st.rendered {
+            if *seq == st.next_seq {
+                return text.clone();
+            }
+        }
+        let skip = st.complete.len().saturating_sub(self.window);
+        let segments: Vec<Listed<'_>> =
+            st.complete.iter().skip(skip).map(Segment::listed).collect();
+        let text = Bytes::from(playlist::render(&Window {
+            init_uri: &self.init_uri,
+            segments: &segments,
+            open: st.open.as_ref().map(OpenSegment::listed),
+            part_target: playlist::part_target(st.longest_part),
+        }));
+        drop(segments);
+        st.rendered = Some((st.next_seq, text.clone()));
+        text
+    }
+
+    /// How long a blocked request may be held: three target durations (§6.2.5.2 of the
+    /// HLS spec: a server that cannot answer within that SHOULD say 503).
+    pub fn block_limit(&self) -> Duration {
         let st = self.lock();
         let skip = st.complete.len().saturating_sub(self.window);
-        let segments: Vec<&Segment> = st.complete.iter().skip(skip).collect();
-        render_playlist(&segments, &self.init_uri)
+        let segments: Vec<Listed<'_>> =
+            st.complete.iter().skip(skip).map(Segment::listed).collect();
+        Duration::from_secs(3 * playlist::target_duration(&segments))
     }
-}
 
-/// Renders a live media playlist (RFC 8216, version 7 for EXT-X-MAP with fMP4).
-pub fn render_playlist(segments: &[&Segment], init_uri: &str) -> String {
-    let target = segments
-        .iter()
-        .map(|s| s.duration.round() as u64)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let mut out = String::with_capacity(128 + segments.len() * 96);
-    let first = segments.first().map_or(0, |s| s.msn);
-    let _ = write!(
-        out,
-        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n\
-         #EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{init_uri}\"\n"
-    );
-    let mut prev: Option<u64> = None;
-    for s in segments {
-        if prev.is_some_and(|p| p + 1 != s.msn) {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
+    /// The playlist once it satisfies `want` (an LL-HLS blocking reload), waiting at
+    /// most `limit`. A stream that finishes meanwhile answers with what it has.
+    pub async fn blocking_playlist(
+        &self,
+        want: Directives,
+        limit: Duration,
+    ) -> Result<Bytes, Blocked> {
+        let mut rx = self.edge.subscribe();
+        let now = rx.borrow_and_update().reload(want);
+        match now {
+            Reload::Ready => return Ok(self.playlist()),
+            Reload::TooFar => return Err(Blocked::TooFar),
+            Reload::Wait => {}
         }
-        prev = Some(s.msn);
-        let _ = write!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\n{}.m4s\n",
-            rfc3339_millis(s.start),
-            s.duration,
-            s.msn
-        );
+        if self.wait(&mut rx, want, limit).await {
+            Ok(self.playlist())
+        } else {
+            Err(Blocked::TimedOut)
+        }
     }
-    out
-}
 
-/// `2026-11-25T12:00:00.000Z` for a unix time in seconds.
-pub fn rfc3339_millis(unix: f64) -> String {
-    let nanos = (unix * 1e9).round() as i128;
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let (h, m, s, ms) = (t.hour(), t.minute(), t.second(), t.millisecond());
-    format!(
-        "{:04}-{:02}-{:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day()
-    )
+    /// Part `part` of segment `msn`: at once if it exists; if it is the part expected
+    /// next (the preload hint), once it does, waiting at most `limit`. A hint that
+    /// turned out wrong (the segment ended first) is [`Blocked::NotFound`].
+    pub async fn next_part(&self, msn: u64, part: u64, limit: Duration) -> Result<Bytes, Blocked> {
+        // Edge first, then the lookup: a part that appears in between is found by the
+        // lookup, and an edge read earlier can only make us wait for what is there.
+        let mut rx = self.edge.subscribe();
+        let edge = *rx.borrow_and_update();
+        if let Some(bytes) = self.part(msn, part) {
+            return Ok(bytes);
+        }
+        if !edge.may_come_next(msn, part) {
+            return Err(Blocked::NotFound);
+        }
+        let want = Directives {
+            msn,
+            part: Some(part),
+        };
+        if !self.wait(&mut rx, want, limit).await {
+            return Err(Blocked::TimedOut);
+        }
+        self.part(msn, part).ok_or(Blocked::NotFound)
+    }
+
+    /// Waits until the edge satisfies `want` or the stream finishes (true), or `limit`
+    /// passes (false).
+    async fn wait(
+        &self,
+        rx: &mut watch::Receiver<Edge>,
+        want: Directives,
+        limit: Duration,
+    ) -> bool {
+        let reached = async {
+            // The `Ref` is dropped at once: it holds the watch's lock, which a source
+            // takes while holding the state lock.
+            // An error means the sender is gone, which cannot happen while `self` lives.
+            let _ = rx.wait_for(|e| e.satisfies(want)).await.is_ok();
+        };
+        let done = async {
+            tokio::select! {
+                () = reached => {}
+                () = self.finished() => {}
+            }
+        };
+        tokio::time::timeout(limit, done).await.is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -298,7 +469,7 @@ mod tests {
     fn playlist_slides_and_dates_each_segment() {
         let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
         feed(&stream, 6);
-        let p = stream.playlist();
+        let p = String::from_utf8(stream.playlist().to_vec()).unwrap();
         // Five complete segments (100..=104), the window shows the last three.
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:102\n"), "{p}");
         assert!(p.contains("#EXT-X-TARGETDURATION:1\n"), "{p}");
@@ -351,21 +522,182 @@ mod tests {
         assert!(stream.subscribe().backlog.is_empty());
     }
 
+    fn packaged(msn: u64, start: f64, key: bool, byte: u8) -> PackagedChunk {
+        PackagedChunk {
+            bytes: Bytes::from(vec![byte; 3 + byte as usize]),
+            starts_segment: key,
+            segment_msn: msn,
+            start,
+            duration: 0.1,
+        }
+    }
+
+    /// Segment `msn`: ten 0.1 s chunks, chunk `i` made of bytes `i`.
+    fn feed_segment(stream: &LiveStream, msn: u64) {
+        for i in 0..10u8 {
+            stream.push_chunk(packaged(msn, msn as f64 + f64::from(i) / 10.0, i == 0, i));
+        }
+    }
+
+    fn want(msn: u64, part: Option<u64>) -> Directives {
+        Directives { msn, part }
+    }
+
+    const LONG: Duration = Duration::from_secs(5);
+
     #[test]
-    fn a_gap_in_sequence_numbers_is_a_discontinuity() {
-        let a = Segment {
-            msn: 1,
-            start: 0.0,
-            duration: 1.0,
-            bytes: Bytes::new(),
-        };
-        let b = Segment {
-            msn: 5,
-            start: 9.0,
-            duration: 1.0,
-            bytes: Bytes::new(),
-        };
-        assert!(render_playlist(&[&a, &b], "init.mp4")
-            .contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME"));
+    fn parts_are_the_chunks_and_a_segment_is_their_concatenation() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        feed_segment(&stream, 50);
+        feed_segment(&stream, 51);
+        stream.push_chunk(packaged(52, 52.0, true, 7));
+        let segment = stream.segment(50).unwrap();
+        let parts: Vec<Bytes> = (0..10).map(|i| stream.part(50, i).unwrap()).collect();
+        assert_eq!(parts[3], Bytes::from(vec![3u8; 6]));
+        assert_eq!(parts.concat(), segment.to_vec());
+        assert!(stream.part(50, 10).is_none());
+        assert_eq!(
+            stream.part(52, 0).unwrap(),
+            Bytes::from(vec![7u8; 10]),
+            "open segment"
+        );
+        assert!(stream.part(52, 1).is_none());
+        assert!(stream.part(53, 0).is_none());
+    }
+
+    #[test]
+    fn the_playlist_is_rendered_once_per_chunk() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        feed_segment(&stream, 50);
+        let a = stream.playlist();
+        let b = stream.playlist();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same rendering");
+        stream.push_chunk(packaged(51, 51.0, true, 0));
+        let c = stream.playlist();
+        assert!(std::str::from_utf8(&c).unwrap().contains("\"51.0.m4s\""));
+    }
+
+    #[test]
+    fn part_target_follows_the_longest_chunk() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        feed_segment(&stream, 50);
+        assert!(String::from_utf8_lossy(&stream.playlist()).contains("PART-TARGET=0.100\n"));
+        let mut long = packaged(51, 51.0, true, 0);
+        long.duration = 0.1333;
+        stream.push_chunk(long);
+        let p = String::from_utf8_lossy(&stream.playlist()).into_owned();
+        assert!(p.contains("PART-TARGET=0.134\n"), "{p}");
+        assert!(p.contains("PART-HOLD-BACK=0.500,"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn a_blocking_reload_waits_for_its_part_then_answers() {
+        let stream = Arc::new(LiveStream::new("t", Bytes::from_static(b"init"), 3));
+        feed_segment(&stream, 50);
+        stream.push_chunk(packaged(51, 51.0, true, 0));
+        let ready = stream
+            .blocking_playlist(want(51, Some(0)), LONG)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&ready).contains("\"51.0.m4s\""));
+
+        let source = stream.clone();
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            source.push_chunk(packaged(51, 51.1, false, 1));
+        });
+        let asked = tokio::time::Instant::now();
+        let p = stream
+            .blocking_playlist(want(51, Some(1)), LONG)
+            .await
+            .unwrap();
+        assert!(
+            asked.elapsed() >= Duration::from_millis(40),
+            "answered before the part"
+        );
+        assert!(asked.elapsed() < Duration::from_secs(2));
+        assert!(String::from_utf8_lossy(&p).contains("\"51.1.m4s\""));
+        feeder.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_blocking_reload_that_the_stream_does_not_reach_times_out() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        feed_segment(&stream, 50);
+        stream.push_chunk(packaged(51, 51.0, true, 0));
+        let limit = Duration::from_millis(60);
+        let asked = tokio::time::Instant::now();
+        assert_eq!(
+            stream.blocking_playlist(want(51, Some(1)), limit).await,
+            Err(Blocked::TimedOut)
+        );
+        assert!(asked.elapsed() >= limit);
+        assert_eq!(
+            stream.blocking_playlist(want(53, None), LONG).await,
+            Err(Blocked::TooFar),
+            "refused at once"
+        );
+        assert_eq!(
+            stream.blocking_playlist(want(51, Some(40)), LONG).await,
+            Err(Blocked::TooFar)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_lets_blocked_requests_go() {
+        let stream = Arc::new(LiveStream::new("t", Bytes::from_static(b"init"), 3));
+        feed_segment(&stream, 50);
+        let ender = stream.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            ender.finish();
+        });
+        let p = stream.blocking_playlist(want(51, None), LONG).await;
+        assert!(p.is_ok(), "{p:?}");
+    }
+
+    #[tokio::test]
+    async fn a_hinted_part_is_sent_once_it_exists() {
+        let stream = Arc::new(LiveStream::new("t", Bytes::from_static(b"init"), 3));
+        feed_segment(&stream, 50);
+        stream.push_chunk(packaged(51, 51.0, true, 0));
+        let source = stream.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            source.push_chunk(packaged(51, 51.1, false, 1));
+        });
+        let asked = tokio::time::Instant::now();
+        let part = stream.next_part(51, 1, LONG).await.unwrap();
+        assert!(asked.elapsed() >= Duration::from_millis(40));
+        assert_eq!(part, Bytes::from(vec![1u8; 4]));
+        assert_eq!(
+            stream.next_part(50, 3, LONG).await.unwrap().len(),
+            6,
+            "exists"
+        );
+        assert_eq!(
+            stream.next_part(51, 3, LONG).await,
+            Err(Blocked::NotFound),
+            "not the next part: no wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hint_the_stream_did_not_follow_is_not_found() {
+        let stream = Arc::new(LiveStream::new("t", Bytes::from_static(b"init"), 3));
+        feed_segment(&stream, 50);
+        stream.push_chunk(packaged(51, 51.0, true, 0));
+        let source = stream.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            // A keyframe: segment 51 ends after one part.
+            source.push_chunk(packaged(52, 51.1, true, 0));
+        });
+        assert_eq!(stream.next_part(51, 1, LONG).await, Err(Blocked::NotFound));
+        assert_eq!(
+            stream.next_part(53, 0, Duration::from_millis(30)).await,
+            Err(Blocked::TimedOut),
+            "the next segment's first part may come; it did not in time"
+        );
     }
 }

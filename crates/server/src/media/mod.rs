@@ -3,7 +3,10 @@
 //! - [`cmaf`] muxes samples into CMAF init segments and fragments.
 //! - [`clip`] reads the committed demo clip.
 //! - [`demo`] loops the clip as a live source on the wall clock.
-//! - [`live`] holds a stream's segments and low-latency chunk feed.
+//! - [`live`] keeps a stream's segments, LL-HLS parts and low-latency chunk feed, and
+//!   holds LL-HLS blocking requests until the stream gets there.
+//! - [`playlist`] renders the live playlist with LL-HLS and decides, purely, when a
+//!   blocked request may be answered.
 //! - [`remux`] turns a publisher's FLV tags (as RTMP delivers them) into CMAF.
 //! - [`channel`] is a stream id publishers go live on (ingest), with its lifecycle.
 //! - [`replay`] records broadcasts and serves them back as VOD.
@@ -19,6 +22,7 @@ pub mod clip;
 pub mod cmaf;
 pub mod demo;
 pub mod live;
+pub mod playlist;
 pub mod remux;
 pub mod replay;
 

@@ -371,7 +371,7 @@ fn vod_playlist(url: &str, segments: &[Written]) -> String {
         let _ = write!(
             out,
             "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\n{url}/{}.m4s\n",
-            super::live::rfc3339_millis(s.start),
+            super::playlist::rfc3339_millis(s.start),
             s.duration,
             s.msn
         );
