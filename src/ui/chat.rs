@@ -229,6 +229,23 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
         })
     };
 
+    // A tap on a clamped line opens it (a tap again closes it). Set on the element
+    // itself, not through state: one listener for every line, and the view re-sets a
+    // line's class only when its own class changes (it fades out: closing it is fine).
+    // `:focus` did the same in Chromium and Firefox, but WebKitGTK never matches it.
+    let open_line = Callback::from(|e: MouseEvent| {
+        let line = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|t| t.closest("li.line").ok().flatten());
+        if let Some(line) = line {
+            let class = line.class_name();
+            line.set_class_name(&match class.strip_suffix(" open") {
+                Some(closed) => closed.to_owned(),
+                None => class + " open",
+            });
+        }
+    });
     let seen = shown(&state, props.has_video);
     // One note element: fewer `html!` trees are less download.
     let (note_class, note_text, refused) = match seen.note {
@@ -271,7 +288,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
             </div>
             <section ~className={if has_note { "chat has-note" } else { "chat" }} aria-label="Chat">
-                <ol class="lines" aria-live="polite">
+                <ol class="lines" aria-live="polite" onclick={open_line}>
                     { for state.lines.iter().map(|l| {
                         let old = now - l.received_ms > OVERLAY_MS;
                         let m = &l.message;
@@ -284,9 +301,8 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                             class.push_str(" old");
                         }
                         html! {
-                            // Focusable by a tap (not by Tab): `:focus` opens a clamped line.
                             <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}
-                                ~className={class} tabindex="-1">
+                                ~className={class}>
                                 <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
                                 <span class="text">{&m.text}</span>
                                 if staff && !l.pending {
