@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`media`]: the live origin — CMAF muxing, FLV → CMAF remuxing, the demo loop,
 //!   channels and their state, replays.
-//! - [`http`]: routes, headers, the low-latency push, errors.
+//! - [`http`]: routes, headers, the low-latency push, errors; `/healthz`, `/readyz`,
+//!   `/metrics` and the drain state ([`http::ops`]).
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`ingest`]: RTMP publishers going live (the RTMP session and who may publish;
 //!   their media goes to a [`media`] channel).
 //! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
+//! - [`metrics`]: what `/metrics` reports, read from the hub and the origin at scrape.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
@@ -20,6 +22,7 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod media;
+pub mod metrics;
 pub mod serve;
 
 use std::net::SocketAddr;
@@ -82,6 +85,10 @@ pub struct AppState {
     pub origin: Arc<Origin>,
     /// The chat rooms.
     pub hub: Arc<hub::Hub>,
+    /// Whether the node is stopping (`/readyz`, push sockets), open push sockets.
+    pub drain: Arc<http::ops::Drain>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Why the server could not start.
@@ -129,6 +136,10 @@ pub struct Server {
     hub: Arc<hub::Hub>,
     /// Its channels' broadcasts are ended (and recorded) at shutdown.
     origin: Arc<Origin>,
+    /// Turns `/readyz` to 503 first at shutdown, and closes push sockets last.
+    drain: Arc<http::ops::Drain>,
+    /// How long `/readyz` says 503 before anything closes (`--drain-delay-secs`).
+    drain_delay: std::time::Duration,
 }
 
 impl Server {
@@ -198,11 +209,20 @@ impl Server {
             )));
         }
         let serve_config = config.serve.clone();
+        let drain = Arc::new(http::ops::Drain::default());
+        let metrics = Arc::new(metrics::Metrics::new(
+            hub.clone(),
+            origin.clone(),
+            drain.clone(),
+        ));
         let app = http::router(AppState {
             config: Arc::new(config),
             origin: origin.clone(),
             hub: hub.clone(),
+            drain: drain.clone(),
+            metrics,
         });
+        let drain_delay = std::time::Duration::from_secs(serve_config.drain_delay_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task =
             tokio::spawn(async move { serve::serve(listener, app, &serve_config, rx).await });
@@ -214,6 +234,8 @@ impl Server {
             sources,
             hub,
             origin,
+            drain,
+            drain_delay,
         })
     }
 
@@ -259,10 +281,20 @@ impl Server {
         }
     }
 
-    /// Stops accepting, ends live broadcasts (their replays written), closes chat
-    /// connections (1001) and flushes the chat store, lets open requests finish, stops
-    /// the sources. `main.rs` calls it on SIGTERM and SIGINT.
+    /// Leaves the load balancer's rotation (`/readyz` answers 503, everything else is
+    /// served as before) for the drain delay; then stops accepting, ends live broadcasts
+    /// (their replays written), closes chat connections (1001) and flushes the chat
+    /// store, closes push sockets (1001), lets open requests finish, stops the sources.
+    /// `main.rs` calls it on SIGTERM and SIGINT. See [`http::ops`].
     pub async fn shutdown(mut self) {
+        self.drain.start_draining();
+        if !self.drain_delay.is_zero() {
+            tracing::info!(
+                "draining: /readyz answers 503 for {} s before connections close (--drain-delay-secs)",
+                self.drain_delay.as_secs()
+            );
+            tokio::time::sleep(self.drain_delay).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -274,6 +306,9 @@ impl Server {
             tracing::warn!("replays still being written at shutdown");
         }
         self.hub.shutdown(std::time::Duration::from_secs(5)).await;
+        self.drain
+            .close_push(std::time::Duration::from_secs(2))
+            .await;
         for s in &self.sources {
             s.abort();
         }
@@ -325,6 +360,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn hub::store::Store>, Start
 impl Drop for Server {
     fn drop(&mut self) {
         self.hub.start_closing();
+        self.drain.start_closing();
         for s in &self.sources {
             s.abort();
         }

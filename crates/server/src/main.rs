@@ -1,9 +1,11 @@
 //! `lucarne-server` binary: parses the command line and runs [`lucarne_server::Server`].
 //!
 //! SIGTERM (what systemd and container runtimes send) and SIGINT (Ctrl-C) stop it
-//! gracefully through [`Server::shutdown`]: live broadcasts end with their replays
-//! written, chat viewers are told to come back (1001), the chat store is flushed. A
-//! second signal during that stops at once.
+//! gracefully through [`Server::shutdown`]: `/readyz` answers 503 for
+//! `--drain-delay-secs` (5 s) so load balancers take the node out, then live broadcasts
+//! end with their replays written, chat viewers are told to come back (1001), the chat
+//! store is flushed, push sockets are closed (1001). A second signal during that stops
+//! at once.
 
 use anyhow::Context;
 use clap::Parser;

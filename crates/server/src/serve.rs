@@ -24,7 +24,8 @@
 //! As `axum::serve`'s graceful shutdown: when the signal resolves (or its sender is
 //! dropped) the listener closes, idle connections close, open requests finish, and the
 //! loop's task ends when the last HTTP connection has. Upgraded sockets are not waited
-//! for (the hub closes its own).
+//! for (the hub closes its own, the push its own). Before the signal, the server has
+//! drained for `--drain-delay-secs` (see [`crate::http::ops`]).
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -64,15 +65,23 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub public_origins: Vec<String>,
+    /// Seconds between being told to stop (SIGTERM) and closing anything: `/readyz`
+    /// answers 503 meanwhile while everything else is still served, so load balancers
+    /// take this node out of rotation before its viewers are sent elsewhere. Set it
+    /// above the balancer's health-check interval times its failure threshold.
+    #[arg(long, default_value_t = 5, env = "LUCARNE_DRAIN_DELAY_SECS")]
+    pub drain_delay_secs: u64,
 }
 
 impl Default for ServeConfig {
-    /// The command line's defaults.
+    /// The command line's defaults, but no drain delay: a server started from code
+    /// (tests) has no load balancer to wait for.
     fn default() -> Self {
         ServeConfig {
             header_timeout_secs: 10,
             max_connections: None,
             public_origins: Vec::new(),
+            drain_delay_secs: 0,
         }
     }
 }

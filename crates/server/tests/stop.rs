@@ -45,6 +45,8 @@ fn spawn_server(dir: &Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lucarne-server"))
         .args(["--listen", "127.0.0.1:0", "--rtmp-listen", "127.0.0.1:0"])
         .args(["--stream-key", "k=studio", "--no-demo"])
+        // No load balancer to wait for (tests/ops.rs covers the drain).
+        .args(["--drain-delay-secs", "0"])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--dist")

@@ -17,8 +17,15 @@
 //!   skips to the next keyframe. A subscriber that stops reading thus holds one message
 //!   in memory and is dropped at the deadline; it never slows the source.
 //!
+//! # When the server stops
+//! Once the drain reaches [`Phase::Closing`](super::ops::Phase::Closing) (after chat
+//! sockets were closed, see [`super::ops`]), every push socket is closed with 1001,
+//! after the state word of a broadcast the stop just ended, so players move on instead
+//! of waiting on a silent socket. Open sockets are counted per stream for `/metrics`.
+//!
 //! Must not keep per-subscriber queues: the source fans out, subscribers skip.
 
+use super::ops::Stopping;
 use crate::http::AppError;
 use crate::media::channel::{Channel, ChannelState};
 use crate::media::live::LiveStream;
@@ -27,6 +34,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use lucarne_protocol::StreamState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -58,11 +66,21 @@ pub(super) async fn low_latency(
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT);
     if let Some(channel) = state.origin.channel(&id) {
-        return Ok(ws.on_upgrade(move |socket| push_channel(socket, channel)));
+        let counted = state.drain.push_opened(&id);
+        let stopping = state.drain.stopping();
+        return Ok(ws.on_upgrade(move |socket| async move {
+            push_channel(socket, channel, stopping).await;
+            drop(counted);
+        }));
     }
     let stream = super::stream(&state, &id)?;
+    let counted = state.drain.push_opened(&id);
+    let mut stopping = state.drain.stopping();
     Ok(ws.on_upgrade(move |mut socket| async move {
-        let _ = push(&mut socket, stream, None).await;
+        if let PushEnd::Stopping = push(&mut socket, stream, None, &mut stopping).await {
+            goodbye(&mut socket).await;
+        }
+        drop(counted);
     }))
 }
 
@@ -72,19 +90,22 @@ enum PushEnd {
     Closed,
     /// The channel moved on (new stream, or the broadcast ended).
     Moved,
+    /// The server is stopping: the socket is to be closed.
+    Stopping,
 }
 
 /// Follows a channel: its state as a text message (its
 /// [`StreamState`](lucarne_protocol::StreamState) word) when it changes, and while a broadcast is on, its media as [`push`] sends it. The socket
 /// stays open across broadcasts, so a waiting viewer starts playing by itself.
-async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
+async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>, mut stopping: Stopping) {
     let mut rx = channel.watch();
     loop {
         let state = rx.borrow_and_update().clone();
         if let ChannelState::Live(stream) = state {
-            match push(&mut socket, stream, Some(&mut rx)).await {
+            match push(&mut socket, stream, Some(&mut rx), &mut stopping).await {
                 PushEnd::Closed => return,
                 PushEnd::Moved => continue,
+                PushEnd::Stopping => break,
             }
         }
         if send_text(&mut socket, state.stream_state().as_str())
@@ -96,8 +117,17 @@ async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>) {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             incoming = socket.recv() => if !heard(&mut socket, incoming).await { return },
+            () = stopping.closing() => break,
         }
     }
+    // The stop ended the broadcast before it closed sockets: say so first.
+    if rx.has_changed().unwrap_or(false) {
+        let state = rx.borrow_and_update().stream_state();
+        if state != StreamState::Live && send_text(&mut socket, state.as_str()).await.is_err() {
+            return;
+        }
+    }
+    goodbye(&mut socket).await;
 }
 
 /// Sends the init segment, the current segment so far, then every new chunk.
@@ -108,6 +138,7 @@ async fn push(
     socket: &mut WebSocket,
     stream: Arc<LiveStream>,
     mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
+    stopping: &mut Stopping,
 ) -> PushEnd {
     let sub = stream.subscribe();
     let mut live = sub.live;
@@ -149,6 +180,7 @@ async fn push(
                 }
             }
             _ = stream.finished() => return PushEnd::Moved,
+            () = stopping.closing() => return PushEnd::Stopping,
             next = live.recv() => match next {
                 Ok(chunk) => {
                     if last_seq.is_some_and(|s| chunk.seq <= s) || (resync && !chunk.independent) {
@@ -193,11 +225,17 @@ async fn heard(socket: &mut WebSocket, incoming: Option<Result<Message, axum::Er
         return true;
     }
     tracing::debug!("push subscriber sent a message over {MAX_CLIENT_MESSAGE} bytes: closing");
-    if tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(too_large_close()))
+    close_with(socket, too_large_close()).await;
+    false
+}
+
+/// Sends `close`, then reads on until the subscriber's close, so ours is not lost in a
+/// reset.
+async fn close_with(socket: &mut WebSocket, close: Message) {
+    if tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(close))
         .await
         .is_ok_and(|sent| sent.is_ok())
     {
-        // Read on until the subscriber's close, so ours is not lost in a reset.
         let linger = tokio::time::Instant::now() + CLOSE_LINGER;
         while let Ok(Some(Ok(m))) = tokio::time::timeout_at(linger, socket.recv()).await {
             if matches!(m, Message::Close(_)) {
@@ -205,7 +243,16 @@ async fn heard(socket: &mut WebSocket, incoming: Option<Result<Message, axum::Er
             }
         }
     }
-    false
+}
+
+/// The server is stopping: 1001, so players reconnect (through the load balancer,
+/// to another node).
+async fn goodbye(socket: &mut WebSocket) {
+    let close = Message::Close(Some(CloseFrame {
+        code: close_code::AWAY,
+        reason: "server stopping".into(),
+    }));
+    close_with(socket, close).await;
 }
 
 fn too_large_close() -> Message {

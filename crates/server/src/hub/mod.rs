@@ -402,6 +402,24 @@ impl Hub {
         }
     }
 
+    /// The rooms loaded now: every stream's, and made-up ones in use (for metrics).
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        lock(&self.rooms)
+            .slots()
+            .filter_map(|c| c.get().cloned())
+            .collect()
+    }
+
+    /// Open chat connections: sockets past the handshake, joined or not yet.
+    pub fn connections(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// Whether the store can take a write now (see [`Store::ping`]); for `/readyz`.
+    pub async fn ping_store(&self) -> Result<(), store::StoreError> {
+        self.store.ping().await
+    }
+
     fn session_started(self: &Arc<Self>) -> SessionGuard {
         self.sessions.fetch_add(1, Ordering::AcqRel);
         SessionGuard(self.clone())

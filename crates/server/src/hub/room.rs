@@ -27,6 +27,7 @@ use lucarne_protocol::{
     ChatMessage, Deleted, Epoch, ErrorCode, Resume, Role, RoomEvent, RoomSettings, Seq,
     ServerMessage, StreamState, StreamStateChange,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{broadcast, Notify};
@@ -117,6 +118,9 @@ pub struct Room {
     /// Wakes the ticker (hearts, viewer count).
     wake: Notify,
     store: Arc<dyn Store>,
+    /// Chat messages published since the room was loaded: `/metrics` turns it into
+    /// messages per second (a reload starts it again at 0, which a rate reads as a reset).
+    chats: AtomicU64,
 }
 
 impl Room {
@@ -154,6 +158,7 @@ impl Room {
             fanout: Fanout::new(config.chat_queue),
             wake: Notify::new(),
             store,
+            chats: AtomicU64::new(0),
         });
         let r = room.clone();
         tokio::spawn(async move { ticker::run(&r.wake, || r.lock().retired, || r.tick()).await });
@@ -236,7 +241,13 @@ impl Room {
         });
         self.record(&mut st, Change::Appended(event));
         self.fanout.send(Outbound::Event { seq, frame });
+        self.chats.fetch_add(1, Ordering::Relaxed);
         Ok(Posted::New(seq))
+    }
+
+    /// Chat messages published since the room was loaded (re-sends not counted).
+    pub fn chats_posted(&self) -> u64 {
+        self.chats.load(Ordering::Relaxed)
     }
 
     /// Records a change, creating the room in the store first if needed (called under
@@ -463,6 +474,11 @@ pub(crate) mod tests {
             seqs.push(seq);
         }
         assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
+        assert_eq!(
+            room.chats_posted(),
+            14,
+            "re-sends and refusals are not counted"
+        );
     }
 
     #[tokio::test]

@@ -442,6 +442,47 @@ impl LiveStream {
         };
         tokio::time::timeout(limit, done).await.is_ok()
     }
+
+    /// What the source has produced lately, for `/metrics` (bitrate, keyframe interval,
+    /// production lag): a copy of a few numbers taken under the lock.
+    pub fn production(&self) -> Production {
+        let st = self.lock();
+        let skip = st.complete.len().saturating_sub(self.window);
+        Production {
+            segments: st
+                .complete
+                .iter()
+                .skip(skip)
+                .map(|s| Produced {
+                    start: s.start,
+                    duration: s.duration,
+                    bytes: s.bytes.len(),
+                })
+                .collect(),
+            newest_chunk_end: st.open.as_ref().map(|o| o.start + o.duration),
+        }
+    }
+}
+
+/// See [`LiveStream::production`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Production {
+    /// The complete segments of the playlist window, oldest first. Each opens at a
+    /// keyframe and ends at the next one.
+    pub segments: Vec<Produced>,
+    /// Media time (unix seconds) at the end of the newest chunk; `None` before the first.
+    pub newest_chunk_end: Option<f64>,
+}
+
+/// One complete segment, as [`Production`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Produced {
+    /// Media time of its first frame, unix seconds.
+    pub start: f64,
+    /// Seconds.
+    pub duration: f64,
+    /// Its size (all its chunks).
+    pub bytes: usize,
 }
 
 #[cfg(test)]

@@ -19,6 +19,18 @@ pub const H264: &[&str] = &[
 /// to `url` in real time. Its stdout is discarded and stdin closed; stderr is the
 /// caller's to choose before [`spawn`].
 pub fn command(url: &str, secs: f64, video_codec: &[&str], tone: bool) -> Command {
+    command_with(url, secs, video_codec, tone, &[])
+}
+
+/// [`command`] with `extra` options just before the output (where a later `-g` wins
+/// over the default, and `-progress pipe:1` reports what was sent).
+pub fn command_with(
+    url: &str,
+    secs: f64,
+    video_codec: &[&str],
+    tone: bool,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"]);
@@ -33,7 +45,8 @@ pub fn command(url: &str, secs: f64, video_codec: &[&str], tone: bool) -> Comman
     } else {
         cmd.arg("-an");
     }
-    cmd.args(["-f", "flv", url])
+    cmd.args(extra)
+        .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     cmd

@@ -100,6 +100,10 @@ impl Store for MemoryStore {
     fn close(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+
+    fn ping(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@
 //!   unavailable to that viewer, who retries later.
 //! - **Secret.** [`Store::secret`] is the same across restarts, or every viewer's
 //!   identity changes with them.
+//! - **Ping.** [`Store::ping`] resolves once the backend has shown it can take a write
+//!   now, behind what was recorded before it; it writes nothing. `/readyz` asks it
+//!   with a short deadline, so a store that hangs or is locked takes the node out of
+//!   rotation.
 //!
 //! A backend's tests run [`contract`]'s checks (the memory and SQLite stores do).
 //!
@@ -164,6 +168,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn record(&self, room: &str, change: Change);
     /// Makes everything recorded so far durable, then stops; later changes are dropped.
     fn close(&self) -> BoxFuture<'static, ()>;
+    /// Whether the backend can take a write now (see the module doc); writes nothing.
+    fn ping(&self) -> BoxFuture<'static, Result<(), StoreError>>;
 }
 
 /// What every backend must pass, as far as one process can check it (ordering, reads
@@ -196,6 +202,7 @@ pub(crate) mod contract {
 
     /// Records a room's life, then checks that loads see all of it, in order.
     pub(crate) async fn keeps_the_contract(store: &dyn Store) {
+        store.ping().await.expect("an open store answers a ping");
         assert!(store.load_room("r", 10).await.unwrap().is_none());
         store.record("r", Change::Created { epoch: 77 });
         for seq in 1..=5 {

@@ -3,7 +3,9 @@
 //! One thread owns the connection and applies changes in the order they were recorded,
 //! grouping whatever is queued into one transaction: a busy room costs a commit per
 //! batch, not per message, and no async task ever waits on the disk. Loads go through the
-//! same queue, so they see every change recorded before them.
+//! same queue, so they see every change recorded before them. So do pings: a ping is a
+//! write that changes nothing (`DELETE FROM meta WHERE 0`), which takes SQLite's write
+//! lock and writes no page, answered once its batch is committed.
 //!
 //! WAL with `synchronous=NORMAL`: a power cut may lose the last transactions, never
 //! corrupt the file.
@@ -61,6 +63,7 @@ enum Command {
         reply: oneshot::Sender<Result<Option<StoredRoom>, StoreError>>,
     },
     Close(oneshot::Sender<()>),
+    Ping(oneshot::Sender<Result<(), StoreError>>),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -182,6 +185,17 @@ impl Store for SqliteStore {
             }
         })
     }
+
+    fn ping(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.send(Command::Ping(reply));
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
 }
 
 /// The thread that owns the connection.
@@ -190,6 +204,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
     while let Ok(first) = rx.recv() {
         let mut closing = None;
         let mut replies = Vec::new();
+        let mut pings = Vec::new();
         let result = (|| -> Result<(), rusqlite::Error> {
             let tx = conn.transaction()?;
             let mut next = Some(first);
@@ -206,6 +221,9 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
                         recent,
                         reply,
                     } => replies.push((reply, load(&tx, &room, recent))),
+                    Command::Ping(reply) => {
+                        pings.push((reply, tx.execute("DELETE FROM meta WHERE 0", [])))
+                    }
                     Command::Close(done) => {
                         closing = Some(done);
                         break;
@@ -218,8 +236,19 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
             }
             tx.commit()
         })();
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!("chat store commit failed: {e}");
+        }
+        for (reply, probed) in pings {
+            let answer = match (probed, &result) {
+                (Err(e), _) => Err(e.into()),
+                (Ok(_), Err(e)) => Err(StoreError::Backend {
+                    backend: "sqlite",
+                    source: e.to_string().into(),
+                }),
+                (Ok(_), Ok(())) => Ok(()),
+            };
+            let _ = reply.send(answer);
         }
         // Answer loads only once their batch is committed: what they saw is on disk.
         for (reply, room) in replies {
@@ -498,12 +527,35 @@ mod tests {
             store.load_room("r", 10).await,
             Err(StoreError::Closed)
         ));
+        assert!(matches!(store.ping().await, Err(StoreError::Closed)));
         let store = SqliteStore::open(&path).unwrap();
         let room = store.load_room("r", 10).await.unwrap().unwrap();
         assert_eq!(
             room.hearts_total, 43,
             "recorded before close: kept; after: dropped"
         );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_ping_is_not_answered_while_another_process_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.ping().await.unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let short = std::time::Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(short, store.ping()).await.is_err(),
+            "no answer while the lock is held"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        let long = std::time::Duration::from_secs(10);
+        tokio::time::timeout(long, store.ping())
+            .await
+            .expect("answered once the lock is released")
+            .unwrap();
         store.close().await;
     }
 
