@@ -411,9 +411,25 @@ impl Browser {
     }
 
     /// Clicks the element matching `css` in the shadow root of the `index`-th
-    /// `host`, as a user would: fails if something else covers its centre.
+    /// `host`, as a user with a mouse would: the pointer moves onto it first (which
+    /// shows the widget's controls when they have faded), then it clicks, which fails
+    /// if something else covers its centre.
     pub async fn click_in_shadow(&self, host: &str, index: usize, css: &str) -> Result<()> {
+        use fantoccini::actions::{InputSource, MouseActions, PointerAction};
         let el = self.shadow_element(host, index, css).await?;
+        let hover = MouseActions::new("mouse".to_owned()).then(PointerAction::MoveToElement {
+            element: el.clone(),
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        let client = self.client()?;
+        self.timed(&format!("move onto {css}"), client.perform_actions(hover))
+            .await?;
+        self.timed("release the pointer", client.release_actions())
+            .await?;
+        // The widget shows its controls on the next frame.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         self.timed(&format!("click {css}"), el.click()).await
     }
 
