@@ -21,7 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The targets in `fuzz/fuzz_targets/`, in the order they run.
-const TARGETS: [&str; 5] = ["remux", "playlist", "mp4", "chat_wire", "protocol_json"];
+const TARGETS: [&str; 6] = [
+    "remux",
+    "playlist",
+    "mp4",
+    "chat_wire",
+    "protocol_json",
+    "ts",
+];
 /// cargo-fuzz from crates.io, as the other tools are.
 const CARGO_FUZZ: &str = "0.13.2";
 
