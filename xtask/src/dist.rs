@@ -179,6 +179,7 @@ pub(crate) fn dist() -> Result<()> {
             short_js.replace(export, "export { __wbg_init as default };"),
         )?;
     }
+    ts_module(&std_build, &rustflags, &dist)?;
     let terser = tools_dir().join("node_modules/.bin/terser");
     // Only comments starting with /*! are kept: the loader's one-line banner (its usage
     // note stays in the source, out of every page's download).
@@ -186,7 +187,7 @@ pub(crate) fn dist() -> Result<()> {
         .arg(root().join("static/lucarne.js"))
         .args(["--compress", "--mangle", "--comments", "some", "--output"])
         .arg(dist.join("lucarne.js")))?;
-    for glue in ["lucarne_widget.js", "lucarne_player.js"] {
+    for glue in ["lucarne_widget.js", "lucarne_player.js", "lucarne_ts.js"] {
         let glue = dist.join(glue);
         run(Command::new(&terser)
             .arg(&glue)
@@ -201,6 +202,8 @@ pub(crate) fn dist() -> Result<()> {
         "lucarne_widget_bg.wasm",
         "lucarne_player.js",
         "lucarne_player_bg.wasm",
+        "lucarne_ts.js",
+        "lucarne_ts_bg.wasm",
     ] {
         let path = dist.join(name);
         let data = std::fs::read(&path)?;
@@ -226,6 +229,56 @@ pub(crate) fn dist() -> Result<()> {
         total("lucarne_widget"),
         total("lucarne_player")
     );
+    eprintln!(
+        "xtask: ts module {} bytes brotli (downloaded only for MPEG-TS streams)",
+        sizes["lucarne_ts.js"] + sizes["lucarne_ts_bg.wasm"]
+    );
+    Ok(())
+}
+
+/// The MPEG-TS module (`crates/ts-module`) as its own WebAssembly file and glue,
+/// `dist/lucarne_ts.js` + `dist/lucarne_ts_bg.wasm`: built like the widget (same
+/// profile, standard library and wasm-opt passes as `index.html` gives Trunk), but with
+/// cargo and wasm-bindgen directly, as it has no page to build from.
+fn ts_module(std_build: &StdBuild, rustflags: &str, dist: &Path) -> Result<()> {
+    let mut build = Command::new("cargo");
+    build
+        .args(["build", "--profile", "wasm-release"])
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "lucarne-ts-module",
+        ])
+        .env("PATH", tool_path());
+    std_build.apply(&mut build, rustflags);
+    run(&mut build)?;
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/lucarne_ts_module.wasm");
+    let staged = target_dir().join("ts-module");
+    run(Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            "lucarne_ts",
+        ])
+        .arg("--out-dir")
+        .arg(&staged)
+        .arg(&wasm))?;
+    run(Command::new(tools_dir().join("node_modules/.bin/wasm-opt"))
+        .args([
+            "-O1",
+            "--merge-similar-functions",
+            "-Os",
+            "--converge",
+            "--low-memory-unused",
+        ])
+        .args(["--strip-debug", "--strip-producers"])
+        .arg(staged.join("lucarne_ts_bg.wasm"))
+        .arg("-o")
+        .arg(dist.join("lucarne_ts_bg.wasm")))?;
+    std::fs::copy(staged.join("lucarne_ts.js"), dist.join("lucarne_ts.js"))?;
     Ok(())
 }
 
