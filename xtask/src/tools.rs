@@ -78,9 +78,10 @@ pub(crate) fn ensure_build_tools() -> Result<()> {
     Ok(())
 }
 
-/// Browsers, drivers and ffmpeg for the browser tiers: Debian packages (Chromium and
-/// chromedriver, Firefox ESR, WebKitGTK's MiniBrowser and WebKitWebDriver, Xvfb for
-/// WebKit's display), and geckodriver from crates.io.
+/// Browsers, drivers and ffmpeg for the browser tiers, and redis-server for the chat
+/// hub's multi-node tests: Debian packages (Chromium and chromedriver, Firefox ESR,
+/// WebKitGTK's MiniBrowser and WebKitWebDriver, Xvfb for WebKit's display), and
+/// geckodriver from crates.io.
 pub(crate) fn ensure_test_tools() -> Result<()> {
     let missing: Vec<&str> = [
         ("chromium", "chromium"),
@@ -89,6 +90,8 @@ pub(crate) fn ensure_test_tools() -> Result<()> {
         ("WebKitWebDriver", "webkit2gtk-driver"),
         ("Xvfb", "xvfb"),
         ("ffmpeg", "ffmpeg"),
+        // The chat hub's multi-node tests start their own Redis.
+        ("redis-server", "redis-server"),
     ]
     .into_iter()
     .filter(|(bin, _)| which(bin, "").is_err())

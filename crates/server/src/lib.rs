@@ -111,6 +111,9 @@ pub enum StartError {
     /// The chat database could not be opened.
     #[error("chat store: {0}")]
     Store(#[from] hub::store::StoreError),
+    /// `--redis` was given and Redis did not answer.
+    #[error("chat cluster: {0}")]
+    Cluster(#[from] hub::cluster::ClusterError),
     /// A `--stream-key` is malformed.
     #[error("{0}")]
     Key(#[from] ingest::KeyError),
@@ -191,7 +194,11 @@ impl Server {
         hub_config
             .embed_origins
             .extend(hub::origins::own(addr, &config.serve.public_origins));
-        let hub = hub::Hub::new(hub_config, store, origin.clone());
+        let cluster = match &config.hub.redis {
+            Some(url) => Some(Arc::new(hub::cluster::Cluster::connect(url).await?)),
+            None => None,
+        };
+        let hub = hub::Hub::clustered(hub_config, store, cluster, origin.clone());
         for channel in origin.channels() {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }

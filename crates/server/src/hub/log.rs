@@ -110,6 +110,24 @@ impl Log {
         (seq, frame, StoredEvent { ts: now_ms, event })
     }
 
+    /// Logs an event whose seq was given elsewhere (by the cluster, see `cluster`), and
+    /// returns its frame; `None` for a seq already logged. After a gap (the stream was
+    /// trimmed past what this node read) the window restarts above it, so a resume from
+    /// before the gap is answered with the last messages, never silently short.
+    pub(crate) fn apply(&mut self, now_ms: u64, e: &StoredEvent) -> Option<Utf8Bytes> {
+        let seq = e.event.seq();
+        if seq <= self.seq {
+            return None;
+        }
+        if seq > self.seq + 1 {
+            self.window = Window::new(seq - 1);
+        }
+        self.seq = seq;
+        let frame = self.window.push(e.ts, &e.event);
+        self.window.trim(now_ms);
+        Some(frame)
+    }
+
     /// The welcome's history and the backlog after it, for a viewer resuming from
     /// `resume` (exact when it is this epoch's and inside the window).
     pub(crate) fn snapshot(&self, resume: Option<&Resume>) -> Snapshot {
@@ -226,6 +244,36 @@ mod tests {
         assert_eq!(seqs(&s.history), [8, 9, 10, 11, 12]);
         // Dedup knows the reloaded messages.
         assert_eq!(log.duplicate("v1", "c4"), Some(4));
+    }
+
+    #[test]
+    fn events_sequenced_elsewhere_are_logged_once_and_a_gap_is_never_resumed_across() {
+        let mut log = log_with(0, 1_000);
+        let at = |seq| StoredEvent {
+            ts: 1_000,
+            event: chat(MessageId { epoch: 1, seq }),
+        };
+        assert!(log.apply(1_000, &at(1)).is_some());
+        assert!(log.apply(1_000, &at(2)).is_some());
+        assert!(
+            log.apply(1_000, &at(2)).is_none(),
+            "read twice, logged once"
+        );
+        let s = log.snapshot(Some(&Resume {
+            epoch: 1,
+            last_seq: 1,
+        }));
+        assert!(s.recovered);
+        assert_eq!(seqs(&s.history), [2]);
+        // 3..=5 were trimmed from the stream before this node read them.
+        assert!(log.apply(1_000, &at(6)).is_some());
+        assert_eq!(log.seq(), 6);
+        let s = log.snapshot(Some(&Resume {
+            epoch: 1,
+            last_seq: 2,
+        }));
+        assert!(!s.recovered, "3..=5 are missing: not exact");
+        assert_eq!(seqs(&s.history), [6]);
     }
 
     #[test]

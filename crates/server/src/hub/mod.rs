@@ -24,12 +24,14 @@
 //! - [`identity`]: anonymous viewer identities (signed ids).
 //! - [`rules`]: pure checks (names, texts, blocked words, colours).
 //! - [`store`]: persistence behind one trait (SQLite by default).
+//! - [`cluster`]: with `--redis`, the seq, epoch and history shared by several nodes.
 //!
 //! Limits are enforced here, never trusted to the widget.
 
 mod admission;
 pub mod api;
 mod budget;
+pub mod cluster;
 mod confusable;
 mod fanout;
 mod gate;
@@ -136,6 +138,11 @@ pub struct HubConfig {
     /// TCP peer is the client: behind a proxy, every viewer would share one address.
     #[arg(long, env = "LUCARNE_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+    /// Redis (`redis://host:port[/db]`) shared by several nodes: rooms' seqs, epochs and
+    /// history live there, so a viewer may resume on any node (see `hub::cluster`).
+    /// Without it, one node: the chat store alone.
+    #[arg(long, env = "LUCARNE_REDIS")]
+    pub redis: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -157,6 +164,7 @@ impl Default for HubConfig {
             max_rooms: 100,
             new_viewers_per_ip: 10,
             client_ip_header: None,
+            redis: None,
         }
     }
 }
@@ -179,6 +187,9 @@ pub enum HubError {
     /// The hub is shutting down.
     #[error("shutting down")]
     Closing,
+    /// Redis (`--redis`) failed.
+    #[error("chat cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Unix time in milliseconds.
@@ -193,6 +204,8 @@ pub fn now_ms() -> u64 {
 pub struct Hub {
     config: Arc<HubConfig>,
     store: Arc<dyn Store>,
+    /// `--redis`: rooms shared with other nodes.
+    cluster: Option<Arc<cluster::Cluster>>,
     identities: Identities,
     /// Streams, to tell a joining viewer whether its room is live.
     origin: Arc<Origin>,
@@ -220,7 +233,18 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub over `store`.
     pub fn new(config: HubConfig, store: Arc<dyn Store>, origin: Arc<Origin>) -> Arc<Hub> {
+        Hub::clustered(config, store, None, origin)
+    }
+
+    /// A hub over `store` whose rooms are shared through `cluster` (`--redis`).
+    pub fn clustered(
+        config: HubConfig,
+        store: Arc<dyn Store>,
+        cluster: Option<Arc<cluster::Cluster>>,
+        origin: Arc<Origin>,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
+            cluster,
             identities: Identities::new(store.secret()),
             new_viewers: Mutex::new(Budget::new(Rate::per_minute(config.new_viewers_per_ip))),
             new_rooms: Mutex::new(Budget::new(Rate::per_minute(NEW_ROOMS_PER_MIN))),
@@ -311,12 +335,17 @@ impl Hub {
             .get_or_try_init(|| async {
                 let stored = self.store.load_room(id, room::MAX_EVENTS).await?;
                 let live = self.origin.stream_state(id).unwrap_or(StreamState::Offline);
+                let shared = match &self.cluster {
+                    Some(c) => Some((c.clone(), c.open_room(id).await?)),
+                    None => None,
+                };
                 Ok::<_, HubError>(Room::open(
                     id,
                     stored,
                     live,
                     self.config.clone(),
                     self.store.clone(),
+                    shared,
                 ))
             })
             .await?;

@@ -15,12 +15,19 @@
 //! `lastSeq >= floor` in the same epoch is exact (retention: see `window`). Viewers'
 //! posts go through the gate, staff's do not; hearts are limited per connection by the
 //! session (harmless to aggregate, and lock-free there).
+//!
+//! # On several nodes (`--redis`)
+//! The seq is given by Redis, not by the log: a post passes the gate here, is appended
+//! to the room's Redis stream (see `cluster`), and comes back, like every node's posts,
+//! through the room's follower task, which applies the stream's events to the log and
+//! the ring in seq order under the same lock. So the Ordering above holds on each node.
 
+use super::cluster::{Cluster, Opened};
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
 use super::log::{Log, Removal};
 use super::rules::{self, Refusal};
-use super::store::{Ban, Change, Store, StoredRoom};
+use super::store::{Ban, Change, Store, StoredEvent, StoredRoom};
 use super::ticker::{self, Ticker};
 use super::{now_ms, HubConfig};
 use lucarne_protocol::{
@@ -28,8 +35,8 @@ use lucarne_protocol::{
     ServerMessage, StreamState, StreamStateChange,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 
 pub use super::ticker::{COUNT_INTERVAL, HEARTS_TICK};
@@ -121,6 +128,10 @@ pub struct Room {
     /// Chat messages published since the room was loaded: `/metrics` turns it into
     /// messages per second (a reload starts it again at 0, which a rate reads as a reset).
     chats: AtomicU64,
+    /// With `--redis`: the sequencer and log shared by every node (see `cluster`).
+    cluster: Option<Arc<Cluster>>,
+    /// Wakes joins waiting for the follower to catch up with Redis.
+    applied: Notify,
 }
 
 impl Room {
@@ -131,8 +142,28 @@ impl Room {
         stream_state: StreamState,
         config: Arc<HubConfig>,
         store: Arc<dyn Store>,
+        cluster: Option<(Arc<Cluster>, Opened)>,
     ) -> Arc<Room> {
         let persisted = stored.is_some();
+        let (cluster, stored) = match cluster {
+            None => (None, stored),
+            // Redis holds the epoch, seq and events; the store the rest (for now).
+            Some((c, opened)) => {
+                let floor = opened
+                    .events
+                    .first()
+                    .map_or(opened.seq, |e| e.event.seq() - 1);
+                let local = stored.unwrap_or_default();
+                let room = StoredRoom {
+                    epoch: opened.epoch,
+                    last_seq: opened.seq,
+                    floor_seq: floor,
+                    events: opened.events,
+                    ..local
+                };
+                (Some(c), Some(room))
+            }
+        };
         let mut stored = stored.unwrap_or_else(|| StoredRoom {
             // Seqs restart at 0 with a new epoch; below 2^53 so JavaScript reads it exactly.
             epoch: rand::random::<u64>() >> 11,
@@ -159,10 +190,112 @@ impl Room {
             wake: Notify::new(),
             store,
             chats: AtomicU64::new(0),
+            cluster: cluster.clone(),
+            applied: Notify::new(),
         });
         let r = room.clone();
         tokio::spawn(async move { ticker::run(&r.wake, || r.lock().retired, || r.tick()).await });
+        if let Some(c) = cluster {
+            tokio::spawn(follow(c, Arc::downgrade(&room)));
+        }
         room
+    }
+
+    /// With `--redis`: waits (a bounded time) until this node has applied every event
+    /// Redis had when called, so a resume from another node's seq is exact.
+    pub(crate) async fn caught_up(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let target = match cluster.seq(&self.id).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                return;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let applied = self.applied.notified();
+            if self.lock().log.seq() >= target {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, applied).await.is_err() {
+                tracing::warn!(room = %self.id, target, "chat: redis follower behind");
+                return;
+            }
+        }
+    }
+
+    /// Applies events read from the room's Redis stream (in seq order).
+    fn apply(&self, events: &[StoredEvent]) {
+        let now = now_ms();
+        let mut st = self.lock();
+        for e in events {
+            if let RoomEvent::Deleted(d) = &e.event {
+                st.log.remove_chat(&d.id);
+            }
+            if let Some(frame) = st.log.apply(now, e) {
+                let seq = e.event.seq();
+                self.fanout.send(Outbound::Event { seq, frame });
+            }
+        }
+        drop(st);
+        self.applied.notify_waiters();
+    }
+
+    /// Posts a chat message: [`Room::post`] on one node; with `--redis`, the seq and
+    /// the event go to Redis first and the post is accepted once Redis has it.
+    pub(crate) async fn submit(
+        &self,
+        author: &Author,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<Posted, PostRefusal> {
+        let Some(cluster) = &self.cluster else {
+            return self.post(author, text, client_id);
+        };
+        let now_ms = now_ms();
+        {
+            let mut st = self.lock();
+            if let Some(c) = &client_id {
+                if let Some(seq) = st.log.duplicate(&author.viewer_id, c) {
+                    return Ok(Posted::Duplicate(seq));
+                }
+            }
+            if author.role.is_viewer() {
+                st.gate
+                    .admit(&author.viewer_id, &text, Instant::now(), now_ms)?;
+            }
+        }
+        let event = RoomEvent::Chat(ChatMessage {
+            seq: 0,
+            id: String::new(),
+            viewer_id: author.viewer_id.to_string(),
+            name: author.name.clone(),
+            colour: author.colour.to_owned(),
+            text,
+            ts: now_ms,
+            role: author.role,
+            client_id,
+        });
+        match cluster.append(&self.id, now_ms, &event).await {
+            Ok(seq) => {
+                self.chats.fetch_add(1, Ordering::Relaxed);
+                Ok(Posted::New(seq))
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                Err(PostRefusal {
+                    refusal: Refusal {
+                        code: ErrorCode::Unavailable,
+                        message: "The chat is unavailable; retry later.".into(),
+                    },
+                    retry_after_ms: Some(1000),
+                    muted_until_ms: None,
+                })
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -253,6 +386,10 @@ impl Room {
     /// Records a change, creating the room in the store first if needed (called under
     /// the lock, so changes are recorded in order).
     fn record(&self, st: &mut State, change: Change) {
+        if self.cluster.is_some() && matches!(change, Change::Appended(_)) {
+            // Redis keeps the events.
+            return;
+        }
         if !st.persisted {
             st.persisted = true;
             let epoch = st.log.epoch();
@@ -284,6 +421,12 @@ impl Room {
 
     /// Moderation: removes a message for everyone, history included.
     pub(crate) fn delete(&self, id: &str) -> Result<Seq, Refusal> {
+        if self.cluster.is_some() {
+            return Err(Refusal {
+                code: ErrorCode::Unavailable,
+                message: "Deleting is not yet available with --redis.".into(),
+            });
+        }
         let now_ms = now_ms();
         let mut st = self.lock();
         if st.log.remove_chat(id) == Removal::Unknown {
@@ -430,6 +573,54 @@ impl Room {
     }
 }
 
+/// How long a join waits for the follower to catch up with Redis.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// A room's follower: reads its Redis stream from the last seq applied, for as long as
+/// the room is loaded; reconnects (with a pause) when Redis goes away.
+async fn follow(cluster: Arc<Cluster>, room: Weak<Room>) {
+    let (id, epoch) = match room.upgrade() {
+        Some(r) => (r.id.clone(), r.lock().log.epoch()),
+        None => return,
+    };
+    let mut conn = None;
+    loop {
+        let after = match room.upgrade() {
+            Some(r) => {
+                let st = r.lock();
+                if st.retired {
+                    return;
+                }
+                st.log.seq()
+            }
+            None => return,
+        };
+        let c = match &mut conn {
+            Some(c) => c,
+            None => match cluster.follower().await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::warn!(room = %id, "chat: redis follower: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
+        match Cluster::read_after(c, &id, epoch, after).await {
+            Ok(events) if events.is_empty() => {}
+            Ok(events) => match room.upgrade() {
+                Some(r) => r.apply(&events),
+                None => return,
+            },
+            Err(e) => {
+                tracing::warn!(room = %id, "chat: redis follower: {e}");
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -437,7 +628,7 @@ pub(crate) mod tests {
 
     pub(crate) fn room(store: Arc<MemoryStore>) -> Arc<Room> {
         let config = Arc::new(HubConfig::default());
-        Room::open("r", None, StreamState::Live, config, store)
+        Room::open("r", None, StreamState::Live, config, store, None)
     }
 
     fn author(id: &str, role: Role) -> Author {

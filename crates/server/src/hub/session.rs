@@ -366,6 +366,7 @@ async fn join(
     // A room unloaded between lookup and join is looked up again.
     let (room, joined) = loop {
         let room = hub.room_for(room_id, client).await.map_err(unavailable)?;
+        room.caught_up().await;
         match room.join(&viewer_id, role, hello.resume.as_ref()) {
             Ok(j) => break (room, j),
             Err(JoinError::Retired) => continue,
@@ -707,7 +708,7 @@ impl Session {
             colour: self.colour,
             role: self.role,
         };
-        match self.room.post(&author, text, client_id.clone()) {
+        match self.room.submit(&author, text, client_id.clone()).await {
             // The event comes back through the room like everyone else's; a duplicate
             // was already delivered (or is in this viewer's resume backlog).
             Ok(Posted::New(_) | Posted::Duplicate(_)) => Ok(()),
