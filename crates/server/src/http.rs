@@ -21,6 +21,7 @@
 //! an ERROR, so any client could fill the log. Connections (timeouts, cap) are
 //! [`crate::serve`]'s.
 
+mod access;
 mod hls;
 pub mod ops;
 mod push;
@@ -137,6 +138,11 @@ pub fn router(state: AppState) -> Router {
         // The loader's `data-src` short form.
         .route("/s/{id}", get(stream_info))
         .fallback_service(static_files)
+        // Inside compression, so playlists are signed before they are compressed.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(compress)
         .layer(cors)
         .with_state(state)

@@ -12,11 +12,14 @@
 //! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`metrics`]: what `/metrics` reports, read from the hub and the origin at scrape.
+//! - [`access`]: private broadcasts (`--private`): which streams need a signed playback
+//!   token, and the token rule; `http::access` applies it.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
 //! Layers import only those below them: `http` → `hub` and `ingest` → `media`.
 
+pub mod access;
 pub mod client;
 pub mod http;
 pub mod hub;
@@ -74,6 +77,9 @@ pub struct Config {
     /// Connection options (timeouts, cap, public origins).
     #[command(flatten)]
     pub serve: serve::ServeConfig,
+    /// Private broadcasts.
+    #[command(flatten)]
+    pub access: access::AccessConfig,
 }
 
 /// Shared by every request handler.
@@ -89,6 +95,8 @@ pub struct AppState {
     pub drain: Arc<http::ops::Drain>,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// Which streams are private, and their tokens' key.
+    pub access: Arc<access::Access>,
 }
 
 /// Why the server could not start.
@@ -117,6 +125,9 @@ pub enum StartError {
     /// A `--stream-key` is malformed.
     #[error("{0}")]
     Key(#[from] ingest::KeyError),
+    /// `--private` without a usable `--playback-secret`.
+    #[error("{0}")]
+    Access(#[from] access::AccessError),
     /// The RTMP address could not be bound.
     #[error("cannot listen for RTMP on {addr}: {source}")]
     RtmpBind {
@@ -148,6 +159,7 @@ pub struct Server {
 impl Server {
     /// Binds, starts the demo source and serves in the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        let access = Arc::new(access::Access::new(&config.access)?);
         let origin = Arc::new(Origin::default());
         let mut sources = Vec::new();
         if !config.no_demo {
@@ -228,6 +240,7 @@ impl Server {
             hub: hub.clone(),
             drain: drain.clone(),
             metrics,
+            access,
         });
         let drain_delay = std::time::Duration::from_secs(serve_config.drain_delay_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -25,6 +25,7 @@ fn config(dir: &Path) -> Config {
         hub: Default::default(),
         ingest: Default::default(),
         serve: Default::default(),
+        access: Default::default(),
     }
 }
 

@@ -38,6 +38,7 @@ pub fn config(dir: &Path) -> Config {
         hub: Default::default(),
         ingest: Default::default(),
         serve: Default::default(),
+        access: Default::default(),
     };
     c.hub.broadcaster_token = Some(BROADCASTER_TOKEN.into());
     c.hub.moderator_tokens = vec![MODERATOR_TOKEN.into()];
