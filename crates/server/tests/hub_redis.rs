@@ -131,3 +131,23 @@ async fn a_viewer_resumes_on_the_other_node_with_nothing_lost_or_duplicated() {
         [(16, "p-after".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn a_viewer_on_each_node_both_read_a_count_of_two() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut on_a, _) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    let (mut on_b, _) = Client::join(b.local_addr(), "room", named("Bo")).await;
+    for c in [&mut on_a, &mut on_b] {
+        c.next_where(|m| matches!(m, ServerMessage::ViewerCount(v) if v.count == 2))
+            .await;
+    }
+    for node in [&a, &b] {
+        room_info_until(node.local_addr(), "room", |v| v["viewerCount"] == 2).await;
+    }
+    // One leaves: both nodes read 1 again.
+    drop(on_b);
+    on_a.next_where(|m| matches!(m, ServerMessage::ViewerCount(v) if v.count == 1))
+        .await;
+    room_info_until(b.local_addr(), "room", |v| v["viewerCount"] == 1).await;
+}

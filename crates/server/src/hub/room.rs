@@ -196,7 +196,8 @@ impl Room {
         let r = room.clone();
         tokio::spawn(async move { ticker::run(&r.wake, || r.lock().retired, || r.tick()).await });
         if let Some(c) = cluster {
-            tokio::spawn(follow(c, Arc::downgrade(&room)));
+            tokio::spawn(follow(c.clone(), Arc::downgrade(&room)));
+            tokio::spawn(presence(c, Arc::downgrade(&room)));
         }
         room
     }
@@ -224,6 +225,13 @@ impl Room {
                 tracing::warn!(room = %self.id, target, "chat: redis follower behind");
                 return;
             }
+        }
+    }
+
+    /// The other nodes' viewers (`--redis`).
+    fn set_others(&self, n: u32) {
+        if self.lock().ticker.set_others(n) {
+            self.wake.notify_one();
         }
     }
 
@@ -326,7 +334,7 @@ impl Room {
             epoch: st.log.epoch(),
             seq: st.log.seq(),
             snapshot,
-            viewer_count: st.ticker.viewers(),
+            viewer_count: st.ticker.shown(),
             hearts_total: st.ticker.hearts_total(),
             stream_state: st.stream_state,
             settings: st.gate.settings(!role.is_viewer()),
@@ -531,7 +539,7 @@ impl Room {
         RoomInfo {
             epoch: st.log.epoch(),
             seq: st.log.seq(),
-            viewer_count: st.ticker.viewers(),
+            viewer_count: st.ticker.shown(),
             hearts_total: st.ticker.hearts_total(),
             slow_mode_secs: st.gate.slow_mode_secs(),
             stream_state: st.stream_state,
@@ -620,6 +628,38 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>) {
         }
     }
 }
+
+/// A room's presence (`--redis`): every [`PRESENCE_EVERY`] this node writes its viewer
+/// count to Redis and reads the other nodes'; the last write of an unloaded room is 0.
+async fn presence(cluster: Arc<Cluster>, room: Weak<Room>) {
+    let mut every = tokio::time::interval(PRESENCE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (id, local, retired) = match room.upgrade() {
+            Some(r) => {
+                let st = r.lock();
+                (r.id.clone(), st.ticker.viewers(), st.retired)
+            }
+            None => return,
+        };
+        let mine = if retired { 0 } else { local };
+        match cluster.presence(&id, mine).await {
+            Ok(total) => {
+                if let Some(r) = room.upgrade() {
+                    r.set_others(total.saturating_sub(mine));
+                }
+            }
+            Err(e) => tracing::warn!(room = %id, "chat: redis presence: {e}"),
+        }
+        if retired {
+            return;
+        }
+    }
+}
+
+/// How often a node writes its viewer count of a room to Redis and reads the total.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 pub(crate) mod tests {

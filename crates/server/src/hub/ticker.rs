@@ -31,7 +31,10 @@ pub(crate) struct Tick {
 /// See the module doc.
 #[derive(Debug)]
 pub(crate) struct Ticker {
+    /// Connected to this node.
     viewers: u32,
+    /// Connected to the other nodes (`--redis`), as last read.
+    others: u32,
     count_sent: u32,
     count_sent_at: Option<Instant>,
     /// Taps since the last `hearts` frame.
@@ -49,6 +52,7 @@ impl Ticker {
     pub(crate) fn new(hearts_total: u64) -> Ticker {
         Ticker {
             viewers: 0,
+            others: 0,
             count_sent: 0,
             count_sent_at: None,
             hearts: BTreeMap::new(),
@@ -61,6 +65,16 @@ impl Ticker {
 
     pub(crate) fn viewers(&self) -> u32 {
         self.viewers
+    }
+
+    /// The count viewers are shown: this node's and the other nodes'.
+    pub(crate) fn shown(&self) -> u32 {
+        self.viewers.saturating_add(self.others)
+    }
+
+    /// The other nodes' viewers; true if the timer must be woken.
+    pub(crate) fn set_others(&mut self, n: u32) -> bool {
+        std::mem::replace(&mut self.others, n) != n && self.arm()
     }
 
     pub(crate) fn hearts_total(&self) -> u64 {
@@ -112,15 +126,15 @@ impl Ticker {
             self.hearts_saved_at = Some(now);
             out.save = Some(total);
         }
-        if self.viewers != self.count_sent {
+        let shown = self.shown();
+        if shown != self.count_sent {
             match self.count_sent_at {
                 Some(at) if now.duration_since(at) < COUNT_INTERVAL => out.more = true,
                 _ => {
-                    self.count_sent = self.viewers;
+                    self.count_sent = shown;
                     self.count_sent_at = Some(now);
-                    out.frames.push(ServerMessage::ViewerCount(ViewerCount {
-                        count: self.viewers,
-                    }));
+                    out.frames
+                        .push(ServerMessage::ViewerCount(ViewerCount { count: shown }));
                     out.more = true;
                 }
             }
@@ -209,5 +223,22 @@ mod tests {
         );
         assert!(!t.tick(t0 + COUNT_INTERVAL * 2).more, "nothing changed");
         assert_eq!(t.viewers(), 2);
+    }
+
+    #[test]
+    fn other_nodes_viewers_are_added_to_the_pushed_count() {
+        let mut t = Ticker::new(0);
+        let t0 = Instant::now();
+        assert!(t.join());
+        t.set_others(2);
+        let tick = t.tick(t0);
+        assert!(tick
+            .frames
+            .contains(&ServerMessage::ViewerCount(ViewerCount { count: 3 })));
+        assert_eq!((t.viewers(), t.shown()), (1, 3));
+        // A change of the others' alone wakes an idle timer.
+        assert!(!t.tick(t0 + COUNT_INTERVAL).more);
+        assert!(t.set_others(1));
+        assert!(!t.set_others(1), "unchanged, already woken");
     }
 }

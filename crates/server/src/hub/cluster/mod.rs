@@ -31,6 +31,14 @@
 //! (and never a seq "from the future", which the log would answer with the last
 //! messages instead).
 //!
+//! # Viewer count
+//! Each node writes, every second per loaded room, its own count into the hash
+//! `lucarne:{room}:viewers` (field = the node's random id, value = `count:expiry` by
+//! Redis's clock, 5 s ahead) and reads back the sum of the unexpired fields, in one
+//! script; stale fields are dropped as they are met, so a node that died stops counting
+//! within 5 s. The room shows its own viewers plus the others' (the ticker still pushes
+//! it at most once a second).
+//!
 //! # Acknowledgement and an unreachable Redis
 //! A post is accepted only when the script returned its seq; the sender sees its own
 //! message come back through the stream like everyone else (as on one node: there is no
@@ -51,7 +59,7 @@
 //! rest of the ecosystem pins today.
 //!
 //! # Not yet (issue 14, item 1)
-//! Viewer counts, hearts, flood limits, mutes, bans, slow mode and blocked words are
+//! Hearts, flood limits, mutes, bans, slow mode and blocked words are
 //! still per node; deletes are refused on Redis; a follower per room (not one `XREAD`
 //! for all of a node's rooms); chat sockets are not yet told "reconnecting" when Redis
 //! goes away.
@@ -82,6 +90,35 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 
 return seq
 ";
 
+/// Sets this node's viewer count of a room (field = node id, value = `count:expiry`,
+/// Redis's clock) and returns the sum over the nodes whose entry has not expired,
+/// dropping the others: a node that died stops counting after [`PRESENCE_TTL`].
+const PRESENCE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mine = tonumber(ARGV[2])
+if mine > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:%d', mine, now + tonumber(ARGV[3])))
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local total = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local c, exp = string.match(all[i + 1], '(%d+):(%d+)')
+  if c and tonumber(exp) > now then
+    total = total + tonumber(c)
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return total
+";
+
+/// How long a node's viewer count stands without being written again.
+pub(crate) const PRESENCE_TTL: Duration = Duration::from_secs(5);
+
 /// How long a follower's `XREAD` blocks before it looks again whether its room is gone.
 pub(crate) const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
 
@@ -92,6 +129,9 @@ pub struct Cluster {
     /// Shared, reconnecting: appends, epochs, seqs.
     conn: ConnectionManager,
     append: redis::Script,
+    presence: redis::Script,
+    /// This process among the nodes (its field in the viewer-count hashes).
+    node: String,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -130,6 +170,8 @@ impl Cluster {
             client,
             conn,
             append: redis::Script::new(APPEND),
+            presence: redis::Script::new(PRESENCE),
+            node: format!("{:016x}", rand::random::<u64>()),
         })
     }
 
@@ -201,6 +243,20 @@ impl Cluster {
             .invoke_async(&mut conn)
             .await?;
         Ok(seq)
+    }
+
+    /// Sets this node's viewer count of `room`; returns the count over all nodes.
+    pub(crate) async fn presence(&self, room: &str, viewers: u32) -> Result<u32, ClusterError> {
+        let mut conn = self.conn.clone();
+        let total: u64 = self
+            .presence
+            .key(key(room, "viewers"))
+            .arg(&self.node)
+            .arg(viewers)
+            .arg(PRESENCE_TTL.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 
     /// A connection for one follower (blocking reads need their own).
