@@ -24,6 +24,10 @@ pub struct Variant {
     pub bandwidth: u64,
     /// The `CODECS` attribute, when given.
     pub codecs: Option<String>,
+    /// `RESOLUTION=WxH` in pixels; 0 × 0 when not given (or not two integers).
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
 }
 
 /// A media segment.
@@ -100,7 +104,7 @@ pub fn decimal(s: &str) -> Option<f64> {
 
 /// `s.parse::<u64>()` by hand (same answers: an optional `+`, then at least one digit,
 /// no overflow): std's integer parser would be the only user of its code in the widget.
-fn integer(s: &str) -> Option<u64> {
+pub fn integer(s: &str) -> Option<u64> {
     let digits = s.strip_prefix('+').unwrap_or(s);
     if digits.is_empty() {
         return None;
@@ -111,6 +115,13 @@ fn integer(s: &str) -> Option<u64> {
         n = n.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(n)
+}
+
+/// `WxH` (`RESOLUTION`), two decimal integers that fit in `u32`.
+fn resolution(v: &str) -> Option<(u32, u32)> {
+    let (w, h) = v.split_once('x')?;
+    let px = |s: &str| integer(s).and_then(|n| u32::try_from(n).ok());
+    Some((px(w)?, px(h)?))
 }
 
 /// Reads `NAME=value` or `NAME="value"` from an attribute list.
@@ -144,7 +155,7 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
     let bad = |l: &str| PlaylistError::BadTag(l.chars().take(80).collect());
 
     let mut variants = Vec::new();
-    let mut pending_variant: Option<(u64, Option<String>)> = None;
+    let mut pending_variant: Option<Variant> = None;
     let mut media = MediaPlaylist::default();
     let mut target = None;
     let mut duration = None;
@@ -161,7 +172,16 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                     let bw = attribute(value, "BANDWIDTH")
                         .and_then(integer)
                         .ok_or_else(|| bad(line))?;
-                    pending_variant = Some((bw, attribute(value, "CODECS").map(str::to_owned)));
+                    let (width, height) = attribute(value, "RESOLUTION")
+                        .and_then(resolution)
+                        .unwrap_or((0, 0));
+                    pending_variant = Some(Variant {
+                        uri: String::new(),
+                        bandwidth: bw,
+                        codecs: attribute(value, "CODECS").map(str::to_owned),
+                        width,
+                        height,
+                    });
                 }
                 "EXT-X-TARGETDURATION" => target = Some(decimal(value).ok_or_else(|| bad(line))?),
                 // Only before the first segment (RFC 8216 4.4.3.2): later, it would
@@ -184,11 +204,10 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                 "EXT-X-ENDLIST" => media.ended = true,
                 _ => {}
             }
-        } else if let Some((bandwidth, codecs)) = pending_variant.take() {
+        } else if let Some(v) = pending_variant.take() {
             variants.push(Variant {
                 uri: line.to_owned(),
-                bandwidth,
-                codecs,
+                ..v
             });
         } else if let Some(d) = duration.take() {
             let n = *msn.get_or_insert(media.media_sequence);
@@ -342,6 +361,50 @@ mod tests {
         assert_eq!(v[0].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
         assert_eq!(v[1].bandwidth, 2_000_000);
         assert_eq!(v[1].uri, "high/index.m3u8");
+        assert_eq!((v[0].width, v[0].height), (640, 360));
+        assert_eq!(
+            (v[1].width, v[1].height),
+            (1280, 720),
+            "RESOLUTION before BANDWIDTH"
+        );
+    }
+
+    #[test]
+    fn ffmpeg_var_stream_map_ladder_keeps_bandwidth_resolution_and_codecs() {
+        // ffmpeg 5.1, -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" -master_pl_name.
+        let p = parse(
+            "#EXTM3U\n#EXT-X-VERSION:7\n             #EXT-X-STREAM-INF:BANDWIDTH=2490400,RESOLUTION=960x540,CODECS=\"avc1.42c01f,mp4a.40.2\"\nv0/index.m3u8\n\n             #EXT-X-STREAM-INF:BANDWIDTH=796400,RESOLUTION=640x360,CODECS=\"avc1.42c01e,mp4a.40.2\"\nv1/index.m3u8\n\n             #EXT-X-STREAM-INF:BANDWIDTH=246400,RESOLUTION=320x180,CODECS=\"avc1.42c00d,mp4a.40.2\"\nv2/index.m3u8\n",
+        )
+        .unwrap();
+        let Playlist::Multivariant(v) = p else {
+            panic!("not multivariant")
+        };
+        let got: Vec<_> = v
+            .iter()
+            .map(|v| (v.uri.as_str(), v.bandwidth, v.width, v.height))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("v0/index.m3u8", 2_490_400, 960, 540),
+                ("v1/index.m3u8", 796_400, 640, 360),
+                ("v2/index.m3u8", 246_400, 320, 180),
+            ]
+        );
+        assert_eq!(v[2].codecs.as_deref(), Some("avc1.42c00d,mp4a.40.2"));
+    }
+
+    #[test]
+    fn a_missing_or_odd_resolution_is_zero_not_an_error() {
+        let p = parse(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=wide\na\n             #EXT-X-STREAM-INF:BANDWIDTH=2,RESOLUTION=640x\nb\n             #EXT-X-STREAM-INF:BANDWIDTH=3,RESOLUTION=99999999999x2\nc\n             #EXT-X-STREAM-INF:BANDWIDTH=4\nd\n",
+        )
+        .unwrap();
+        let Playlist::Multivariant(v) = p else {
+            panic!("not multivariant")
+        };
+        assert_eq!(v.len(), 4);
+        assert!(v.iter().all(|v| v.width == 0 && v.height == 0), "{v:?}");
     }
 
     #[test]
