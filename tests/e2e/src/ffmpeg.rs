@@ -1,6 +1,7 @@
 //! A third-party live HLS stream: ffmpeg writing fMP4 HLS (1 s segments, sliding
 //! window of 6) into a temp dir that a [`StaticServer`] serves, like any CDN
-//! origin lucarne does not control.
+//! origin lucarne does not control. [`HlsSource::Ladder`] makes it a multivariant
+//! stream of three renditions ([`LADDER`], 2 s segments, numbered alike).
 //!
 //! Owns the ffmpeg process (killed on drop), the temp dir and its server. Also
 //! parses media playlists, so tests can pick a segment ahead of the live edge.
@@ -26,7 +27,17 @@ pub enum HlsSource {
     /// t mod 16 = n/30, with media time t. Copied, not re-encoded. Lets
     /// bench/measure.js measure latency of any player without lucarne-server.
     LiveClip(PathBuf),
+    /// The three-rendition ladder ([`LADDER`]): testsrc2 with noise (so each
+    /// rendition's segments really weigh its bitrate) and a 1 kHz sine, encoded live
+    /// three times with `-var_stream_map` into `master.m3u8` and `v0/`, `v1/`, `v2/`
+    /// (highest first), 2 s segments on keyframes shared by all three.
+    Ladder,
 }
+
+/// The ladder's renditions: (width, height, video kbit/s). With 64 kbit/s of audio
+/// and the 10 % ffmpeg adds, `BANDWIDTH` is 2 490 400, 796 400 and 246 400: the
+/// issue's 2.5 Mbit/s, 800 kbit/s and 250 kbit/s.
+pub const LADDER: [(u32, u32, u32); 3] = [(960, 540, 2200), (640, 360, 660), (320, 180, 160)];
 
 /// Where [`FfmpegHls::start`] puts the playlist and segments in the served dir.
 pub const DEFAULT_DIR: &str = "hls";
@@ -42,6 +53,8 @@ pub struct FfmpegHls {
     dir: TempDir,
     /// Path inside `dir` (and URL path) of the playlist's folder, e.g. "hls".
     subdir: String,
+    /// A multivariant stream ([`HlsSource::Ladder`]).
+    ladder: bool,
 }
 
 impl FfmpegHls {
@@ -67,8 +80,10 @@ impl FfmpegHls {
             .to_vec();
         // temp_file: a segment only appears under its name once complete.
         let mut flags = "delete_segments+independent_segments+temp_file".to_owned();
+        let ladder = matches!(source, HlsSource::Ladder);
         match &source {
             HlsSource::TestPattern => args.extend(test_pattern_args()),
+            HlsSource::Ladder => args.extend(ladder_args()),
             HlsSource::LiveClip(clip) => {
                 args.extend(live_clip_args(clip, dir.path()).await?);
                 // Players that rebase timestamps (hls.js) still know the wall
@@ -83,19 +98,34 @@ impl FfmpegHls {
                 "-hls_segment_type",
                 "fmp4",
                 "-hls_time",
-                "1",
+                if ladder { "2" } else { "1" },
                 "-hls_list_size",
                 "6",
                 "-hls_flags",
                 &flags,
                 "-hls_fmp4_init_filename",
                 "init.mp4",
-                "-hls_segment_filename",
             ]
             .map(str::to_owned),
         );
-        args.push(hls.join("seg%d.m4s").to_string_lossy().into_owned());
-        args.push(hls.join("index.m3u8").to_string_lossy().into_owned());
+        // One folder per rendition (`%v`: 0 is the highest), init_0.mp4 and so on.
+        let folder = if ladder {
+            args.extend(
+                [
+                    "-master_pl_name",
+                    "master.m3u8",
+                    "-var_stream_map",
+                    "v:0,a:0 v:1,a:1 v:2,a:2",
+                ]
+                .map(str::to_owned),
+            );
+            hls.join("v%v")
+        } else {
+            hls.clone()
+        };
+        args.push("-hls_segment_filename".into());
+        args.push(folder.join("seg%d.m4s").to_string_lossy().into_owned());
+        args.push(folder.join("index.m3u8").to_string_lossy().into_owned());
 
         let (process, _) = Spawned::start("ffmpeg", &ffmpeg, &args, &[], Output::Capture)?;
         let server = StaticServer::start(dir.path()).await?;
@@ -104,14 +134,32 @@ impl FfmpegHls {
             server,
             dir,
             subdir,
+            ladder,
         };
         me.wait_for_segments(2, Duration::from_secs(20)).await?;
         Ok(me)
     }
 
-    /// The playlist URL, on the static server's origin.
+    /// The playlist URL, on the static server's origin (the multivariant playlist
+    /// of a ladder).
     pub fn url(&self) -> String {
-        format!("{}/{}/index.m3u8", self.server.url(), self.subdir)
+        format!("{}{}", self.server.url(), self.path())
+    }
+
+    /// The URL path of the playlist the viewer is given, e.g. "/hls/index.m3u8".
+    pub fn path(&self) -> String {
+        let name = if self.ladder {
+            "master.m3u8"
+        } else {
+            "index.m3u8"
+        };
+        format!("/{}/{name}", self.subdir)
+    }
+
+    /// The folder of a ladder's rendition `i` (0 is the highest) inside the playlist's,
+    /// as URL paths use it: "v0".
+    pub fn rendition_folder(i: usize) -> String {
+        format!("v{i}")
     }
 
     /// The origin serving the stream (and any page written to [`FfmpegHls::dir`]).
@@ -129,14 +177,29 @@ impl FfmpegHls {
         self.dir.path()
     }
 
-    /// URL path of segment `n` (what a fault rule matches).
+    /// URL path of segment `n` (what a fault rule matches); of the highest rendition
+    /// for a ladder.
     pub fn segment_path(&self, n: u64) -> String {
-        format!("/{}/seg{n}.m4s", self.subdir)
+        format!("/{}/{}seg{n}.m4s", self.subdir, self.media_folder())
     }
 
-    /// The playlist as ffmpeg last wrote it.
+    /// "v0/" for a ladder (whose media playlists all number segments alike), else "".
+    fn media_folder(&self) -> String {
+        if self.ladder {
+            format!("{}/", Self::rendition_folder(0))
+        } else {
+            String::new()
+        }
+    }
+
+    /// The media playlist as ffmpeg last wrote it (the highest rendition's for a
+    /// ladder).
     pub fn playlist(&self) -> Result<MediaPlaylist> {
-        let path = self.dir.path().join(&self.subdir).join("index.m3u8");
+        let path = self
+            .dir
+            .path()
+            .join(&self.subdir)
+            .join(format!("{}index.m3u8", self.media_folder()));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         MediaPlaylist::parse(&text)
@@ -213,6 +276,61 @@ fn test_pattern_args() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// [`HlsSource::Ladder`]'s input and encoders, ultrafast so three live encodes keep
+/// up on a 2-core machine. `-var_stream_map` needs the audio mapped once per rendition.
+fn ladder_args() -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=960x540:rate=30",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+        "-filter_complex",
+        "[0:v]noise=alls=30:allf=t,split=3[v0][a1][a2];[a1]scale=640:360[v1];[a2]scale=320:180[v2]",
+    ]
+    .map(String::from)
+    .to_vec();
+    for i in 0..LADDER.len() {
+        args.extend(["-map".to_owned(), format!("[v{i}]")]);
+    }
+    for _ in 0..LADDER.len() {
+        args.extend(["-map", "1:a"].map(String::from));
+    }
+    args.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            // A keyframe every 2 s in every rendition: segments start together.
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "0",
+        ]
+        .map(String::from),
+    );
+    for (i, (_, _, kbps)) in LADDER.iter().enumerate() {
+        for opt in ["b", "maxrate", "bufsize"] {
+            args.push(format!("-{opt}:v:{i}"));
+            args.push(format!("{kbps}k"));
+        }
+    }
+    args.extend(["-c:a", "aac", "-b:a", "64k", "-ac", "2"].map(String::from));
+    args
 }
 
 /// The clip lasts 16 s and loops from the unix epoch (see media/make-demo-clip.sh).

@@ -11,7 +11,10 @@
 //!   on the same port).
 //! - [`static_server`]: [`StaticServer`], another origin serving a directory,
 //!   with run-time [`Faults`].
-//! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg.
+//! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg (one
+//!   rendition, or the three-rendition [`ffmpeg::LADDER`]).
+//! - [`throttle`]: [`Throttle`], a slow link (a TCP relay whose downstream rate the
+//!   test sets and changes while the page plays).
 //! - [`widget`]: [`Probe`] reads the player's state from the page; [`Watch`]
 //!   summarises a stretch of playback.
 //! - [`chat`]: [`ChatView`], the chat and hearts layer as a viewer uses it (pick a
@@ -56,6 +59,7 @@ pub mod publisher;
 pub mod static_server;
 pub mod stats;
 pub mod tcp_proxy;
+pub mod throttle;
 pub mod trend;
 pub mod wait;
 pub mod widget;
@@ -69,6 +73,7 @@ pub use phone::{ChatFirehose, FirehosePlan, PhoneLayout, PhoneView};
 pub use publisher::{free_port, RtmpPublisher};
 pub use static_server::{Faults, StaticServer};
 pub use tcp_proxy::TcpProxy;
+pub use throttle::Throttle;
 pub use wait::{wait_until, Check};
 pub use widget::{embed_page, PlaybackState, Probe, Watch};
 pub use workspace::serial;
