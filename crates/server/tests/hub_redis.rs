@@ -151,3 +151,33 @@ async fn a_viewer_on_each_node_both_read_a_count_of_two() {
         .await;
     room_info_until(b.local_addr(), "room", |v| v["viewerCount"] == 1).await;
 }
+
+#[tokio::test]
+async fn readyz_says_503_while_redis_is_unreachable() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.hub.redis = Some(redis.url());
+    let node = start(c).await;
+    let readyz = || async {
+        let r = reqwest::get(format!("http://{}/readyz", node.local_addr()))
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(readyz().await.0, 200);
+    drop(redis);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, body) = readyz().await;
+        if status == 503 {
+            assert!(body.contains("redis"), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -444,9 +444,20 @@ impl Hub {
         self.sessions.load(Ordering::Acquire)
     }
 
-    /// Whether the store can take a write now (see [`Store::ping`]); for `/readyz`.
+    /// Whether the store can take a write now (see [`Store::ping`]) and, with
+    /// `--redis`, whether Redis answers; for `/readyz`.
     pub async fn ping_store(&self) -> Result<(), store::StoreError> {
-        self.store.ping().await
+        self.store.ping().await?;
+        if let Some(c) = &self.cluster {
+            c.ping().await.map_err(|e| store::StoreError::Backend {
+                backend: "redis",
+                source: match e {
+                    cluster::ClusterError::Redis(e) => Box::new(e),
+                    other => Box::new(other),
+                },
+            })?;
+        }
+        Ok(())
     }
 
     fn session_started(self: &Arc<Self>) -> SessionGuard {
