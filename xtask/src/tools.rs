@@ -78,8 +78,8 @@ pub(crate) fn ensure_build_tools() -> Result<()> {
     Ok(())
 }
 
-/// Browsers, drivers and ffmpeg for the browser tiers, and redis-server for the chat
-/// hub's multi-node tests: Debian packages (Chromium and chromedriver, Firefox ESR,
+/// Browsers, drivers and ffmpeg for the browser tiers, redis-server for the chat hub's
+/// multi-node tests and nginx for the CDN test: Debian packages (Chromium and chromedriver, Firefox ESR,
 /// WebKitGTK's MiniBrowser and WebKitWebDriver, Xvfb for WebKit's display), and
 /// geckodriver from crates.io.
 pub(crate) fn ensure_test_tools() -> Result<()> {
@@ -92,6 +92,8 @@ pub(crate) fn ensure_test_tools() -> Result<()> {
         ("ffmpeg", "ffmpeg"),
         // The chat hub's multi-node tests start their own Redis.
         ("redis-server", "redis-server"),
+        // The CDN test puts its own nginx (deploy/nginx.conf) in front of the server.
+        ("nginx", "nginx"),
     ]
     .into_iter()
     .filter(|(bin, _)| which(bin, "").is_err())
