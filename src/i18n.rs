@@ -88,6 +88,8 @@ pub enum Text {
     HideChat,
     ShowChat,
     ViewersUnknown,
+    Quality,
+    Auto,
 }
 
 /// The text for `key` in `lang`.
@@ -192,6 +194,10 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, ShowChat) => "Afficher le chat",
         (Lang::En, ViewersUnknown) => "viewer count unknown",
         (Lang::Fr, ViewersUnknown) => "nombre de spectateurs inconnu",
+        (Lang::En, Quality) => "Quality",
+        (Lang::Fr, Quality) => "Qualité",
+        (Lang::En, Auto) => "Auto",
+        (Lang::Fr, Auto) => "Auto",
     }
 }
 

@@ -123,6 +123,7 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
             .low_latency
             .as_deref()
             .map(|u| websocket_url(&absolute(u))),
+        max_height: opts.max_height,
     };
     let look = Look {
         lang: opts.lang.unwrap_or_else(|| page_lang(&document)),

@@ -30,6 +30,9 @@ pub struct Options {
     pub chat: Option<String>,
     /// `data-mod-token`: shows moderation actions (the server checks the token).
     pub mod_token: Option<String>,
+    /// `data-max-height`: no rendition taller than this many pixels is loaded (a
+    /// multivariant stream); the viewer's quality menu cannot go above it either.
+    pub max_height: Option<u32>,
 }
 
 /// How the widget arranges video and chat.
@@ -157,7 +160,22 @@ impl Options {
             mod_token: get("modToken")
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty()),
+            max_height: max_height(get("maxHeight"))?,
         })
+    }
+}
+
+/// `data-max-height`: a whole number of pixels, at least 1.
+fn max_height(value: Option<String>) -> Result<Option<u32>, OptionError> {
+    let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match crate::player::playlist::integer(&v).and_then(|n| u32::try_from(n).ok()) {
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(OptionError {
+            attribute: "data-max-height",
+            problem: format!("\"{v}\" is not a height in pixels (such as 720)"),
+        }),
     }
 }
 
@@ -336,6 +354,25 @@ mod tests {
                 .attribute,
             "data-layout"
         );
+    }
+
+    #[test]
+    fn max_height_is_a_whole_number_of_pixels() {
+        assert_eq!(read(&[("stream", "/a")]).unwrap().max_height, None);
+        let o = read(&[("stream", "/a"), ("maxHeight", " 360 ")]).unwrap();
+        assert_eq!(o.max_height, Some(360));
+        assert_eq!(
+            read(&[("stream", "/a"), ("maxHeight", "")])
+                .unwrap()
+                .max_height,
+            None,
+            "empty: no maximum"
+        );
+        for bad in ["0", "360p", "-1", "7.5", "high", "99999999999"] {
+            let e = read(&[("stream", "/a"), ("maxHeight", bad)]).unwrap_err();
+            assert_eq!(e.attribute, "data-max-height", "{bad}");
+            assert!(e.problem.contains("height in pixels"), "{e}");
+        }
     }
 
     #[test]

@@ -503,8 +503,20 @@ impl Abr {
         if ladder.is_empty() {
             ladder.extend(self.lowest());
         }
-        ladder.sort_by_key(|&i| self.renditions[i].bandwidth);
+        // By hand (an insertion sort, stable like `sort_by_key`): std's stable sort is
+        // about 0.5 KB of WebAssembly for lists of three or four.
+        for i in 1..ladder.len() {
+            let mut j = i;
+            while j > 0 && self.bw(ladder[j - 1]) > self.bw(ladder[j]) {
+                ladder.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         ladder
+    }
+
+    fn bw(&self, i: usize) -> u64 {
+        self.renditions[i].bandwidth
     }
 
     fn under_max(&self, r: Rendition) -> bool {

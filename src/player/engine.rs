@@ -41,16 +41,19 @@ pub struct PlayerHandle {
 }
 
 impl PlayerHandle {
-    /// Starts playing `sources` in `video`, reporting to `on_status`. `early_socket` is
-    /// a low-latency socket the loader opened while the widget loaded, if any.
+    /// Starts playing `sources` in `video`, reporting to `on_status`, and the heights a
+    /// multivariant stream offers to `on_heights`. `early_socket` is a low-latency
+    /// socket the loader opened while the widget loaded, if any.
     pub fn new(
         video: HtmlVideoElement,
         sources: Sources,
         on_status: Rc<dyn Fn(Status)>,
+        on_heights: Rc<dyn Fn(Vec<u32>)>,
         early_socket: Option<wasm_bindgen::JsValue>,
     ) -> PlayerHandle {
         let (tx, rx) = channel::unbounded();
-        let engine = Engine::new(video, sources, on_status, tx.clone(), early_socket);
+        let mut engine = Engine::new(video, sources, on_status, tx.clone(), early_socket);
+        engine.on_heights = on_heights;
         wasm_bindgen_futures::spawn_local(engine.run(rx));
         PlayerHandle { tx }
     }
@@ -71,6 +74,7 @@ struct Engine {
     video: Video,
     sources: Sources,
     on_status: Rc<dyn Fn(Status)>,
+    on_heights: Rc<dyn Fn(Vec<u32>)>,
     tx: Tx,
     status: Status,
     mse: Option<Mse>,
@@ -106,17 +110,20 @@ impl Engine {
             let _ = t.unbounded_send(Event::Tick);
         });
         let policy = LatencyPolicy::for_sources(sources.low_latency.is_some());
+        let playback = Playback::new(policy);
+        playback.tell(|c| c.max_height = sources.max_height);
         Engine {
             video: Video::new(video, tx.clone()),
             sources,
             on_status,
+            on_heights: Rc::new(|_| {}),
             tx,
             status: Status::Connecting,
             mse: None,
             init: None,
             active: None,
             generation: 0,
-            playback: Playback::new(policy),
+            playback,
             recovery: Recovery::default(),
             source_up: false,
             reconnect: None,
@@ -378,6 +385,7 @@ impl Engine {
                     self.rebuild().await;
                 }
             }
+            SourceEvent::Heights(h) => (self.on_heights)(h),
             SourceEvent::Warning(m) => log(&m),
             SourceEvent::Fatal(m) => self.fatal(m),
             // Taken by `Playback::absorb` above.

@@ -73,6 +73,9 @@ pub enum SourceEvent {
     },
     /// A VOD source has loaded its last segment.
     VodComplete,
+    /// The heights of a multivariant stream's renditions, in its order (0: not given):
+    /// what the quality menu offers.
+    Heights(Vec<u32>),
     /// Something was skipped or retried; playback goes on.
     Warning(String),
     /// The source cannot go on.

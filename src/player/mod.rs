@@ -29,10 +29,12 @@
 //!   `mse`: the source hands it bytes and sends the `Init`/`Media` it returns; it is
 //!   pure (bytes in, fragments out, tested natively like `mp4`) and compiled into the
 //!   download only where it is used.
-//! - A decision (ABR: a bandwidth estimate and a variant choice) is a pure module fed
-//!   from events the engine already dispatches (segment sizes and load times, buffer
-//!   ahead); its answer goes to the source as a message (e.g. a shared cell, as the
-//!   replay's `seek_to`), never by the source reading the policy's internals.
+//! - A decision is a pure module whose state has one owner. ABR, for one: `hls` owns
+//!   the [`abr::Abr`] of a multivariant stream and feeds it its own downloads; what it
+//!   needs from the rest of the player (buffer ahead, the `<video>`'s size, the
+//!   viewer's choice, `data-max-height`) comes through a shared cell that playback
+//!   refreshes every tick (`hls::Conditions`, next to the replay's `seek_to`); the
+//!   heights it offers go to the UI as a `SourceEvent`.
 
 pub mod abr;
 pub mod buffer;
@@ -78,6 +80,8 @@ pub enum Control {
     Replay,
     /// Move the playhead to this media time, seconds (a replay's seek bar and keys).
     Seek(f64),
+    /// The viewer's pick in the quality menu.
+    Quality(abr::Choice),
 }
 
 /// What the player reports.
@@ -135,4 +139,6 @@ pub struct Sources {
     pub hls: Option<String>,
     /// Low-latency WebSocket URL (absolute, `ws:` or `wss:`).
     pub low_latency: Option<String>,
+    /// The page's `data-max-height`: no taller rendition is loaded.
+    pub max_height: Option<u32>,
 }

@@ -1,8 +1,11 @@
 //! The only module that touches MediaSource, SourceBuffer and TimeRanges.
 //!
 //! One SourceBuffer (muxed audio+video fMP4), one queue of operations, one operation
-//! in flight at a time: the next starts on `updateend`. A `QuotaExceededError` evicts
-//! media behind the playhead and retries the same append. Dropping [`Mse`] detaches the
+//! in flight at a time: the next starts on `updateend`. A new init segment mid-stream
+//! (an ABR switch) is queued like media; when its codecs differ from the
+//! SourceBuffer's (another H.264 level, say), `changeType` goes before it in the
+//! queue. A `QuotaExceededError` evicts media behind the playhead and retries the same
+//! append. Dropping [`Mse`] detaches the
 //! MediaSource from the video and frees it.
 //!
 //! Safari's ManagedMediaSource is preferred where it exists: the browser then says when
@@ -49,6 +52,8 @@ enum Op {
     Offset(f64),
     /// `MediaSource.duration` (only settable while nothing is updating).
     Duration(f64),
+    /// `SourceBuffer.changeType`: the init segments that follow have other codecs.
+    ChangeType(String),
 }
 
 struct Queue {
@@ -67,6 +72,8 @@ pub struct Mse {
     url: String,
     video: HtmlVideoElement,
     queue: Rc<RefCell<Queue>>,
+    /// The type the SourceBuffer was created or last changed to.
+    mime: String,
     listeners: Vec<EventListener>,
     /// The `<source>` children added for a ManagedMediaSource with an HLS alternative;
     /// removed on drop.
@@ -171,6 +178,7 @@ impl Mse {
             })),
             media_source,
             url,
+            mime: String::new(),
             video: video.clone(),
             listeners,
             source_elements,
@@ -223,12 +231,19 @@ impl Mse {
     pub fn append_init(&mut self, data: Uint8Array) -> Result<InitInfo, String> {
         let info = super::mp4::parse_init(&data.to_vec())
             .ok_or("the stream's init segment is not a supported fMP4 header")?;
+        let mime = info.mime();
         if !self.has_buffer() {
-            self.add_source_buffer(&info.mime()).map_err(|e| match e {
+            self.add_source_buffer(&mime).map_err(|e| match e {
                 MseError::Codec(m) => format!("this browser cannot play this stream ({m})"),
                 other => other.to_string(),
             })?;
+        } else if mime != self.mime {
+            self.queue
+                .borrow_mut()
+                .ops
+                .push_back(Op::ChangeType(mime.clone()));
         }
+        self.mime = mime;
         self.append(data);
         Ok(info)
     }
@@ -336,6 +351,12 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
             }
             Op::Duration(d) => {
                 let _ = js_sys::Reflect::set(&q.media_source, &"duration".into(), &(*d).into());
+                continue;
+            }
+            // Where it is missing (before Chrome 70, Firefox 63, Safari 14.1) the append
+            // is tried anyway: a level change alone plays without it.
+            Op::ChangeType(m) => {
+                let _ = sb.change_type(m);
                 continue;
             }
         };

@@ -10,6 +10,7 @@
 
 use super::buffer::{self, Range};
 use super::events::{Event, SourceEvent};
+use super::hls::Conditions;
 use super::latency::{LatencyAction, LatencyPolicy, Observation};
 use super::mse::Mse;
 use super::recovery::{self, SourceKind};
@@ -57,6 +58,8 @@ pub(super) struct Playback {
     /// what is buffered (NaN: nowhere).
     pub(super) playhead: Rc<Cell<f64>>,
     pub(super) seek_to: Rc<Cell<f64>>,
+    /// Shared with a live HLS loader's ABR: refreshed every tick.
+    conditions: Rc<Cell<Conditions>>,
 }
 
 impl Playback {
@@ -73,6 +76,7 @@ impl Playback {
             stall: StallWatch::default(),
             playhead: Rc::new(Cell::new(0.0)),
             seek_to: Rc::new(Cell::new(f64::NAN)),
+            conditions: Rc::default(),
         }
     }
 
@@ -107,7 +111,27 @@ impl Playback {
         super::hls::Playhead {
             position: self.playhead.clone(),
             seek_to: self.seek_to.clone(),
+            conditions: self.conditions.clone(),
         }
+    }
+
+    /// Changes what the ABR is told.
+    pub(super) fn tell(&self, f: impl FnOnce(&mut Conditions)) {
+        let mut c = self.conditions.get();
+        f(&mut c);
+        self.conditions.set(c);
+    }
+
+    /// Tells the ABR how much is buffered ahead and how big the picture is shown
+    /// (read again every tick: a resize or full screen changes the cap).
+    fn share(&self, video: &Video, ahead_s: f64) {
+        self.tell(|c| {
+            c.ahead_s = ahead_s;
+            c.updates = c.updates.wrapping_add(1);
+            c.width = f64::from(video.el.client_width());
+            c.height = f64::from(video.el.client_height());
+            c.dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+        });
     }
 
     pub(super) fn reset(&mut self) {
@@ -116,6 +140,8 @@ impl Playback {
         self.hls_edge = None;
         self.vod = false;
         self.vod_complete = false;
+        // Nothing buffered drains until the new MediaSource plays.
+        self.tell(|c| c.ahead_s = f64::INFINITY);
     }
 
     /// The live edge given ranges already read (TimeRanges are read once per tick).
@@ -212,6 +238,7 @@ impl Playback {
                     self.seek(video, ranges, t);
                 }
             }
+            Control::Quality(choice) => self.tell(|c| c.choice = choice),
             Control::Mute(_) | Control::Volume(_) | Control::Replay => {}
         }
         None
@@ -269,9 +296,11 @@ impl Playback {
         let v = &video.el;
         let pos = v.current_time();
         if !self.started {
+            self.share(video, f64::INFINITY);
             self.try_start(video, &ranges, env.source);
             return None;
         }
+        self.share(video, buffer::ahead(&ranges, pos));
         if self.vod {
             self.playhead.set(pos);
             // The viewer jumped outside what is buffered: the loader moves there.

@@ -2,7 +2,8 @@
 //! the controls. It only renders and forwards input as [`Control`]s; the player
 //! decides. Keyboard: Space/K play-pause, M mute, F full screen, L back to live,
 //! C hide/show the chat, up/down volume, left/right seek in a replay. Every control is
-//! a real `<button>` with an ARIA label.
+//! a real `<button>` with an ARIA label; a stream of several renditions adds a quality
+//! menu, a `<select>` (Auto and each height, reached by Tab like the buttons).
 //!
 //! Phones first: while the picture plays, the controls fade [`CONTROLS_MS`] after the
 //! last tap, pointer move or key, and the next tap shows them again (a tap on the
@@ -17,6 +18,7 @@
 mod chat;
 
 use crate::i18n::{t, Lang, Text};
+use crate::player::abr::Choice;
 use crate::player::engine::PlayerHandle;
 use crate::player::{Control, Sources, Status};
 use std::rc::Rc;
@@ -67,11 +69,18 @@ fn status_text(status: &Status) -> Option<Text> {
 }
 
 /// Tells the host page: `data-status` for CSS and tests, a `lucarne:status` event for
-/// analytics (`event.detail.status`).
-fn announce(host: &HtmlElement, s: &Status) {
+/// analytics (`event.detail.status`, and `detail.height`: the picture's height in
+/// pixels, 0 before the first frame, also the `<video>`'s `data-height`), sent again
+/// when the height changes (an ABR switch).
+fn announce(host: &HtmlElement, video: &HtmlVideoElement, s: &Status) {
     let _ = host.set_attribute("data-status", s.name());
+    let height = video.video_height();
+    if height > 0 {
+        let _ = video.set_attribute("data-height", &height.to_string());
+    }
     let detail = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&detail, &"status".into(), &s.name().into());
+    let _ = js_sys::Reflect::set(&detail, &"height".into(), &height.into());
     if let Status::Error { message, fatal } = s {
         let _ = js_sys::Reflect::set(&detail, &"message".into(), &message.into());
         let _ = js_sys::Reflect::set(&detail, &"fatal".into(), &(*fatal).into());
@@ -157,13 +166,17 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let chat_hidden = use_state(chat_hidden_saved);
     let controls_shown = use_state_eq(|| true);
     let controls_timer = use_mut_ref(|| None::<gloo_timers::callback::Timeout>);
+    // The heights a multivariant stream offers, and the viewer's pick (0: auto).
+    let heights = use_state_eq(Vec::<u32>::new);
+    let quality = use_state_eq(|| 0u32);
 
     {
-        let (video, status, player, host) = (
+        let (video, status, player, host, heights) = (
             video.clone(),
             status.clone(),
             player.clone(),
             props.host.clone(),
+            heights.clone(),
         );
         let (sources, start_muted, early) = (
             props.sources.clone(),
@@ -174,11 +187,14 @@ pub(crate) fn app(props: &AppProps) -> Html {
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>().filter(|_| !chat_only) {
                 v.set_muted(start_muted);
+                let shown = v.clone();
                 let on_status: Rc<dyn Fn(Status)> = Rc::new(move |s: Status| {
-                    announce(&host, &s);
+                    announce(&host, &shown, &s);
                     status.set(s);
                 });
-                *player.borrow_mut() = Some(PlayerHandle::new(v, sources, on_status, early));
+                let on_heights: Rc<dyn Fn(Vec<u32>)> = Rc::new(move |h| heights.set(h));
+                *player.borrow_mut() =
+                    Some(PlayerHandle::new(v, sources, on_status, on_heights, early));
             }
             move || {
                 player.borrow_mut().take();
@@ -291,6 +307,18 @@ pub(crate) fn app(props: &AppProps) -> Html {
             }
         })
     };
+    // An ABR switch shows as a new picture size (`resize` fires on a change only).
+    let on_resize = {
+        let (host, status) = (props.host.clone(), status.clone());
+        Callback::from(move |e: Event| {
+            if let Some(v) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlVideoElement>().ok())
+            {
+                announce(&host, &v, &status);
+            }
+        })
+    };
     let change_volume = {
         let (volume, send, set_muted) = (volume.clone(), send.clone(), set_muted.clone());
         Rc::new(move |v: u32| {
@@ -346,8 +374,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
                 .map(|el| el.tag_name())
                 .unwrap_or_default();
             // Typing in the chat box is typing, never a shortcut (regression: "k", "m",
-            // "f" and "l" were swallowed and toggled the player).
-            if matches!(tag.as_str(), "INPUT" | "TEXTAREA") {
+            // "f" and "l" were swallowed and toggled the player); arrows in the quality
+            // menu move in the menu.
+            if matches!(tag.as_str(), "INPUT" | "TEXTAREA" | "SELECT") {
                 return;
             }
             show_controls();
@@ -410,6 +439,54 @@ pub(crate) fn app(props: &AppProps) -> Html {
             }
         })
     };
+    let on_quality = {
+        let (send, quality) = (send.clone(), quality.clone());
+        Callback::from(move |e: Event| {
+            let value = e
+                .target()
+                .and_then(|t| js_sys::Reflect::get(&t, &"value".into()).ok())
+                .and_then(|v| v.as_string());
+            let h = value
+                .and_then(|v| crate::player::playlist::integer(&v))
+                .unwrap_or(0) as u32;
+            send(Control::Quality(if h == 0 {
+                Choice::Auto
+            } else {
+                Choice::Height(h)
+            }));
+            quality.set(h);
+        })
+    };
+    // Each height once, tallest first (0: a rendition without RESOLUTION, not offered).
+    let mut offered: Vec<u32> = Vec::new();
+    for &h in heights.iter() {
+        let at = offered
+            .iter()
+            .position(|&o| o <= h)
+            .unwrap_or(offered.len());
+        if h > 0 && offered.get(at) != Some(&h) {
+            offered.insert(at, h);
+        }
+    }
+    // The menu's options as markup (our words and integers only): one raw node costs
+    // less code than a component per option.
+    let mut options = String::new();
+    for h in std::iter::once(0).chain(offered.iter().copied()) {
+        let value = h.to_string();
+        options.push_str("<option value=");
+        options.push_str(&value);
+        if h == *quality {
+            options.push_str(" selected");
+        }
+        options.push('>');
+        if h == 0 {
+            options.push_str(t(lang, Text::Auto));
+        } else {
+            options.push_str(&value);
+            options.push('p');
+        }
+        options.push_str("</option>");
+    }
     let unmute = {
         let set_muted = set_muted.clone();
         Callback::from(move |_: MouseEvent| set_muted(false))
@@ -464,7 +541,7 @@ pub(crate) fn app(props: &AppProps) -> Html {
             <div class="stage">
             <video ref={video} playsinline=true muted={props.muted} poster={props.look.poster.clone()}
                 aria-label={label(Text::VideoLabel)} ontimeupdate={on_time.clone()} ondurationchange={on_time}
-                onvolumechange={on_volume_change}></video>
+                onvolumechange={on_volume_change} onresize={on_resize}></video>
             if live {
                 <span class="badge live">{label(Text::Live)}</span>
             }
@@ -508,6 +585,11 @@ pub(crate) fn app(props: &AppProps) -> Html {
                         value={position.to_string()} oninput={on_seek} aria-label={label(Text::Seek)} />
                 } else {
                     <span class="spacer"></span>
+                }
+                if offered.len() > 1 {
+                    <select class="quality" onchange={on_quality} aria-label={label(Text::Quality)}>
+                        { Html::from_html_unchecked(options.into()) }
+                    </select>
                 }
                 if has_chat_overlay {
                     <button class="chat-toggle" onclick={click(toggle_chat)} aria-pressed={(*chat_hidden).to_string()}
