@@ -42,13 +42,13 @@ pub struct PlayerHandle {
 
 impl PlayerHandle {
     /// Starts playing `sources` in `video`, reporting to `on_status`, and the heights a
-    /// multivariant stream offers to `on_heights`. `early_socket` is a low-latency
+    /// multivariant stream offers (and the viewer's pick in force) to `on_heights`. `early_socket` is a low-latency
     /// socket the loader opened while the widget loaded, if any.
     pub fn new(
         video: HtmlVideoElement,
         sources: Sources,
         on_status: Rc<dyn Fn(Status)>,
-        on_heights: Rc<dyn Fn(Vec<u32>)>,
+        on_heights: Rc<dyn Fn(Vec<u32>, u32)>,
         early_socket: Option<wasm_bindgen::JsValue>,
     ) -> PlayerHandle {
         let (tx, rx) = channel::unbounded();
@@ -74,7 +74,7 @@ struct Engine {
     video: Video,
     sources: Sources,
     on_status: Rc<dyn Fn(Status)>,
-    on_heights: Rc<dyn Fn(Vec<u32>)>,
+    on_heights: Rc<dyn Fn(Vec<u32>, u32)>,
     tx: Tx,
     status: Status,
     mse: Option<Mse>,
@@ -116,7 +116,7 @@ impl Engine {
             video: Video::new(video, tx.clone()),
             sources,
             on_status,
-            on_heights: Rc::new(|_| {}),
+            on_heights: Rc::new(|_, _| {}),
             tx,
             status: Status::Connecting,
             mse: None,
@@ -385,7 +385,7 @@ impl Engine {
                     self.rebuild().await;
                 }
             }
-            SourceEvent::Heights(h) => (self.on_heights)(h),
+            SourceEvent::Heights(h, chosen) => (self.on_heights)(h, chosen),
             SourceEvent::Warning(m) => log(&m),
             SourceEvent::Fatal(m) => self.fatal(m),
             // Taken by `Playback::absorb` above.

@@ -74,8 +74,8 @@ pub enum SourceEvent {
     /// A VOD source has loaded its last segment.
     VodComplete,
     /// The heights of a multivariant stream's renditions, in its order (0: not given):
-    /// what the quality menu offers.
-    Heights(Vec<u32>),
+    /// what the quality menu offers; and the viewer's pick in force (0: auto).
+    Heights(Vec<u32>, u32),
     /// Something was skipped or retried; playback goes on.
     Warning(String),
     /// The source cannot go on.

@@ -325,12 +325,17 @@ impl Loader {
         let c = self.playhead.conditions.get();
         // What the quality menu offers: not above the page's maximum.
         let max = c.max_height.unwrap_or(u32::MAX);
+        let chosen = match c.choice {
+            Choice::Auto => 0,
+            Choice::Height(h) => h,
+        };
         self.send(SourceEvent::Heights(
             ladder
                 .iter()
                 .map(|r| r.height)
                 .filter(|&h| h <= max)
                 .collect(),
+            chosen,
         ));
         let mut abr = Abr::new(ladder, c.estimate_bps);
         self.current = self.decide(&mut abr, 0.0);

@@ -94,6 +94,44 @@ fn announce(host: &HtmlElement, video: &HtmlVideoElement, s: &Status) {
     }
 }
 
+/// The quality menu's `<option>`s as markup: Auto, then each height of `heights` once,
+/// tallest first (0, a rendition without `RESOLUTION`, is not offered), `chosen` (0:
+/// Auto) selected; empty when there is no choice to make. Markup (our words and
+/// integers only) because one raw node is less code than a component per option.
+fn menu_options(heights: &[u32], chosen: u32, auto: &str) -> String {
+    let mut offered: Vec<u32> = Vec::new();
+    for &h in heights {
+        let at = offered
+            .iter()
+            .position(|&o| o <= h)
+            .unwrap_or(offered.len());
+        if h > 0 && offered.get(at) != Some(&h) {
+            offered.insert(at, h);
+        }
+    }
+    let mut options = String::new();
+    if offered.len() < 2 {
+        return options;
+    }
+    for h in std::iter::once(0).chain(offered) {
+        let value = h.to_string();
+        options.push_str("<option value=");
+        options.push_str(&value);
+        if h == chosen {
+            options.push_str(" selected");
+        }
+        options.push('>');
+        if h == 0 {
+            options.push_str(auto);
+        } else {
+            options.push_str(&value);
+            options.push('p');
+        }
+        options.push_str("</option>");
+    }
+    options
+}
+
 /// How long the controls stay after the last tap, pointer move or key.
 const CONTROLS_MS: u32 = 3_000;
 
@@ -166,24 +204,23 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let chat_hidden = use_state(chat_hidden_saved);
     let controls_shown = use_state_eq(|| true);
     let controls_timer = use_mut_ref(|| None::<gloo_timers::callback::Timeout>);
-    // The heights a multivariant stream offers, and the viewer's pick (0: auto).
-    let heights = use_state_eq(Vec::<u32>::new);
-    let quality = use_state_eq(|| 0u32);
+    // The quality menu's options, as markup (empty: no menu).
+    let menu = use_state_eq(String::new);
 
     {
-        let (video, status, player, host, heights) = (
+        let (video, status, player, host, menu) = (
             video.clone(),
             status.clone(),
             player.clone(),
             props.host.clone(),
-            heights.clone(),
+            menu.clone(),
         );
         let (sources, start_muted, early) = (
             props.sources.clone(),
             props.muted,
             props.early_socket.clone(),
         );
-        let chat_only = props.look.chat_only;
+        let (chat_only, props_lang) = (props.look.chat_only, props.look.lang);
         use_effect_with(sources.clone(), move |_| {
             if let Some(v) = video.cast::<HtmlVideoElement>().filter(|_| !chat_only) {
                 v.set_muted(start_muted);
@@ -192,7 +229,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
                     announce(&host, &shown, &s);
                     status.set(s);
                 });
-                let on_heights: Rc<dyn Fn(Vec<u32>)> = Rc::new(move |h| heights.set(h));
+                let auto = t(props_lang, Text::Auto);
+                let on_heights: Rc<dyn Fn(Vec<u32>, u32)> =
+                    Rc::new(move |h, chosen| menu.set(menu_options(&h, chosen, auto)));
                 *player.borrow_mut() =
                     Some(PlayerHandle::new(v, sources, on_status, on_heights, early));
             }
@@ -439,8 +478,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
             }
         })
     };
+    // The select keeps the viewer's pick itself; the player remembers it across rebuilds.
     let on_quality = {
-        let (send, quality) = (send.clone(), quality.clone());
+        let send = send.clone();
         Callback::from(move |e: Event| {
             let value = e
                 .target()
@@ -454,39 +494,8 @@ pub(crate) fn app(props: &AppProps) -> Html {
             } else {
                 Choice::Height(h)
             }));
-            quality.set(h);
         })
     };
-    // Each height once, tallest first (0: a rendition without RESOLUTION, not offered).
-    let mut offered: Vec<u32> = Vec::new();
-    for &h in heights.iter() {
-        let at = offered
-            .iter()
-            .position(|&o| o <= h)
-            .unwrap_or(offered.len());
-        if h > 0 && offered.get(at) != Some(&h) {
-            offered.insert(at, h);
-        }
-    }
-    // The menu's options as markup (our words and integers only): one raw node costs
-    // less code than a component per option.
-    let mut options = String::new();
-    for h in std::iter::once(0).chain(offered.iter().copied()) {
-        let value = h.to_string();
-        options.push_str("<option value=");
-        options.push_str(&value);
-        if h == *quality {
-            options.push_str(" selected");
-        }
-        options.push('>');
-        if h == 0 {
-            options.push_str(t(lang, Text::Auto));
-        } else {
-            options.push_str(&value);
-            options.push('p');
-        }
-        options.push_str("</option>");
-    }
     let unmute = {
         let set_muted = set_muted.clone();
         Callback::from(move |_: MouseEvent| set_muted(false))
@@ -586,9 +595,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
                 } else {
                     <span class="spacer"></span>
                 }
-                if offered.len() > 1 {
+                if !menu.is_empty() {
                     <select class="quality" onchange={on_quality} aria-label={label(Text::Quality)}>
-                        { Html::from_html_unchecked(options.into()) }
+                        { Html::from_html_unchecked((*menu).clone().into()) }
                     </select>
                 }
                 if has_chat_overlay {
