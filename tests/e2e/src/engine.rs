@@ -424,6 +424,17 @@ impl Browser {
             y: 0.0,
         });
         let client = self.client()?;
+        // Pointer moves, unlike clicks, do not scroll (Firefox refuses a target
+        // outside the viewport): bring it into view first, as a user scrolls to it.
+        let el_ref = serde_json::to_value(&el)?;
+        self.timed(
+            &format!("scroll {css} into view"),
+            client.execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'center'});",
+                vec![el_ref],
+            ),
+        )
+        .await?;
         self.timed(&format!("move onto {css}"), client.perform_actions(hover))
             .await?;
         self.timed("release the pointer", client.release_actions())
