@@ -143,8 +143,8 @@ return {
 "#;
 
 /// Finds a point of the picture (`.tapzone`) where the tap zone itself is the element
-/// hit, inside the viewport: where a viewer's finger lands on the picture and nothing
-/// else. Scrolls the widget into view first.
+/// hit, and 16 px around it, inside the viewport: where a viewer's finger lands on the
+/// picture and nothing else. Scrolls the widget into view first.
 const FREE_PICTURE_POINT_JS: &str = r#"
 const index = arguments[0];
 const host = document.querySelectorAll('.lucarne-host')[index] || null;
@@ -160,7 +160,11 @@ for (const fy of [0.3, 0.2, 0.4, 0.5, 0.1, 0.6, 0.7, 0.8, 0.9]) {
     const x = Math.round(r.left + fx * r.width), y = Math.round(r.top + fy * r.height);
     if (x < 1 || y < 1 || x >= innerWidth - 1 || y >= innerHeight - 1) continue;
     const hit = root.elementFromPoint(x, y);
-    if (hit === zone) return { x, y };
+    // A margin around the point too: a tap lands within a few pixels of where it is
+    // aimed (WebKitGTK's was seen to unmute through the badge just above one).
+    const clear = [[0, 0], [0, -16], [0, 16], [-16, 0], [16, 0]].every(
+      ([dx, dy]) => root.elementFromPoint(x + dx, y + dy) === zone);
+    if (clear) return { x, y };
     if (seen.length < 6) seen.push(hit ? hit.localName + '.' + String(hit.className) : 'nothing');
   }
 }
