@@ -395,8 +395,9 @@ impl Abr {
                 self.down_at_ms = now_ms;
             }
         } else if self.current.is_some() && now_ms - self.down_at_ms >= UP_HOLD_MS {
-            for k in pos + 1..ladder.len() {
-                let factor = if k == pos + 1 {
+            let from = pos;
+            for k in from + 1..ladder.len() {
+                let factor = if k == from + 1 {
                     UP_FACTOR
                 } else {
                     UP_FAR_FACTOR
@@ -1150,6 +1151,36 @@ mod tests {
             0,
             "five seconds, far above: two steps"
         );
+    }
+
+    #[test]
+    fn a_second_step_up_at_once_needs_the_far_headroom() {
+        // From 320×180, a link at ~3.85 Mbit/s: 640×360 is well within reach, 960×540
+        // within UP_FACTOR of its duration but not within UP_FAR_FACTOR: one step only.
+        let mut abr = Abr::new(three(), 0.0);
+        abr.loaded(&Sample {
+            bytes: 200_000,
+            ttfb_ms: 50.0,
+            total_ms: 1650.0,
+            media_s: 2.0,
+            held: false,
+        });
+        assert_eq!(abr.next(0.0, 5.0, 2.0), 2);
+        for _ in 0..30 {
+            abr.loaded(&Sample {
+                bytes: 481_250,
+                ttfb_ms: 50.0,
+                total_ms: 1050.0,
+                media_s: 2.0,
+                held: false,
+            });
+        }
+        let top = abr.fetch_s(0, 2.0);
+        assert!(
+            top > 2.0 * UP_FAR_FACTOR && top <= 2.0 * UP_FACTOR,
+            "960×540 would take {top:.2} s"
+        );
+        assert_eq!(abr.next(60_000.0, 6.0, 2.0), 1, "one step, not two");
     }
 
     #[test]
