@@ -41,8 +41,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts nginx with `deploy/nginx.conf` pointed at `origin`.
-async fn nginx(origin: SocketAddr) -> Nginx {
+/// Starts nginx with `deploy/nginx.conf` pointed at `origins` (its upstream's nodes).
+async fn nginx(origins: &[SocketAddr]) -> Nginx {
     let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -68,7 +68,8 @@ async fn nginx(origin: SocketAddr) -> Nginx {
         conf.replace(from, &to)
     };
     let conf = replace(conf, "listen 8000;", format!("listen 127.0.0.1:{port};"));
-    let conf = replace(conf, "server 127.0.0.1:8080;", format!("server {origin};"));
+    let nodes: String = origins.iter().map(|o| format!("server {o}; ")).collect();
+    let conf = replace(conf, "server 127.0.0.1:8080;", nodes);
     let conf = replace(conf, "/run/nginx-lucarne.pid", format!("{d}/nginx.pid"));
     let conf = replace(
         conf,
@@ -162,7 +163,7 @@ async fn fifty_ll_hls_clients_behind_nginx_cost_the_origin_about_one_request_per
     let mut cfg = config(dir.path());
     cfg.no_demo = false;
     let server = start(cfg).await;
-    let cdn = nginx(server.local_addr()).await;
+    let cdn = nginx(&[server.local_addr()]).await;
     let base = format!("http://{}", cdn.addr);
 
     let clients: Vec<_> = (0..CLIENTS)
@@ -219,4 +220,60 @@ async fn fifty_ll_hls_clients_behind_nginx_cost_the_origin_about_one_request_per
     );
     drop(cdn);
     server.shutdown().await;
+}
+
+/// Two nodes behind the deployment's nginx, the stream on one of them only (as an RTMP
+/// broadcast is, on the node it is published to): every request through nginx, whichever
+/// node the balancer picks first, gets the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_on_one_node_plays_through_the_balancer_in_front_of_two() {
+    let (without, with) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let empty = start(config(without.path())).await;
+    let mut cfg = config(with.path());
+    cfg.no_demo = false;
+    let live = start(cfg).await;
+    let lonely = format!("http://{}/live/demo/index.m3u8", empty.local_addr());
+    assert_eq!(
+        reqwest::get(&lonely).await.unwrap().status(),
+        404,
+        "the node without the stream must not have it"
+    );
+    let cdn = nginx(&[empty.local_addr(), live.local_addr()]).await;
+    let base = format!("http://{}", cdn.addr);
+
+    let client = reqwest::Client::new();
+    let mut fetched = 0;
+    for _ in 0..20 {
+        // A new playlist each time (`_HLS_msn` of a part that exists: not cached yet).
+        let playlist = client
+            .get(format!("{base}/live/demo/index.m3u8"))
+            .header("cache-control", "no-cache")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(playlist.status(), 200, "the playlist through nginx");
+        let text = playlist.text().await.unwrap();
+        let segment = text
+            .lines()
+            .rfind(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+            .unwrap_or_else(|| panic!("no segment in {text}"));
+        let got = client
+            .get(format!("{base}/live/demo/{segment}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "segment {segment} through nginx");
+        assert!(!got.bytes().await.unwrap().is_empty());
+        fetched += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(cdn.dir.path().join("access.log")).unwrap();
+    assert!(
+        !log.lines().any(|l| l.ends_with(" 404")),
+        "a viewer was answered 404: {log}"
+    );
+    eprintln!("cdn: {fetched} playlists and segments through nginx, none refused");
+    drop(cdn);
+    live.shutdown().await;
+    empty.shutdown().await;
 }
