@@ -9,7 +9,8 @@
 //! source after failures, the status while waiting, what follows an end), [`replay`]
 //! (the replay loader's next step), [`mp4`] (codecs and fragment times), [`channel`]
 //! (the event queue), [`abr`] (bandwidth estimate, which rendition next, abandoning a
-//! download that would stall).
+//! download that would stall), [`unplayable`] (why a stream cannot play, for the
+//! viewer).
 //!
 //! Browser glue (wasm32 only): `mse` is the only module that touches MediaSource,
 //! SourceBuffer or TimeRanges; `video` owns the `<video>` element's listeners, `play()`
@@ -45,6 +46,7 @@ pub mod playlist;
 pub mod recovery;
 pub mod replay;
 pub mod stall;
+pub mod unplayable;
 
 #[cfg(target_arch = "wasm32")]
 pub mod engine;

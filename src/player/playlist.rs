@@ -45,6 +45,73 @@ pub struct Segment {
     pub map: Option<String>,
     /// Marked `EXT-X-GAP`: do not load.
     pub gap: bool,
+    /// The `EXT-X-KEY` in force for this segment (`None`: clear, `METHOD=NONE`).
+    pub key: Option<Key>,
+}
+
+/// How segments are encrypted (`EXT-X-KEY`, RFC 8216 4.3.2.4).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    /// `METHOD=AES-128`: each whole segment is AES-128-CBC with PKCS#7 padding.
+    Aes128 {
+        /// The key's URI, as written (16 raw bytes there).
+        uri: String,
+        /// `IV`; without one, the segment's media sequence number is the IV
+        /// (see [`Key::iv`]).
+        iv: Option<[u8; 16]>,
+    },
+    /// A method or key system this player does not decrypt, named for the viewer:
+    /// `SAMPLE-AES`, `SAMPLE-AES-CTR`, or the method and its `KEYFORMAT` when that is
+    /// not `identity` (a DRM's).
+    Unsupported(String),
+}
+
+impl Key {
+    /// The AES-128 IV of segment `msn`: the tag's `IV`, else the media sequence number
+    /// as a big-endian 128-bit integer (RFC 8216 5.2).
+    pub fn iv(given: Option<[u8; 16]>, msn: u64) -> [u8; 16] {
+        given.unwrap_or_else(|| {
+            let mut iv = [0; 16];
+            iv[8..].copy_from_slice(&msn.to_be_bytes());
+            iv
+        })
+    }
+
+    /// Reads an `EXT-X-KEY` attribute list; `Ok(None)` for `METHOD=NONE`.
+    fn parse(list: &str) -> Option<Option<Key>> {
+        let method = attribute(list, "METHOD")?;
+        let format = attribute(list, "KEYFORMAT").unwrap_or("identity");
+        if method == "NONE" {
+            return Some(None);
+        }
+        if format != "identity" {
+            return Some(Some(Key::Unsupported(format!("{method} ({format})"))));
+        }
+        if method != "AES-128" {
+            return Some(Some(Key::Unsupported(method.to_owned())));
+        }
+        let iv = match attribute(list, "IV") {
+            Some(hex) => Some(iv_hex(hex)?),
+            None => None,
+        };
+        Some(Some(Key::Aes128 {
+            uri: attribute(list, "URI")?.to_owned(),
+            iv,
+        }))
+    }
+}
+
+/// `0x` and at most 32 hexadecimal digits, as a 128-bit big-endian number.
+fn iv_hex(s: &str) -> Option<[u8; 16]> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    if digits.is_empty() || digits.len() > 32 {
+        return None;
+    }
+    let mut n = 0u128;
+    for c in digits.chars() {
+        n = n << 4 | u128::from(c.to_digit(16)?);
+    }
+    Some(n.to_be_bytes())
 }
 
 /// A media playlist.
@@ -163,6 +230,10 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
     let mut gap = false;
     let mut map = None;
     let mut msn = None;
+    let mut key = None;
+    // The last tag was an `EXT-X-KEY`: a further one offers the same segments in
+    // another key system, and one this player decrypts is kept over one it cannot.
+    let mut keys_offered = false;
 
     for line in lines {
         if let Some(tag) = line.strip_prefix('#') {
@@ -202,8 +273,18 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                     map = Some(attribute(value, "URI").ok_or_else(|| bad(line))?.to_owned())
                 }
                 "EXT-X-ENDLIST" => media.ended = true,
+                "EXT-X-KEY" => {
+                    let k = Key::parse(value).ok_or_else(|| bad(line))?;
+                    let keep = keys_offered && !matches!(key, Some(Key::Unsupported(_)));
+                    if !keep || matches!(k, Some(Key::Aes128 { .. })) {
+                        key = k;
+                    }
+                    keys_offered = true;
+                    continue;
+                }
                 _ => {}
             }
+            keys_offered = false;
         } else if let Some(v) = pending_variant.take() {
             variants.push(Variant {
                 uri: line.to_owned(),
@@ -218,6 +299,7 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                 discontinuity: std::mem::take(&mut discontinuity),
                 map: map.clone(),
                 gap: std::mem::take(&mut gap),
+                key: key.clone(),
             });
             // A segment numbered u64::MAX has no successor: `end_msn` would overflow.
             msn =
@@ -460,6 +542,105 @@ mod tests {
                 assert_eq!(m.get(s.msn), Some(s));
             }
         }
+    }
+
+    #[test]
+    fn aes_128_keys_apply_to_the_segments_after_them() {
+        let m = media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXTINF:1,\nclear.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n#EXTINF:1,\na.m4s\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k2\",IV=0x000102030405060708090A0B0C0D0E0F\n#EXTINF:1,\nb.m4s\n\
+             #EXT-X-KEY:METHOD=NONE\n#EXTINF:1,\nc.m4s\n",
+        );
+        let keys: Vec<_> = m.segments.iter().map(|s| s.key.clone()).collect();
+        let iv: [u8; 16] = std::array::from_fn(|i| i as u8);
+        assert_eq!(
+            keys,
+            [
+                None,
+                Some(Key::Aes128 {
+                    uri: "key.bin".into(),
+                    iv: None
+                }),
+                Some(Key::Aes128 {
+                    uri: "k2".into(),
+                    iv: Some(iv)
+                }),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn without_an_iv_the_media_sequence_number_is_the_iv() {
+        let mut want = [0u8; 16];
+        want[14] = 0x01;
+        want[15] = 0x2c;
+        assert_eq!(Key::iv(None, 300), want, "300 = 0x12c, big-endian");
+        assert_eq!(Key::iv(Some([9; 16]), 300), [9; 16]);
+        assert_eq!(Key::iv(None, u64::MAX)[..8], [0; 8]);
+    }
+
+    #[test]
+    fn short_ivs_are_numbers_and_bad_ones_are_errors() {
+        let key = |iv: &str| {
+            parse(&format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV={iv}\n#EXTINF:1,\na\n"
+            ))
+        };
+        let Ok(Playlist::Media(m)) = key("0x1F") else {
+            panic!("short IV")
+        };
+        let mut want = [0u8; 16];
+        want[15] = 0x1f;
+        assert_eq!(
+            m.segments[0].key,
+            Some(Key::Aes128 {
+                uri: "k".into(),
+                iv: Some(want)
+            })
+        );
+        for bad in ["1F", "0x", "0xZZ", "0x000102030405060708090A0B0C0D0E0F00"] {
+            assert!(matches!(key(bad), Err(PlaylistError::BadTag(_))), "{bad}");
+        }
+        assert!(matches!(
+            parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-KEY:METHOD=AES-128\n"),
+            Err(PlaylistError::BadTag(_))
+        ));
+    }
+
+    #[test]
+    fn sample_aes_and_drm_key_formats_are_named_as_unsupported() {
+        let first_key = |tags: &str| {
+            media(&format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:1\n{tags}#EXTINF:1,\na\n"
+            ))
+            .segments[0]
+                .key
+                .clone()
+        };
+        assert_eq!(
+            first_key("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n"),
+            Some(Key::Unsupported("SAMPLE-AES".into()))
+        );
+        assert_eq!(
+            first_key("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:x\"\n"),
+            Some(Key::Unsupported("SAMPLE-AES-CTR".into()))
+        );
+        assert_eq!(
+            first_key("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n"),
+            Some(Key::Unsupported("SAMPLE-AES (com.apple.streamingkeydelivery)".into()))
+        );
+        // The same segments offered in a DRM and in AES-128: AES-128 is kept,
+        // whichever comes first.
+        let aes = Some(Key::Aes128 {
+            uri: "k".into(),
+            iv: None,
+        });
+        let drm = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n";
+        let clear = "#EXT-X-KEY:METHOD=AES-128,URI=\"k\",KEYFORMAT=\"identity\"\n";
+        assert_eq!(first_key(&format!("{drm}{clear}")), aes);
+        assert_eq!(first_key(&format!("{clear}{drm}")), aes);
     }
 
     #[test]
