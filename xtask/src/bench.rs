@@ -1,7 +1,7 @@
-//! `cargo xtask bench playback | chat | ingest`: builds what a benchmark measures (the
+//! `cargo xtask bench playback | chat | ingest | abr`: builds what a benchmark measures (the
 //! widget, the release server), installs its tools, then runs the benchmark binary.
 //! What each benchmark does and reports is in its binary's module doc
-//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench/chat`).
+//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench_abr.rs`, `bench/chat`).
 
 use anyhow::{bail, Result};
 use std::process::Command;
@@ -55,6 +55,27 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
                 )
                 .env("LUCARNE_DIST", root().join("dist")))
         }
+        Some(&"abr") => {
+            ensure_test_tools()?;
+            dist()?;
+            run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
+            run(Command::new("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "lucarne-e2e",
+                    "--bin",
+                    "bench_abr",
+                    "--",
+                ])
+                .args(&args[1..])
+                .env(
+                    "LUCARNE_SERVER_BIN",
+                    target_dir().join("release/lucarne-server"),
+                )
+                .env("LUCARNE_DIST", root().join("dist")))
+        }
         Some(&"chat") => {
             let node_modules = root().join("bench/chat/node_modules");
             if !node_modules.exists() {
@@ -73,7 +94,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
             run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
         _ => bail!(
-            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N]"
+            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N] | bench abr [--schedule kbps:s,kbps:s,...]"
         ),
     }
 }

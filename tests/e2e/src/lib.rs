@@ -25,7 +25,8 @@
 //!   viewers posting N messages a second) and a page that counts its chat sockets
 //!   ([`phone::socket_spy_page`]).
 //! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
-//!   bench/measure.js's results.
+//!   bench/measure.js's results; [`abr_bench`]: the ABR benchmark's schedule and
+//!   figures (`src/bin/bench_abr.rs`).
 //! - [`wait`]: polling with a deadline; [`process`]: child processes killed with
 //!   their group on drop; [`workspace`]: paths and the serial lock; [`stats`]:
 //!   percentiles and brotli sizes for the benchmark (`src/bin/bench.rs`);
@@ -47,6 +48,7 @@
 //!
 //! On failure, tests write a screenshot and logs to `tests/e2e/artifacts/<test>/`.
 
+pub mod abr_bench;
 pub mod bench_pages;
 pub mod chat;
 pub mod crowd;
