@@ -3,6 +3,9 @@
 //! - `/live/{id}/index.m3u8`, `/live/{id}/init.mp4`, `/live/{id}/{msn}.m4s`,
 //!   `/live/{id}/{msn}.{part}.m4s`: HLS with CMAF segments and LL-HLS parts, blocking
 //!   playlist reload, cache headers a CDN can honour (see [`hls`]).
+//! - with `--ladder`, `/live/{id}/index.m3u8` is a multivariant playlist: the source at
+//!   `/live/{id}/source.m3u8`, each rendition at `/live/{id}/{height}p/index.m3u8`
+//!   (its `init.mp4`, segments and parts beside it; see [`crate::media::ladder`]).
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
 //!   [`push`]).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
@@ -131,6 +134,14 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}/init.mp4", get(hls::init_segment))
         .route("/live/{id}/ll", get(push::low_latency))
         .route("/live/{id}/{segment}", get(hls::media))
+        .route(
+            "/live/{id}/{rendition}/index.m3u8",
+            get(hls::rendition_playlist),
+        )
+        .route(
+            "/live/{id}/{rendition}/{segment}",
+            get(hls::rendition_media),
+        )
         .route("/api/streams/{id}", get(stream_info))
         .route("/chat/{room}", get(crate::hub::chat_socket))
         .merge(crate::hub::routes())

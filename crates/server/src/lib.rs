@@ -128,6 +128,9 @@ pub enum StartError {
     /// `--private` without a usable `--playback-secret`.
     #[error("{0}")]
     Access(#[from] access::AccessError),
+    /// `--ladder` without a usable ffmpeg.
+    #[error("{0}")]
+    Ladder(#[from] media::ladder::LadderError),
     /// The RTMP address could not be bound.
     #[error("cannot listen for RTMP on {addr}: {source}")]
     RtmpBind {
@@ -160,6 +163,16 @@ impl Server {
     /// Binds, starts the demo source and serves in the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let access = Arc::new(access::Access::new(&config.access)?);
+        let ladder = match config.ingest.ladder.as_slice() {
+            [] => None,
+            heights => Some(Arc::new(media::ladder::Ladder::new(
+                heights,
+                config.ingest.ffmpeg.as_deref(),
+                &config.ingest.ladder_preset,
+                config.hls_window,
+                config.chunk_ms,
+            )?)),
+        };
         let origin = Arc::new(Origin::default());
         let mut sources = Vec::new();
         if !config.no_demo {
@@ -225,6 +238,7 @@ impl Server {
                 rtmp,
                 Arc::new(keys),
                 origin.clone(),
+                ladder.clone(),
             )));
         }
         let serve_config = config.serve.clone();

@@ -20,6 +20,13 @@
 //! in front collapses the identical held requests of all its viewers into one to the
 //! origin.
 //!
+//! # Ladder
+//! With `--ladder`, a live stream's `index.m3u8` is always a multivariant playlist
+//! (never a media playlist that turns into one under a player already following it):
+//! the source at `source.m3u8`, then each rendition that has a complete segment at
+//! `{height}p/index.m3u8`, whose init segment, segments and parts sit beside it and
+//! block like the source's. It is rendered by [`crate::media::ladder`].
+//!
 //! # Cache policy
 //! - Plain playlist: `public, max-age=0, s-maxage=1`: a CDN (nginx honours `s-maxage`)
 //!   serves it for at most one second; a browser always asks again, so the widget's
@@ -35,6 +42,7 @@
 
 use super::AppError;
 use crate::media::channel::{Channel, ChannelState};
+use crate::media::ladder;
 use crate::media::live::{Blocked, LiveStream};
 use crate::media::playlist::{parse_media_name, Directives, MediaName};
 use crate::AppState;
@@ -42,6 +50,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use std::sync::Arc;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const PLAIN_PLAYLIST_CACHE: &str = "public, max-age=0, s-maxage=1";
@@ -58,8 +67,17 @@ pub(super) async fn playlist(
         (None, Some(channel)) => return replay_playlist(&channel).await,
         (None, None) => return Err(AppError::NoStream(id)),
     };
-    let directives = Directives::from_query(query.as_deref())
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    if !state.config.ingest.ladder.is_empty() {
+        let body = Bytes::from(ladder::source_multivariant(&stream));
+        return Ok(playlist_response(body, PLAIN_PLAYLIST_CACHE));
+    }
+    media_playlist(&stream, query.as_deref()).await
+}
+
+/// A live stream's media playlist, answering LL-HLS delivery directives.
+async fn media_playlist(stream: &LiveStream, query: Option<&str>) -> Result<Response, AppError> {
+    let directives =
+        Directives::from_query(query).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let Some(want) = directives else {
         return Ok(playlist_response(stream.playlist(), PLAIN_PLAYLIST_CACHE));
     };
@@ -67,7 +85,7 @@ pub(super) async fn playlist(
     let body = stream
         .blocking_playlist(want, limit)
         .await
-        .map_err(|e| blocked(&stream, e, format!("playlist {want:?}")))?;
+        .map_err(|e| blocked(stream, e, format!("playlist {want:?}")))?;
     let cache = format!("public, max-age={}", limit.as_secs());
     Ok(playlist_response(body, &cache))
 }
@@ -125,23 +143,66 @@ pub(super) async fn init_segment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let init = super::stream(&state, &id)?.init();
-    Ok((
+    Ok(init_response(super::stream(&state, &id)?.init()))
+}
+
+fn init_response(init: Bytes) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "video/mp4"),
             (header::CACHE_CONTROL, "public, max-age=60"),
         ],
         init,
     )
-        .into_response())
+        .into_response()
 }
 
-/// `GET /live/{id}/{msn}.m4s` (a segment) and `/live/{id}/{msn}.{part}.m4s` (a part).
+/// `GET /live/{id}/{msn}.m4s` (a segment) and `/live/{id}/{msn}.{part}.m4s` (a part);
+/// with a ladder, `/live/{id}/source.m3u8` (the source's media playlist).
 pub(super) async fn media(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let stream = super::stream(&state, &id)?;
+    if name == "source.m3u8" {
+        return media_playlist(&stream, query.as_deref()).await;
+    }
+    media_file(stream, name).await
+}
+
+/// The rendition `name` (`360p`) of live stream `id`.
+fn rendition(state: &AppState, id: &str, name: &str) -> Result<Arc<LiveStream>, AppError> {
+    let source = super::stream(state, id)?;
+    ladder::parse_rendition_name(name)
+        .and_then(|h| source.rendition(h))
+        .ok_or_else(|| AppError::NoStream(format!("{id}/{name}")))
+}
+
+/// `GET /live/{id}/{height}p/index.m3u8`: a rendition's media playlist.
+pub(super) async fn rendition_playlist(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let stream = rendition(&state, &id, &name)?;
+    media_playlist(&stream, query.as_deref()).await
+}
+
+/// `GET /live/{id}/{height}p/init.mp4`, `…/{msn}.m4s`, `…/{msn}.{part}.m4s`.
+pub(super) async fn rendition_media(
+    State(state): State<AppState>,
+    Path((id, name, file)): Path<(String, String, String)>,
+) -> Result<Response, AppError> {
+    let stream = rendition(&state, &id, &name)?;
+    if file == "init.mp4" {
+        return Ok(init_response(stream.init()));
+    }
+    media_file(stream, file).await
+}
+
+/// A segment or part of `stream`.
+async fn media_file(stream: Arc<LiveStream>, name: String) -> Result<Response, AppError> {
     let bytes = match parse_media_name(&name) {
         Some(MediaName::Segment(msn)) => stream.segment(msn),
         Some(MediaName::Part { msn, part }) => {

@@ -36,6 +36,7 @@
 mod admission;
 
 use crate::media::channel::{self, Publisher};
+use crate::media::ladder::{self, Feed, Ladder};
 use crate::media::remux;
 use crate::media::Origin;
 use admission::{Admitted, Pending};
@@ -87,6 +88,18 @@ pub struct IngestConfig {
     /// Hours a broadcast's replay is kept (0: broadcasts are not recorded).
     #[arg(long, default_value_t = 168)]
     pub replay_retention_hours: u64,
+    /// Heights to transcode each broadcast into with ffmpeg, e.g. 1080,720,480,240 (only
+    /// those below the source's height are made; the source stays the top rendition).
+    /// The stream's index.m3u8 is then a multivariant playlist. Default: no ladder.
+    #[arg(long, env = "LUCARNE_LADDER", value_delimiter = ',', value_parser = ladder::parse_height)]
+    pub ladder: Vec<u32>,
+    /// The ffmpeg the ladder runs (default: `ffmpeg` on PATH).
+    #[arg(long, env = "LUCARNE_FFMPEG")]
+    pub ffmpeg: Option<std::path::PathBuf>,
+    /// x264 preset of the ladder's encodes (faster presets cost less CPU and look worse).
+    #[arg(long, default_value = "veryfast", env = "LUCARNE_LADDER_PRESET",
+          value_parser = clap::builder::PossibleValuesParser::new(ladder::PRESETS))]
+    pub ladder_preset: String,
 }
 
 impl Default for IngestConfig {
@@ -96,6 +109,9 @@ impl Default for IngestConfig {
             stream_keys: Vec::new(),
             ingest_grace_secs: 15,
             replay_retention_hours: 168,
+            ladder: Vec::new(),
+            ffmpeg: None,
+            ladder_preset: "veryfast".to_owned(),
         }
     }
 }
@@ -121,8 +137,14 @@ pub fn parse_keys(pairs: &[String]) -> Result<HashMap<String, String>, KeyError>
         .collect()
 }
 
-/// Accepts publishers until the listener fails.
-pub async fn serve(listener: TcpListener, keys: Arc<HashMap<String, String>>, origin: Arc<Origin>) {
+/// Accepts publishers until the listener fails; with a `ladder`, each broadcast is also
+/// transcoded into its renditions.
+pub async fn serve(
+    listener: TcpListener,
+    keys: Arc<HashMap<String, String>>,
+    origin: Arc<Origin>,
+    ladder: Option<Arc<Ladder>>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_PUBLISHERS));
     let pending = Pending::new(MAX_PENDING, MAX_PENDING_PER_IP);
     loop {
@@ -147,6 +169,8 @@ pub async fn serve(listener: TcpListener, keys: Arc<HashMap<String, String>>, or
             peer,
             keys: keys.clone(),
             origin: origin.clone(),
+            ladder: ladder.clone(),
+            feed: None,
             publisher: None,
             malformed: 0,
             pending: Some(admitted),
@@ -209,6 +233,10 @@ struct Handler {
     peer: SocketAddr,
     keys: Arc<HashMap<String, String>>,
     origin: Arc<Origin>,
+    /// The rendition ladder, when configured.
+    ladder: Option<Arc<Ladder>>,
+    /// This publisher's ladder (the ffmpeg child); dropped with the publisher.
+    feed: Option<Feed>,
     publisher: Option<Publisher>,
     malformed: u32,
     /// The connection's place among the pending ones, given back once it publishes.
@@ -284,6 +312,10 @@ impl SessionHandler for Handler {
             Ok(p) => {
                 tracing::info!(peer = %self.peer, stream = %id, "publisher connected");
                 self.publisher = Some(p);
+                self.feed = self
+                    .ladder
+                    .clone()
+                    .map(|l| Feed::new(l, self.origin.clone(), id));
                 self.slot = Some(slot);
                 self.pending = None;
                 if let Some(published) = self.published.take() {
@@ -299,6 +331,7 @@ impl SessionHandler for Handler {
     }
 
     async fn on_unpublish(&mut self, _stream_id: u32) -> Result<(), ServerSessionError> {
+        self.feed = None;
         if let Some(p) = self.publisher.take() {
             tracing::info!(peer = %self.peer, stream = %p.stream_id(), "publisher stopped");
         }
@@ -315,8 +348,20 @@ impl SessionHandler for Handler {
             return Ok(());
         };
         let result = match data {
-            SessionData::Video { timestamp, data } => publisher.video(timestamp, data),
-            SessionData::Audio { timestamp, data } => publisher.audio(timestamp, data),
+            SessionData::Video { timestamp, data } => {
+                let tag = self.feed.as_ref().map(|_| data.clone());
+                let result = publisher.video(timestamp, data);
+                if let (Some(feed), Some(tag), Ok(())) = (self.feed.as_mut(), tag, &result) {
+                    feed.video(timestamp, &tag, publisher.position(timestamp));
+                }
+                result
+            }
+            SessionData::Audio { timestamp, data } => {
+                if let Some(feed) = self.feed.as_mut() {
+                    feed.audio(timestamp, &data);
+                }
+                publisher.audio(timestamp, data)
+            }
             // onMetaData and friends: the codec configuration comes in-band.
             SessionData::Amf0 { .. } => Ok(()),
         };
@@ -329,6 +374,7 @@ impl SessionHandler for Handler {
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, stream = %publisher.stream_id(), "publish stopped: {e}");
+                self.feed = None;
                 self.publisher = None;
                 refuse(e)
             }

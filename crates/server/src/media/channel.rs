@@ -399,6 +399,11 @@ impl Publisher {
         Ok(())
     }
 
+    /// See [`Remuxer::position`].
+    pub fn position(&self, ts: u32) -> Option<(u64, u64)> {
+        self.remuxer.position(ts)
+    }
+
     /// Feeds an FLV audio tag.
     pub fn audio(&mut self, ts: u32, data: Bytes) -> Result<(), RemuxError> {
         let out = self.remuxer.audio(ts, data)?;

@@ -205,6 +205,9 @@ pub struct LiveStream {
     init_uri: String,
     /// Set once the source is gone for good.
     done: watch::Sender<bool>,
+    /// The lower renditions the ladder makes of this stream (see
+    /// [`super::ladder`]), by height, highest first. Empty without a ladder.
+    renditions: Mutex<Vec<(u32, Arc<LiveStream>)>>,
 }
 
 impl LiveStream {
@@ -235,12 +238,58 @@ impl LiveStream {
             edge: watch::channel(Edge::default()).0,
             init_uri: init_uri.to_owned(),
             done: watch::channel(false).0,
+            renditions: Mutex::new(Vec::new()),
         }
     }
 
     /// Marks the stream as over: low-latency subscribers and blocked requests are let go.
     pub fn finish(&self) {
         self.done.send_replace(true);
+        self.clear_renditions();
+    }
+
+    /// Makes `stream` this stream's rendition of `height`, replacing (and finishing)
+    /// an earlier one.
+    pub fn set_rendition(&self, height: u32, stream: Arc<LiveStream>) {
+        let mut r = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = r.iter().position(|(h, _)| *h == height) {
+            r.remove(i).1.finish();
+        }
+        r.push((height, stream));
+        r.sort_by_key(|(h, _)| std::cmp::Reverse(*h));
+    }
+
+    /// Forgets (and finishes) every rendition: the ladder stopped.
+    pub fn clear_renditions(&self) {
+        let gone = std::mem::take(&mut *self.renditions.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, s) in gone {
+            s.finish();
+        }
+    }
+
+    /// The rendition of `height`, if the ladder makes it now.
+    pub fn rendition(&self, height: u32) -> Option<Arc<LiveStream>> {
+        let r = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().find(|(h, _)| *h == height).map(|(_, s)| s.clone())
+    }
+
+    /// The renditions, highest first.
+    pub fn renditions(&self) -> Vec<(u32, Arc<LiveStream>)> {
+        self.renditions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The highest bitrate of the complete segments held, bits per second (a
+    /// multivariant playlist's `BANDWIDTH`); `None` before the first segment is complete.
+    pub fn peak_bitrate(&self) -> Option<u64> {
+        let st = self.lock();
+        st.complete
+            .iter()
+            .filter(|s| s.duration > 0.0)
+            .map(|s| (s.bytes.len() as f64 * 8.0 / s.duration) as u64)
+            .max()
     }
 
     /// Resolves once [`LiveStream::finish`] was called.

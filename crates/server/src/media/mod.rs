@@ -3,6 +3,7 @@
 //! - [`cmaf`] muxes samples into CMAF init segments and fragments.
 //! - [`clip`] reads the committed demo clip.
 //! - [`demo`] loops the clip as a live source on the wall clock.
+//! - [`ladder`] transcodes broadcasts into lower renditions with ffmpeg (`--ladder`).
 //! - [`live`] keeps a stream's segments, LL-HLS parts and low-latency chunk feed, and
 //!   holds LL-HLS blocking requests until the stream gets there.
 //! - [`playlist`] renders the live playlist with LL-HLS and decides, purely, when a
@@ -21,6 +22,7 @@ pub mod channel;
 pub mod clip;
 pub mod cmaf;
 pub mod demo;
+pub mod ladder;
 pub mod live;
 pub mod playlist;
 pub mod remux;

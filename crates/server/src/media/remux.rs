@@ -167,6 +167,13 @@ impl Remuxer {
         self.msn + 1
     }
 
+    /// Media time (ms) of FLV timestamp `ts` and the number of the segment being built;
+    /// right after a keyframe's tag, where that keyframe's segment starts (the ladder
+    /// lines its renditions up on it). `None` before the first keyframe.
+    pub fn position(&self, ts: u32) -> Option<(u64, u64)> {
+        Some((self.media_ms(ts)?, self.msn))
+    }
+
     /// True once an init segment was produced (the publisher sent decodable video).
     pub fn started(&self) -> bool {
         self.packaged.is_some()
