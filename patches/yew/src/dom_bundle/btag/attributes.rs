@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use crate::utils::HashMap;
 use std::ops::Deref;
 
 use indexmap::IndexMap;
