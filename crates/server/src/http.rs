@@ -5,7 +5,8 @@
 //!   playlist reload, cache headers a CDN can honour (see [`hls`]).
 //! - with `--ladder`, `/live/{id}/index.m3u8` is a multivariant playlist: the source at
 //!   `/live/{id}/source.m3u8`, each rendition at `/live/{id}/{height}p/index.m3u8`
-//!   (its `init.mp4`, segments and parts beside it; see [`crate::media::ladder`]).
+//!   (its `init.mp4`, segments, parts and `ll` push beside it; see
+//!   [`crate::media::ladder`]).
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
 //!   [`push`]).
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
@@ -137,6 +138,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/live/{id}/{rendition}/index.m3u8",
             get(hls::rendition_playlist),
+        )
+        .route(
+            "/live/{id}/{rendition}/ll",
+            get(push::rendition_low_latency),
         )
         .route(
             "/live/{id}/{rendition}/{segment}",

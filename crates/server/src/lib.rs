@@ -178,6 +178,14 @@ impl Server {
         if !config.no_demo {
             let clip = Arc::new(Clip::load(&config.media.join("demo.mp4"))?);
             sources.push(origin.start_demo("demo", clip, config.hls_window, config.chunk_ms)?);
+            if let Some(l) = &ladder {
+                sources.extend(media::ladder::start_demo_ladder(
+                    l,
+                    &origin,
+                    "demo",
+                    &config.media.join("demo.mp4"),
+                ));
+            }
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

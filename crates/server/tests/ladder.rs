@@ -8,10 +8,12 @@
 //!
 //! Needs `ffmpeg` and `ffprobe` on PATH (`cargo xtask test` installs them).
 
+use futures_util::StreamExt;
 use lucarne_server::{Config, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -25,13 +27,17 @@ struct Origin {
 }
 
 async fn start(ladder: &[u32]) -> Origin {
+    start_with(ladder, true).await
+}
+
+async fn start_with(ladder: &[u32], no_demo: bool) -> Origin {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         dist: dir.path().join("dist"),
         pages: workspace().join("static"),
         media: workspace().join("media"),
-        no_demo: true,
+        no_demo,
         hls_window: 6,
         chunk_ms: 100,
         data_dir: dir.path().join("data"),
@@ -287,6 +293,29 @@ async fn a_broadcast_gets_aligned_lower_renditions_and_its_ffmpeg_goes_with_the_
     std::fs::write(&path, file).unwrap();
     assert_eq!(probe(&path).0, 360, "the source is untouched");
 
+    // The rendition's low-latency push: its init segment, then its chunks.
+    let ws_url = format!("{}/live/studio/180p/ll", o.http.replace("http", "ws"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("the 180p push opens");
+    let mut pushed = Vec::new();
+    while pushed.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the 180p push sends in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        if let Message::Binary(b) = msg {
+            pushed.push(b.to_vec());
+        }
+    }
+    assert_eq!(
+        pushed[0], low_init,
+        "the push starts with the rendition's init"
+    );
+    assert_eq!(&pushed[1][4..8], b"moof", "then its chunks");
+    drop(ws);
+
     // One ffmpeg transcodes while the publisher publishes; none once it has gone.
     assert_eq!(ladder_children().len(), 1, "one ladder child while live");
     let _ = publisher.kill();
@@ -302,6 +331,49 @@ async fn a_broadcast_gets_aligned_lower_renditions_and_its_ffmpeg_goes_with_the_
         !master.contains("180p"),
         "the rendition is no longer offered: {master}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_loop_gets_its_ladder_from_the_clip() {
+    // The clip is 480×270: of 360 and 180, only 180 is made.
+    let o = start_with(&[360, 180], false).await;
+    let (status, master) = get(&format!("{}/live/demo/index.m3u8", o.http)).await;
+    assert_eq!(status, 200);
+    assert!(master.contains("RESOLUTION=480x270"), "{master}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (source, low) = loop {
+        let source = segments(&get(&format!("{}/live/demo/source.m3u8", o.http)).await.1);
+        let low = segments(
+            &get(&format!("{}/live/demo/180p/index.m3u8", o.http))
+                .await
+                .1,
+        );
+        if source.len() >= 3 && low.len() >= 3 {
+            break (source, low);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no demo ladder: {source:?} {low:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (_, master) = get(&format!("{}/live/demo/index.m3u8", o.http)).await;
+    assert!(
+        master.contains("RESOLUTION=320x180") && !master.contains("360p"),
+        "{master}"
+    );
+    let shared = low
+        .iter()
+        .filter(|l| source.iter().any(|s| s == *l))
+        .count();
+    assert!(shared >= 3, "same numbers, same times: {source:?} {low:?}");
+    let mut file = bytes(&format!("{}/live/demo/180p/init.mp4", o.http)).await;
+    file.extend(bytes(&format!("{}/live/demo/180p/{}.m4s", o.http, low[0].0)).await);
+    let path = o.dir.path().join("demo-180p.mp4");
+    std::fs::write(&path, file).unwrap();
+    let (height, frames) = probe(&path);
+    assert_eq!(height, 180);
+    assert!(frames >= 10, "{frames} frames");
 }
 
 /// The server binary with `args`, with `path` as its PATH; its exit status and stderr.

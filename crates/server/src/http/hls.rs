@@ -172,7 +172,11 @@ pub(super) async fn media(
 }
 
 /// The rendition `name` (`360p`) of live stream `id`.
-fn rendition(state: &AppState, id: &str, name: &str) -> Result<Arc<LiveStream>, AppError> {
+pub(super) fn rendition(
+    state: &AppState,
+    id: &str,
+    name: &str,
+) -> Result<Arc<LiveStream>, AppError> {
     let source = super::stream(state, id)?;
     ladder::parse_rendition_name(name)
         .and_then(|h| source.rendition(h))

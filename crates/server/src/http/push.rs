@@ -84,6 +84,31 @@ pub(super) async fn low_latency(
     }))
 }
 
+/// `GET /live/{id}/{height}p/ll`: the push of a ladder rendition (see
+/// [`crate::media::ladder`]), as a built-in stream's: it ends when the rendition does.
+pub(super) async fn rendition_low_latency(
+    version: Version,
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    if version != Version::HTTP_11 {
+        return Ok((StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response());
+    }
+    let ws = ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT);
+    let stream = super::hls::rendition(&state, &id, &name)?;
+    let counted = state.drain.push_opened(&id);
+    let mut stopping = state.drain.stopping();
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        if let PushEnd::Stopping = push(&mut socket, stream, None, &mut stopping).await {
+            goodbye(&mut socket).await;
+        }
+        drop(counted);
+    }))
+}
+
 /// Why a push of one stream stopped.
 enum PushEnd {
     /// The subscriber is gone.

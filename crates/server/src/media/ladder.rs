@@ -753,6 +753,122 @@ impl Packager {
     }
 }
 
+/// The demo stream's ladder: the committed clip transcoded once, at start, into each
+/// height below its own (same keyframes, same length, audio copied), each looped like
+/// the clip on the same clock, so its segments have the clip's numbers and times.
+/// The demo is there to show the widget adapting: a failure here is logged and the
+/// demo plays alone.
+pub fn start_demo_ladder(
+    ladder: &Ladder,
+    origin: &Origin,
+    id: &str,
+    clip_path: &Path,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(source) = origin.stream(id) else {
+        return Vec::new();
+    };
+    let Some(info) = describe_init(&source.init()) else {
+        return Vec::new();
+    };
+    let heights = ladder.below(u32::from(info.height));
+    let dir = match SocketDir::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(stream = id, "demo ladder: no scratch directory: {e}");
+            return Vec::new();
+        }
+    };
+    let mut tasks = Vec::new();
+    for h in heights {
+        let out = dir.0.join(format!("{h}p.mp4"));
+        match transcode_clip(ladder, clip_path, h, &out)
+            .and_then(|()| super::clip::Clip::load(&out).map_err(|e| e.to_string()))
+        {
+            Ok(clip) => match demo_rendition(&source, h, Arc::new(clip), ladder) {
+                Ok(task) => tasks.push(task),
+                Err(e) => tracing::warn!(stream = id, height = h, "demo ladder: {e}"),
+            },
+            Err(e) => tracing::warn!(stream = id, height = h, "demo ladder: {e}"),
+        }
+    }
+    if !tasks.is_empty() {
+        tracing::info!(stream = id, renditions = tasks.len(), "demo ladder ready");
+    }
+    tasks
+}
+
+/// ffmpeg: `clip` scaled to `height`, keyframes where the clip has them, to `out`.
+fn transcode_clip(ladder: &Ladder, clip: &Path, height: u32, out: &Path) -> Result<(), String> {
+    let kbps = bitrate_kbps(height);
+    let status = std::process::Command::new(&ladder.ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(clip)
+        .args(["-map", "0:v:0", "-map", "0:a:0?", "-vf"])
+        .arg(format!("scale=-2:{height}"))
+        .args(["-c:v", "libx264", "-preset", &ladder.preset, "-bf", "0"])
+        .args(["-pix_fmt", "yuv420p", "-b:v", &format!("{kbps}k")])
+        .args(["-maxrate", &format!("{kbps}k"), "-bufsize"])
+        .arg(format!("{}k", kbps * 2))
+        .args(["-force_key_frames", "source", "-x264-params"])
+        .args(["keyint=infinite:scenecut=0", "-fps_mode", "passthrough"])
+        .args(["-c:a", "copy", "-video_track_timescale", "90000"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("ffmpeg does not run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("ffmpeg could not transcode the clip ({status})"))
+    }
+}
+
+/// Loops `clip` as `source`'s rendition of `height`, on the demo's clock.
+fn demo_rendition(
+    source: &Arc<LiveStream>,
+    height: u32,
+    clip: Arc<super::clip::Clip>,
+    ladder: &Ladder,
+) -> Result<tokio::task::JoinHandle<()>, super::cmaf::MuxError> {
+    use super::demo::DemoLoop;
+    use super::now_ns;
+    let tracks: Vec<_> = clip.tracks.iter().map(|t| t.track.clone()).collect();
+    let init = super::cmaf::init_segment(&tracks)?;
+    let stream = Arc::new(LiveStream::new(
+        format!("{}/{}", source.id, rendition_name(height)),
+        init,
+        ladder.window,
+    ));
+    source.set_rendition(height, stream.clone());
+    let now_secs = (now_ns() / 1_000_000_000) as u64;
+    let mut demo = DemoLoop::starting_at(
+        clip,
+        now_secs.saturating_sub(ladder.window as u64 + 1),
+        ladder.chunk_ms,
+    );
+    Ok(tokio::spawn(async move {
+        loop {
+            loop {
+                match demo.next_chunk(now_ns()) {
+                    Ok(Some(chunk)) => stream.push_chunk(chunk),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(stream = %stream.id, "demo rendition packaging failed: {e}");
+                        return;
+                    }
+                }
+            }
+            let wait = demo.next_ready_ns().saturating_sub(now_ns());
+            tokio::time::sleep(std::time::Duration::from_nanos(
+                wait.min(1_000_000_000) as u64
+            ))
+            .await;
+        }
+    }))
+}
+
 /// What a multivariant playlist says of a variant, read from its init segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantInfo {
