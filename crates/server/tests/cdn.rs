@@ -68,8 +68,15 @@ async fn nginx(origins: &[SocketAddr]) -> Nginx {
         conf.replace(from, &to)
     };
     let conf = replace(conf, "listen 8000;", format!("listen 127.0.0.1:{port};"));
-    let nodes: String = origins.iter().map(|o| format!("server {o}; ")).collect();
-    let conf = replace(conf, "server 127.0.0.1:8080;", nodes);
+    let nodes: String = origins
+        .iter()
+        .map(|o| format!("server {o} max_fails=1 fail_timeout=2s; "))
+        .collect();
+    let conf = replace(
+        conf,
+        "server 127.0.0.1:8080 max_fails=1 fail_timeout=2s;",
+        nodes,
+    );
     let conf = replace(conf, "/run/nginx-lucarne.pid", format!("{d}/nginx.pid"));
     let conf = replace(
         conf,

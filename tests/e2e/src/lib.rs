@@ -11,6 +11,8 @@
 //!   on the same port).
 //! - [`static_server`]: [`StaticServer`], another origin serving a directory,
 //!   with run-time [`Faults`].
+//! - [`cluster`]: [`cluster::Cluster`], Redis, several nodes on it and the deployment's
+//!   nginx in front of them.
 //! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg (one
 //!   rendition, or the three-rendition [`ffmpeg::LADDER`]).
 //! - [`throttle`]: [`Throttle`], a slow link (a TCP relay whose downstream rate the
@@ -51,6 +53,7 @@
 pub mod abr_bench;
 pub mod bench_pages;
 pub mod chat;
+pub mod cluster;
 pub mod crowd;
 pub mod engine;
 pub mod ffmpeg;
