@@ -1,5 +1,7 @@
 //! The chat hub on two nodes sharing one real Redis (`--redis`): one global order of
-//! events, and a viewer resuming on the other node with nothing lost or duplicated.
+//! events, a viewer resuming on the other node with nothing lost or duplicated, one
+//! count and one hearts total, flood limits and moderation that hold on every node,
+//! deletes that vanish everywhere.
 
 mod hub_support;
 mod redis_support;
@@ -8,6 +10,7 @@ use hub_support::*;
 use lucarne_protocol::*;
 use lucarne_server::Server;
 use redis_support::RedisServer;
+use std::collections::BTreeMap;
 use tempfile::TempDir;
 
 /// Two nodes on `redis`, each with its own data directory.
@@ -21,6 +24,32 @@ async fn two_nodes(redis: &RedisServer) -> (Server, Server, TempDir, TempDir) {
     let a = start(node(&da)).await;
     let b = start(node(&db)).await;
     (a, b, da, db)
+}
+
+/// A node on `redis` with its own data directory.
+async fn node(redis: &RedisServer) -> (Server, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.hub.redis = Some(redis.url());
+    (start(c).await, dir)
+}
+
+/// The same identity as `w`, without a resume.
+fn same_viewer(w: &Welcome) -> Hello {
+    Hello {
+        resume: None,
+        ..resume(w, w.epoch, w.seq)
+    }
+}
+
+fn chat_texts(events: &[RoomEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RoomEvent::Chat(m) => Some(m.text.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The chats a client sees until it has seen seq `until`: (seq, clientId).
@@ -180,4 +209,262 @@ async fn readyz_says_503_while_redis_is_unreachable() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The hearts a client is shown until their total reaches `total`: the taps per colour
+/// summed over every `hearts` frame, and how many frames that took.
+async fn hearts_until(c: &mut Client, total: u64) -> (BTreeMap<String, u32>, usize) {
+    let (mut taps, mut frames) = (BTreeMap::new(), 0);
+    loop {
+        let ServerMessage::Hearts(h) = c
+            .next_where(|m| matches!(m, ServerMessage::Hearts(_)))
+            .await
+        else {
+            unreachable!()
+        };
+        frames += 1;
+        for (colour, n) in h.counts {
+            *taps.entry(colour).or_default() += n;
+        }
+        assert!(h.total <= total, "a total above what was sent: {}", h.total);
+        if h.total == total {
+            return (taps, frames);
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_viewers_on_two_nodes_chat_send_hearts_and_read_one_count_and_one_total() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut ana, _) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    let (mut bo, _) = Client::join(b.local_addr(), "room", named("Bo")).await;
+    for c in [&mut ana, &mut bo] {
+        c.next_where(|m| matches!(m, ServerMessage::ViewerCount(v) if v.count == 2))
+            .await;
+    }
+    ana.chat("hello from A", "a1").await;
+    bo.chat("hello from B", "b1").await;
+    for c in [&mut ana, &mut bo] {
+        let mut texts = Vec::new();
+        while texts.len() < 2 {
+            if let ServerMessage::Chat(m) =
+                c.next_where(|m| matches!(m, ServerMessage::Chat(_))).await
+            {
+                texts.push(m.text);
+            }
+        }
+        texts.sort();
+        assert_eq!(texts, ["hello from A", "hello from B"]);
+    }
+
+    // Taps on both nodes, within each viewer's allowance (10/s).
+    let started = std::time::Instant::now();
+    let tap = |count, colour: &str| {
+        ClientMessage::Hearts(SendHearts {
+            count,
+            colour: Some(colour.into()),
+        })
+    };
+    for _ in 0..4 {
+        ana.send(&tap(2, "#ff6b6b")).await;
+        bo.send(&tap(1, "#48dbfb")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expected = BTreeMap::from([("#48dbfb".to_owned(), 4), ("#ff6b6b".to_owned(), 8)]);
+    for c in [&mut ana, &mut bo] {
+        let (taps, frames) = hearts_until(c, 12).await;
+        assert_eq!(taps, expected, "every node's taps, each shown once");
+        // One frame per tick (200 ms) at most, however many nodes send hearts.
+        let ticks = started.elapsed().as_millis() / 200 + 1;
+        assert!(
+            frames as u128 <= ticks,
+            "{frames} hearts frames in {ticks} ticks"
+        );
+    }
+    for node in [&a, &b] {
+        room_info_until(node.local_addr(), "room", |v| v["heartsTotal"] == 12).await;
+    }
+    // A viewer joining either node later is told the same total.
+    let (_, wa) = Client::join(a.local_addr(), "room", named("Cy")).await;
+    let (_, wb) = Client::join(b.local_addr(), "room", named("Di")).await;
+    assert_eq!((wa.hearts_total, wb.hearts_total), (12, 12));
+}
+
+/// Posts `text` and waits for this client's own answer: `Ok` its message back, `Err`
+/// the refusal.
+async fn post(c: &mut Client, text: &str, client_id: &str) -> Result<Seq, ErrorFrame> {
+    c.chat(text, client_id).await;
+    match c
+        .next_where(|m| match m {
+            ServerMessage::Chat(m) => m.client_id.as_deref() == Some(client_id),
+            ServerMessage::Error(e) => e.client_id.as_deref() == Some(client_id),
+            _ => false,
+        })
+        .await
+    {
+        ServerMessage::Chat(m) => Ok(m.seq),
+        ServerMessage::Error(e) => Err(e),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn one_flooder_on_two_nodes_is_limited_and_muted_as_one() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut on_a, w) = Client::join(a.local_addr(), "room", named("Flo")).await;
+    let (mut on_b, wb) = Client::join(b.local_addr(), "room", same_viewer(&w)).await;
+    assert_eq!(wb.viewer_id, w.viewer_id, "one identity on both nodes");
+    // One node lets through a burst of 3 (the defaults: 3 per 2 s), then mutes for
+    // 30 s. Alternating nodes buys nothing more.
+    let mut passed = 0;
+    let mut refusals = Vec::new();
+    for i in 0..4 {
+        for (node, c) in [("a", &mut on_a), ("b", &mut on_b)] {
+            match post(c, &format!("flood {node}{i}"), &format!("{node}{i}")).await {
+                Ok(_) => passed += 1,
+                Err(e) => refusals.push(e.code),
+            }
+        }
+    }
+    assert_eq!(passed, 3, "the burst of one node, not of two");
+    assert_eq!(refusals[0], ErrorCode::RateLimited);
+    assert!(
+        refusals[1..].iter().all(|c| *c == ErrorCode::Muted),
+        "muted on both nodes: {refusals:?}"
+    );
+    // Someone else is not affected.
+    let (mut other, _) = Client::join(b.local_addr(), "room", named("Nice")).await;
+    assert!(post(&mut other, "hi", "n1").await.is_ok());
+}
+
+#[tokio::test]
+async fn bans_slow_mode_and_blocked_words_set_through_one_node_hold_on_the_other() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut moderator, _) =
+        Client::join(a.local_addr(), "room", staff(MODERATOR_TOKEN, "Mod")).await;
+    let (mut watcher, _) = Client::join(b.local_addr(), "room", staff(MODERATOR_TOKEN, "Wa")).await;
+    let (mut ana, _) = Client::join(b.local_addr(), "room", named("Ana")).await;
+    let (mut troll, wt) = Client::join(b.local_addr(), "room", named("Troll")).await;
+
+    // Blocked words over HTTP on A; staff on B are told.
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!(
+            "http://{}/api/rooms/room/blocked-words",
+            a.local_addr()
+        ))
+        .bearer_auth(MODERATOR_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"words":["Spam"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    watcher
+        .next_where(|m| {
+            matches!(m, ServerMessage::Settings(s) if s.blocked_words == Some(vec!["spam".into()]))
+        })
+        .await;
+    let e = post(&mut ana, "SPAM here", "a1").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::BlockedWord);
+
+    // Slow mode over A's socket: viewers on B are told and held to it.
+    moderator
+        .send(&ClientMessage::SlowMode(SlowMode { seconds: 30 }))
+        .await;
+    ana.next_where(|m| matches!(m, ServerMessage::Settings(s) if s.slow_mode_secs == 30))
+        .await;
+    post(&mut ana, "first", "a2").await.unwrap();
+    let e = post(&mut ana, "second", "a3").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::SlowMode);
+    assert!(e.retry_after_ms.unwrap() > 25_000, "{e:?}");
+    room_info_until(b.local_addr(), "room", |v| v["slowModeSecs"] == 30).await;
+
+    // A ban through A closes the viewer's socket on B, and B refuses it after.
+    moderator
+        .send(&ClientMessage::Ban(BanViewer {
+            viewer_id: wt.viewer_id.clone(),
+            duration_secs: None,
+            reason: None,
+        }))
+        .await;
+    let ServerMessage::Error(e) = troll
+        .next_where(|m| matches!(m, ServerMessage::Error(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(e.code, ErrorCode::Banned);
+    assert_eq!(troll.closed().await, Some(close::BANNED));
+    let mut again = Client::connect_only(b.local_addr(), "room", same_viewer(&wt)).await;
+    assert_eq!(again.closed().await, Some(close::BANNED));
+    // A node loading the room afterwards reads the same state from Redis.
+    let (c, _dc) = node(&redis).await;
+    let mut late = Client::connect_only(c.local_addr(), "room", same_viewer(&wt)).await;
+    assert_eq!(late.closed().await, Some(close::BANNED));
+    let (_, wc) = Client::join(c.local_addr(), "room", staff(MODERATOR_TOKEN, "Cy")).await;
+    assert_eq!(wc.settings.slow_mode_secs, 30);
+    assert_eq!(wc.settings.blocked_words, Some(vec!["spam".into()]));
+    ana.alive().await;
+}
+
+#[tokio::test]
+async fn a_message_deleted_on_one_node_vanishes_on_the_other_and_from_a_resume_there() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut moderator, _) =
+        Client::join(a.local_addr(), "room", staff(MODERATOR_TOKEN, "Mod")).await;
+    let (mut ana, wa) = Client::join(b.local_addr(), "room", named("Ana")).await;
+    let keep = post(&mut ana, "keep me", "k").await.unwrap();
+    let bad = post(&mut ana, "bad words", "b").await.unwrap();
+    let ServerMessage::Chat(bad_msg) = moderator
+        .next_where(|m| matches!(m, ServerMessage::Chat(c) if c.seq == bad))
+        .await
+    else {
+        unreachable!()
+    };
+    moderator
+        .send(&ClientMessage::Delete(DeleteMessage {
+            id: bad_msg.id.clone(),
+        }))
+        .await;
+    let ServerMessage::Deleted(d) = ana
+        .next_where(|m| matches!(m, ServerMessage::Deleted(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(d.id, bad_msg.id);
+    assert!(d.seq > bad);
+
+    // A resume on B from before the message: the deletion, not the message.
+    let mut back = Client::connect_only(b.local_addr(), "room", resume(&wa, wa.epoch, keep)).await;
+    let w = back.welcome().await;
+    assert!(w.recovered);
+    assert_eq!(chat_texts(&w.history), Vec::<String>::new());
+    assert!(w
+        .history
+        .iter()
+        .any(|e| matches!(e, RoomEvent::Deleted(x) if x.id == bad_msg.id)));
+    // Newcomers on either node, and on a node that loads the room only now, see only
+    // the message that was kept.
+    let (c, _dc) = node(&redis).await;
+    for addr in [a.local_addr(), b.local_addr(), c.local_addr()] {
+        let (_, w) = Client::join(addr, "room", hello()).await;
+        assert_eq!(chat_texts(&w.history), ["keep me"], "{addr}");
+    }
+    // Deleting it again: nothing left to delete.
+    moderator
+        .send(&ClientMessage::Delete(DeleteMessage { id: bad_msg.id }))
+        .await;
+    let ServerMessage::Error(e) = moderator
+        .next_where(|m| matches!(m, ServerMessage::Error(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(e.code, ErrorCode::NotFound);
 }

@@ -180,8 +180,8 @@ async fn staff_room(
     room(state, id, client).await
 }
 
-fn done(room: &Room, action: Action) -> Result<StatusCode, ApiError> {
-    moderation::apply(room, action)?;
+async fn done(room: &Room, action: Action) -> Result<StatusCode, ApiError> {
+    moderation::apply(room, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,7 +200,7 @@ async fn delete_message(
     Path((id, msg)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let room = staff_room(&state, &headers, &id, client).await?;
-    done(&room, Action::Delete { id: msg })
+    done(&room, Action::Delete { id: msg }).await
 }
 
 async fn ban(
@@ -211,7 +211,7 @@ async fn ban(
     body: Result<Json<BanViewer>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let room = staff_room(&state, &headers, &id, client).await?;
-    done(&room, Action::Ban(body?.0))
+    done(&room, Action::Ban(body?.0)).await
 }
 
 async fn unban(
@@ -221,7 +221,7 @@ async fn unban(
     Path((id, viewer)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let room = staff_room(&state, &headers, &id, client).await?;
-    done(&room, Action::Unban { viewer_id: viewer })
+    done(&room, Action::Unban { viewer_id: viewer }).await
 }
 
 async fn slow_mode(
@@ -232,7 +232,7 @@ async fn slow_mode(
     body: Result<Json<SlowMode>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let room = staff_room(&state, &headers, &id, client).await?;
-    done(&room, Action::SlowMode(body?.0.seconds))
+    done(&room, Action::SlowMode(body?.0.seconds)).await
 }
 
 async fn get_blocked_words(
@@ -255,5 +255,5 @@ async fn blocked_words(
     body: Result<Json<BlockedWords>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let room = staff_room(&state, &headers, &id, client).await?;
-    done(&room, Action::BlockedWords(body?.0.words))
+    done(&room, Action::BlockedWords(body?.0.words)).await
 }

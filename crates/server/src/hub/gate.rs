@@ -7,6 +7,11 @@
 //! or reconnects do not buy a fresh allowance; posting past it mutes the identity.
 //! Mutes and slow mode are timestamps per identity, pruned when many accumulate. The
 //! limiter reads its own clock; the marks take the time as an argument.
+//!
+//! With `--redis` the marks and the limiter live in Redis instead (see `cluster`, whose
+//! script keeps the same order: mute, slow mode, blocked word, flood), so one identity
+//! on several nodes is limited as one; this gate then only holds the room's settings
+//! and bans, kept in step by the room's stream, and words the refusals.
 
 use super::rules::{self, Refusal};
 use super::store::Ban;
@@ -27,6 +32,56 @@ pub(crate) struct PostRefusal {
     pub(crate) refusal: Refusal,
     pub(crate) retry_after_ms: Option<u64>,
     pub(crate) muted_until_ms: Option<u64>,
+}
+
+impl PostRefusal {
+    /// Muted (by an earlier flood) for `retry_after_ms` more.
+    pub(crate) fn muted(retry_after_ms: u64) -> PostRefusal {
+        PostRefusal {
+            refusal: Refusal {
+                code: ErrorCode::Muted,
+                message: "You are muted for posting too fast.".into(),
+            },
+            retry_after_ms: Some(retry_after_ms),
+            muted_until_ms: None,
+        }
+    }
+
+    /// Slow mode of `secs`: the next post in `retry_after_ms`.
+    pub(crate) fn slow(secs: u32, retry_after_ms: u64) -> PostRefusal {
+        PostRefusal {
+            refusal: Refusal {
+                code: ErrorCode::SlowMode,
+                message: format!("Slow mode: one message every {secs} s."),
+            },
+            retry_after_ms: Some(retry_after_ms),
+            muted_until_ms: None,
+        }
+    }
+
+    /// The text has the blocked `word`.
+    pub(crate) fn blocked(word: &str) -> PostRefusal {
+        PostRefusal {
+            refusal: Refusal {
+                code: ErrorCode::BlockedWord,
+                message: format!("\"{word}\" is not allowed here."),
+            },
+            retry_after_ms: None,
+            muted_until_ms: None,
+        }
+    }
+
+    /// Too fast: muted for `mute` from now, until `muted_until_ms` (unix ms).
+    pub(crate) fn flooded(mute: Duration, muted_until_ms: u64) -> PostRefusal {
+        PostRefusal {
+            refusal: Refusal {
+                code: ErrorCode::RateLimited,
+                message: format!("Too many messages: muted for {} s.", mute.as_secs()),
+            },
+            retry_after_ms: Some(ms(mute)),
+            muted_until_ms: Some(muted_until_ms),
+        }
+    }
 }
 
 /// Per-identity timestamps (mute, slow mode).
@@ -94,6 +149,16 @@ impl Gate {
         self.blocked_words = words;
     }
 
+    /// The first blocked word `text` has, if any.
+    pub(crate) fn blocked_word(&self, text: &str) -> Option<&str> {
+        rules::find_blocked(text, &self.blocked_words)
+    }
+
+    /// The mute a flood earns.
+    pub(crate) fn mute(&self) -> Duration {
+        self.mute
+    }
+
     /// Whether `viewer_id` is banned at `now_ms` (unix ms).
     pub(crate) fn banned(&self, viewer_id: &str, now_ms: u64) -> bool {
         self.bans
@@ -122,46 +187,18 @@ impl Gate {
     ) -> Result<(), PostRefusal> {
         let marks = self.marks.get(viewer_id).copied().unwrap_or_default();
         if let Some(until) = marks.muted_until.filter(|u| *u > now) {
-            return Err(PostRefusal {
-                refusal: Refusal {
-                    code: ErrorCode::Muted,
-                    message: "You are muted for posting too fast.".into(),
-                },
-                retry_after_ms: Some(ms(until - now)),
-                muted_until_ms: None,
-            });
+            return Err(PostRefusal::muted(ms(until - now)));
         }
         let slow = Duration::from_secs(u64::from(self.slow_mode_secs));
         if let Some(next) = marks.last_post.map(|t| t + slow).filter(|n| *n > now) {
-            return Err(PostRefusal {
-                refusal: Refusal {
-                    code: ErrorCode::SlowMode,
-                    message: format!("Slow mode: one message every {} s.", self.slow_mode_secs),
-                },
-                retry_after_ms: Some(ms(next - now)),
-                muted_until_ms: None,
-            });
+            return Err(PostRefusal::slow(self.slow_mode_secs, ms(next - now)));
         }
-        if let Some(word) = rules::find_blocked(text, &self.blocked_words) {
-            return Err(PostRefusal {
-                refusal: Refusal {
-                    code: ErrorCode::BlockedWord,
-                    message: format!("\"{word}\" is not allowed here."),
-                },
-                retry_after_ms: None,
-                muted_until_ms: None,
-            });
+        if let Some(word) = self.blocked_word(text) {
+            return Err(PostRefusal::blocked(word));
         }
         if self.flood.check_key(viewer_id).is_err() {
             self.marks.entry(viewer_id.clone()).or_default().muted_until = Some(now + self.mute);
-            return Err(PostRefusal {
-                refusal: Refusal {
-                    code: ErrorCode::RateLimited,
-                    message: format!("Too many messages: muted for {} s.", self.mute.as_secs()),
-                },
-                retry_after_ms: Some(ms(self.mute)),
-                muted_until_ms: Some(now_ms + ms(self.mute)),
-            });
+            return Err(PostRefusal::flooded(self.mute, now_ms + ms(self.mute)));
         }
         self.marks.entry(viewer_id.clone()).or_default().last_post = Some(now);
         if self.marks.len() > PRUNE_MARKS_AT {

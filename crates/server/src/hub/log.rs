@@ -72,6 +72,11 @@ impl Log {
         for e in std::mem::take(&mut s.events) {
             log.seq = log.seq.max(e.event.seq());
             log.window.push(e.ts, &e.event);
+            // A history read back from Redis still holds deleted messages, each
+            // followed by its `deleted` event (the store removes them instead).
+            if let RoomEvent::Deleted(d) = &e.event {
+                log.remove_chat(&d.id);
+            }
         }
         log.window.trim(now_ms);
         log
@@ -140,6 +145,21 @@ impl Log {
     /// The seq of a message this identity already posted with this `clientId`.
     pub(crate) fn duplicate(&self, viewer_id: &str, client_id: &str) -> Option<Seq> {
         self.window.duplicate(viewer_id, client_id)
+    }
+
+    /// Where the chat message with this wire id is, without touching it: `Removed`
+    /// means in the window, with its text.
+    pub(crate) fn find_chat(&self, id: &str) -> Removal {
+        let Some(id) = MessageId::parse(id).filter(|m| m.epoch == self.epoch) else {
+            return Removal::Unknown;
+        };
+        if self.window.has_chat(id.seq) {
+            Removal::Removed
+        } else if id.seq <= self.window.floor() {
+            Removal::Older
+        } else {
+            Removal::Unknown
+        }
     }
 
     /// Drops a chat message from the window, by its wire id.

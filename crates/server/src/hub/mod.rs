@@ -24,7 +24,8 @@
 //! - [`identity`]: anonymous viewer identities (signed ids).
 //! - [`rules`]: pure checks (names, texts, blocked words, colours).
 //! - [`store`]: persistence behind one trait (SQLite by default).
-//! - [`cluster`]: with `--redis`, the seq, epoch and history shared by several nodes.
+//! - [`cluster`]: with `--redis`, what several nodes share: the seq, epoch and history,
+//!   viewer count, hearts, flood limits, moderation.
 //!
 //! Limits are enforced here, never trusted to the widget.
 
@@ -243,9 +244,14 @@ impl Hub {
         cluster: Option<Arc<cluster::Cluster>>,
         origin: Arc<Origin>,
     ) -> Arc<Hub> {
+        // With Redis, one secret for every node: an identity is the same viewer on all
+        // of them (see `cluster`).
+        let secret = cluster
+            .as_ref()
+            .map_or_else(|| store.secret(), |c| c.secret());
         Arc::new(Hub {
             cluster,
-            identities: Identities::new(store.secret()),
+            identities: Identities::new(secret),
             new_viewers: Mutex::new(Budget::new(Rate::per_minute(config.new_viewers_per_ip))),
             new_rooms: Mutex::new(Budget::new(Rate::per_minute(NEW_ROOMS_PER_MIN))),
             token_guesses: Mutex::new(Budget::new(Rate::per_minute(TOKEN_GUESSES_PER_MIN))),

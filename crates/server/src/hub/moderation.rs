@@ -39,10 +39,11 @@ fn invalid(message: &str) -> Refusal {
 }
 
 /// Applies `action`; returns a notice for the moderator when there is no other visible
-/// effect to confirm it.
-pub fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
+/// effect to confirm it. With `--redis` it holds on every node (see `cluster`), and is
+/// refused `unavailable` when Redis does not answer.
+pub async fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
     match action {
-        Action::Delete { id } => room.delete(&id).map(|_| None),
+        Action::Delete { id } => room.delete(&id).await.map(|_| None),
         Action::Ban(b) => {
             if b.viewer_id.is_empty() || b.viewer_id.len() > 64 {
                 return Err(invalid("viewerId must have 1 to 64 characters."));
@@ -58,7 +59,8 @@ pub fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
                 viewer_id: b.viewer_id,
                 until_ms,
                 reason: b.reason,
-            });
+            })
+            .await?;
             Ok(Some(Notice {
                 code: NoticeCode::Banned,
                 message,
@@ -66,7 +68,7 @@ pub fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
             }))
         }
         Action::Unban { viewer_id } => {
-            if room.unban(&viewer_id) {
+            if room.unban(&viewer_id).await? {
                 Ok(Some(Notice {
                     code: NoticeCode::Unbanned,
                     message: format!("{viewer_id} is no longer banned."),
@@ -83,10 +85,10 @@ pub fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusal> {
             if secs > MAX_SLOW_MODE_SECS {
                 return Err(invalid("Slow mode is at most 3600 s."));
             }
-            room.set_slow_mode(secs);
+            room.set_slow_mode(secs).await?;
             Ok(None)
         }
-        Action::BlockedWords(words) => room.set_blocked_words(&words).map(|_| None),
+        Action::BlockedWords(words) => room.set_blocked_words(&words).await.map(|_| None),
     }
 }
 
@@ -109,7 +111,7 @@ mod tests {
     async fn bans_refuse_joins_and_kick() {
         let room = crate::hub::room::tests::room(Default::default());
         let mut rx = room.join("v2", Role::Viewer, None).unwrap().rx;
-        apply(&room, ban("v1", None)).unwrap();
+        apply(&room, ban("v1", None)).await.unwrap();
         assert_eq!(
             room.join("v1", Role::Viewer, None).unwrap_err(),
             JoinError::Banned
@@ -120,11 +122,14 @@ mod tests {
         let unban = || Action::Unban {
             viewer_id: "v1".into(),
         };
-        assert!(apply(&room, unban()).unwrap().is_some());
-        assert_eq!(apply(&room, unban()).unwrap_err().code, ErrorCode::NotFound);
+        assert!(apply(&room, unban()).await.unwrap().is_some());
+        assert_eq!(
+            apply(&room, unban()).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
         assert!(room.join("v1", Role::Viewer, None).is_ok());
         // Expired bans do not count.
-        apply(&room, ban("v3", Some(0))).unwrap();
+        apply(&room, ban("v3", Some(0))).await.unwrap();
         assert!(room.join("v3", Role::Viewer, None).is_ok());
     }
 }

@@ -21,13 +21,16 @@
 //! to the room's Redis stream (see `cluster`), and comes back, like every node's posts,
 //! through the room's follower task, which applies the stream's events to the log and
 //! the ring in seq order under the same lock. So the Ordering above holds on each node.
+//! The gate's marks (flood limit, mutes, slow mode) are Redis's; bans and settings are
+//! written to Redis and come to the other nodes as control entries of the stream;
+//! hearts go out once a tick and are shown as they come back (see `cluster`).
 
-use super::cluster::{Cluster, Opened};
+use super::cluster::{Cluster, Control, Cursor, Item, Opened, Read, Verdict};
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
 use super::log::{Log, Removal};
 use super::rules::{self, Refusal};
-use super::store::{Ban, Change, Store, StoredEvent, StoredRoom};
+use super::store::{Ban, Change, Store, StoredRoom};
 use super::ticker::{self, Ticker};
 use super::{now_ms, HubConfig};
 use lucarne_protocol::{
@@ -130,6 +133,7 @@ pub struct Room {
     chats: AtomicU64,
     /// With `--redis`: the sequencer and log shared by every node (see `cluster`).
     cluster: Option<Arc<Cluster>>,
+    config: Arc<HubConfig>,
     /// Wakes joins waiting for the follower to catch up with Redis.
     applied: Notify,
 }
@@ -147,7 +151,9 @@ impl Room {
         let persisted = stored.is_some();
         let (cluster, stored) = match cluster {
             None => (None, stored),
-            // Redis holds the epoch, seq and events; the store the rest (for now).
+            // Redis holds the epoch, seq, events, bans, settings and hearts total; the
+            // store keeps a copy of this node's moderation (settings Redis never had
+            // are taken from it).
             Some((c, opened)) => {
                 let floor = opened
                     .events
@@ -159,9 +165,12 @@ impl Room {
                     last_seq: opened.seq,
                     floor_seq: floor,
                     events: opened.events,
-                    ..local
+                    hearts_total: opened.hearts_total,
+                    bans: opened.bans,
+                    slow_mode_secs: opened.slow_mode_secs.unwrap_or(local.slow_mode_secs),
+                    blocked_words: opened.blocked_words.unwrap_or(local.blocked_words),
                 };
-                (Some(c), Some(room))
+                (Some((c, opened.cursor)), Some(room))
             }
         };
         let mut stored = stored.unwrap_or_else(|| StoredRoom {
@@ -178,7 +187,10 @@ impl Room {
         let state = State {
             log: Log::from_stored(&mut stored, now_ms()),
             gate,
-            ticker: Ticker::new(stored.hearts_total),
+            ticker: match cluster {
+                Some(_) => Ticker::shared(stored.hearts_total),
+                None => Ticker::new(stored.hearts_total),
+            },
             stream_state,
             retired: false,
             persisted,
@@ -190,13 +202,14 @@ impl Room {
             wake: Notify::new(),
             store,
             chats: AtomicU64::new(0),
-            cluster: cluster.clone(),
+            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
+            config: config.clone(),
             applied: Notify::new(),
         });
         let r = room.clone();
         tokio::spawn(async move { ticker::run(&r.wake, || r.lock().retired, || r.tick()).await });
-        if let Some(c) = cluster {
-            tokio::spawn(follow(c.clone(), Arc::downgrade(&room)));
+        if let Some((c, cursor)) = cluster {
+            tokio::spawn(follow(c.clone(), Arc::downgrade(&room), cursor));
             tokio::spawn(presence(c, Arc::downgrade(&room)));
         }
         room
@@ -235,21 +248,102 @@ impl Room {
         }
     }
 
-    /// Applies events read from the room's Redis stream (in seq order).
-    fn apply(&self, events: &[StoredEvent]) {
+    /// Applies what the follower read from the room's Redis streams: events and other
+    /// nodes' moderation in stream order, hearts batches for the next tick.
+    fn apply(&self, read: Read) {
         let now = now_ms();
         let mut st = self.lock();
-        for e in events {
-            if let RoomEvent::Deleted(d) = &e.event {
-                st.log.remove_chat(&d.id);
-            }
-            if let Some(frame) = st.log.apply(now, e) {
-                let seq = e.event.seq();
-                self.fanout.send(Outbound::Event { seq, frame });
+        for item in read.items {
+            match item {
+                Item::Event(e) => {
+                    if let RoomEvent::Deleted(d) = &e.event {
+                        st.log.remove_chat(&d.id);
+                    }
+                    if let Some(frame) = st.log.apply(now, &e) {
+                        let seq = e.event.seq();
+                        self.fanout.send(Outbound::Event { seq, frame });
+                    }
+                }
+                Item::Control(c) => self.control(&mut st, c),
             }
         }
+        let mut wake = false;
+        for batch in read.hearts {
+            // Colours are the palette's; anything else is not ours and is dropped.
+            let counts = batch.counts.iter().filter_map(|(c, n)| {
+                rules::PALETTE
+                    .iter()
+                    .find(|p| **p == c.as_str())
+                    .map(|p| (*p, *n))
+            });
+            wake |= st.ticker.add_batch(counts, batch.total);
+        }
         drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
         self.applied.notify_waiters();
+    }
+
+    /// Applies a moderation change made on another node (or on this one, for the local
+    /// part of [`Room::ban`] and the like): the same effects, nothing recorded (the node
+    /// that made it did).
+    fn control(&self, st: &mut State, change: Control) {
+        match change {
+            Control::Ban {
+                viewer_id,
+                until_ms,
+                reason,
+            } => {
+                st.gate.ban(Ban {
+                    viewer_id: viewer_id.clone(),
+                    until_ms,
+                    reason,
+                });
+                let frame = ServerMessage::Error(lucarne_protocol::ErrorFrame {
+                    code: ErrorCode::Banned,
+                    message: "You are banned from this chat.".into(),
+                    client_id: None,
+                    retry_after_ms: None,
+                });
+                self.fanout.kick(&viewer_id, &frame);
+            }
+            Control::Unban { viewer_id } => {
+                st.gate.unban(&viewer_id);
+            }
+            Control::Slow { secs } => {
+                if st.gate.slow_mode_secs() != secs {
+                    st.gate.set_slow_mode(secs);
+                    self.fanout
+                        .state(&ServerMessage::Settings(st.gate.settings(false)));
+                }
+            }
+            Control::Words { words } => {
+                if st.gate.blocked_words() != words.as_slice() {
+                    st.gate.set_blocked_words(words);
+                    self.fanout
+                        .staff(&ServerMessage::Settings(st.gate.settings(true)));
+                }
+            }
+        }
+    }
+
+    /// With `--redis`: writes a moderation change to Redis (state and stream, for the
+    /// other nodes), then applies it here; refused `unavailable` when Redis does not
+    /// answer (nothing changed anywhere). `Ok(false)`: there was nothing to change.
+    async fn share(&self, cluster: &Cluster, change: Control) -> Result<bool, Refusal> {
+        match cluster.control(&self.id, &change).await {
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                let mut st = self.lock();
+                self.control(&mut st, change);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                Err(unavailable())
+            }
+        }
     }
 
     /// Posts a chat message: [`Room::post`] on one node; with `--redis`, the seq and
@@ -265,16 +359,15 @@ impl Room {
         };
         let now_ms = now_ms();
         {
-            let mut st = self.lock();
+            let st = self.lock();
             if let Some(c) = &client_id {
                 if let Some(seq) = st.log.duplicate(&author.viewer_id, c) {
                     return Ok(Posted::Duplicate(seq));
                 }
             }
-            if author.role.is_viewer() {
-                st.gate
-                    .admit(&author.viewer_id, &text, Instant::now(), now_ms)?;
-            }
+        }
+        if author.role.is_viewer() {
+            self.admit_shared(cluster, author, &text).await?;
         }
         let event = RoomEvent::Chat(ChatMessage {
             seq: 0,
@@ -294,14 +387,40 @@ impl Room {
             }
             Err(e) => {
                 tracing::warn!(room = %self.id, "chat: redis: {e}");
-                Err(PostRefusal {
-                    refusal: Refusal {
-                        code: ErrorCode::Unavailable,
-                        message: "The chat is unavailable; retry later.".into(),
-                    },
-                    retry_after_ms: Some(1000),
-                    muted_until_ms: None,
-                })
+                Err(post_unavailable())
+            }
+        }
+    }
+
+    /// The gate with `--redis`: blocked words are looked for here (the list is kept in
+    /// step by the stream), the rest is decided by Redis for every node at once.
+    async fn admit_shared(
+        &self,
+        cluster: &Cluster,
+        author: &Author,
+        text: &str,
+    ) -> Result<(), PostRefusal> {
+        let (word, slow_secs, mute) = {
+            let st = self.lock();
+            (
+                st.gate.blocked_word(text).map(str::to_owned),
+                st.gate.slow_mode_secs(),
+                st.gate.mute(),
+            )
+        };
+        let config = &self.config;
+        match cluster
+            .admit(&self.id, &author.viewer_id, word.is_some(), config)
+            .await
+        {
+            Ok(Verdict::Pass) => Ok(()),
+            Ok(Verdict::Muted { retry_ms }) => Err(PostRefusal::muted(retry_ms)),
+            Ok(Verdict::Slow { retry_ms }) => Err(PostRefusal::slow(slow_secs, retry_ms)),
+            Ok(Verdict::Blocked) => Err(PostRefusal::blocked(word.as_deref().unwrap_or(""))),
+            Ok(Verdict::Flooded { until_ms }) => Err(PostRefusal::flooded(mute, until_ms)),
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                Err(post_unavailable())
             }
         }
     }
@@ -421,27 +540,49 @@ impl Room {
         for frame in &tick.frames {
             self.fanout.state(frame);
         }
+        if let (Some(cluster), false) = (&self.cluster, tick.flush.is_empty()) {
+            // Shown when it comes back through the hearts stream (see `ticker`); lost
+            // if Redis does not take it, as taps are not worth a retry.
+            let (cluster, id, batch) = (cluster.clone(), self.id.clone(), tick.flush);
+            tokio::spawn(async move {
+                if let Err(e) = cluster.hearts(&id, &batch).await {
+                    tracing::warn!(room = %id, "chat: redis hearts: {e}");
+                }
+            });
+        }
         if let Some(total) = tick.save {
             self.record(&mut st, Change::HeartsTotal(total));
         }
         tick.more
     }
 
-    /// Moderation: removes a message for everyone, history included.
-    pub(crate) fn delete(&self, id: &str) -> Result<Seq, Refusal> {
-        if self.cluster.is_some() {
-            return Err(Refusal {
-                code: ErrorCode::Unavailable,
-                message: "Deleting is not yet available with --redis.".into(),
+    /// Moderation: removes a message for everyone, history included. With `--redis`
+    /// the removal is a `deleted` event in the room's stream: every node drops the
+    /// message from its window when it applies it (and a node loading the room later,
+    /// when it reads it), so no viewer on any node gets it again, resume included.
+    pub(crate) async fn delete(&self, id: &str) -> Result<Seq, Refusal> {
+        let not_found = || Refusal {
+            code: ErrorCode::NotFound,
+            message: "No such message.".into(),
+        };
+        let now_ms = now_ms();
+        if let Some(cluster) = &self.cluster {
+            if self.lock().log.find_chat(id) != Removal::Removed {
+                // Older than the window is older than the stream: nothing to remove.
+                return Err(not_found());
+            }
+            let event = RoomEvent::Deleted(Deleted {
+                seq: 0,
+                id: id.to_owned(),
+            });
+            return cluster.append(&self.id, now_ms, &event).await.map_err(|e| {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                unavailable()
             });
         }
-        let now_ms = now_ms();
         let mut st = self.lock();
         if st.log.remove_chat(id) == Removal::Unknown {
-            return Err(Refusal {
-                code: ErrorCode::NotFound,
-                message: "No such message.".into(),
-            });
+            return Err(not_found());
         }
         // Removed from the window, or older: the store may still have it.
         self.record(&mut st, Change::Removed { id: id.to_owned() });
@@ -456,45 +597,65 @@ impl Room {
         Ok(seq)
     }
 
-    /// Moderation: bans an identity and closes its connections.
-    pub(crate) fn ban(&self, ban: Ban) {
+    /// Moderation: bans an identity and closes its connections (on every node).
+    pub(crate) async fn ban(&self, ban: Ban) -> Result<(), Refusal> {
+        let change = Control::ban(&ban);
+        if let Some(cluster) = &self.cluster {
+            self.share(cluster, change).await?;
+            self.record(&mut self.lock(), Change::Banned(ban));
+            return Ok(());
+        }
         let mut st = self.lock();
-        let viewer_id = ban.viewer_id.clone();
-        st.gate.ban(ban.clone());
         self.record(&mut st, Change::Banned(ban));
-        let frame = ServerMessage::Error(lucarne_protocol::ErrorFrame {
-            code: ErrorCode::Banned,
-            message: "You are banned from this chat.".into(),
-            client_id: None,
-            retry_after_ms: None,
-        });
-        self.fanout.kick(&viewer_id, &frame);
+        self.control(&mut st, change);
+        Ok(())
     }
 
     /// Moderation: lifts a ban; false if there was none.
-    pub(crate) fn unban(&self, viewer_id: &str) -> bool {
+    pub(crate) async fn unban(&self, viewer_id: &str) -> Result<bool, Refusal> {
+        let change = Change::Unbanned {
+            viewer_id: viewer_id.to_owned(),
+        };
+        if let Some(cluster) = &self.cluster {
+            let unban = Control::Unban {
+                viewer_id: viewer_id.to_owned(),
+            };
+            let had = self.share(cluster, unban).await?;
+            if had {
+                self.record(&mut self.lock(), change);
+            }
+            return Ok(had);
+        }
         let mut st = self.lock();
         let had = st.gate.unban(viewer_id);
         if had {
-            let change = Change::Unbanned {
-                viewer_id: viewer_id.to_owned(),
-            };
             self.record(&mut st, change);
         }
-        had
+        Ok(had)
     }
 
     /// Moderation: sets slow mode (0 = off); everyone is told.
-    pub(crate) fn set_slow_mode(&self, secs: u32) {
+    pub(crate) async fn set_slow_mode(&self, secs: u32) -> Result<(), Refusal> {
+        if let Some(cluster) = &self.cluster {
+            self.share(cluster, Control::Slow { secs }).await?;
+            self.settings_recorded(&mut self.lock());
+            return Ok(());
+        }
         let mut st = self.lock();
         st.gate.set_slow_mode(secs);
         self.settings_changed(&mut st, false);
+        Ok(())
     }
 
     /// Moderation: replaces the blocked-words list; only staff are told (viewers learn
     /// of a word when they use it).
-    pub(crate) fn set_blocked_words(&self, words: &[String]) -> Result<(), Refusal> {
+    pub(crate) async fn set_blocked_words(&self, words: &[String]) -> Result<(), Refusal> {
         let words = rules::blocked_words(words)?;
+        if let Some(cluster) = &self.cluster {
+            self.share(cluster, Control::Words { words }).await?;
+            self.settings_recorded(&mut self.lock());
+            return Ok(());
+        }
         let mut st = self.lock();
         st.gate.set_blocked_words(words);
         self.settings_changed(&mut st, true);
@@ -507,6 +668,16 @@ impl Room {
     }
 
     fn settings_changed(&self, st: &mut State, staff_only: bool) {
+        self.settings_recorded(st);
+        let frame = ServerMessage::Settings(st.gate.settings(staff_only));
+        match staff_only {
+            true => self.fanout.staff(&frame),
+            false => self.fanout.state(&frame),
+        }
+    }
+
+    /// Records the gate's settings in the store.
+    fn settings_recorded(&self, st: &mut State) {
         let slow_mode_secs = st.gate.slow_mode_secs();
         let blocked_words = st.gate.blocked_words().to_vec();
         self.record(
@@ -516,11 +687,6 @@ impl Room {
                 blocked_words,
             },
         );
-        let frame = ServerMessage::Settings(st.gate.settings(staff_only));
-        match staff_only {
-            true => self.fanout.staff(&frame),
-            false => self.fanout.state(&frame),
-        }
     }
 
     /// Tells viewers the broadcast's state changed.
@@ -581,28 +747,40 @@ impl Room {
     }
 }
 
+/// The refusal of a moderation action Redis did not take.
+fn unavailable() -> Refusal {
+    Refusal {
+        code: ErrorCode::Unavailable,
+        message: "The chat is unavailable; retry later.".into(),
+    }
+}
+
+/// The refusal of a post Redis did not take (or could not check).
+fn post_unavailable() -> PostRefusal {
+    PostRefusal {
+        refusal: unavailable(),
+        retry_after_ms: Some(1000),
+        muted_until_ms: None,
+    }
+}
+
 /// How long a join waits for the follower to catch up with Redis.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
-/// A room's follower: reads its Redis stream from the last seq applied, for as long as
-/// the room is loaded; reconnects (with a pause) when Redis goes away.
-async fn follow(cluster: Arc<Cluster>, room: Weak<Room>) {
+/// A room's follower: reads its Redis streams (events and control entries, hearts)
+/// from where it stopped, for as long as the room is loaded; reconnects (with a pause)
+/// when Redis goes away.
+async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
     let (id, epoch) = match room.upgrade() {
         Some(r) => (r.id.clone(), r.lock().log.epoch()),
         None => return,
     };
     let mut conn = None;
     loop {
-        let after = match room.upgrade() {
-            Some(r) => {
-                let st = r.lock();
-                if st.retired {
-                    return;
-                }
-                st.log.seq()
-            }
-            None => return,
-        };
+        match room.upgrade() {
+            Some(r) if !r.lock().retired => {}
+            _ => return,
+        }
         let c = match &mut conn {
             Some(c) => c,
             None => match cluster.follower().await {
@@ -614,10 +792,10 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>) {
                 }
             },
         };
-        match Cluster::read_after(c, &id, epoch, after).await {
-            Ok(events) if events.is_empty() => {}
-            Ok(events) => match room.upgrade() {
-                Some(r) => r.apply(&events),
+        match cluster.read(c, &id, epoch, &mut cursor).await {
+            Ok(read) if read.items.is_empty() && read.hearts.is_empty() => {}
+            Ok(read) => match room.upgrade() {
+                Some(r) => r.apply(read),
                 None => return,
             },
             Err(e) => {

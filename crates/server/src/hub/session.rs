@@ -667,7 +667,7 @@ impl Session {
                 "Moderation needs a moderator token.",
             ))
         } else {
-            match moderation::apply(&self.room, action) {
+            match moderation::apply(&self.room, action).await {
                 Ok(notice) => notice.map(ServerMessage::Notice),
                 Err(r) => Some(refusal_frame(r, None, None)),
             }

@@ -5,6 +5,14 @@
 //!
 //! The timer ([`run`]) runs only while something is due, so an idle room costs no
 //! wake-ups: `join`, `leave` and `add_hearts` say when to wake it.
+//!
+//! # Shared hearts (`--redis`)
+//! A [`Ticker::shared`] ticker does not show its own viewers' taps: it hands them, once
+//! per tick, as one batch to send to Redis ([`Tick::flush`]), and shows what comes back
+//! from the room's hearts stream, every node's batches alike ([`Ticker::add_batch`]),
+//! in the next tick's one frame. So each viewer still gets at most one `hearts` frame
+//! per tick, and every node shows the total Redis counted (the highest one read, which
+//! is the last batch's: the stream is in the order the total was counted).
 
 use super::hearts;
 use lucarne_protocol::{Hearts, ServerMessage, ViewerCount};
@@ -24,6 +32,8 @@ pub(crate) struct Tick {
     pub(crate) frames: Vec<ServerMessage>,
     /// A hearts total to write to the store.
     pub(crate) save: Option<u64>,
+    /// Shared: this node's taps since the last tick, to send to Redis.
+    pub(crate) flush: Vec<(&'static str, u32)>,
     /// Whether another tick is needed.
     pub(crate) more: bool,
 }
@@ -39,6 +49,8 @@ pub(crate) struct Ticker {
     count_sent_at: Option<Instant>,
     /// Taps since the last `hearts` frame.
     hearts: BTreeMap<&'static str, u32>,
+    /// Shared (`--redis`): this node's taps not yet sent to Redis; `None` on one node.
+    outgoing: Option<BTreeMap<&'static str, u32>>,
     hearts_total: u64,
     /// What the store has, and when this process wrote it.
     hearts_saved: u64,
@@ -56,10 +68,20 @@ impl Ticker {
             count_sent: 0,
             count_sent_at: None,
             hearts: BTreeMap::new(),
+            outgoing: None,
             hearts_total,
             hearts_saved: hearts_total,
             hearts_saved_at: None,
             ticking: false,
+        }
+    }
+
+    /// A ticker whose hearts go through Redis (see the module doc); `hearts_total` is
+    /// Redis's.
+    pub(crate) fn shared(hearts_total: u64) -> Ticker {
+        Ticker {
+            outgoing: Some(BTreeMap::new()),
+            ..Ticker::new(hearts_total)
         }
     }
 
@@ -95,8 +117,27 @@ impl Ticker {
 
     /// Counts `n` taps of `colour`; true if the timer must be woken.
     pub(crate) fn add_hearts(&mut self, colour: &'static str, n: u32) -> bool {
-        *self.hearts.entry(colour).or_default() += n;
-        self.hearts_total += u64::from(n);
+        match &mut self.outgoing {
+            Some(out) => *out.entry(colour).or_default() += n,
+            None => {
+                *self.hearts.entry(colour).or_default() += n;
+                self.hearts_total += u64::from(n);
+            }
+        }
+        self.arm()
+    }
+
+    /// Shared: a batch read from the room's hearts stream (any node's, this one's too),
+    /// after which Redis counted `total`; true if the timer must be woken.
+    pub(crate) fn add_batch(
+        &mut self,
+        counts: impl IntoIterator<Item = (&'static str, u32)>,
+        total: u64,
+    ) -> bool {
+        for (colour, n) in counts {
+            *self.hearts.entry(colour).or_default() += n;
+        }
+        self.hearts_total = self.hearts_total.max(total);
         self.arm()
     }
 
@@ -107,6 +148,10 @@ impl Ticker {
     /// The hearts frame and the viewer count, if due, and a save if one is due.
     pub(crate) fn tick(&mut self, now: Instant) -> Tick {
         let mut out = Tick::default();
+        if let Some(outgoing) = self.outgoing.as_mut().filter(|o| !o.is_empty()) {
+            out.flush = std::mem::take(outgoing).into_iter().collect();
+            out.more = true;
+        }
         let flowing = !self.hearts.is_empty();
         if flowing {
             let counts = std::mem::take(&mut self.hearts)
@@ -121,7 +166,10 @@ impl Ticker {
             out.more = true;
         }
         let total = self.hearts_total;
-        if hearts::save_due(total, self.hearts_saved, self.hearts_saved_at, flowing, now) {
+        // Shared: Redis keeps the total.
+        if self.outgoing.is_none()
+            && hearts::save_due(total, self.hearts_saved, self.hearts_saved_at, flowing, now)
+        {
             self.hearts_saved = total;
             self.hearts_saved_at = Some(now);
             out.save = Some(total);
@@ -145,7 +193,7 @@ impl Ticker {
 
     /// The hearts total if the store does not have it yet (the room is unloading).
     pub(crate) fn unsaved(&mut self) -> Option<u64> {
-        (self.hearts_total != self.hearts_saved).then(|| {
+        (self.outgoing.is_none() && self.hearts_total != self.hearts_saved).then(|| {
             self.hearts_saved = self.hearts_total;
             self.hearts_total
         })
@@ -223,6 +271,34 @@ mod tests {
         );
         assert!(!t.tick(t0 + COUNT_INTERVAL * 2).more, "nothing changed");
         assert_eq!(t.viewers(), 2);
+    }
+
+    #[test]
+    fn shared_hearts_are_sent_once_a_tick_and_shown_as_redis_counted_them() {
+        let mut t = Ticker::shared(100);
+        let t0 = Instant::now();
+        assert!(t.add_hearts("#ff6b6b", 2));
+        t.add_hearts("#48dbfb", 1);
+        assert_eq!(t.hearts_total(), 100, "not counted before Redis has them");
+        let tick = t.tick(t0);
+        assert_eq!(tick.flush, [("#48dbfb", 1), ("#ff6b6b", 2)]);
+        assert!(tick.frames.is_empty() && tick.more && tick.save.is_none());
+        // Another node's batch, then this node's, come back from the stream.
+        t.add_batch([("#ff6b6b", 4)], 104);
+        t.add_batch([("#ff6b6b", 2), ("#48dbfb", 1)], 107);
+        let tick = t.tick(t0 + HEARTS_TICK);
+        assert!(tick.flush.is_empty());
+        assert_eq!(
+            tick.frames,
+            [ServerMessage::Hearts(Hearts {
+                counts: BTreeMap::from([("#ff6b6b".into(), 6), ("#48dbfb".into(), 1)]),
+                total: 107
+            })]
+        );
+        // An older batch read late never lowers the total.
+        t.add_batch([], 105);
+        assert_eq!(t.hearts_total(), 107);
+        assert_eq!(t.unsaved(), None, "Redis keeps the total");
     }
 
     #[test]

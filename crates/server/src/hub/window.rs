@@ -230,6 +230,13 @@ impl Window {
         }
     }
 
+    /// Whether the chat message with this seq is in the window, not deleted.
+    pub(crate) fn has_chat(&self, seq: Seq) -> bool {
+        self.entries
+            .binary_search_by_key(&seq, |e| e.seq)
+            .is_ok_and(|i| self.entries[i].chat && self.entries[i].frame.is_some())
+    }
+
     /// Drops the frame of the chat message with this seq (its `(viewerId, clientId)`
     /// stays known, so a re-send is not posted again); true if it was there.
     pub(crate) fn remove_chat(&mut self, seq: Seq) -> bool {

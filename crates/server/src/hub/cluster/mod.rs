@@ -6,8 +6,8 @@
 //! # A room across nodes
 //! Each node keeps its own [`Room`](super::room::Room) (gate, ticker, fan-out ring,
 //! resume window) for the viewers connected to it. What must be one for all nodes lives
-//! in Redis, under keys sharing the hash tag `{room}` (one slot, so the script below also
-//! runs on Redis Cluster):
+//! in Redis, under keys sharing the hash tag `{room}` (one slot, so the scripts below
+//! also run on Redis Cluster):
 //! - `lucarne:{room}:epoch`: created once with `SET NX` (a random 53-bit number); every
 //!   node reads the same epoch. If Redis loses it, the next node makes a new one and
 //!   viewers re-sync by the usual epoch rule.
@@ -19,10 +19,10 @@
 //!   epoch, which each node knows).
 //!
 //! # Fan-out and resume
-//! A node that has a room loaded follows its stream: `XREAD BLOCK` from the last seq it
-//! applied, on a connection of its own (a blocking read would stall a shared one). Every
-//! event, the node's own posts included, reaches the room by that one path and in
-//! stream order, and goes into the node's window and ring as before: a viewer's join
+//! A node that has a room loaded follows its stream (and its hearts stream): `XREAD
+//! BLOCK` from the last entry it read, on a connection of its own (a blocking read
+//! would stall a shared one). Every event, the node's own posts included, reaches the
+//! room by that one path and in stream order, and goes into the node's window and ring as before: a viewer's join
 //! (subscribe + snapshot under the room's lock) still meets the ring exactly. The
 //! stream, not a pub/sub message, is the source of truth, so a follower that was cut
 //! off reads on from its last seq and misses nothing the stream still holds. Before a
@@ -38,6 +38,52 @@
 //! script; stale fields are dropped as they are met, so a node that died stops counting
 //! within 5 s. The room shows its own viewers plus the others' (the ticker still pushes
 //! it at most once a second).
+//!
+//! # Hearts
+//! A node batches its viewers' taps per tick (200 ms, per colour) and sends the batch
+//! with one script: `INCRBY lucarne:{room}:hearts-total` and `XADD` to the stream
+//! `lucarne:{room}:hearts` (`MAXLEN ~ 256`, expiring 60 s after its last batch) with
+//! the total after it. The follower reads that stream in the same `XREAD` as the
+//! room's; every node, the sender included, shows what it read, in one `hearts` frame
+//! per tick (see `ticker`): each viewer still gets at most 5 frames a second however
+//! many nodes send, and the total shown is the highest Redis counted, so every node
+//! ends on the same total. A batch Redis did not take is dropped (taps are not worth a
+//! retry); a node loading the room starts from `hearts-total`.
+//!
+//! # Flood limits and mutes
+//! One script (`GATE`) decides a viewer's post for every node, on Redis's clock: the
+//! mute, slow mode (its interval read from the room's `settings` hash), the blocked
+//! word (found by the node, which keeps the list) and the flood limit, a GCRA of
+//! `--chat-burst` per `--chat-window-ms` whose theoretical arrival time lives in
+//! `lucarne:{room}:viewer:{viewerId}` with the mute and the last post. The key is the
+//! identity, as on one node, and identities are signed with a secret every node shares
+//! (`lucarne:identity-secret`, made once by `SET NX`), so the same viewer on two nodes
+//! spends one allowance and a mute earned on one holds on all. The key expires once
+//! nothing in it matters (mute over, bucket refilled, slow mode interval past). O(1).
+//! If Redis does not answer, the post is refused `unavailable`, like a post it cannot
+//! store.
+//!
+//! # Moderation
+//! Bans (`lucarne:{room}:bans`, a hash of viewer id to `{untilMs, reason}`), slow mode
+//! and blocked words (`lucarne:{room}:settings`) are written by one script that also
+//! puts a control entry in the room's stream, with the id `<seq>-<n>`: after the event
+//! it follows, before the next (chat ids stay `<seq>-0`). Every other node's follower
+//! applies it as it reads it, in order with the events: a ban closes the viewer's
+//! sockets there, a settings change is pushed to its viewers (staff, for the words).
+//! The node that made it applies it at once and skips its own entry. A node loading a
+//! room reads the state and the stream in one `MULTI`, so it follows from exactly the
+//! state it read. The deciding node also records the change in its own store, as on
+//! one node; Redis is what nodes read. With Redis unreachable, an action is refused
+//! `unavailable` and nothing changes anywhere.
+//!
+//! # Deletes
+//! A delete is a `deleted` event appended like a post (it gets a seq). Every node drops
+//! the message from its window when its follower applies it, and its viewers get the
+//! event; a node loading the room later reads the message and then its `deleted` event
+//! and drops it (`log`). The message stays in the Redis stream until `MAXLEN` trims it:
+//! removing it there (`XDEL`) would leave a gap in the seqs that followers would take
+//! for lost events. The deciding node checks that the message is in its window, which
+//! matches the stream's bound.
 //!
 //! # Acknowledgement and an unreachable Redis
 //! A post is accepted only when the script returned its seq; the sender sees its own
@@ -58,14 +104,22 @@
 //! capable but larger; the 1.x line of `redis` appeared recently and 0.32 is what the
 //! rest of the ecosystem pins today.
 //!
+//! # Bounds
+//! Per-viewer keys expire; the hearts stream expires when hearts stop; streams are
+//! capped (`MAXLEN ~`); every script is O(1) but the viewer count's (O(nodes)). A
+//! room's own state (epoch, seq, log, hearts total, bans, settings) lives as long as
+//! the room is used, as it would in the store.
+//!
 //! # Not yet (issue 14, item 1)
-//! Hearts, flood limits, mutes, bans, slow mode and blocked words are
-//! still per node; deletes are refused on Redis; a follower per room (not one `XREAD`
-//! for all of a node's rooms); chat sockets are not yet told "reconnecting" when Redis
-//! goes away.
+//! A follower per room (not one `XREAD` for all of a node's rooms); chat sockets are
+//! not yet told "reconnecting" when Redis goes away; a post costs two round trips (the
+//! gate, then the append); the per-address budgets (`budget`: new identities, made-up
+//! rooms, token guesses) are still per node, so one address gets a node's allowance of
+//! new identities from each node; bans are never pruned from Redis (expired ones are
+//! skipped when read).
 
 use super::log::MessageId;
-use super::store::StoredEvent;
+use super::store::{Ban, StoredEvent};
 use lucarne_protocol::{Epoch, RoomEvent, Seq};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
@@ -88,6 +142,64 @@ const APPEND: &str = r"
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 'e', ARGV[3])
 return seq
+";
+
+/// Adds a node's batch of hearts to the room's total and to its hearts stream (for
+/// every node, this one included, to show); returns the total after it.
+const HEARTS: &str = r"
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 't', total, 'h', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return total
+";
+
+/// Writes a moderation change to the room's state and puts it in the room's stream as
+/// a control entry `<seq>-<n>` (after the event with that seq, before the next one).
+/// Returns 0 when there was nothing to change (an unban of someone not banned).
+const CONTROL: &str = r"
+local op = ARGV[3]
+if op == 'ban' then
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+elseif op == 'unban' then
+  if redis.call('HDEL', KEYS[3], ARGV[4]) == 0 then return 0 end
+else
+  redis.call('HSET', KEYS[4], op, ARGV[5])
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local sub = 1
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+if last then
+  local s, n = string.match(last[1], '^(%d+)-(%d+)$')
+  if tonumber(s) == seq then sub = tonumber(n) + 1 end
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('%d-%d', seq, sub), 'n', ARGV[2], 'c', ARGV[6])
+return 1
+";
+
+/// The post gate of one identity in one room, for every node at once: mute, slow
+/// mode, blocked word (decided by the caller, passed in), then the flood limit (GCRA:
+/// `burst` at once, then one per `period`; past it, a mute). Returns `{verdict,
+/// retry_ms, muted_until_ms}` (see [`Verdict`]); the marks expire when they no longer
+/// matter. Redis's clock, so every node measures the same time.
+const GATE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local m = redis.call('HMGET', KEYS[1], 'muted', 'last', 'tat')
+local muted, last, tat = tonumber(m[1]) or 0, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+if muted > now then return {1, muted - now, 0} end
+local slow = (tonumber(redis.call('HGET', KEYS[2], 'slow')) or 0) * 1000
+if slow > 0 and last + slow > now then return {2, last + slow - now, 0} end
+if ARGV[4] == '1' then return {3, 0, 0} end
+local period, burst, mute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+tat = math.max(tat, now)
+if tat - now > period * (burst - 1) then
+  redis.call('HSET', KEYS[1], 'muted', now + mute)
+  redis.call('PEXPIRE', KEYS[1], math.max(mute, tat - now, slow) + 1000)
+  return {4, mute, now + mute}
+end
+redis.call('HSET', KEYS[1], 'tat', tat + period, 'last', now)
+redis.call('PEXPIRE', KEYS[1], math.max(tat + period - now, slow) + 1000)
+return {0, 0, 0}
 ";
 
 /// Sets this node's viewer count of a room (field = node id, value = `count:expiry`,
@@ -122,6 +234,16 @@ pub(crate) const PRESENCE_TTL: Duration = Duration::from_secs(5);
 /// How long a follower's `XREAD` blocks before it looks again whether its room is gone.
 pub(crate) const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
 
+/// Hearts batches a room's hearts stream keeps (about: `MAXLEN ~`); a node reads them
+/// within a tick or two, so this only bounds the key.
+const HEARTS_KEPT: usize = 256;
+
+/// A hearts stream nobody wrote to for this long is dropped by Redis.
+const HEARTS_TTL: Duration = Duration::from_secs(60);
+
+/// The identity secret shared by the nodes (see [`Cluster::connect`]).
+const SECRET_KEY: &str = "lucarne:identity-secret";
+
 /// The node's link to Redis.
 pub struct Cluster {
     /// Opens the followers' own connections.
@@ -130,8 +252,14 @@ pub struct Cluster {
     conn: ConnectionManager,
     append: redis::Script,
     presence: redis::Script,
-    /// This process among the nodes (its field in the viewer-count hashes).
+    hearts: redis::Script,
+    control: redis::Script,
+    gate: redis::Script,
+    /// This process among the nodes (its field in the viewer-count hashes, its mark on
+    /// the control entries it writes).
     node: String,
+    /// Signs viewer identities on every node alike.
+    secret: [u8; 32],
 }
 
 impl std::fmt::Debug for Cluster {
@@ -140,7 +268,84 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// A room as Redis holds it.
+/// A moderation change one node made, for the others to apply (a control entry of the
+/// room's stream; the room's state keys hold its result too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub(crate) enum Control {
+    /// A ban placed (or replaced).
+    Ban {
+        viewer_id: String,
+        until_ms: Option<u64>,
+        reason: Option<String>,
+    },
+    /// A ban lifted.
+    Unban { viewer_id: String },
+    /// Slow mode set (0 = off).
+    Slow { secs: u32 },
+    /// The blocked words replaced (normalised).
+    Words { words: Vec<String> },
+}
+
+impl Control {
+    pub(crate) fn ban(ban: &Ban) -> Control {
+        Control::Ban {
+            viewer_id: ban.viewer_id.clone(),
+            until_ms: ban.until_ms,
+            reason: ban.reason.clone(),
+        }
+    }
+}
+
+/// What the shared gate said of a post (see the `GATE` script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Counted: post it.
+    Pass,
+    /// Muted for this much longer.
+    Muted { retry_ms: u64 },
+    /// Slow mode: the next post in this much.
+    Slow { retry_ms: u64 },
+    /// A blocked word (the caller found it).
+    Blocked,
+    /// Too fast: muted from now until `until_ms` (Redis's clock, unix ms).
+    Flooded { until_ms: u64 },
+}
+
+/// One entry of a room's stream, as a follower applies it.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// An event, its seq filled in.
+    Event(StoredEvent),
+    /// Another node's moderation change.
+    Control(Control),
+}
+
+/// One node's batch of hearts, as the hearts stream carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeartsBatch {
+    /// Taps per colour.
+    pub(crate) counts: Vec<(String, u32)>,
+    /// The room's total once this batch was counted.
+    pub(crate) total: u64,
+}
+
+/// Where a follower reads on: the last entry ids it saw in the room's stream and in
+/// its hearts stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    log: String,
+    hearts: String,
+}
+
+/// What a follower read.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    pub(crate) items: Vec<Item>,
+    pub(crate) hearts: Vec<HeartsBatch>,
+}
+
+/// A room as Redis holds it, read in one `MULTI`, so the state and the cursor agree.
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) epoch: Epoch,
@@ -148,6 +353,15 @@ pub(crate) struct Opened {
     pub(crate) seq: Seq,
     /// The events the stream still holds, oldest first, seqs filled in.
     pub(crate) events: Vec<StoredEvent>,
+    /// Bans in force.
+    pub(crate) bans: Vec<Ban>,
+    /// Slow mode and blocked words, when some node set them.
+    pub(crate) slow_mode_secs: Option<u32>,
+    pub(crate) blocked_words: Option<Vec<String>>,
+    /// Hearts ever sent, over every node.
+    pub(crate) hearts_total: u64,
+    /// Where the room's follower starts.
+    pub(crate) cursor: Cursor,
 }
 
 fn key(room: &str, what: &str) -> String {
@@ -157,22 +371,56 @@ fn key(room: &str, what: &str) -> String {
 /// A stream entry's fields, as `XRANGE`/`XREAD` return them.
 type Entry = (String, HashMap<String, String>);
 
+/// A ban as the room's `bans` hash keeps it (the field is the viewer id).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BanValue {
+    until_ms: Option<u64>,
+    reason: Option<String>,
+}
+
 impl Cluster {
     /// Connects to `url` (`redis://host:port[/db]`); fails if Redis does not answer now.
+    ///
+    /// Viewer identities are signed with a secret every node shares (made by the first
+    /// node, `SET NX`), so an identity given by one node is the same viewer on all of
+    /// them: its flood limit, mutes and bans follow it from node to node.
     pub async fn connect(url: &str) -> Result<Cluster, ClusterError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))
             .set_max_delay(2_000);
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let mut conn = client.get_connection_manager_with_config(config).await?;
+        let fresh = hex(&rand::random::<[u8; 32]>());
+        let _: Option<String> = redis::cmd("SET")
+            .arg(SECRET_KEY)
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        let shared: String = redis::cmd("GET")
+            .arg(SECRET_KEY)
+            .query_async(&mut conn)
+            .await?;
+        let secret = unhex32(&shared)
+            .ok_or_else(|| ClusterError::Entry(format!("{SECRET_KEY} is not 32 hex bytes")))?;
         Ok(Cluster {
             client,
             conn,
             append: redis::Script::new(APPEND),
             presence: redis::Script::new(PRESENCE),
+            hearts: redis::Script::new(HEARTS),
+            control: redis::Script::new(CONTROL),
+            gate: redis::Script::new(GATE),
             node: format!("{:016x}", rand::random::<u64>()),
+            secret,
         })
+    }
+
+    /// The identity secret shared by every node.
+    pub(crate) fn secret(&self) -> [u8; 32] {
+        self.secret
     }
 
     /// Whether Redis answers now (for `/readyz`).
@@ -182,7 +430,7 @@ impl Cluster {
         Ok(())
     }
 
-    /// The room's epoch (made now if it has none), last seq and stream.
+    /// The room's epoch (made now if it has none), last seq, stream and state.
     pub(crate) async fn open_room(&self, room: &str) -> Result<Opened, ClusterError> {
         let mut conn = self.conn.clone();
         let fresh: Epoch = rand::random::<u64>() >> 11;
@@ -192,25 +440,83 @@ impl Cluster {
             .arg("NX")
             .query_async(&mut conn)
             .await?;
-        let epoch: Epoch = redis::cmd("GET")
-            .arg(key(room, "epoch"))
-            .query_async(&mut conn)
-            .await?;
-        let seq = self.seq(room).await?;
-        let entries: Vec<Entry> = redis::cmd("XRANGE")
-            .arg(key(room, "log"))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await?;
-        let events = entries
-            .iter()
-            .map(|e| decode(epoch, e))
-            .collect::<Result<Vec<_>, _>>()?
+        type Snapshot = (
+            Epoch,
+            Option<Seq>,
+            Vec<Entry>,
+            HashMap<String, String>,
+            (Option<u32>, Option<String>),
+            Option<u64>,
+            Vec<Entry>,
+        );
+        let (epoch, seq, entries, bans, (slow, words), hearts_total, last_hearts): Snapshot =
+            redis::pipe()
+                .atomic()
+                .cmd("GET")
+                .arg(key(room, "epoch"))
+                .cmd("GET")
+                .arg(key(room, "seq"))
+                .cmd("XRANGE")
+                .arg(key(room, "log"))
+                .arg("-")
+                .arg("+")
+                .cmd("HGETALL")
+                .arg(key(room, "bans"))
+                .cmd("HMGET")
+                .arg(key(room, "settings"))
+                .arg("slow")
+                .arg("words")
+                .cmd("GET")
+                .arg(key(room, "hearts-total"))
+                .cmd("XREVRANGE")
+                .arg(key(room, "hearts"))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
+        let seq = seq.unwrap_or(0);
+        let cursor = Cursor {
+            log: entries
+                .last()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone()),
+            hearts: last_hearts
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone()),
+        };
+        let mut events = Vec::new();
+        for e in &entries {
+            // Control entries: the state keys, read in the same MULTI, hold their result.
+            if let Some(Item::Event(e)) = decode(epoch, e, None)? {
+                if e.event.seq() <= seq {
+                    events.push(e);
+                }
+            }
+        }
+        let now = super::now_ms();
+        let bans = bans
             .into_iter()
-            .filter(|e| e.event.seq() <= seq)
+            .filter_map(|(viewer_id, v)| {
+                let v: BanValue = serde_json::from_str(&v).ok()?;
+                Some(Ban {
+                    viewer_id,
+                    until_ms: v.until_ms,
+                    reason: v.reason,
+                })
+            })
+            .filter(|b| b.until_ms.is_none_or(|u| u > now))
             .collect();
-        Ok(Opened { epoch, seq, events })
+        Ok(Opened {
+            epoch,
+            seq,
+            events,
+            bans,
+            slow_mode_secs: slow,
+            blocked_words: words.and_then(|w| serde_json::from_str(&w).ok()),
+            hearts_total: hearts_total.unwrap_or(0),
+            cursor,
+        })
     }
 
     /// The room's last seq in Redis.
@@ -245,6 +551,103 @@ impl Cluster {
         Ok(seq)
     }
 
+    /// Adds this node's hearts batch to the room's total and hearts stream.
+    pub(crate) async fn hearts(
+        &self,
+        room: &str,
+        counts: &[(&'static str, u32)],
+    ) -> Result<u64, ClusterError> {
+        let mut conn = self.conn.clone();
+        let n: u64 = counts.iter().map(|(_, n)| u64::from(*n)).sum();
+        let json = serde_json::to_string(counts).expect("counts serialise");
+        let total: u64 = self
+            .hearts
+            .key(key(room, "hearts-total"))
+            .key(key(room, "hearts"))
+            .arg(n)
+            .arg(HEARTS_KEPT)
+            .arg(json)
+            .arg(HEARTS_TTL.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(total)
+    }
+
+    /// Writes a moderation change to the room's state and stream; false when there was
+    /// nothing to change (an unban of someone not banned).
+    pub(crate) async fn control(&self, room: &str, change: &Control) -> Result<bool, ClusterError> {
+        let (op, field, value) = match change {
+            Control::Ban {
+                viewer_id,
+                until_ms,
+                reason,
+            } => {
+                let v = BanValue {
+                    until_ms: *until_ms,
+                    reason: reason.clone(),
+                };
+                let v = serde_json::to_string(&v).expect("bans serialise");
+                ("ban", viewer_id.as_str(), v)
+            }
+            Control::Unban { viewer_id } => ("unban", viewer_id.as_str(), String::new()),
+            Control::Slow { secs } => ("slow", "", secs.to_string()),
+            Control::Words { words } => (
+                "words",
+                "",
+                serde_json::to_string(words).expect("words serialise"),
+            ),
+        };
+        let mut conn = self.conn.clone();
+        let changed: u8 = self
+            .control
+            .key(key(room, "seq"))
+            .key(key(room, "log"))
+            .key(key(room, "bans"))
+            .key(key(room, "settings"))
+            .arg(super::room::MAX_EVENTS)
+            .arg(&self.node)
+            .arg(op)
+            .arg(field)
+            .arg(value)
+            .arg(serde_json::to_string(change).expect("controls serialise"))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// The shared post gate for `viewer_id` in `room`: `chat_burst` posts per
+    /// `chat_window_ms`, muted `mute_secs` past it, slow mode as the room's state says;
+    /// `blocked` when the text has a blocked word (refused after a mute or slow mode, as
+    /// on one node).
+    pub(crate) async fn admit(
+        &self,
+        room: &str,
+        viewer_id: &str,
+        blocked: bool,
+        config: &super::HubConfig,
+    ) -> Result<Verdict, ClusterError> {
+        let burst = config.chat_burst.max(1);
+        let period = (config.chat_window_ms / u64::from(burst)).max(1);
+        let mut conn = self.conn.clone();
+        let (verdict, retry, until): (u8, u64, u64) = self
+            .gate
+            .key(key(room, &format!("viewer:{viewer_id}")))
+            .key(key(room, "settings"))
+            .arg(period)
+            .arg(burst)
+            .arg(config.mute_secs.saturating_mul(1000))
+            .arg(u8::from(blocked))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match verdict {
+            0 => Verdict::Pass,
+            1 => Verdict::Muted { retry_ms: retry },
+            2 => Verdict::Slow { retry_ms: retry },
+            3 => Verdict::Blocked,
+            _ => Verdict::Flooded { until_ms: until },
+        })
+    }
+
     /// Sets this node's viewer count of `room`; returns the count over all nodes.
     pub(crate) async fn presence(&self, room: &str, viewers: u32) -> Result<u32, ClusterError> {
         let mut conn = self.conn.clone();
@@ -270,35 +673,92 @@ impl Cluster {
             .await?)
     }
 
-    /// The room's events after seq `after`, waiting up to [`FOLLOW_BLOCK`] for one.
-    pub(crate) async fn read_after(
+    /// What the room's stream and hearts stream hold after `cursor`, waiting up to
+    /// [`FOLLOW_BLOCK`] for something; moves `cursor` past it. This node's own control
+    /// entries are skipped (it applied them when it made them).
+    pub(crate) async fn read(
+        &self,
         conn: &mut MultiplexedConnection,
         room: &str,
         epoch: Epoch,
-        after: Seq,
-    ) -> Result<Vec<StoredEvent>, ClusterError> {
+        cursor: &mut Cursor,
+    ) -> Result<Read, ClusterError> {
+        let (log, hearts) = (key(room, "log"), key(room, "hearts"));
         let reply: Option<Vec<(String, Vec<Entry>)>> = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(256)
             .arg("BLOCK")
             .arg(FOLLOW_BLOCK.as_millis() as u64)
             .arg("STREAMS")
-            .arg(key(room, "log"))
-            .arg(format!("{after}-0"))
+            .arg(&log)
+            .arg(&hearts)
+            .arg(&cursor.log)
+            .arg(&cursor.hearts)
             .query_async(conn)
             .await?;
-        reply
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .map(|e| decode(epoch, &e))
-            .collect()
+        let mut read = Read::default();
+        for (stream, entries) in reply.into_iter().flatten() {
+            if stream == log {
+                for e in &entries {
+                    if let Some(item) = decode(epoch, e, Some(&self.node))? {
+                        read.items.push(item);
+                    }
+                }
+                if let Some((id, _)) = entries.last() {
+                    cursor.log.clone_from(id);
+                }
+            } else if stream == hearts {
+                // A batch that cannot be read is dropped: hearts are not worth a stall.
+                read.hearts.extend(entries.iter().filter_map(decode_hearts));
+                if let Some((id, _)) = entries.last() {
+                    cursor.hearts.clone_from(id);
+                }
+            }
+        }
+        Ok(read)
     }
 }
 
-/// A stream entry as the event it stores, its seq (and a chat's id) filled in.
-fn decode(epoch: Epoch, (id, fields): &Entry) -> Result<StoredEvent, ClusterError> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A hearts stream entry: `t` the total, `h` the counts as `[[colour, n], …]`.
+fn decode_hearts((_, fields): &Entry) -> Option<HeartsBatch> {
+    Some(HeartsBatch {
+        total: fields.get("t")?.parse().ok()?,
+        counts: serde_json::from_str(fields.get("h")?).ok()?,
+    })
+}
+
+/// A stream entry as what it carries: an event (`ts`, `e`; its seq, and a chat's id,
+/// filled in from the entry id `<seq>-0`) or a control entry (`n` the node, `c` the
+/// change; `None` when it is `own` node's).
+fn decode(
+    epoch: Epoch,
+    (id, fields): &Entry,
+    own: Option<&str>,
+) -> Result<Option<Item>, ClusterError> {
     let bad = || ClusterError::Entry(id.clone());
+    if let Some(change) = fields.get("c") {
+        if own.is_some_and(|own| fields.get("n").is_some_and(|n| n == own)) {
+            return Ok(None);
+        }
+        return serde_json::from_str(change)
+            .map(|c| Some(Item::Control(c)))
+            .map_err(|_| bad());
+    }
     let seq: Seq = id
         .strip_suffix("-0")
         .and_then(|s| s.parse().ok())
@@ -319,7 +779,7 @@ fn decode(epoch: Epoch, (id, fields): &Entry) -> Result<StoredEvent, ClusterErro
         RoomEvent::Deleted(d) => d.seq = seq,
         RoomEvent::Unknown => return Err(bad()),
     }
-    Ok(StoredEvent { ts, event })
+    Ok(Some(Item::Event(StoredEvent { ts, event })))
 }
 
 #[cfg(test)]
@@ -344,13 +804,52 @@ mod tests {
             ("ts".to_owned(), "5".to_owned()),
             ("e".to_owned(), serde_json::to_string(&chat).unwrap()),
         ]);
-        let e = decode(0x1f, &("42-0".into(), fields.clone())).unwrap();
+        let Some(Item::Event(e)) = decode(0x1f, &("42-0".into(), fields.clone()), None).unwrap()
+        else {
+            panic!("an event")
+        };
         assert_eq!(e.ts, 5);
         match e.event {
             RoomEvent::Chat(m) => assert_eq!((m.seq, m.id.as_str()), (42, "1f-42")),
             other => panic!("{other:?}"),
         }
-        assert!(decode(1, &("42-1".into(), fields)).is_err(), "not ours");
+        assert!(
+            decode(1, &("42-1".into(), fields), None).is_err(),
+            "not ours"
+        );
         assert_eq!(key("demo", "seq"), "lucarne:{demo}:seq");
+    }
+
+    #[test]
+    fn control_entries_are_read_back_except_this_nodes_own() {
+        let change = Control::Ban {
+            viewer_id: "v1".into(),
+            until_ms: Some(9),
+            reason: None,
+        };
+        let fields = HashMap::from([
+            ("n".to_owned(), "node-a".to_owned()),
+            ("c".to_owned(), serde_json::to_string(&change).unwrap()),
+        ]);
+        let entry = ("7-2".to_owned(), fields);
+        match decode(1, &entry, Some("node-b")).unwrap() {
+            Some(Item::Control(c)) => assert_eq!(c, change),
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(1, &entry, Some("node-a")).unwrap().is_none());
+        let hearts = HashMap::from([
+            ("t".to_owned(), "12".to_owned()),
+            ("h".to_owned(), r##"[["#ff6b6b",3]]"##.to_owned()),
+        ]);
+        assert_eq!(
+            decode_hearts(&("1-0".into(), hearts)),
+            Some(HeartsBatch {
+                counts: vec![("#ff6b6b".into(), 3)],
+                total: 12
+            })
+        );
+        let secret = [7u8; 32];
+        assert_eq!(unhex32(&hex(&secret)), Some(secret));
+        assert_eq!(unhex32("07"), None);
     }
 }
