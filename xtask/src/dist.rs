@@ -21,7 +21,11 @@ use crate::tools::{ensure_build_tools, tool_path, tools_dir};
 /// machinery, the panic hook and the message strings from the download (about 9 KB of
 /// its 105 KB brotli, measured), and std picks its smaller algorithms. A panic looks the
 /// same to the page either way (the widget is built with `panic = "abort"`, so it
-/// already trapped); only the console message before the trap is lost. Rebuilding std
+/// already trapped); only the console message before the trap is lost. For the same
+/// reason the build drops panic locations (`-Zlocation-detail=none`): with nothing to
+/// print them, the file names and line numbers were 787 bytes brotli of dead data (in
+/// a release build no dependency shows `Location::caller()` otherwise; wasm-bindgen's
+/// `unwrap_throw` does only with debug assertions). Rebuilding std
 /// takes `-Zbuild-std`, an unstable cargo option that `RUSTC_BOOTSTRAP=1` enables on the
 /// stable toolchain, for the widget's build only. Should a toolchain release break it,
 /// `LUCARNE_PREBUILT_STD=1` builds with the prebuilt std (and the bigger download).
@@ -84,6 +88,7 @@ impl StdBuild {
                 remap.as_str(),
                 "-Zunstable-options",
                 "-Cpanic=immediate-abort",
+                "-Zlocation-detail=none",
             ])
             .collect();
         cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
