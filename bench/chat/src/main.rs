@@ -18,6 +18,14 @@
 //! - Loopback only; at most `--max-viewers` (19 500: the machine's open-files limit is
 //!   20 000) viewers and ~3 minutes in all.
 //!
+//! With `--redis URL`, lucarne runs its chat hub on that Redis (`--redis` of the server).
+//! `--scale` (for `cargo xtask bench scale`) runs the scale figures instead: lucarne's
+//! ramp without and with a Redis (a `redis-server` this process starts on a free port,
+//! pinned with the clients, and kills), then a fixed load of `--scale-viewers` split
+//! over two nodes sharing that Redis, the senders on the first, against the same load
+//! on one node without Redis (both nodes pinned to CPU 1, so the two set-ups get the
+//! same core; the delay is measured at probes on both nodes).
+//!
 //! Output: a `# ` line per step, then `name: value` summary lines.
 //!
 //! Run from the workspace root:
@@ -67,6 +75,8 @@ const CONNECTING: usize = 128;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time allowed for one server's ramp.
 const RAMP_BUDGET: Duration = Duration::from_secs(90);
+/// Fixed-load windows measured in `--scale`'s cross-node comparison (the p95 is over all).
+const FIXED_WINDOWS: usize = 2;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -93,6 +103,14 @@ struct Options {
     only: Option<Kind>,
     /// Chat messages per second in the room.
     rate: f64,
+    /// Run lucarne's hub on this Redis.
+    redis: Option<String>,
+    /// Run the scale figures (see the module doc).
+    scale: bool,
+    /// Viewers of `--scale`'s cross-node comparison.
+    scale_viewers: usize,
+    /// Time allowed for one server's ramp.
+    ramp_budget: Duration,
 }
 
 impl Options {
@@ -112,6 +130,10 @@ fn options() -> Result<Options> {
         idle_only: false,
         only: None,
         rate: 50.0,
+        redis: None,
+        scale: false,
+        scale_viewers: 2000,
+        ramp_budget: RAMP_BUDGET,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -124,6 +146,12 @@ fn options() -> Result<Options> {
             "--history" => o.history = value()?.parse()?,
             "--rate" => o.rate = value()?.parse::<f64>()?.clamp(1.0, 500.0),
             "--idle-only" => o.idle_only = true,
+            "--redis" => o.redis = Some(value()?.clone()),
+            "--scale" => o.scale = true,
+            "--scale-viewers" => o.scale_viewers = value()?.parse::<usize>()?.max(PROBE_EVERY),
+            "--ramp-seconds" => {
+                o.ramp_budget = Duration::from_secs(value()?.parse::<u64>()?.clamp(5, 600))
+            }
             "--only" => {
                 o.only = Some(match value()?.as_str() {
                     "lucarne" => Kind::Lucarne,
@@ -134,6 +162,7 @@ fn options() -> Result<Options> {
             _ => bail!(
                 "usage: lucarne-bench-chat [--server-bin PATH] [--max-viewers N] [--idle-viewers N]\n\
                  [--rate MSG_PER_S] [--history N] [--idle-only] [--only lucarne|ws]\n\
+                 [--redis URL] [--ramp-seconds N] [--scale [--scale-viewers N]]\n\
                  (run from the workspace root)"
             ),
         }
@@ -141,6 +170,7 @@ fn options() -> Result<Options> {
     // The open-files limit here is 20 000 and cannot always be raised.
     o.max_viewers = o.max_viewers.min(19_500);
     o.idle_viewers = o.idle_viewers.min(20_000);
+    o.scale_viewers = o.scale_viewers.min(o.max_viewers);
     Ok(o)
 }
 
@@ -192,7 +222,13 @@ fn main() -> Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(run(opts, pinned))
+        .block_on(async {
+            if opts.scale {
+                scale(opts, pinned).await
+            } else {
+                run(opts, pinned).await
+            }
+        })
 }
 
 async fn run(opts: Options, pinned: bool) -> Result<()> {
@@ -210,6 +246,9 @@ async fn run(opts: Options, pinned: bool) -> Result<()> {
         }
     );
 
+    if let Some(url) = &opts.redis {
+        println!("# lucarne's hub on Redis at {url}");
+    }
     let rss = idle_rss(&opts, pinned).await?;
     if opts.idle_only {
         println!("lucarne_rss_per_viewer_kb: {rss:.1}");
@@ -222,11 +261,11 @@ async fn run(opts: Options, pinned: bool) -> Result<()> {
     };
     let lucarne = match opts.only {
         Some(Kind::Ws) => skipped(),
-        _ => ramp(&opts, Kind::Lucarne, pinned).await?,
+        _ => ramp(&opts, Kind::Lucarne, opts.redis.as_deref(), pinned).await?,
     };
     let ws = match opts.only {
         Some(Kind::Lucarne) => skipped(),
-        _ => ramp(&opts, Kind::Ws, pinned).await?,
+        _ => ramp(&opts, Kind::Ws, None, pinned).await?,
     };
 
     let ratio = lucarne.max_viewers as f64 / ws.max_viewers.max(1) as f64;
@@ -340,7 +379,12 @@ impl Drop for TempDir {
     }
 }
 
-async fn start_server(opts: &Options, kind: Kind, pinned: bool) -> Result<ServerProc> {
+async fn start_server(
+    opts: &Options,
+    kind: Kind,
+    redis: Option<&str>,
+    pinned: bool,
+) -> Result<ServerProc> {
     // `timeout` bounds the child's life even if this process is killed.
     let mut cmd = Command::new("timeout");
     cmd.args(["--signal=KILL", "400"]);
@@ -371,6 +415,9 @@ async fn start_server(opts: &Options, kind: Kind, pinned: bool) -> Result<Server
                 "--data-dir",
             ]);
             cmd.arg(&dir).env("RUST_LOG", "warn");
+            if let Some(url) = redis {
+                cmd.args(["--redis", url]);
+            }
             data = Some(TempDir(dir));
         }
         Kind::Ws => {
@@ -652,8 +699,8 @@ fn percentile_ms(
         .map_or(f64::INFINITY, |&d| d as f64 / 1000.0)
 }
 
-async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
-    let server = start_server(opts, kind, pinned).await?;
+async fn ramp(opts: &Options, kind: Kind, redis: Option<&str>, pinned: bool) -> Result<RampResult> {
+    let server = start_server(opts, kind, redis, pinned).await?;
     let port = server.port;
     let origin = Instant::now();
     let stop = Arc::new(tokio::sync::Notify::new());
@@ -678,7 +725,7 @@ async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
     };
     let ramp_started = Instant::now();
     for &target in STEPS.iter().filter(|&&s| s <= opts.max_viewers) {
-        if ramp_started.elapsed() > RAMP_BUDGET {
+        if ramp_started.elapsed() > opts.ramp_budget {
             println!("# {}: time budget spent", kind.name());
             break;
         }
@@ -743,7 +790,7 @@ async fn ramp(opts: &Options, kind: Kind, pinned: bool) -> Result<RampResult> {
 
 /// Server RSS growth per idle viewer (lucarne), in a room with `--history` messages.
 async fn idle_rss(opts: &Options, pinned: bool) -> Result<f64> {
-    let server = start_server(opts, Kind::Lucarne, pinned).await?;
+    let server = start_server(opts, Kind::Lucarne, opts.redis.as_deref(), pinned).await?;
     let port = server.port;
     let mut host = join(
         port,
@@ -783,4 +830,180 @@ async fn idle_rss(opts: &Options, pinned: bool) -> Result<f64> {
     );
     drop((warm, idle, host));
     Ok(per)
+}
+
+/// `--scale`: lucarne's ramp without and with Redis, then the cross-node comparison.
+async fn scale(opts: Options, pinned: bool) -> Result<()> {
+    let started = Instant::now();
+    println!(
+        "# scale: {} msg/s in one room ({} senders), p95 limit {LIMIT_MS} ms, ramps of at most \
+         {} s, nodes {}",
+        opts.senders() as f64 / SEND_EVERY.as_secs_f64(),
+        opts.senders(),
+        opts.ramp_budget.as_secs(),
+        if pinned {
+            "on CPU 1, clients and Redis on CPU 0"
+        } else {
+            "unpinned"
+        }
+    );
+    let local = ramp(&opts, Kind::Lucarne, None, pinned).await?;
+    let redis = RedisProc::start(pinned).await?;
+    println!("# lucarne's hub on Redis at {}", redis.url());
+    let on_redis = ramp(&opts, Kind::Lucarne, Some(&redis.url()), pinned).await?;
+    drop(redis);
+
+    let n = opts.scale_viewers;
+    let one = {
+        let node = start_server(&opts, Kind::Lucarne, None, pinned).await?;
+        fixed_load(&opts, &[&node], n, "one node").await?
+    };
+    let cross = {
+        // A fresh Redis: nothing left from the ramp's room.
+        let redis = RedisProc::start(pinned).await?;
+        let a = start_server(&opts, Kind::Lucarne, Some(&redis.url()), pinned).await?;
+        let b = start_server(&opts, Kind::Lucarne, Some(&redis.url()), pinned).await?;
+        fixed_load(&opts, &[&a, &b], n, "two nodes on Redis").await?
+    };
+
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    println!("# chat scale time {:.0} s", started.elapsed().as_secs_f64());
+    println!("chat_local_max_viewers: {}", local.max_viewers);
+    println!("chat_redis_max_viewers: {}", on_redis.max_viewers);
+    println!(
+        "redis_viewers_ratio: {:.2}",
+        ratio(on_redis.max_viewers as f64, local.max_viewers as f64)
+    );
+    println!("chat_local_p95_ms_at_max: {:.1}", local.p95_at_max);
+    println!("chat_redis_p95_ms_at_max: {:.1}", on_redis.p95_at_max);
+    println!("chat_one_node_p95_ms: {one:.1}");
+    println!("chat_cross_node_p95_ms: {cross:.1}");
+    println!("cross_node_p95_ratio: {:.2}", ratio(cross, one));
+    Ok(())
+}
+
+/// `n` viewers split evenly over `nodes`, the senders on the first, for
+/// [`FIXED_WINDOWS`] windows: returns the p95 delay over every probe, in ms (a message a
+/// probe never got counts as infinitely late).
+async fn fixed_load(opts: &Options, nodes: &[&ServerProc], n: usize, label: &str) -> Result<f64> {
+    let origin = Instant::now();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let sent: Samples = Arc::default();
+    let closed = Arc::new(Mutex::new(0usize));
+    let room = "scale";
+    let senders = opts.senders();
+    for i in 0..senders {
+        let hello = format!(r#"{{"type":"hello","protocolVersion":1,"name":"sender {i}"}}"#);
+        let ws = join(nodes[0].port, Kind::Lucarne, room, &hello).await?;
+        sender(ws, (i, senders), origin, sent.clone(), stop.clone());
+    }
+    // Per node: its probes' samples and how many probes it has.
+    let mut per_node: Vec<(Samples, usize)> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let share = n / nodes.len() + usize::from(i < n % nodes.len());
+        let joined = join_many(node.port, Kind::Lucarne, room, share).await?;
+        let samples: Samples = Arc::default();
+        let mut probes = 0;
+        let mut passive = Vec::with_capacity(joined.len());
+        for (k, ws) in joined.into_iter().enumerate() {
+            if k.is_multiple_of(PROBE_EVERY) {
+                probe(ws, origin, samples.clone(), stop.clone());
+                probes += 1;
+            } else {
+                passive.push(ws);
+            }
+        }
+        while !passive.is_empty() {
+            let group = passive.split_off(passive.len().saturating_sub(DRAIN_GROUP));
+            drain(group, closed.clone(), stop.clone());
+        }
+        per_node.push((samples, probes));
+    }
+    tokio::time::sleep(SETTLE).await;
+    let from = micros(origin);
+    tokio::time::sleep(WINDOW * FIXED_WINDOWS as u32).await;
+    let to = micros(origin);
+    tokio::time::sleep(GRACE).await;
+    stop.notify_waiters();
+
+    let sent = sent.lock().unwrap().clone();
+    let mut all = Vec::new();
+    let mut probes = 0;
+    let mut each = Vec::new();
+    for (samples, p) in &per_node {
+        let s = samples.lock().unwrap();
+        each.push(format!(
+            "p95 {:.1} ms over {p} probes",
+            percentile_ms(&s, &sent, *p, from, to, 0.95)
+        ));
+        all.extend_from_slice(&s);
+        probes += p;
+    }
+    let at = |q| percentile_ms(&all, &sent, probes, from, to, q);
+    let (p50, p95, p99) = (at(0.5), at(0.95), at(0.99));
+    println!(
+        "# {label}: {n} viewers, delay p50 {p50:.1} ms  p95 {p95:.1} ms  p99 {p99:.1} ms  \
+         dropped {}; per node: {}",
+        *closed.lock().unwrap(),
+        each.join(", ")
+    );
+    Ok(p95)
+}
+
+/// A `redis-server` on a free loopback port, nothing persisted, pinned with the clients;
+/// killed when dropped (and by `timeout` if this process dies first).
+struct RedisProc(ServerProc);
+
+impl RedisProc {
+    async fn start(pinned: bool) -> Result<RedisProc> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cmd = Command::new("timeout");
+        cmd.args(["--signal=KILL", "400"]);
+        if pinned {
+            cmd.args(["taskset", "-c", "0"]);
+        }
+        let child = cmd
+            .arg("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server (apt-get install redis-server)")?;
+        let redis = RedisProc(ServerProc {
+            child,
+            port,
+            _data: None,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if redis.answers().await {
+                return Ok(redis);
+            }
+            if Instant::now() > deadline {
+                bail!("redis-server did not answer PING on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.0.port)
+    }
+
+    async fn answers(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.0.port)).await else {
+            return false;
+        };
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").await.is_ok()
+            && tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf))
+                .await
+                .is_ok_and(|r| r.is_ok())
+            && &buf == b"+PONG\r\n"
+    }
 }
