@@ -27,10 +27,10 @@ struct Origin {
 }
 
 async fn start(ladder: &[u32]) -> Origin {
-    start_with(ladder, true).await
+    start_with(ladder, true, None).await
 }
 
-async fn start_with(ladder: &[u32], no_demo: bool) -> Origin {
+async fn start_with(ladder: &[u32], no_demo: bool, ffmpeg: Option<PathBuf>) -> Origin {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -51,6 +51,7 @@ async fn start_with(ladder: &[u32], no_demo: bool) -> Origin {
     config.ingest.stream_keys = vec!["key-1=studio".into()];
     config.ingest.ladder = ladder.to_vec();
     config.ingest.ladder_preset = "ultrafast".into();
+    config.ingest.ffmpeg = ffmpeg;
     let server = Server::start(config).await.expect("server starts");
     Origin {
         http: format!("http://{}", server.local_addr()),
@@ -336,7 +337,7 @@ async fn a_broadcast_gets_aligned_lower_renditions_and_its_ffmpeg_goes_with_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_loop_gets_its_ladder_from_the_clip() {
     // The clip is 480×270: of 360 and 180, only 180 is made.
-    let o = start_with(&[360, 180], false).await;
+    let o = start_with(&[360, 180], false, None).await;
     let (status, master) = get(&format!("{}/live/demo/index.m3u8", o.http)).await;
     assert_eq!(status, 200);
     assert!(master.contains("RESOLUTION=480x270"), "{master}");
@@ -374,6 +375,64 @@ async fn the_demo_loop_gets_its_ladder_from_the_clip() {
     let (height, frames) = probe(&path);
     assert_eq!(height, 180);
     assert!(frames >= 10, "{frames} frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_ffmpeg_leaves_the_source_playing_alone() {
+    // An ffmpeg that passes the start-up check, then fails every transcode.
+    let dir = tempfile::tempdir().unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v ffmpeg"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = dir.path().join("ffmpeg");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" -encoders \"*) exec {} \"$@\";; esac\n\
+             echo 'simulated encoder crash' >&2\nexit 1\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let o = start_with(&[180], true, Some(script)).await;
+    let mut publisher = publish(&format!("{}/key-1", o.rtmp), 60);
+    let source_url = format!("{}/live/studio/source.m3u8", o.http);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let now = segments(&get(&source_url).await.1);
+        if now.len() >= 5 {
+            seen = now;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the source stopped: {seen:?}");
+        seen = now;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, master) = get(&format!("{}/live/studio/index.m3u8", o.http)).await;
+    assert_eq!(
+        master.matches("#EXT-X-STREAM-INF").count(),
+        1,
+        "only the source: {master}"
+    );
+    assert!(master.contains("source.m3u8"), "{master}");
+    // And it keeps going.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = segments(&get(&source_url).await.1);
+    assert!(
+        later.last().map(|s| s.0) > seen.last().map(|s| s.0),
+        "the source did not advance: {seen:?} then {later:?}"
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
 }
 
 /// The server binary with `args`, with `path` as its PATH; its exit status and stderr.

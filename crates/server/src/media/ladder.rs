@@ -427,7 +427,8 @@ struct Transcoder {
     _kill: oneshot::Sender<()>,
     readers: Vec<tokio::task::JoinHandle<()>>,
     source: Arc<LiveStream>,
-    dir: SocketDir,
+    /// Removed (with the sockets) when the transcoder goes.
+    _dir: SocketDir,
 }
 
 impl Drop for Transcoder {
@@ -436,7 +437,6 @@ impl Drop for Transcoder {
             r.abort();
         }
         self.source.clear_renditions();
-        let _ = &self.dir;
     }
 }
 
@@ -519,7 +519,7 @@ impl Transcoder {
             _kill: kill,
             readers,
             source,
-            dir,
+            _dir: dir,
         })
     }
 }
