@@ -1,7 +1,8 @@
-//! `cargo xtask bench playback | chat | ingest | abr`: builds what a benchmark measures (the
+//! `cargo xtask bench playback | chat | ingest | abr | scale`: builds what a benchmark measures (the
 //! widget, the release server), installs its tools, then runs the benchmark binary.
 //! What each benchmark does and reports is in its binary's module doc
-//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench_abr.rs`, `bench/chat`).
+//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench_abr.rs`, `bench/chat`;
+//! `scale` runs `bench/chat` with `--scale`, then `bench_scale.rs`).
 
 use anyhow::{bail, Result};
 use std::process::Command;
@@ -93,8 +94,42 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
             ]))?;
             run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
+        Some(&"scale") => {
+            // The chat ramps take at most `--ramp-seconds` each (60 by default here), the
+            // cross-node comparison and the media figures about a minute and a half more.
+            ensure_test_tools()?;
+            dist()?;
+            run(Command::new("cargo").args([
+                "build",
+                "--release",
+                "-p",
+                "lucarne-server",
+                "-p",
+                "lucarne-bench-chat",
+            ]))?;
+            run(Command::new("cargo").args([
+                "build",
+                "--release",
+                "-p",
+                "lucarne-e2e",
+                "--bin",
+                "bench_scale",
+            ]))?;
+            let mut chat = Command::new(target_dir().join("release/lucarne-bench-chat"));
+            chat.args(["--scale", "--ramp-seconds", "60"])
+                .args(&args[1..])
+                .current_dir(root());
+            run(&mut chat)?;
+            run(Command::new(target_dir().join("release/bench_scale"))
+                .env(
+                    "LUCARNE_SERVER_BIN",
+                    target_dir().join("release/lucarne-server"),
+                )
+                .env("LUCARNE_DIST", root().join("dist"))
+                .current_dir(root()))
+        }
         _ => bail!(
-            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N] | bench abr [--schedule kbps:s,kbps:s,...]"
+            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N] | bench abr [--schedule kbps:s,kbps:s,...] | bench scale [--ramp-seconds N] [--max-viewers N]"
         ),
     }
 }

@@ -1,0 +1,248 @@
+//! bench_scale: the media half of `cargo xtask bench scale` (the chat half is
+//! `lucarne-bench-chat --scale`). A benchmark, never a pass/fail test: it prints numbers.
+//!
+//! ```text
+//! cargo run --release -p lucarne-e2e --bin bench_scale -- [--clients 50]
+//!     [--follow-seconds 10] [--seconds 30]
+//! ```
+//!
+//! - `cdn_origin_requests_per_part`: the release server plays the demo stream behind the
+//!   real nginx with `deploy/nginx.conf` ([`lucarne_e2e::cluster::Nginx`], as the CDN
+//!   test and the cluster e2e tests run it); `--clients` HTTP clients follow the live
+//!   edge as hls.js's low-latency mode does (a blocking playlist reload for the
+//!   playlist's preload hint, then that part). nginx's access log says, per part, how
+//!   many requests it could not answer from its cache: those went to the origin.
+//! - `hlsjs_llhls_latency_p50_s`: hls.js (npm, `bench/hlsjs.html?llhls=1`:
+//!   `lowLatencyMode`, the playlist's `PART-HOLD-BACK` as target) plays the server's
+//!   LL-HLS playlist for `--seconds` after its first frame; latency is read from each
+//!   presented frame by bench/measure.js, as `bench playback` does.
+//! - `lucarne_llhls_latency_p50_s`: not measured: the widget does not play LL-HLS parts
+//!   yet. The line says so, so that the key is present and honest.
+//!
+//! Environment: `LUCARNE_SERVER_BIN` (the release server), `LUCARNE_DIST`,
+//! `LUCARNE_E2E_ENGINE` (Chromium by default), as the other benchmarks.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lucarne_e2e::bench_pages;
+use lucarne_e2e::cluster::Nginx;
+use lucarne_e2e::process::free_port;
+use lucarne_e2e::stats::percentile;
+use lucarne_e2e::{Browser, Origin, StaticServer};
+
+const USAGE: &str = "usage: bench_scale [--clients 50] [--follow-seconds 10] [--seconds 30]";
+
+struct Options {
+    /// LL-HLS clients behind nginx.
+    clients: usize,
+    /// How long they follow the live edge.
+    follow: Duration,
+    /// hls.js playback measured after its first frame.
+    seconds: u64,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut o = Options {
+        clients: 50,
+        follow: Duration::from_secs(10),
+        seconds: 30,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{flag} needs a value; {USAGE}"))
+        };
+        match flag.as_str() {
+            "--clients" => o.clients = value()?.parse::<usize>()?.clamp(1, 500),
+            "--follow-seconds" => {
+                o.follow = Duration::from_secs(value()?.parse::<u64>()?.clamp(2, 120))
+            }
+            "--seconds" => o.seconds = value()?.parse::<u64>()?.clamp(5, 300),
+            _ => bail!("unknown argument {flag}; {USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = parse_args()?;
+    let started = Instant::now();
+    bench_pages::ensure_deps().await?;
+    let origin = Origin::start().await?;
+
+    let cdn = cdn_origin_requests_per_part(&origin, &opts).await;
+    if let Err(e) = &cdn {
+        eprintln!("bench_scale: cdn: {e:#}");
+    }
+    let hlsjs = hlsjs_llhls_latency(&origin, opts.seconds).await;
+    if let Err(e) = &hlsjs {
+        eprintln!("bench_scale: hls.js: {e:#}");
+    }
+    eprintln!(
+        "bench_scale: media scale time {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let fmt = |v: &Result<f64>, digits: usize| match v {
+        Ok(v) => format!("{v:.digits$}"),
+        Err(_) => "n/a".to_owned(),
+    };
+    println!("cdn_origin_requests_per_part: {}", fmt(&cdn, 2));
+    println!("hlsjs_llhls_latency_p50_s: {}", fmt(&hlsjs, 3));
+    println!(
+        "lucarne_llhls_latency_p50_s: not measured (the widget does not play LL-HLS parts yet)"
+    );
+    Ok(())
+}
+
+/// The origin's requests per distinct part with `opts.clients` clients behind nginx.
+async fn cdn_origin_requests_per_part(origin: &Origin, opts: &Options) -> Result<f64> {
+    let nginx = Nginx::start(free_port()?, &[origin.port()]).await?;
+    let base = nginx.url();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let follow_for = opts.follow;
+    let clients: Vec<_> = (0..opts.clients)
+        .map(|_| tokio::spawn(follow(http.clone(), base.clone(), follow_for)))
+        .collect();
+    let mut received = 0;
+    for c in clients {
+        received += c.await.context("a client panicked")??;
+    }
+    // Let nginx write its log.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = nginx.access_tail(usize::MAX);
+
+    // Per part: requests from clients, and those nginx did not answer from its cache.
+    let mut asked: HashMap<&str, (u32, u32)> = HashMap::new();
+    for line in log.lines() {
+        let mut f = line.split(' ');
+        let (Some(uri), Some(cache)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let is_part = uri
+            .strip_prefix("/live/demo/")
+            .and_then(|u| u.strip_suffix(".m4s"))
+            .is_some_and(|u| u.split('.').count() == 2 && !u.contains('?'));
+        if !is_part {
+            continue;
+        }
+        let e = asked.entry(uri).or_default();
+        e.0 += 1;
+        if cache != "HIT" {
+            e.1 += 1;
+        }
+    }
+    if asked.is_empty() {
+        bail!("no part in nginx's access log: {}", nginx.log_tail(20));
+    }
+    let to_origin: u32 = asked.values().map(|v| v.1).sum();
+    let client_requests: u32 = asked.values().map(|v| v.0).sum();
+    let per_part = f64::from(to_origin) / asked.len() as f64;
+    eprintln!(
+        "bench_scale: cdn: {} clients received {received} parts in {} s: {} distinct parts, \
+         {client_requests} part requests, {to_origin} to the origin ({per_part:.2} per part)",
+        opts.clients,
+        follow_for.as_secs(),
+        asked.len()
+    );
+    Ok(per_part)
+}
+
+/// The next part a client asks for: the playlist's preload hint, `(msn, part)`.
+fn hint(playlist: &str) -> Option<(u64, u64)> {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))?;
+    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
+    let mut n = uri.strip_suffix(".m4s")?.split('.');
+    Some((n.next()?.parse().ok()?, n.next()?.parse().ok()?))
+}
+
+/// One client following the live edge part by part for `follow_for`; returns the number
+/// of parts it received.
+async fn follow(http: reqwest::Client, base: String, follow_for: Duration) -> Result<usize> {
+    let text = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await?;
+            if r.status() != 200 {
+                bail!("{url}: {}", r.status());
+            }
+            Ok::<String, anyhow::Error>(r.text().await?)
+        }
+    };
+    let playlist = text(format!("{base}/live/demo/index.m3u8")).await?;
+    let mut next = hint(&playlist).context("no preload hint in the playlist")?;
+    let mut got = 0;
+    let end = Instant::now() + follow_for;
+    while Instant::now() < end {
+        let (msn, part) = next;
+        let playlist = text(format!(
+            "{base}/live/demo/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+        ))
+        .await?;
+        let r = http
+            .get(format!("{base}/live/demo/{msn}.{part}.m4s"))
+            .send()
+            .await?;
+        if r.status() != 200 {
+            bail!("part {msn}.{part}: {}", r.status());
+        }
+        r.bytes().await?;
+        got += 1;
+        next = hint(&playlist).context("no preload hint in the playlist")?;
+    }
+    Ok(got)
+}
+
+/// hls.js in lowLatencyMode on the origin's LL-HLS playlist: p50 latency of the
+/// presented frames over `seconds` after the first one.
+async fn hlsjs_llhls_latency(origin: &Origin, seconds: u64) -> Result<f64> {
+    let pages = StaticServer::start(bench_pages::dir()).await?;
+    let browser = Browser::launch_from_env().await?;
+    let url = format!("{}/hlsjs.html?server={}&llhls=1", pages.url(), origin.url());
+    eprintln!("bench_scale: hls.js in {}: {url}", browser.engine().name());
+    let result = play(&browser, &url, seconds).await;
+    let _ = browser.close().await;
+    result
+}
+
+async fn play(browser: &Browser, url: &str, seconds: u64) -> Result<f64> {
+    browser.goto(url).await?;
+    let start = Instant::now();
+    loop {
+        let m = bench_pages::read(browser).await?;
+        if m.as_ref().is_some_and(|m| m.ttff_s.is_some()) {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("no frame after 30 s: {m:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Wall time is the point of a playback benchmark.
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let m = bench_pages::read(browser).await?.unwrap_or_default();
+    if !m.errors.is_empty() {
+        eprintln!("bench_scale: hls.js: page errors: {:?}", m.errors);
+    }
+    for key in ["hls_state", "config"] {
+        if let Some(v) = m.raw.get(key) {
+            eprintln!("bench_scale: hls.js: {key} {v}");
+        }
+    }
+    eprintln!(
+        "bench_scale: hls.js: {} samples, p95 {:?} s, {} stalls, {} unreadable frames",
+        m.samples.len(),
+        percentile(&m.samples, 95.0),
+        m.stalls,
+        m.unreadable
+    );
+    percentile(&m.samples, 50.0).context("no readable frame")
+}
