@@ -435,6 +435,119 @@ async fn a_failing_ffmpeg_leaves_the_source_playing_alone() {
     let _ = publisher.wait();
 }
 
+/// Whether process `pid` is gone (or a zombie waiting for its new parent to reap it).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The ladder ffmpeg children of process `parent`.
+fn ladder_children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("force_key_frames") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_kills_its_ladder_ffmpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_lucarne-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--stream-key",
+            "k=s",
+        ])
+        .args([
+            "--rtmp-listen",
+            &rtmp.to_string(),
+            "--drain-delay-secs",
+            "0",
+        ])
+        .args([
+            "--ladder",
+            "180",
+            "--ladder-preset",
+            "ultrafast",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("LUCARNE_FFMPEG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary runs");
+    let pid = server.id();
+    // Ingest listens once the server is up: publish until ffmpeg takes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut publisher = None;
+    let child = loop {
+        if publisher
+            .as_mut()
+            .is_none_or(|p: &mut Child| p.try_wait().unwrap().is_some())
+        {
+            publisher = Some(publish(&format!("rtmp://{rtmp}/live/k"), 60));
+        }
+        if let Some(&c) = ladder_children_of(pid).first() {
+            break c;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("no ladder ffmpeg under the server in 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(child) {
+        assert!(
+            Instant::now() < deadline,
+            "the ladder's ffmpeg ({child}) outlived the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(mut p) = publisher {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
 /// The server binary with `args`, with `path` as its PATH; its exit status and stderr.
 fn run_server(args: &[&str], path: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
