@@ -311,5 +311,12 @@ pub(crate) fn demo() -> Result<()> {
         eprintln!("xtask: go live with rtmp://127.0.0.1:1935/live and stream key studio-key, watch at http://127.0.0.1:8080/studio.html");
         server.args(["--stream-key", "studio-key=studio"]);
     }
+    // With ffmpeg at hand, broadcasts and the demo loop get a rendition ladder, so the
+    // widget's adaptive bitrate has something to choose from (the demo needs no ffmpeg
+    // otherwise).
+    if std::env::var_os("LUCARNE_LADDER").is_none() && crate::shell::which("ffmpeg", "").is_ok() {
+        eprintln!("xtask: rendition ladder 720,480,360,180 (heights below each source's; the demo clip is 270 high, so 180)");
+        server.args(["--ladder", "720,480,360,180"]);
+    }
     run(&mut server)
 }
