@@ -15,6 +15,8 @@
 //   (`to` null while still stalled); only after the first frame;
 // - frozen_s: seconds, polled every 100 ms, during which the time did not advance
 //   while not paused (after the first frame): a cross-check of `stalls`;
+// - ahead: [{t, s}], every 500 ms after the first frame (at most 2,000), the seconds
+//   buffered ahead of the playhead: how much a player has to ride out a slower link;
 // - errors: what the player or the page reported.
 (function () {
   'use strict';
@@ -24,6 +26,17 @@
     return Date.now() / 1000;
   }
 
+  // Seconds buffered from the playhead to the end of its buffered range.
+  function bufferedAhead(v) {
+    var b = v.buffered;
+    for (var i = 0; i < b.length; i++) {
+      if (b.start(i) <= v.currentTime + 0.1 && v.currentTime <= b.end(i)) {
+        return b.end(i) - v.currentTime;
+      }
+    }
+    return 0;
+  }
+
   function start(getVideo) {
     var r = (window.__lucarneAbr = {
       first_frame: null,
@@ -31,11 +44,13 @@
       resizes: [],
       stalls: [],
       frozen_s: 0,
+      ahead: [],
       errors: [],
     });
     var video = null;
     var lastTime = null;
     var lastPoll = null;
+    var polls = 0;
 
     function open() {
       var s = r.stalls[r.stalls.length - 1];
@@ -89,6 +104,10 @@
       if (moved) advancing(t);
       lastTime = t;
       lastPoll = at;
+      polls += 1;
+      if (r.first_frame !== null && polls % 5 === 0 && r.ahead.length < 2000) {
+        r.ahead.push({ t: at, s: bufferedAhead(video) });
+      }
     }, POLL_MS);
 
     return {

@@ -157,6 +157,8 @@ pub struct Record {
     pub stalls: Vec<(f64, Option<f64>)>,
     /// Seconds the time did not advance while not paused (polled, a cross-check).
     pub frozen_s: f64,
+    /// (time, seconds buffered ahead of the playhead), sampled every 500 ms.
+    pub ahead: Vec<(f64, f64)>,
     /// Errors the page or player reported.
     pub errors: Vec<String>,
     /// The player's version, when the page knows it.
@@ -191,6 +193,14 @@ impl Record {
                 })
                 .unwrap_or_default(),
             frozen_s: v["frozen_s"].as_f64().unwrap_or(0.0),
+            ahead: v["ahead"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| Some((e["t"].as_f64()?, e["s"].as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             errors: v["errors"]
                 .as_array()
                 .map(|a| {
@@ -256,6 +266,16 @@ pub fn stalled_s(stalls: &[(f64, Option<f64>)], t0: f64, t1: f64) -> f64 {
         .map(|&(from, to)| (to.unwrap_or(t1).min(t1) - from.max(t0)).max(0.0))
         // From +0.0: `sum()` of no f64 is -0.0, printed "-0.00".
         .fold(0.0, |total, s| total + s)
+}
+
+/// Mean of the `samples` (time, value) taken within `[t0, t1)`; `None` without any.
+pub fn mean_within(samples: &[(f64, f64)], t0: f64, t1: f64) -> Option<f64> {
+    let inside: Vec<f64> = samples
+        .iter()
+        .filter(|&&(t, _)| t >= t0 && t < t1)
+        .map(|&(_, v)| v)
+        .collect();
+    (!inside.is_empty()).then(|| inside.iter().sum::<f64>() / inside.len() as f64)
 }
 
 /// Brotli size of `dist/lucarne_ts.js` + `dist/lucarne_ts_bg.wasm`, compressed as
@@ -345,6 +365,13 @@ mod tests {
     }
 
     #[test]
+    fn means_within_a_window() {
+        let samples = [(1.0, 10.0), (2.0, 2.0), (3.0, 4.0), (4.0, 100.0)];
+        assert_eq!(mean_within(&samples, 2.0, 4.0), Some(3.0));
+        assert_eq!(mean_within(&samples, 5.0, 6.0), None);
+    }
+
+    #[test]
     fn a_record_reads_from_abr_js_json() {
         let v = serde_json::json!({
             "first_frame": 3.5,
@@ -352,6 +379,7 @@ mod tests {
             "resizes": [{"t": 3.1, "height": 540}],
             "stalls": [{"from": 4.0, "to": 4.5, "at": 1.0}, {"from": 6.0, "to": null}],
             "frozen_s": 0.7,
+            "ahead": [{"t": 4.0, "s": 6.5}],
             "errors": ["boom"],
         });
         let r = Record::from_json(&v);
@@ -359,6 +387,7 @@ mod tests {
         assert_eq!(r.levels, [(3.0, 540), (9.0, 0)]);
         assert_eq!(r.resizes, [(3.1, 540)]);
         assert_eq!(r.stalls, [(4.0, Some(4.5)), (6.0, None)]);
+        assert_eq!(r.ahead, [(4.0, 6.5)]);
         assert_eq!(r.errors, ["boom"]);
         assert_eq!(r.version, None);
     }

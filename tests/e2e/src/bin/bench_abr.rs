@@ -164,7 +164,9 @@ async fn main() -> Result<()> {
     }
     let mut figures = Vec::new();
     for (name, record, delivered) in &records {
-        figures.push(report(name, record, *delivered, &ladder, t0, t1)?);
+        figures.push(report(
+            name, record, *delivered, &ladder, &schedule, t0, t1,
+        )?);
     }
     eprintln!(
         "bench abr: run of {:.0} s (schedule {:.0} s) in {engine}",
@@ -215,6 +217,7 @@ fn report(
     record: &Record,
     delivered: u64,
     ladder: &[(u32, u64)],
+    schedule: &[Step],
     t0: f64,
     t1: f64,
 ) -> Result<Figures> {
@@ -259,6 +262,23 @@ fn report(
             .join(", "),
         record.frozen_s,
         delivered as f64 / 1e6
+    );
+    // Buffer ahead of the playhead, step by step: what a player has to ride out a drop.
+    let mut from = t0;
+    let mut ahead = Vec::new();
+    for step in schedule {
+        let to = from + step.seconds as f64;
+        ahead.push(format!(
+            "{} kbit/s {}",
+            step.kbps,
+            abr_bench::mean_within(&record.ahead, from, to)
+                .map_or("n/a".to_owned(), |s| format!("{s:.1} s"))
+        ));
+        from = to;
+    }
+    eprintln!(
+        "bench abr: {name}: mean buffer ahead of the playhead by step: {}",
+        ahead.join(", ")
     );
     if !record.errors.is_empty() {
         eprintln!("bench abr: {name}: page errors {:?}", record.errors);
