@@ -40,20 +40,37 @@ macro_rules! gen_listener_kinds {
             other(std::borrow::Cow<'static, str>),
         }
 
+        // lucarne: names looked up by index in one table instead of a `match` with a
+        // string per arm, which opt-level "z" compiles to a jump table (see PATCHES.md).
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum KindIndex {
+            $( $kind, )*
+        }
+
+        const KIND_NAMES: &[&str] = &[$( stringify!($kind), )*];
+
         impl ListenerKind {
-            pub fn type_name(&self) -> std::borrow::Cow<'static, str> {
+            fn index(&self) -> Option<usize> {
                 match self {
-                    Self::other(type_name) => type_name.clone(),
-                    $( Self::$kind => stringify!($kind)[2..].into(), )*
+                    $( Self::$kind => Some(KindIndex::$kind as usize), )*
+                    Self::other(_) => None,
+                }
+            }
+
+            pub fn type_name(&self) -> std::borrow::Cow<'static, str> {
+                match (self, self.index()) {
+                    (Self::other(type_name), _) => type_name.clone(),
+                    (_, index) => KIND_NAMES[index.unwrap_or_default()][2..].into(),
                 }
             }
         }
 
         impl AsRef<str> for ListenerKind {
             fn as_ref(&self) -> &str {
-                match self {
-                    $( Self::$kind => stringify!($kind), )*
-                    Self::other(type_name) => type_name.as_ref(),
+                match (self, self.index()) {
+                    (Self::other(type_name), _) => type_name.as_ref(),
+                    (_, index) => KIND_NAMES[index.unwrap_or_default()],
                 }
             }
         }
