@@ -345,6 +345,20 @@ impl Engine {
                     mse.append(data);
                 }
             }
+            SourceEvent::Tracks(mimes) => {
+                if let Some(Err(m)) = self.mse.as_mut().map(|m| m.set_tracks(&mimes)) {
+                    self.fatal(m);
+                }
+            }
+            SourceEvent::Track(n, data) => {
+                self.source_up = true;
+                if let Some(mse) = self.mse.as_ref().filter(|m| m.has_buffer()) {
+                    mse.append_to(n, data);
+                }
+            }
+            SourceEvent::Metadata(time, data) => {
+                super::ts::announce_metadata(&self.video.el, time, &data)
+            }
             SourceEvent::Up => {
                 self.source_up = true;
                 self.offline = false;

@@ -48,6 +48,14 @@ pub enum SourceEvent {
     Init(Uint8Array),
     /// A media fragment or segment.
     Media(Uint8Array),
+    /// The stream's tracks, one SourceBuffer each (their types, video first), before
+    /// any [`SourceEvent::Track`]; again when a type changes. For tracks that come
+    /// apart: MPEG-TS transmuxed by the TS module, demuxed audio.
+    Tracks(Vec<String>),
+    /// An init segment or media for track `n` of the last `Tracks`.
+    Track(usize, Uint8Array),
+    /// ID3 timed metadata found in the stream: media time (seconds) and the tag's bytes.
+    Metadata(f64, Uint8Array),
     /// Media time of the live edge (HLS; the push source's edge is its newest chunk).
     Edge(f64),
     /// Latency policy suited to the source (HLS target duration).

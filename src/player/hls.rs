@@ -33,6 +33,16 @@
 //! `-var_stream_map` and CMAF ladders number segments alike), or at the live start when
 //! that number is not in it; its init segment follows (`mse` changes the SourceBuffer's
 //! type when the codecs differ).
+//!
+//! # MPEG-TS
+//! A segment without `EXT-X-MAP` whose URI ends in `.ts` or whose bytes start like
+//! MPEG-TS (`tracks::ts_uri`, `tracks::ts_bytes`) goes through the TS module (`ts`),
+//! imported at the first such segment only. Its video and audio come out as two fMP4
+//! tracks, sent as `Tracks` (once, before any media) and `Track` events: `mse` gives
+//! each its SourceBuffer. The first segment and each one after `EXT-X-DISCONTINUITY`
+//! start a new timeline where the last segment ended. ID3 tags go out as `Metadata`.
+//! A module that cannot be loaded, or a stream none of whose first segments it can
+//! read, is fatal with a sentence saying so; later unreadable segments are skipped.
 
 use super::abr::{Abandon, Abr, Choice, Progress, Rendition, Sample};
 use super::events::{Event, SourceEvent, Tx};
@@ -41,6 +51,8 @@ use super::latency::LatencyPolicy;
 use super::mp4::{self, InitInfo};
 use super::playlist::{self, MediaPlaylist, Playlist};
 use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
+use super::tracks;
+use super::ts::Transmuxer;
 use crate::net::backoff::Backoff;
 use js_sys::Uint8Array;
 use std::cell::Cell;
@@ -147,6 +159,7 @@ pub(crate) fn start(
         anchor: 0.0,
         unseen_s: 0.0,
         unseen_at: 0,
+        ts: TsState::default(),
     };
     wasm_bindgen_futures::spawn_local(task.run());
     HlsSource { alive, slot }
@@ -187,6 +200,28 @@ struct Loader {
     /// before playback starts): buffered, or about to be, but not in `ahead_s` yet.
     unseen_s: f64,
     unseen_at: u32,
+    /// The MPEG-TS path, for a stream whose segments are TS.
+    ts: TsState,
+}
+
+/// How many unreadable TS segments, none read before them, make the stream fatal.
+const TS_UNREADABLE: u32 = 3;
+
+/// What the loader keeps for an MPEG-TS stream.
+#[derive(Default)]
+struct TsState {
+    /// The module, once imported.
+    transmuxer: Option<Transmuxer>,
+    /// The tracks declared to `mse`, in order: `false` video, `true` audio.
+    kinds: Vec<bool>,
+    /// Their types as last declared.
+    mimes: Vec<String>,
+    /// End of the media transmuxed last (where a discontinuity's timeline starts).
+    end: f64,
+    /// Some segment was read.
+    read_any: bool,
+    /// Unreadable segments in a row.
+    unreadable: u32,
 }
 
 /// What came of a segment download.
@@ -514,6 +549,20 @@ impl Loader {
             if !self.alive.get() {
                 return loaded;
             }
+            if seg.map.is_none()
+                && (tracks::ts_uri(&seg.uri)
+                    || tracks::ts_bytes(&data.subarray(0, 189.min(data.length())).to_vec()))
+            {
+                match self.transmux(&data, &seg, media).await {
+                    Some(true) => {
+                        self.sent(seg.duration);
+                        loaded = true;
+                    }
+                    Some(false) => {}
+                    None => return loaded,
+                }
+                continue;
+            }
             let head_len = data.length().min(64 * 1024);
             let start = self
                 .init
@@ -528,6 +577,101 @@ impl Loader {
             loaded = true;
         }
         loaded
+    }
+
+    /// Transmuxes TS segment `seg` and sends its tracks. `Some(false)`: skipped;
+    /// `None`: the stream cannot go on (`Fatal` was sent) or the loader stopped.
+    async fn transmux(
+        &mut self,
+        data: &Uint8Array,
+        seg: &playlist::Segment,
+        media: &MediaPlaylist,
+    ) -> Option<bool> {
+        if self.ts.transmuxer.is_none() {
+            match Transmuxer::load().await {
+                Ok(t) => self.ts.transmuxer = Some(t),
+                Err(e) => {
+                    self.send(SourceEvent::Fatal(format!(
+                        "the MPEG-TS module could not be loaded ({e})"
+                    )));
+                    return None;
+                }
+            }
+            if !self.alive.get() {
+                return None;
+            }
+        }
+        let ts = &mut self.ts;
+        let start = if !ts.read_any || seg.discontinuity {
+            ts.end
+        } else {
+            f64::NAN
+        };
+        let out = match ts.transmuxer.as_ref()?.push(data, start) {
+            Ok(out) => out,
+            Err(e) => {
+                ts.unreadable += 1;
+                if !ts.read_any && ts.unreadable >= TS_UNREADABLE {
+                    self.send(SourceEvent::Fatal(format!(
+                        "the stream's MPEG-TS segments cannot be read ({e})"
+                    )));
+                    return None;
+                }
+                let msn = seg.msn;
+                self.send(SourceEvent::Warning(format!(
+                    "segment {msn} cannot be read ({e}); skipped"
+                )));
+                return Some(false);
+            }
+        };
+        ts.unreadable = 0;
+        ts.read_any = true;
+        let parts = [(false, out.video), (true, out.audio)];
+        if ts.kinds.is_empty() {
+            ts.kinds = parts
+                .iter()
+                .filter(|(_, t)| t.is_some())
+                .map(|(k, _)| *k)
+                .collect();
+            ts.mimes = vec![String::new(); ts.kinds.len()];
+        }
+        let mut mimes = ts.mimes.clone();
+        let mut sends = Vec::new();
+        let mut first = f64::NAN;
+        for (kind, t) in parts {
+            let Some(t) = t else { continue };
+            let Some(i) = ts.kinds.iter().position(|&k| k == kind) else {
+                continue;
+            };
+            mimes[i] = t.mime;
+            ts.end = ts.end.max(t.end);
+            if first.is_nan() {
+                first = t.start;
+            }
+            if let Some(init) = t.init {
+                sends.push(SourceEvent::Track(i, init));
+            }
+            if t.media.length() > 0 {
+                sends.push(SourceEvent::Track(i, t.media));
+            }
+        }
+        if mimes != ts.mimes && mimes.iter().all(|m| !m.is_empty()) {
+            ts.mimes = mimes.clone();
+            self.send(SourceEvent::Tracks(mimes));
+        }
+        for (time, tag) in out.id3 {
+            self.send(SourceEvent::Metadata(time, tag));
+        }
+        for w in out.warnings {
+            self.send(SourceEvent::Warning(format!("segment {}: {w}", seg.msn)));
+        }
+        for e in sends {
+            self.send(e);
+        }
+        if first.is_finite() {
+            self.send(SourceEvent::Edge(first + media.duration_from(seg.msn)));
+        }
+        Some(true)
     }
 
     /// Plays a complete playlist as a replay.

@@ -46,6 +46,7 @@ pub mod playlist;
 pub mod recovery;
 pub mod replay;
 pub mod stall;
+pub mod tracks;
 pub mod unplayable;
 
 #[cfg(target_arch = "wasm32")]
@@ -62,6 +63,8 @@ pub mod mse;
 mod playback;
 #[cfg(target_arch = "wasm32")]
 mod push;
+#[cfg(target_arch = "wasm32")]
+mod ts;
 #[cfg(target_arch = "wasm32")]
 mod video;
 

@@ -1,12 +1,15 @@
 //! The only module that touches MediaSource, SourceBuffer and TimeRanges.
 //!
-//! One SourceBuffer (muxed audio+video fMP4), one queue of operations, one operation
-//! in flight at a time: the next starts on `updateend`. A new init segment mid-stream
-//! (an ABR switch) is queued like media; when its codecs differ from the
-//! SourceBuffer's (another H.264 level, say), `changeType` goes before it in the
-//! queue. A `QuotaExceededError` evicts media behind the playhead and retries the same
-//! append. Dropping [`Mse`] detaches the
-//! MediaSource from the video and frees it.
+//! One SourceBuffer for muxed audio+video fMP4, or one per track when the tracks come
+//! apart (an MPEG-TS stream transmuxed by the TS module, demuxed audio): see
+//! [`Mse::set_tracks`]. One queue of operations for all of them, one operation in
+//! flight at a time across the buffers: the next starts on `updateend`. Tracks stay in
+//! step because their appends are queued in the order the source sent them, and what
+//! the player sees as buffered is where every track has media (`tracks::intersect`).
+//! A new init segment mid-stream (an ABR switch) is queued like media; when its codecs
+//! differ from the SourceBuffer's (another H.264 level, say), `changeType` goes before
+//! it in the queue. A `QuotaExceededError` evicts media behind the playhead and retries
+//! the same append. Dropping [`Mse`] detaches the MediaSource from the video and frees it.
 //!
 //! Safari's ManagedMediaSource is preferred where it exists: the browser then says when
 //! it wants media (`startstreaming` / `endstreaming`, read by loaders through
@@ -45,19 +48,21 @@ impl std::fmt::Display for MseError {
     }
 }
 
+/// A queued operation; the `usize` is the SourceBuffer's index (its track).
 enum Op {
-    Append(Uint8Array),
-    Remove(f64, f64),
+    Append(usize, Uint8Array),
+    Remove(usize, f64, f64),
     /// `SourceBuffer.timestampOffset` (only settable between appends).
-    Offset(f64),
+    Offset(usize, f64),
     /// `MediaSource.duration` (only settable while nothing is updating).
     Duration(f64),
     /// `SourceBuffer.changeType`: the init segments that follow have other codecs.
-    ChangeType(String),
+    ChangeType(usize, String),
 }
 
 struct Queue {
-    sb: Option<SourceBuffer>,
+    /// One per track, in the order the source declared them (one for muxed media).
+    sbs: Vec<SourceBuffer>,
     media_source: MediaSource,
     ops: VecDeque<Op>,
     video: HtmlVideoElement,
@@ -72,8 +77,8 @@ pub struct Mse {
     url: String,
     video: HtmlVideoElement,
     queue: Rc<RefCell<Queue>>,
-    /// The type the SourceBuffer was created or last changed to.
-    mime: String,
+    /// The type each SourceBuffer was created or last changed to.
+    mimes: Vec<String>,
     listeners: Vec<EventListener>,
     /// The `<source>` children added for a ManagedMediaSource with an HLS alternative;
     /// removed on drop.
@@ -169,7 +174,7 @@ impl Mse {
         }
         Ok(Mse {
             queue: Rc::new(RefCell::new(Queue {
-                sb: None,
+                sbs: Vec::new(),
                 media_source: media_source.clone(),
                 ops: VecDeque::new(),
                 video: video.clone(),
@@ -178,7 +183,7 @@ impl Mse {
             })),
             media_source,
             url,
-            mime: String::new(),
+            mimes: Vec::new(),
             video: video.clone(),
             listeners,
             source_elements,
@@ -194,11 +199,49 @@ impl Mse {
 
     /// True once a SourceBuffer exists.
     pub fn has_buffer(&self) -> bool {
-        self.queue.borrow().sb.is_some()
+        !self.queue.borrow().sbs.is_empty()
     }
 
-    /// Creates the SourceBuffer for `mime` (`video/mp4; codecs="..."`).
-    pub fn add_source_buffer(&mut self, mime: &str) -> Result<(), MseError> {
+    /// Declares the stream's tracks, one SourceBuffer each, by type (`video/mp4;
+    /// codecs="..."`, `audio/mp4; ...`), before any of their media: the first call
+    /// creates them all at once (browsers refuse a new SourceBuffer once media was
+    /// appended; Chromium throws `QuotaExceededError`); a later one changes the type
+    /// of those whose type changed. The error is for the viewer.
+    pub fn set_tracks(&mut self, mimes: &[String]) -> Result<(), String> {
+        if !self.has_buffer() {
+            for mime in mimes {
+                self.add_source_buffer(mime).map_err(cannot_play)?;
+            }
+            return Ok(());
+        }
+        if mimes.len() != self.mimes.len() {
+            return Err(format!(
+                "the stream's tracks changed from {} to {} mid-stream",
+                self.mimes.len(),
+                mimes.len()
+            ));
+        }
+        for (i, mime) in mimes.iter().enumerate() {
+            if *mime != self.mimes[i] {
+                self.push(Op::ChangeType(i, mime.clone()));
+                self.mimes[i] = mime.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an append (init segment or media) to track `track` of [`Mse::set_tracks`].
+    pub fn append_to(&self, track: usize, data: Uint8Array) {
+        self.push(Op::Append(track, data));
+    }
+
+    fn push(&self, op: Op) {
+        self.queue.borrow_mut().ops.push_back(op);
+        pump(&self.queue);
+    }
+
+    /// Creates one more SourceBuffer, for `mime`.
+    fn add_source_buffer(&mut self, mime: &str) -> Result<(), MseError> {
         if !type_supported(mime) {
             return Err(MseError::Codec(mime.to_owned()));
         }
@@ -221,7 +264,8 @@ impl Mse {
             .push(EventListener::new(&sb, "error", move |_| {
                 let _ = tx.unbounded_send(Event::MseFailed("SourceBuffer error".into()));
             }));
-        self.queue.borrow_mut().sb = Some(sb);
+        self.queue.borrow_mut().sbs.push(sb);
+        self.mimes.push(mime.to_owned());
         pump(&self.queue);
         Ok(())
     }
@@ -232,74 +276,48 @@ impl Mse {
         let info = super::mp4::parse_init(&data.to_vec())
             .ok_or("the stream's init segment is not a supported fMP4 header")?;
         let mime = info.mime();
-        if !self.has_buffer() {
-            self.add_source_buffer(&mime).map_err(|e| match e {
-                MseError::Codec(m) => format!("this browser cannot play this stream ({m})"),
-                other => other.to_string(),
-            })?;
-        } else if mime != self.mime {
-            self.queue
-                .borrow_mut()
-                .ops
-                .push_back(Op::ChangeType(mime.clone()));
-        }
-        self.mime = mime;
+        self.set_tracks(std::slice::from_ref(&mime))?;
         self.append(data);
         Ok(info)
     }
 
-    /// Queues an append.
+    /// Queues an append to the first (for muxed media, the only) SourceBuffer.
     pub fn append(&self, data: Uint8Array) {
-        self.queue.borrow_mut().ops.push_back(Op::Append(data));
-        pump(&self.queue);
+        self.append_to(0, data);
     }
 
-    /// Queues a timestamp offset for the media appended after it.
+    /// Queues a timestamp offset for the media appended after it, on every track.
     pub fn set_timestamp_offset(&self, offset: f64) {
-        self.queue.borrow_mut().ops.push_back(Op::Offset(offset));
-        pump(&self.queue);
+        for i in 0..self.mimes.len() {
+            self.push(Op::Offset(i, offset));
+        }
     }
 
     /// Queues setting the presentation's duration (a replay's length).
     pub fn set_duration(&self, duration: f64) {
-        self.queue
-            .borrow_mut()
-            .ops
-            .push_back(Op::Duration(duration));
-        pump(&self.queue);
+        self.push(Op::Duration(duration));
     }
 
-    /// Queues the removal of `[start, end)`.
+    /// Queues the removal of `[start, end)` from every track.
     pub fn remove(&self, start: f64, end: f64) {
         if end > start {
-            self.queue
-                .borrow_mut()
-                .ops
-                .push_back(Op::Remove(start, end));
-            pump(&self.queue);
+            for i in 0..self.mimes.len() {
+                self.push(Op::Remove(i, start, end));
+            }
         }
     }
 
     /// Operations not yet finished.
     pub fn pending(&self) -> usize {
         let q = self.queue.borrow();
-        q.ops.len() + usize::from(q.sb.as_ref().is_some_and(|s| s.updating()))
+        q.ops.len() + usize::from(q.sbs.iter().any(SourceBuffer::updating))
     }
 
-    /// Buffered ranges as plain data.
+    /// Buffered ranges as plain data: where every track has media.
     pub fn buffered(&self) -> Vec<Range> {
         let q = self.queue.borrow();
-        let Some(ranges) = q.sb.as_ref().and_then(|sb| sb.buffered().ok()) else {
-            return Vec::new();
-        };
-        (0..ranges.length())
-            .filter_map(|i| {
-                Some(Range {
-                    start: ranges.start(i).ok()?,
-                    end: ranges.end(i).ok()?,
-                })
-            })
-            .collect()
+        let tracks: Vec<Vec<Range>> = q.sbs.iter().map(ranges).collect();
+        super::tracks::intersect(&tracks)
     }
 
     /// Signals the end of the stream (a broadcast that ended).
@@ -334,18 +352,51 @@ fn airplay_sources(
     Some(elements)
 }
 
-/// Starts the next queued operation if none is running.
+/// A SourceBuffer's `buffered` as plain data.
+fn ranges(sb: &SourceBuffer) -> Vec<Range> {
+    let Ok(ranges) = sb.buffered() else {
+        return Vec::new();
+    };
+    (0..ranges.length())
+        .filter_map(|i| {
+            Some(Range {
+                start: ranges.start(i).ok()?,
+                end: ranges.end(i).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The `cannot play` sentence for the viewer.
+fn cannot_play(e: MseError) -> String {
+    match e {
+        MseError::Codec(m) => format!("this browser cannot play this stream ({m})"),
+        other => other.to_string(),
+    }
+}
+
+/// Starts the next queued operation if none is running on any SourceBuffer.
 fn pump(queue: &Rc<RefCell<Queue>>) {
     let mut q = queue.borrow_mut();
-    let Some(sb) = q.sb.clone() else { return };
-    while !sb.updating() {
+    if q.sbs.is_empty() {
+        return;
+    }
+    while !q.sbs.iter().any(SourceBuffer::updating) {
         let Some(op) = q.ops.pop_front() else { return };
+        let track = match &op {
+            Op::Append(i, _) | Op::Remove(i, ..) | Op::Offset(i, _) | Op::ChangeType(i, _) => *i,
+            Op::Duration(_) => 0,
+        };
+        // An operation for a track the stream does not have is dropped.
+        let Some(sb) = q.sbs.get(track).cloned() else {
+            continue;
+        };
         let result = match &op {
-            Op::Append(data) => sb.append_buffer_with_array_buffer_view(data),
-            Op::Remove(s, e) => sb.remove(*s, *e),
+            Op::Append(_, data) => sb.append_buffer_with_array_buffer_view(data),
+            Op::Remove(_, s, e) => sb.remove(*s, *e),
             // Through Reflect: these setters throw on a bad state, and an exception
             // must not cross the wasm boundary.
-            Op::Offset(o) => {
+            Op::Offset(_, o) => {
                 let _ = js_sys::Reflect::set(&sb, &"timestampOffset".into(), &(*o).into());
                 continue;
             }
@@ -355,14 +406,14 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
             }
             // Where it is missing (before Chrome 70, Firefox 63, Safari 14.1) the append
             // is tried anyway: a level change alone plays without it.
-            Op::ChangeType(m) => {
+            Op::ChangeType(_, m) => {
                 let _ = sb.change_type(m);
                 continue;
             }
         };
         match result {
             Ok(()) => {
-                if matches!(op, Op::Append(_)) {
+                if matches!(op, Op::Append(..)) {
                     q.quota_retries = 0;
                 }
                 return;
@@ -371,15 +422,13 @@ fn pump(queue: &Rc<RefCell<Queue>>) {
                 // Free what lies behind the playhead, then try the same append again.
                 q.quota_retries += 1;
                 let pos = q.video.current_time();
-                let start = sb
-                    .buffered()
-                    .ok()
-                    .and_then(|r| r.start(0).ok())
-                    .unwrap_or(0.0);
+                let start = ranges(&sb).first().map_or(0.0, |r| r.start);
                 let keep = 10.0 / f64::from(q.quota_retries);
                 q.ops.push_front(op);
                 if pos - keep > start {
-                    q.ops.push_front(Op::Remove(start, pos - keep));
+                    for i in 0..q.sbs.len() {
+                        q.ops.push_front(Op::Remove(i, start, pos - keep));
+                    }
                 }
             }
             Err(e) => {
@@ -416,7 +465,7 @@ impl Drop for Mse {
     fn drop(&mut self) {
         self.listeners.clear();
         self.queue.borrow_mut().ops.clear();
-        if let Some(sb) = self.queue.borrow_mut().sb.take() {
+        for sb in std::mem::take(&mut self.queue.borrow_mut().sbs) {
             if self.media_source.ready_state() == MediaSourceReadyState::Open {
                 let _ = sb.abort();
             }

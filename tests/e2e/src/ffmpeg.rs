@@ -21,6 +21,9 @@ use crate::wait::{wait_until, Check};
 pub enum HlsSource {
     /// testsrc2 + a 1 kHz sine, encoded live (libx264, 1 s GOP, no B-frames, AAC).
     TestPattern,
+    /// [`HlsSource::TestPattern`] in MPEG-TS segments (`-hls_segment_type mpegts`,
+    /// `segN.ts`), as nginx-rtmp, hardware encoders and many CDN origins serve.
+    TestPatternTs,
     /// A clip laid out like `media/demo.mp4` (16 s loop, keyframe every second),
     /// looped forever and stamped with unix time exactly as lucarne-server does
     /// with its demo: clip frame n goes out at the wall time t with
@@ -55,6 +58,8 @@ pub struct FfmpegHls {
     subdir: String,
     /// A multivariant stream ([`HlsSource::Ladder`]).
     ladder: bool,
+    /// The segments' file extension: "m4s", or "ts" for [`HlsSource::TestPatternTs`].
+    ext: &'static str,
 }
 
 impl FfmpegHls {
@@ -81,8 +86,9 @@ impl FfmpegHls {
         // temp_file: a segment only appears under its name once complete.
         let mut flags = "delete_segments+independent_segments+temp_file".to_owned();
         let ladder = matches!(source, HlsSource::Ladder);
+        let ts = matches!(source, HlsSource::TestPatternTs);
         match &source {
-            HlsSource::TestPattern => args.extend(test_pattern_args()),
+            HlsSource::TestPattern | HlsSource::TestPatternTs => args.extend(test_pattern_args()),
             HlsSource::Ladder => args.extend(ladder_args()),
             HlsSource::LiveClip(clip) => {
                 args.extend(live_clip_args(clip, dir.path()).await?);
@@ -96,18 +102,20 @@ impl FfmpegHls {
                 "-f",
                 "hls",
                 "-hls_segment_type",
-                "fmp4",
+                if ts { "mpegts" } else { "fmp4" },
                 "-hls_time",
                 if ladder { "2" } else { "1" },
                 "-hls_list_size",
                 "6",
                 "-hls_flags",
                 &flags,
-                "-hls_fmp4_init_filename",
-                "init.mp4",
             ]
             .map(str::to_owned),
         );
+        if !ts {
+            args.extend(["-hls_fmp4_init_filename", "init.mp4"].map(str::to_owned));
+        }
+        let ext = if ts { "ts" } else { "m4s" };
         // One folder per rendition (`%v`: 0 is the highest), init_0.mp4 and so on.
         let folder = if ladder {
             args.extend(
@@ -124,7 +132,12 @@ impl FfmpegHls {
             hls.clone()
         };
         args.push("-hls_segment_filename".into());
-        args.push(folder.join("seg%d.m4s").to_string_lossy().into_owned());
+        args.push(
+            folder
+                .join(format!("seg%d.{ext}"))
+                .to_string_lossy()
+                .into_owned(),
+        );
         args.push(folder.join("index.m3u8").to_string_lossy().into_owned());
 
         let (process, _) = Spawned::start("ffmpeg", &ffmpeg, &args, &[], Output::Capture)?;
@@ -135,6 +148,7 @@ impl FfmpegHls {
             dir,
             subdir,
             ladder,
+            ext,
         };
         me.wait_for_segments(2, Duration::from_secs(20)).await?;
         Ok(me)
@@ -180,7 +194,12 @@ impl FfmpegHls {
     /// URL path of segment `n` (what a fault rule matches); of the highest rendition
     /// for a ladder.
     pub fn segment_path(&self, n: u64) -> String {
-        format!("/{}/{}seg{n}.m4s", self.subdir, self.media_folder())
+        format!(
+            "/{}/{}seg{n}.{}",
+            self.subdir,
+            self.media_folder(),
+            self.ext
+        )
     }
 
     /// "v0/" for a ladder (whose media playlists all number segments alike), else "".

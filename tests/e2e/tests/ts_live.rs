@@ -1,0 +1,309 @@
+//! Live HLS with MPEG-TS segments (`ffmpeg -f hls -hls_segment_type mpegts`, H.264 +
+//! AAC, what nginx-rtmp and most hardware encoders serve), embedded on another origin
+//! with lucarne's one script tag.
+//! - a_ts_live_stream_plays_with_sound: the widget imports the TS module, and the video
+//!   plays: frames decoded, currentTime advancing, status `playing`, no error; and the
+//!   audio is decoded. Per engine (see `expect_audio_decoded`): on Chromium and WebKit
+//!   the video, unmuted with the widget's badge and routed through Web Audio, carries
+//!   the test pattern's sine (an `AnalyserNode` hears it), and on Chromium
+//!   `webkitAudioDecodedByteCount` grows while it plays; headless Firefox keeps its
+//!   AudioContext suspended (no audio device) and has no such counter, so there only
+//!   `mozHasAudio` is asserted (its decoder found the audio track).
+//! - an_fmp4_stream_downloads_no_ts_module: an fMP4 stream plays without the page ever
+//!   requesting `lucarne_ts.js` or its wasm.
+//! - a_ts_stream_without_its_module_says_so: served from a copy of `dist/` without the
+//!   TS module, a TS stream shows `error` with a message naming the MPEG-TS module, not
+//!   "Connecting…".
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use lucarne_e2e::{
+    embed_page, run_scenario, serial, wait_until, Browser, Check, Engine, FfmpegHls, HlsSource,
+    Origin, Probe, StaticServer,
+};
+use serde_json::Value;
+
+/// Installs, for the next click anywhere on the page, a Web Audio graph on the widget's
+/// `<video>` (`createMediaElementSource` into an `AnalyserNode`): built inside the
+/// click's handler, the AudioContext may start in every engine (WebKit and Firefox
+/// keep one made outside a user gesture suspended).
+const LISTEN_JS: &str = r#"
+document.addEventListener('click', () => {
+  const host = document.querySelector('.lucarne-host');
+  const v = host.shadowRoot.querySelector('video');
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const source = ctx.createMediaElementSource(v);
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 2048;
+    source.connect(analyser);
+    analyser.connect(ctx.destination);
+    ctx.resume();
+    window.__audio = { ctx, analyser };
+  } catch (e) { window.__audio = { error: String(e) }; }
+}, { capture: true, once: true });
+"#;
+
+/// What the page's `<video>` says about its audio, and whether the page requested the
+/// TS module. With `listen`, reads the [`LISTEN_JS`] analyser for 2 s. Calls back with
+/// `{bytes, peak, state, muted, tsRequested, error}`: `bytes` is
+/// `webkitAudioDecodedByteCount` (null where the engine lacks it: Firefox, WebKitGTK);
+/// `peak` the largest sample amplitude heard (the test pattern's 1 kHz sine is about
+/// 0.125; silence is 0); `state` the AudioContext's.
+const AUDIO_JS: &str = r#"
+const [listen] = arguments;
+const done = arguments[arguments.length - 1];
+const host = document.querySelector('.lucarne-host');
+const v = host && host.shadowRoot ? host.shadowRoot.querySelector('video') : null;
+const ts = performance.getEntriesByType('resource').some((e) => /lucarne_ts/.test(e.name));
+const out = { bytes: null, peak: null, state: null, muted: v ? v.muted : null, tsRequested: ts, error: null,
+  mozHasAudio: v && typeof v.mozHasAudio === 'boolean' ? v.mozHasAudio : null };
+if (!v) { done(out); return; }
+if (typeof v.webkitAudioDecodedByteCount === 'number') out.bytes = v.webkitAudioDecodedByteCount;
+if (!listen) { done(out); return; }
+const a = window.__audio;
+if (!a || !a.analyser) { out.error = a ? a.error : 'no Web Audio graph (no click?)'; done(out); return; }
+const buf = new Float32Array(a.analyser.fftSize);
+let peak = 0, reads = 0;
+const timer = setInterval(() => {
+  a.analyser.getFloatTimeDomainData(buf);
+  for (let i = 0; i < buf.length; i++) peak = Math.max(peak, Math.abs(buf[i]));
+  if (++reads >= 20) {
+    clearInterval(timer);
+    out.peak = peak;
+    out.state = a.ctx.state;
+    done(out);
+  }
+}, 100);
+"#;
+
+/// One reading of [`AUDIO_JS`].
+#[derive(Debug)]
+struct Audio {
+    bytes: Option<f64>,
+    peak: Option<f64>,
+    moz_has_audio: Option<bool>,
+    ts_requested: bool,
+    raw: Value,
+}
+
+async fn audio(browser: &Browser, listen: bool) -> Result<Audio> {
+    let v = browser
+        .execute_async(AUDIO_JS, vec![Value::Bool(listen)])
+        .await?;
+    Ok(Audio {
+        bytes: v["bytes"].as_f64(),
+        peak: v["peak"].as_f64(),
+        moz_has_audio: v["mozHasAudio"].as_bool(),
+        ts_requested: v["tsRequested"].as_bool().unwrap_or(false),
+        raw: v,
+    })
+}
+
+/// Asserts the audio was decoded, as far as `engine` lets a page see it:
+/// - Chromium and WebKit: Web Audio on the unmuted `<video>` hears the sine (`heard`);
+///   on Chromium `webkitAudioDecodedByteCount` also grew between `before` and `after`
+///   (read seconds apart while the video played).
+/// - Firefox: headless here, it keeps the AudioContext suspended even when made in a
+///   click's handler (no audio output device), and it has no decoded-audio counter;
+///   what it shows is `mozHasAudio`: the element's decoder found the audio track in
+///   what the widget appended.
+fn expect_audio_decoded(
+    engine: Engine,
+    heard: &Audio,
+    before: &Audio,
+    after: &Audio,
+) -> Result<()> {
+    if engine == Engine::Firefox {
+        ensure!(
+            after.moz_has_audio == Some(true),
+            "Firefox's video has no audio (mozHasAudio): {}",
+            after.raw
+        );
+        return Ok(());
+    }
+    let peak = heard.peak.unwrap_or(0.0);
+    ensure!(
+        peak > 0.01,
+        "Web Audio hears nothing from the video (peak {peak}): {}",
+        heard.raw
+    );
+    if engine == Engine::Chromium {
+        let (b, a) = (before.bytes.unwrap_or(0.0), after.bytes.unwrap_or(0.0));
+        ensure!(
+            a > b,
+            "no audio decoded while the video played: webkitAudioDecodedByteCount {b} -> {a}"
+        );
+    }
+    Ok(())
+}
+
+/// The lucarne origin (for the loader), ffmpeg's stream and the embedding page on the
+/// stream's origin, loading the widget from `loader`'s base (the origin when None).
+async fn setup(source: HlsSource, loader: Option<&str>) -> Result<(Origin, FfmpegHls, String)> {
+    let origin = Origin::start().await?;
+    let stream = FfmpegHls::start(source).await?;
+    let loader = loader.map_or_else(|| format!("{}/lucarne.js", origin.url()), str::to_owned);
+    let page = embed_page("A blog on another origin", &loader, &stream.url(), None);
+    std::fs::write(stream.dir().join("embed.html"), page)?;
+    let url = format!("{}/embed.html", stream.server().url());
+    Ok((origin, stream, url))
+}
+
+fn artifacts(origin: &Origin, stream: &FfmpegHls) -> Vec<(&'static str, String)> {
+    vec![
+        ("server.log", origin.log_tail(200)),
+        ("ffmpeg.log", stream.log_tail(100)),
+        (
+            "requests.txt",
+            format!("{:#?}", stream.server().faults().served()),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ts_live_stream_plays_with_sound() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (origin, stream, url) = setup(HlsSource::TestPatternTs, None).await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_ts_live_stream_plays_with_sound",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .with_context(|| format!("the MPEG-TS stream {} never played", stream.url()))?;
+            let before = audio(browser, false).await?;
+            // The viewer unmutes with the widget's badge; the click also builds the
+            // Web Audio graph that listens to the video.
+            browser.execute(LISTEN_JS, vec![]).await?;
+            browser
+                .click_in_shadow(".lucarne-host", 0, ".unmute-badge")
+                .await?;
+            let heard = audio(browser, true).await?;
+            let watch = widget.watch(browser, Duration::from_secs(5)).await?;
+            let after = audio(browser, false).await?;
+            watch.expect_smooth()?;
+            ensure!(
+                watch.frames_grown() > 30 && watch.advanced_s() > 3.0,
+                "the TS stream does not play on: {}",
+                watch.describe()
+            );
+            ensure!(
+                watch.last().status.as_deref() == Some("playing") && watch.last().error.is_none(),
+                "the TS stream plays but the widget shows {:?} (error {:?}); {}",
+                watch.last().status,
+                watch.last().error,
+                watch.describe()
+            );
+            ensure!(
+                after.ts_requested,
+                "played without requesting the TS module?"
+            );
+            expect_audio_decoded(browser.engine(), &heard, &before, &after)?;
+            eprintln!(
+                "a_ts_live_stream_plays_with_sound: {}; audio {} -> {}",
+                watch.describe(),
+                heard.raw,
+                after.raw
+            );
+            Ok(())
+        },
+        || artifacts(&origin, &stream),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_fmp4_stream_downloads_no_ts_module() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (origin, stream, url) = setup(HlsSource::TestPattern, None).await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "an_fmp4_stream_downloads_no_ts_module",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            widget
+                .wait_playing(browser, Duration::from_secs(20))
+                .await
+                .context("the fMP4 stream never played")?;
+            let watch = widget.watch(browser, Duration::from_secs(3)).await?;
+            watch.expect_smooth()?;
+            let a = audio(browser, false).await?;
+            ensure!(
+                !a.ts_requested,
+                "an fMP4 embed requested the TS module: {}",
+                a.raw
+            );
+            Ok(())
+        },
+        || artifacts(&origin, &stream),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ts_stream_without_its_module_says_so() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    // The widget's files without the TS module, on an origin of their own.
+    let dist = std::env::var("LUCARNE_DIST").context("LUCARNE_DIST (the dist/ to test)")?;
+    let copy = tempfile::Builder::new()
+        .prefix("lucarne-e2e-no-ts-")
+        .tempdir()?;
+    for entry in std::fs::read_dir(&dist)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_file() && !name.to_string_lossy().starts_with("lucarne_ts") {
+            std::fs::copy(entry.path(), copy.path().join(&name))?;
+        }
+    }
+    let widget_server = StaticServer::start(copy.path()).await?;
+    let loader = format!("{}/lucarne.js", widget_server.url());
+    let (origin, stream, url) = setup(HlsSource::TestPatternTs, Some(&loader)).await?;
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_ts_stream_without_its_module_says_so",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let widget = Probe::widget();
+            let state = widget
+                .wait_status(browser, "error", Duration::from_secs(10))
+                .await
+                .context("no error shown within 10 s")?;
+            let message = wait_until("the error's words", Duration::from_secs(5), || async {
+                let text = browser
+                    .execute(
+                        "const h = document.querySelector('.lucarne-host');\
+                             return h && h.shadowRoot ? h.shadowRoot.textContent : '';",
+                        vec![],
+                    )
+                    .await?;
+                let text = text.as_str().unwrap_or_default().to_owned();
+                Ok(if text.contains("MPEG-TS") {
+                    Check::Done(text)
+                } else {
+                    Check::NotYet(text)
+                })
+            })
+            .await
+            .context("the error does not name the MPEG-TS module")?;
+            eprintln!(
+                "a_ts_stream_without_its_module_says_so: {}; {message:?}",
+                state.describe()
+            );
+            Ok(())
+        },
+        || artifacts(&origin, &stream),
+    )
+    .await
+}
