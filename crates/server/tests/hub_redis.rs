@@ -468,3 +468,31 @@ async fn a_message_deleted_on_one_node_vanishes_on_the_other_and_from_a_resume_t
     };
     assert_eq!(e.code, ErrorCode::NotFound);
 }
+
+#[tokio::test]
+async fn without_an_answer_from_redis_posts_and_moderation_are_refused_unavailable() {
+    let redis = RedisServer::start();
+    let (a, _da) = node(&redis).await;
+    let (mut moderator, _) =
+        Client::join(a.local_addr(), "room", staff(MODERATOR_TOKEN, "Mod")).await;
+    let (mut ana, _) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    post(&mut ana, "before", "a0").await.unwrap();
+    // Frozen, not stopped: nothing answers, and no other server can take its port.
+    redis.pause();
+    // The flood limit cannot be checked: refused, never let through unchecked.
+    let e = post(&mut ana, "while away", "a1").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    assert!(e.retry_after_ms.is_some());
+    moderator
+        .send(&ClientMessage::SlowMode(SlowMode { seconds: 10 }))
+        .await;
+    let ServerMessage::Error(e) = moderator
+        .next_where(|m| matches!(m, ServerMessage::Error(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    let info = room_info_until(a.local_addr(), "room", |_| true).await;
+    assert_eq!(info["slowModeSecs"], 0, "nothing changed");
+}

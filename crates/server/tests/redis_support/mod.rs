@@ -17,9 +17,23 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts one and waits until it answers `PING`.
+    ///
+    /// Tests run in parallel, each with its own server: a port handed out by the OS and
+    /// released may be handed out again to another test before its server binds it, and
+    /// the loser's `redis-server` exits while `PING` is answered by the winner's. So
+    /// the server answering must be this one (`INFO`'s `process_id`), else another port
+    /// is tried.
     pub fn start() -> RedisServer {
-        // A port the OS just handed out and released: free unless raced, which the
-        // readiness check below would reveal.
+        for _ in 0..10 {
+            if let Some(server) = RedisServer::try_start() {
+                return server;
+            }
+        }
+        panic!("redis-server: no free port after 10 tries");
+    }
+
+    fn try_start() -> Option<RedisServer> {
+        // A port the OS just handed out and released: free unless raced (see `start`).
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -39,9 +53,16 @@ impl RedisServer {
             });
         let mut server = RedisServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.answers() {
+        loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited at start: {status}");
+                eprintln!("redis-server exited at start ({status}); trying another port");
+                return None;
+            }
+            match server.answering_pid() {
+                Some(pid) if pid == server.child.id() => return Some(server),
+                // Another test's server on this port: ours cannot bind it.
+                Some(_) => return None,
+                None => {}
             }
             assert!(
                 Instant::now() < deadline,
@@ -49,7 +70,6 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -57,13 +77,34 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing is answered,
+    /// and the port stays taken, so no other test's server can appear on it.
+    pub fn pause(&self) {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGSTOP to redis-server");
+    }
+
+    /// The process id of the server answering on the port, once it answers.
+    fn answering_pid(&self) -> Option<u32> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"INFO server\r\n").ok()?;
+        // A bulk string: `$LEN\r\n` then LEN bytes; the field is well inside.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !reply.windows(11).any(|w| w == b"process_id:") || !reply.ends_with(b"\r\n") {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 || reply.len() > 64 * 1024 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply);
+        let line = text.lines().find_map(|l| l.strip_prefix("process_id:"))?;
+        line.trim().parse().ok()
     }
 }
 

@@ -124,6 +124,7 @@ use lucarne_protocol::{Epoch, RoomEvent, Seq};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 /// Why Redis could not do what the hub asked.
@@ -132,6 +133,9 @@ pub enum ClusterError {
     /// Redis refused or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Redis did not answer within [`PATIENCE`].
+    #[error("redis: no answer within {} s", PATIENCE.as_secs())]
+    Timeout,
     /// A stream entry that is not an event this node can read.
     #[error("redis: bad stream entry: {0}")]
     Entry(String),
@@ -240,6 +244,23 @@ const HEARTS_KEPT: usize = 256;
 
 /// A hearts stream nobody wrote to for this long is dropped by Redis.
 const HEARTS_TTL: Duration = Duration::from_secs(60);
+
+/// How long the hub waits for an answer from Redis before it tells the viewer or the
+/// moderator `unavailable` (the reconnecting connection may take longer to give up).
+pub(crate) const PATIENCE: Duration = Duration::from_secs(2);
+
+/// Bounds a Redis call by [`PATIENCE`]. A call given up on may still have been done:
+/// a post is then refused but stored, and its re-send is answered as a duplicate.
+trait Patiently<T>: Future<Output = redis::RedisResult<T>> + Sized {
+    async fn patiently(self) -> Result<T, ClusterError> {
+        match tokio::time::timeout(PATIENCE, self).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(ClusterError::Timeout),
+        }
+    }
+}
+
+impl<T, F: Future<Output = redis::RedisResult<T>>> Patiently<T> for F {}
 
 /// The identity secret shared by the nodes (see [`Cluster::connect`]).
 const SECRET_KEY: &str = "lucarne:identity-secret";
@@ -426,7 +447,10 @@ impl Cluster {
     /// Whether Redis answers now (for `/readyz`).
     pub async fn ping(&self) -> Result<(), ClusterError> {
         let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .patiently()
+            .await?;
         Ok(())
     }
 
@@ -439,6 +463,7 @@ impl Cluster {
             .arg(fresh)
             .arg("NX")
             .query_async(&mut conn)
+            .patiently()
             .await?;
         type Snapshot = (
             Epoch,
@@ -475,6 +500,7 @@ impl Cluster {
                 .arg("COUNT")
                 .arg(1)
                 .query_async(&mut conn)
+                .patiently()
                 .await?;
         let seq = seq.unwrap_or(0);
         let cursor = Cursor {
@@ -525,6 +551,7 @@ impl Cluster {
         let seq: Option<Seq> = redis::cmd("GET")
             .arg(key(room, "seq"))
             .query_async(&mut conn)
+            .patiently()
             .await?;
         Ok(seq.unwrap_or(0))
     }
@@ -547,6 +574,7 @@ impl Cluster {
             .arg(ts)
             .arg(json)
             .invoke_async(&mut conn)
+            .patiently()
             .await?;
         Ok(seq)
     }
@@ -569,6 +597,7 @@ impl Cluster {
             .arg(json)
             .arg(HEARTS_TTL.as_millis() as u64)
             .invoke_async(&mut conn)
+            .patiently()
             .await?;
         Ok(total)
     }
@@ -611,6 +640,7 @@ impl Cluster {
             .arg(value)
             .arg(serde_json::to_string(change).expect("controls serialise"))
             .invoke_async(&mut conn)
+            .patiently()
             .await?;
         Ok(changed == 1)
     }
@@ -638,6 +668,7 @@ impl Cluster {
             .arg(config.mute_secs.saturating_mul(1000))
             .arg(u8::from(blocked))
             .invoke_async(&mut conn)
+            .patiently()
             .await?;
         Ok(match verdict {
             0 => Verdict::Pass,
@@ -658,6 +689,7 @@ impl Cluster {
             .arg(viewers)
             .arg(PRESENCE_TTL.as_millis() as u64)
             .invoke_async(&mut conn)
+            .patiently()
             .await?;
         Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
