@@ -28,6 +28,89 @@ pub struct Variant {
     pub width: u32,
     /// See `width`.
     pub height: u32,
+    /// The `AUDIO` attribute: the group of `EXT-X-MEDIA` audio renditions to play with
+    /// this variant (demuxed audio), when given.
+    pub audio: Option<String>,
+}
+
+/// One `EXT-X-MEDIA:TYPE=AUDIO` rendition of a multivariant playlist (demuxed audio,
+/// as CMAF packagers publish it: the variants carry video only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioRendition {
+    /// `GROUP-ID`: variants name it in their `AUDIO` attribute.
+    pub group: String,
+    /// `NAME`, for people.
+    pub name: String,
+    /// `LANGUAGE` (a BCP 47 tag), when given.
+    pub language: Option<String>,
+    /// `DEFAULT=YES`: the one to play without another preference.
+    pub default: bool,
+    /// `URI` of its media playlist; `None` when the audio is in the variant's own
+    /// segments.
+    pub uri: Option<String>,
+}
+
+/// At most this many audio renditions are read from a playlist (a bound on what a
+/// hostile playlist can make the widget hold).
+const MAX_AUDIO_RENDITIONS: usize = 64;
+
+/// The `EXT-X-MEDIA:TYPE=AUDIO` renditions of a multivariant playlist, in its order;
+/// entries without `GROUP-ID` or `NAME` (required by RFC 8216 4.3.4.1) are skipped.
+pub fn audio_renditions(text: &str) -> Vec<AudioRendition> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("#EXT-X-MEDIA:"))
+        .filter(|a| attribute(a, "TYPE") == Some("AUDIO"))
+        .filter_map(|a| {
+            Some(AudioRendition {
+                group: attribute(a, "GROUP-ID")?.to_owned(),
+                name: attribute(a, "NAME")?.to_owned(),
+                language: attribute(a, "LANGUAGE").map(str::to_owned),
+                default: attribute(a, "DEFAULT") == Some("YES"),
+                uri: attribute(a, "URI").map(str::to_owned),
+            })
+        })
+        .take(MAX_AUDIO_RENDITIONS)
+        .collect()
+}
+
+/// Which audio rendition of `group` to play, for a viewer whose languages are
+/// `languages` in order of preference (the page's `lang`, then the browser's): the
+/// first language some rendition has, matched on the whole tag then on its primary
+/// subtag (`fr-CA` takes `fr`, `fr` takes `fr-FR`), case-insensitive; without a match,
+/// the `DEFAULT=YES` one, else the group's first. `None`: the group has none.
+pub fn choose_audio<'a>(
+    renditions: &'a [AudioRendition],
+    group: &str,
+    languages: &[String],
+) -> Option<&'a AudioRendition> {
+    let in_group: Vec<&AudioRendition> = renditions.iter().filter(|r| r.group == group).collect();
+    let primary = |tag: &str| {
+        tag.split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    for wanted in languages.iter().filter(|l| !l.trim().is_empty()) {
+        let wanted = wanted.trim();
+        let lang = |r: &&&AudioRendition| r.language.as_deref().unwrap_or_default().to_owned();
+        if let Some(r) = in_group
+            .iter()
+            .find(|r| lang(r).eq_ignore_ascii_case(wanted))
+        {
+            return Some(r);
+        }
+        if let Some(r) = in_group
+            .iter()
+            .find(|r| r.language.is_some() && primary(&lang(r)) == primary(wanted))
+        {
+            return Some(r);
+        }
+    }
+    in_group
+        .iter()
+        .find(|r| r.default)
+        .or(in_group.first())
+        .copied()
 }
 
 /// A media segment.
@@ -252,6 +335,7 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                         codecs: attribute(value, "CODECS").map(str::to_owned),
                         width,
                         height,
+                        audio: attribute(value, "AUDIO").map(str::to_owned),
                     });
                 }
                 "EXT-X-TARGETDURATION" => target = Some(decimal(value).ok_or_else(|| bad(line))?),
@@ -652,6 +736,79 @@ mod tests {
         for bad in ["", ".", "1e3", "-1", "1.2.3", "x", "1,5"] {
             assert_eq!(decimal(bad), None, "{bad}");
         }
+    }
+
+    /// What ffmpeg writes for `-var_stream_map "a:0,agroup:aud,language:fr,name:fr
+    /// a:0,agroup:aud,language:en,name:en,default:yes v:0,agroup:aud"` (CMAF: video
+    /// variant, two audio renditions).
+    const DEMUXED: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_aud\",NAME=\"fr\",LANGUAGE=\"fr\",DEFAULT=NO,URI=\"fr/index.m3u8\"\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_aud\",NAME=\"en\",LANGUAGE=\"en\",DEFAULT=YES,URI=\"en/index.m3u8\"\n\
+        #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"fr\",LANGUAGE=\"fr\",URI=\"subs.m3u8\"\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=1140800,RESOLUTION=480x270,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_aud\"\n\
+        v/index.m3u8\n";
+
+    fn langs(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn audio_renditions_and_the_variants_group_are_read() {
+        let r = audio_renditions(DEMUXED);
+        assert_eq!(r.len(), 2, "subtitles are not audio: {r:?}");
+        assert_eq!(
+            r[0],
+            AudioRendition {
+                group: "group_aud".into(),
+                name: "fr".into(),
+                language: Some("fr".into()),
+                default: false,
+                uri: Some("fr/index.m3u8".into()),
+            }
+        );
+        assert!(r[1].default && r[1].language.as_deref() == Some("en"));
+        let Ok(Playlist::Multivariant(v)) = parse(DEMUXED) else {
+            panic!("not multivariant");
+        };
+        assert_eq!(v[0].audio.as_deref(), Some("group_aud"));
+        assert_eq!(v[0].uri, "v/index.m3u8");
+        // Required attributes missing: skipped, not an error.
+        assert!(audio_renditions("#EXT-X-MEDIA:TYPE=AUDIO,NAME=\"x\"\n").is_empty());
+    }
+
+    #[test]
+    fn the_audio_language_follows_the_page_then_the_browser_then_default() {
+        let r = audio_renditions(DEMUXED);
+        let pick = |l: &[&str]| choose_audio(&r, "group_aud", &langs(l)).map(|r| r.name.as_str());
+        assert_eq!(pick(&["fr"]), Some("fr"), "a French page gets French");
+        assert_eq!(pick(&["fr-CA", "en-US"]), Some("fr"), "primary subtag");
+        assert_eq!(pick(&["", "FR"]), Some("fr"), "no page lang: the browser's");
+        assert_eq!(pick(&["de", "en-GB"]), Some("en"), "first language offered");
+        assert_eq!(pick(&["de"]), Some("en"), "none offered: DEFAULT=YES");
+        assert_eq!(pick(&[]), Some("en"));
+        assert_eq!(choose_audio(&r, "other", &langs(&["fr"])), None);
+        let no_default: Vec<_> = r
+            .iter()
+            .cloned()
+            .map(|mut x| {
+                x.default = false;
+                x
+            })
+            .collect();
+        assert_eq!(
+            choose_audio(&no_default, "group_aud", &langs(&["de"])).map(|r| r.name.as_str()),
+            Some("fr"),
+            "no default: the group's first"
+        );
+    }
+
+    #[test]
+    fn a_playlist_cannot_make_the_widget_hold_unbounded_renditions() {
+        let line = "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"x\"\n";
+        assert_eq!(
+            audio_renditions(&line.repeat(1000)).len(),
+            MAX_AUDIO_RENDITIONS
+        );
     }
 
     #[test]
