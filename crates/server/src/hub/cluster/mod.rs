@@ -91,7 +91,9 @@
 //! separate ack). If Redis does not answer, the post is refused `unavailable` with a
 //! retry hint, and a re-send with the same `clientId` is recognised as a duplicate once
 //! the first attempt shows up in the stream: nothing acknowledged is lost, nothing is
-//! posted twice by a retry. Video never goes through Redis.
+//! posted twice by a retry. Video never goes through Redis. The hub waits at most
+//! [`PATIENCE`] for any answer (the reconnecting connection may retry for longer):
+//! a post, a moderation action or a room to load is refused `unavailable` after it.
 //!
 //! # Why Redis Streams, and why this crate
 //! A home-made node-to-node protocol would need its own membership, ordering and
