@@ -15,7 +15,8 @@
 //! - `hlsjs_llhls_latency_p50_s`: hls.js (npm, `bench/hlsjs.html?llhls=1`:
 //!   `lowLatencyMode`, the playlist's `PART-HOLD-BACK` as target) plays the server's
 //!   LL-HLS playlist for `--seconds` after its first frame; latency is read from each
-//!   presented frame by bench/measure.js, as `bench playback` does.
+//!   presented frame by bench/measure.js, as `bench playback` does. The page counts
+//!   the parts and whole segments hls.js loaded (stderr: `loaded`).
 //! - `lucarne_llhls_latency_p50_s`: not measured: the widget does not play LL-HLS parts
 //!   yet. The line says so, so that the key is present and honest.
 //!
@@ -232,7 +233,7 @@ async fn play(browser: &Browser, url: &str, seconds: u64) -> Result<f64> {
     if !m.errors.is_empty() {
         eprintln!("bench_scale: hls.js: page errors: {:?}", m.errors);
     }
-    for key in ["hls_state", "config"] {
+    for key in ["hls_state", "config", "loaded"] {
         if let Some(v) = m.raw.get(key) {
             eprintln!("bench_scale: hls.js: {key} {v}");
         }
