@@ -95,8 +95,8 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
             run(Command::new(target_dir().join("release/lucarne-bench-chat")).args(&args[1..]))
         }
         Some(&"scale") => {
-            // The chat ramps take at most `--ramp-seconds` each (60 by default here), the
-            // cross-node comparison and the media figures about a minute and a half more.
+            // The two chat ramps are those of `bench chat` (at most 90 s each, and a step);
+            // the cross-node comparison and the media figures take about 75 s more.
             ensure_test_tools()?;
             dist()?;
             run(Command::new("cargo").args([
@@ -116,8 +116,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
                 "bench_scale",
             ]))?;
             let mut chat = Command::new(target_dir().join("release/lucarne-bench-chat"));
-            chat.args(["--scale", "--ramp-seconds", "60"])
-                .args(&args[1..])
+            chat.arg("--scale").args(&args[1..])
                 .current_dir(root());
             run(&mut chat)?;
             run(Command::new(target_dir().join("release/bench_scale"))
