@@ -90,6 +90,10 @@ pub enum Text {
     ViewersUnknown,
     Quality,
     Auto,
+    UnsupportedCodec,
+    UnsupportedEncryption,
+    NotHls,
+    CorsRefused,
 }
 
 /// The text for `key` in `lang`.
@@ -198,6 +202,23 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, Quality) => "Qualité",
         (Lang::En, Auto) => "Auto",
         (Lang::Fr, Auto) => "Auto",
+        // `%`: the codecs or the encryption, named by the player.
+        (Lang::En, UnsupportedCodec) => "This stream uses %, which this browser cannot decode.",
+        (Lang::Fr, UnsupportedCodec) => "Ce direct utilise %, que ce navigateur ne sait pas décoder.",
+        (Lang::En, UnsupportedEncryption) => {
+            "This stream is encrypted with %, which this player does not support."
+        }
+        (Lang::Fr, UnsupportedEncryption) => {
+            "Ce direct est chiffré en %, ce que ce lecteur ne prend pas en charge."
+        }
+        (Lang::En, NotHls) => "This address is not an HLS stream.",
+        (Lang::Fr, NotHls) => "Cette adresse n’est pas un flux HLS.",
+        (Lang::En, CorsRefused) => {
+            "The stream’s server does not let this site play it: it must send the Access-Control-Allow-Origin header."
+        }
+        (Lang::Fr, CorsRefused) => {
+            "Le serveur du direct n’autorise pas ce site à le lire : il doit envoyer l’en-tête Access-Control-Allow-Origin."
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use super::mse::Mse;
 use super::playback::{Env, Playback};
 use super::push::PushSource;
 use super::recovery::{self, AfterEnd, Offered, Recovery, SourceKind};
+use super::unplayable::Reason;
 use super::video::{log, Video};
 use super::{Control, Sources, Status};
 use gloo_timers::callback::{Interval, Timeout};
@@ -149,12 +150,18 @@ impl Engine {
     }
 
     fn fatal(&mut self, message: String) {
+        self.stop(message, None);
+    }
+
+    /// Stops with an error: `message` for the console, `reason` for the viewer.
+    fn stop(&mut self, message: String, reason: Option<Reason>) {
         log(&message);
         self.active = None;
         self.reconnect = None;
         self.set_status(Status::Error {
             message,
             fatal: true,
+            reason,
         });
     }
 
@@ -402,6 +409,7 @@ impl Engine {
             SourceEvent::Heights(h, chosen) => (self.on_heights)(h, chosen),
             SourceEvent::Warning(m) => log(&m),
             SourceEvent::Fatal(m) => self.fatal(m),
+            SourceEvent::Unplayable(r) => self.stop(format!("cannot play: {r}"), Some(r)),
             // Taken by `Playback::absorb` above.
             SourceEvent::Edge(_)
             | SourceEvent::Policy(_)

@@ -4,6 +4,7 @@
 
 use super::channel;
 use super::latency::LatencyPolicy;
+use super::unplayable::Reason;
 use super::Control;
 use js_sys::Uint8Array;
 
@@ -88,4 +89,6 @@ pub enum SourceEvent {
     Warning(String),
     /// The source cannot go on.
     Fatal(String),
+    /// The stream cannot play here, for a reason the viewer is told.
+    Unplayable(Reason),
 }

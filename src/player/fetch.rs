@@ -133,6 +133,19 @@ pub(crate) async fn text(
     Ok(text.as_string().unwrap_or_default())
 }
 
+/// Whether anything answers at `url`: a `no-cors` GET resolves (with an opaque
+/// response) whatever the CORS headers, and rejects only when no server answered. A
+/// `fetch` that failed while this succeeds was refused by CORS, not by the network.
+pub(crate) async fn reachable(url: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let init = RequestInit::new();
+    init.set_mode(RequestMode::NoCors);
+    let mut probe = JsFuture::from(window.fetch_with_str_and_init(url, &init));
+    matches!(within(&mut probe, 5_000.0).await, Some(Ok(_)))
+}
+
 /// Waits `ms` milliseconds. A timer and the engine's channel rather than gloo's
 /// `TimeoutFuture`, which brings a futures oneshot channel into the download for this
 /// alone. Dropping the future clears the timer.
@@ -271,9 +284,23 @@ impl Drop for Download {
     }
 }
 
-/// The message of a JS error value (`String(e)`), without Rust's Debug machinery.
+/// The message of a JS error value, without Rust's Debug machinery. Not
+/// `String::from(JsString::from(e))`: that cast is unchecked, and turning an `Error`
+/// object (what a refused `fetch` rejects with) into a `String` throws, which
+/// stopped the loader for good on the first network error.
 pub(crate) fn js_message(e: &wasm_bindgen::JsValue) -> String {
-    js_sys::JsString::from(e.clone()).into()
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(err) => {
+            let mut m = String::from(err.name());
+            m.push_str(": ");
+            m.push_str(&String::from(err.message()));
+            m
+        }
+        None => "unknown error".into(),
+    }
 }
 
 /// Resolves `uri` against `base`.

@@ -49,10 +49,12 @@ use super::events::{Event, SourceEvent, Tx};
 use super::fetch::{self, sleep_ms, AbortSlot, Download, FetchError};
 use super::latency::LatencyPolicy;
 use super::mp4::{self, InitInfo};
-use super::playlist::{self, MediaPlaylist, Playlist};
+use super::playlist::{self, Key, MediaPlaylist, Playlist, PlaylistError, Segment};
 use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
 use super::tracks;
 use super::ts::Transmuxer;
+use super::unplayable::{self, Failure, Reason};
+use super::{decrypt, mse};
 use crate::net::backoff::Backoff;
 use js_sys::Uint8Array;
 use std::cell::Cell;
@@ -159,6 +161,7 @@ pub(crate) fn start(
         anchor: 0.0,
         unseen_s: 0.0,
         unseen_at: 0,
+        keys: decrypt::Keys::default(),
         ts: TsState::default(),
     };
     wasm_bindgen_futures::spawn_local(task.run());
@@ -200,6 +203,8 @@ struct Loader {
     /// before playback starts): buffered, or about to be, but not in `ahead_s` yet.
     unseen_s: f64,
     unseen_at: u32,
+    /// AES-128 keys already fetched.
+    keys: decrypt::Keys,
     /// The MPEG-TS path, for a stream whose segments are TS.
     ts: TsState,
 }
@@ -269,6 +274,10 @@ impl Loader {
                     continue;
                 }
                 Err(e) => {
+                    if let FetchError::Network(_) = e {
+                        let reachable = fetch::reachable(&self.url).await;
+                        self.cannot(Failure::Network { reachable });
+                    }
                     self.fail(format!("playlist {}: {e}", self.url)).await;
                     continue;
                 }
@@ -279,6 +288,11 @@ impl Loader {
             let media = match playlist::parse(&text) {
                 Ok(Playlist::Media(m)) => m,
                 Ok(Playlist::Multivariant(variants)) => {
+                    if !variants.is_empty() && !variants.iter().any(decodable) {
+                        let list = variants[0].codecs.as_deref().unwrap_or_default();
+                        let r = unplayable::codecs(list.split(','), mse::type_supported);
+                        return self.send(SourceEvent::Unplayable(r));
+                    }
                     if !self.ladder(variants) {
                         self.send(SourceEvent::Fatal(
                             "no playable variant in the playlist".into(),
@@ -288,6 +302,9 @@ impl Loader {
                     continue;
                 }
                 Err(e) => {
+                    if e == PlaylistError::NotM3u8 {
+                        self.cannot(Failure::NotM3u8);
+                    }
                     self.fail(format!("playlist {}: {e}", self.url)).await;
                     continue;
                 }
@@ -339,9 +356,8 @@ impl Loader {
     /// them if it can decode none: the error will say why) become the ladder, and
     /// `url` the first one to load. False if none is usable.
     fn ladder(&mut self, variants: Vec<playlist::Variant>) -> bool {
-        let decodable = |v: &&playlist::Variant| v.codecs.as_deref().is_none_or(codecs_supported);
-        let pick: Vec<_> = if variants.iter().any(|v| decodable(&v)) {
-            variants.iter().filter(decodable).collect()
+        let pick: Vec<_> = if variants.iter().any(decodable) {
+            variants.iter().filter(|v| decodable(v)).collect()
         } else {
             variants.iter().collect()
         };
@@ -507,6 +523,10 @@ impl Loader {
             if seg.gap {
                 continue;
             }
+            if let Some(r) = cannot_decrypt(&seg) {
+                self.send(SourceEvent::Unplayable(r));
+                return loaded;
+            }
             if let Some(map) = &seg.map {
                 match replay::after_init(self.load_init(map).await) {
                     AfterInit::Proceed => {}
@@ -519,7 +539,11 @@ impl Loader {
             };
             let mut attempt = 0;
             let data = loop {
-                match self.download(&url, seg.duration).await {
+                let got = match self.download(&url, seg.duration).await {
+                    Ok(Got::Data(d)) => self.decrypt(&seg, d).await.map(Got::Data),
+                    other => other,
+                };
+                match got {
                     Ok(Got::Data(d)) => break Some(d),
                     Ok(Got::Abandoned(to)) => {
                         self.switch(to, msn);
@@ -757,6 +781,25 @@ impl Loader {
         }
     }
 
+    /// A playlist load failed: if it means the stream cannot play here (a first
+    /// load), says why; the engine then stops this loader.
+    fn cannot(&self, failure: Failure) {
+        if let Some(r) = unplayable::playlist_failure(failure, self.cursor.is_some()) {
+            self.send(SourceEvent::Unplayable(r));
+        }
+    }
+
+    /// `data` of `seg` in clear: decrypted when the playlist says it is AES-128.
+    async fn decrypt(&mut self, seg: &Segment, data: Uint8Array) -> Result<Uint8Array, FetchError> {
+        let Some(Key::Aes128 { uri, iv }) = &seg.key else {
+            return Ok(data);
+        };
+        let url = fetch::resolve(uri, &self.url)
+            .ok_or_else(|| FetchError::Network(format!("key URI {uri} is invalid")))?;
+        let iv = Key::iv(*iv, seg.msn);
+        self.keys.decrypt(&url, iv, &data, &self.slot).await
+    }
+
     /// Loads the init segment at `uri` if it is not the one already sent.
     async fn load_init(&mut self, uri: &str) -> InitOutcome {
         let Some(url) = fetch::resolve(uri, &self.url) else {
@@ -771,6 +814,16 @@ impl Loader {
         match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.slot).await {
             Ok(data) => {
                 self.init = mp4::parse_init(&data.to_vec());
+                if let Some(i) = self
+                    .init
+                    .as_ref()
+                    .filter(|i| !mse::type_supported(&i.mime()))
+                {
+                    let list = i.codecs.iter().map(String::as_str);
+                    let r = unplayable::codecs(list, mse::type_supported);
+                    self.send(SourceEvent::Unplayable(r));
+                    return InitOutcome::Aborted;
+                }
                 self.init_uri = Some(url);
                 self.send(SourceEvent::Init(data));
                 InitOutcome::Ready
@@ -786,4 +839,21 @@ impl Loader {
 
 fn codecs_supported(codecs: &str) -> bool {
     super::mse::type_supported(&format!("video/mp4; codecs=\"{codecs}\""))
+}
+
+/// Why `seg` cannot be decrypted here, if it cannot.
+fn cannot_decrypt(seg: &Segment) -> Option<Reason> {
+    match &seg.key {
+        Some(Key::Unsupported(m)) => Some(Reason::Encryption(m.clone())),
+        // WebCrypto exists only on https pages (and localhost).
+        Some(Key::Aes128 { .. }) if !decrypt::available() => Some(Reason::Encryption(
+            "AES-128 (WebCrypto needs an https page)".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// A variant whose codecs the browser can decode (or that does not say).
+fn decodable(v: &playlist::Variant) -> bool {
+    v.codecs.as_deref().is_none_or(codecs_supported)
 }

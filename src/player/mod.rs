@@ -50,6 +50,8 @@ pub mod tracks;
 pub mod unplayable;
 
 #[cfg(target_arch = "wasm32")]
+mod decrypt;
+#[cfg(target_arch = "wasm32")]
 pub mod engine;
 #[cfg(target_arch = "wasm32")]
 pub mod events;
@@ -116,6 +118,8 @@ pub enum Status {
         message: String,
         /// No automatic recovery will follow.
         fatal: bool,
+        /// Why the stream cannot play, when the player knows: what the viewer is told.
+        reason: Option<unplayable::Reason>,
     },
 }
 

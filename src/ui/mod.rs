@@ -20,6 +20,7 @@ mod chat;
 use crate::i18n::{t, Lang, Text};
 use crate::player::abr::Choice;
 use crate::player::engine::PlayerHandle;
+use crate::player::unplayable::Reason;
 use crate::player::{Control, Sources, Status};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -68,6 +69,24 @@ fn status_text(status: &Status) -> Option<Text> {
     }
 }
 
+/// Why the stream cannot play, in the viewer's language.
+fn reason_text(lang: Lang, reason: &Reason) -> String {
+    let (key, name) = match reason {
+        Reason::Codec(c) => (Text::UnsupportedCodec, c.as_str()),
+        Reason::Encryption(m) => (Text::UnsupportedEncryption, m.as_str()),
+        Reason::NotHls => (Text::NotHls, ""),
+        Reason::Cors => (Text::CorsRefused, ""),
+    };
+    // `%` marks where the name goes; a char split and `push_str`, not `replace` or
+    // `concat` (std's searcher and join code).
+    let text = t(lang, key);
+    let (before, after) = text.split_once('%').unwrap_or((text, ""));
+    let mut s = String::from(before);
+    s.push_str(name);
+    s.push_str(after);
+    s
+}
+
 /// Tells the host page: `data-status` for CSS and tests, a `lucarne:status` event for
 /// analytics (`event.detail.status`, and `detail.height`: the picture's height in
 /// pixels, 0 before the first frame, also the `<video>`'s `data-height`), sent again
@@ -81,7 +100,7 @@ fn announce(host: &HtmlElement, video: &HtmlVideoElement, s: &Status) {
     let detail = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&detail, &"status".into(), &s.name().into());
     let _ = js_sys::Reflect::set(&detail, &"height".into(), &height.into());
-    if let Status::Error { message, fatal } = s {
+    if let Status::Error { message, fatal, .. } = s {
         let _ = js_sys::Reflect::set(&detail, &"message".into(), &message.into());
         let _ = js_sys::Reflect::set(&detail, &"fatal".into(), &(*fatal).into());
     }
@@ -513,6 +532,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
     let fatal = matches!(*status, Status::Error { fatal: true, .. });
     let behind = matches!(*status, Status::BehindLive);
     let error_detail = match &*status {
+        Status::Error {
+            reason: Some(r), ..
+        } => Some(reason_text(lang, r)),
         Status::Error { message, .. } => Some(message.clone()),
         _ => None,
     };

@@ -15,6 +15,8 @@
 //!   nginx in front of them.
 //! - [`ffmpeg`]: [`FfmpegHls`], a third-party live HLS stream made by ffmpeg (one
 //!   rendition, or the three-rendition [`ffmpeg::LADDER`]).
+//! - [`unplayable`]: streams the widget must say it cannot play (HEVC, no CORS) or
+//!   play (AES-128, encrypted as a packager would).
 //! - [`throttle`]: [`Throttle`], a slow link (a TCP relay whose downstream rate the
 //!   test sets and changes while the page plays).
 //! - [`widget`]: [`Probe`] reads the player's state from the page; [`Watch`]
@@ -66,6 +68,7 @@ pub mod stats;
 pub mod tcp_proxy;
 pub mod throttle;
 pub mod trend;
+pub mod unplayable;
 pub mod wait;
 pub mod widget;
 pub mod workspace;
