@@ -13,7 +13,7 @@
   var script = document.currentScript;
   var here = script && script.src ? new URL(".", script.src) : new URL(".", document.baseURI);
   var api = window.lucarne = window.lucarne || {};
-  var OPTIONS = ["src", "stream", "ll", "chat", "layout", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster"];
+  var OPTIONS = ["src", "stream", "ll", "chat", "layout", "mod-token", "muted", "lang", "theme", "accent", "radius", "font", "poster", "max-height", "token"];
 
   if (!api.mount) {
     // base + build name -> {url: the glue's URL, ready: Promise of the glue module}.
@@ -147,6 +147,24 @@
       });
     };
 
+    // data-token: a private broadcast's playback token goes on the URLs the widget
+    // opens itself (playlist, push, chat); the server puts it on every URI of the
+    // playlists it serves, so segments and parts carry it too. It never goes in the
+    // page's URL, so the Referer the widget's requests send does not hold it.
+    var withToken = function (options) {
+      var token = options.token && String(options.token).trim();
+      if (!token) return options;
+      var out = {};
+      for (var k in options) out[k] = options[k];
+      ["stream", "ll", "chat"].forEach(function (k) {
+        if (!out[k]) return;
+        var u = new URL(out[k], document.baseURI);
+        u.searchParams.set("token", token);
+        out[k] = u.href;
+      });
+      return out;
+    };
+
     // The low-latency socket opens while the WebAssembly downloads and compiles; the
     // widget adopts it with whatever it has received (a faster first frame).
     var openEarly = function (url) {
@@ -165,7 +183,7 @@
       options = options || {};
       var mounted = { element: element, widget: null, gone: false };
       var start = function (given) {
-        return resolve(given).then(function (opts) {
+        return resolve(given).then(withToken).then(function (opts) {
           if (opts.ll && !opts.socket && opts.layout !== "chat") opts.socket = openEarly(opts.ll);
           var entry = load(base || here, !!opts.chat && opts.layout !== "video");
           return entry.ready.then(function (m) {
