@@ -94,6 +94,7 @@ pub enum Text {
     UnsupportedEncryption,
     NotHls,
     CorsRefused,
+    Private,
 }
 
 /// The text for `key` in `lang`.
@@ -219,6 +220,8 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, CorsRefused) => {
             "Le serveur du direct n’autorise pas ce site à le lire : il doit envoyer l’en-tête Access-Control-Allow-Origin."
         }
+        (Lang::En, Private) => "This broadcast is private.",
+        (Lang::Fr, Private) => "Cette diffusion est privée.",
     }
 }
 

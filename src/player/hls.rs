@@ -278,6 +278,9 @@ impl Loader {
                         let reachable = fetch::reachable(&self.url).await;
                         self.cannot(Failure::Network { reachable });
                     }
+                    if let FetchError::Status(403) = e {
+                        self.cannot(Failure::Forbidden);
+                    }
                     self.fail(format!("playlist {}: {e}", self.url)).await;
                     continue;
                 }

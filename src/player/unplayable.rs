@@ -24,6 +24,9 @@ pub enum Reason {
     /// The stream's server answers but does not allow this page to read it: it
     /// must send `Access-Control-Allow-Origin`.
     Cors,
+    /// The playlist answered 403: a private broadcast, and this page has no valid
+    /// playback token (`data-token`), or it expired.
+    Private,
 }
 
 impl std::fmt::Display for Reason {
@@ -34,6 +37,9 @@ impl std::fmt::Display for Reason {
             Reason::NotHls => f.write_str("the address is not an HLS playlist"),
             Reason::Cors => f.write_str(
                 "the stream's server does not send Access-Control-Allow-Origin for this page",
+            ),
+            Reason::Private => f.write_str(
+                "the broadcast is private (HTTP 403): the page needs a valid data-token",
             ),
         }
     }
@@ -97,6 +103,8 @@ pub enum Failure {
     },
     /// An answer whose body does not start with `#EXTM3U`.
     NotM3u8,
+    /// HTTP 403.
+    Forbidden,
 }
 
 /// What a failed playlist load means: `None` is a passing trouble (reconnect with
@@ -104,6 +112,11 @@ pub enum Failure {
 /// playlist was read from the URL, the same failure is an outage (a captive portal's
 /// page, a network cut), not a wrong address.
 pub fn playlist_failure(failure: Failure, ever_loaded: bool) -> Option<Reason> {
+    // A refusal the server will repeat, first load or not (a token that expired
+    // mid-broadcast): asking again changes nothing.
+    if failure == Failure::Forbidden {
+        return Some(Reason::Private);
+    }
     if ever_loaded {
         return None;
     }
@@ -111,6 +124,7 @@ pub fn playlist_failure(failure: Failure, ever_loaded: bool) -> Option<Reason> {
         Failure::Network { reachable: true } => Some(Reason::Cors),
         Failure::Network { reachable: false } => None,
         Failure::NotM3u8 => Some(Reason::NotHls),
+        Failure::Forbidden => Some(Reason::Private),
     }
 }
 
@@ -182,6 +196,18 @@ mod tests {
         assert_eq!(
             playlist_failure(Failure::NotM3u8, false),
             Some(Reason::NotHls)
+        );
+    }
+
+    #[test]
+    fn a_refused_playlist_is_a_private_broadcast_even_after_it_played() {
+        assert_eq!(
+            playlist_failure(Failure::Forbidden, false),
+            Some(Reason::Private)
+        );
+        assert_eq!(
+            playlist_failure(Failure::Forbidden, true),
+            Some(Reason::Private)
         );
     }
 

@@ -76,6 +76,7 @@ fn reason_text(lang: Lang, reason: &Reason) -> String {
         Reason::Encryption(m) => (Text::UnsupportedEncryption, m.as_str()),
         Reason::NotHls => (Text::NotHls, ""),
         Reason::Cors => (Text::CorsRefused, ""),
+        Reason::Private => (Text::Private, ""),
     };
     // `%` marks where the name goes; a char split and `push_str`, not `replace` or
     // `concat` (std's searcher and join code).

@@ -3,16 +3,30 @@
 //! - a_private_broadcast_plays_with_the_pages_token: with `data-token` (minted by
 //!   `lucarne-server token`, as a site's backend would), the video plays and the chat
 //!   connects; the server's log never holds the token.
+//! - a_page_without_a_valid_token_says_the_broadcast_is_private: with no token, and
+//!   with a forged one, the widget says "This broadcast is private." within 10 s and
+//!   plays nothing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use lucarne_e2e::{
-    run_scenario, serial, Browser, ChatView, Origin, OriginConfig, Probe, StaticServer,
+    run_scenario, serial, wait_until, Browser, ChatView, Check, Origin, OriginConfig, Probe,
+    StaticServer,
 };
 
 /// Page load, widget download, first frame.
 const READY: Duration = Duration::from_secs(20);
+
+/// The issue's bar for saying why a stream cannot play.
+const SAY_WITHIN: Duration = Duration::from_secs(10);
+
+/// The text of the widget's status overlay ("" when none is shown).
+const OVERLAY_JS: &str = r#"
+const h = document.querySelector('.lucarne-host');
+const o = h && h.shadowRoot ? h.shadowRoot.querySelector('.overlay') : null;
+return o ? o.textContent : '';
+"#;
 
 const SECRET: &str = "a-playback-secret-for-e2e-tests";
 
@@ -111,6 +125,63 @@ async fn a_private_broadcast_plays_with_the_pages_token() -> Result<()> {
                 !private.origin.log_tail(2000).contains(mac),
                 "the server's log holds the playback token"
             );
+            Ok(())
+        },
+        || vec![("server.log", private.origin.log_tail(200))],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_without_a_valid_token_says_the_broadcast_is_private() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let private = Private::start().await?;
+    let token = private.token()?;
+    let (expiry, mac) = token.split_once('.').context("a token is EXPIRY.MAC")?;
+    // The same expiry, another MAC: what a viewer editing the page would try.
+    let forged = format!("{expiry}.{}", "0".repeat(mac.len()));
+    let pages = [
+        ("no token", private.page("open.html", "")?),
+        (
+            "a forged token",
+            private.page("forged.html", &format!(" data-token=\"{forged}\""))?,
+        ),
+    ];
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_page_without_a_valid_token_says_the_broadcast_is_private",
+        browser,
+        async |browser| {
+            for (what, url) in &pages {
+                let since = Instant::now();
+                browser.goto(url).await?;
+                let text = wait_until(
+                    &format!("the widget with {what} to say the broadcast is private"),
+                    SAY_WITHIN,
+                    || async {
+                        let v = browser.execute(OVERLAY_JS, vec![]).await?;
+                        let text = v.as_str().unwrap_or_default().to_owned();
+                        let state = Probe::widget().state(browser).await?;
+                        Ok(if text.contains("This broadcast is private.") {
+                            Check::Done(text)
+                        } else {
+                            Check::NotYet(format!("overlay {text:?}; {}", state.describe()))
+                        })
+                    },
+                )
+                .await?;
+                let state = Probe::widget().state(browser).await?;
+                ensure!(
+                    state.frames == 0,
+                    "with {what} the widget says {text:?} but decoded {} frames",
+                    state.frames
+                );
+                eprintln!(
+                    "private: with {what}, said {text:?} after {:.1} s",
+                    since.elapsed().as_secs_f64()
+                );
+            }
             Ok(())
         },
         || vec![("server.log", private.origin.log_tail(200))],
