@@ -102,7 +102,10 @@ async fn an_unknown_codec_is_refused_with_a_clear_error() {
     let err = mse
         .set_tracks(&["video/mp4; codecs=\"bogus.42\"".to_owned()])
         .unwrap_err();
-    assert!(err.contains("cannot play") && err.contains("bogus.42"), "{err}");
+    assert!(
+        err.contains("cannot play") && err.contains("bogus.42"),
+        "{err}"
+    );
 }
 
 #[wasm_bindgen_test]
