@@ -385,24 +385,9 @@ async fn two_embeds_play_independently() -> Result<()> {
                 .await
                 .context("clicking widget #0's play/pause button")?;
 
-            // A paused element may still report the time of a frame that was on its way to
-            // the screen (WebKitGTK's pipeline settles up to ~0.1 s after `pause()`), so the
-            // baseline is taken once two readings agree; a clock that keeps running fails here.
-            let mut a0 = first.state(browser).await?;
-            let settle = Instant::now();
-            loop {
-                tokio::time::sleep(POLL).await;
-                let now = first.state(browser).await?;
-                let settled = (now.current_time - a0.current_time).abs() < 0.01;
-                a0 = now;
-                if settled || settle.elapsed() > Duration::from_secs(2) {
-                    break;
-                }
-            }
-
             // Both observed over the same stretch: #0 holds still, #1 plays on.
             let start = Instant::now();
-            let b0 = second.state(browser).await?;
+            let (a0, b0) = (first.state(browser).await?, second.state(browser).await?);
             let mut a1 = a0.clone();
             let mut b1 = b0.clone();
             let mut b_statuses = vec![];
@@ -416,10 +401,15 @@ async fn two_embeds_play_independently() -> Result<()> {
                     }
                 }
             }
+            // Held still: no frame decoded while paused (one in flight at the pause may
+            // land). The time may move a little without one: WebKitGTK re-reports the
+            // position of its prerolled frame when more media arrives (0.08 s seen, with
+            // the same 5 frames decoded); a clock that runs moves ~4 s here.
             ensure!(
                 a1.paused
                     && a1.status.as_deref() == Some("paused")
-                    && (a1.current_time - a0.current_time).abs() < 0.05,
+                    && a1.frames <= a0.frames + 1
+                    && (a1.current_time - a0.current_time).abs() < 0.25,
                 "widget #0 was paused but did not stay so: before {}; after {}",
                 a0.describe(),
                 a1.describe()
