@@ -83,7 +83,7 @@ pub use static_server::{Faults, StaticServer};
 pub use tcp_proxy::TcpProxy;
 pub use throttle::Throttle;
 pub use wait::{wait_until, Check};
-pub use widget::{embed_page, PlaybackState, Probe, Watch};
+pub use widget::{embed_page, overlay_text, PlaybackState, Probe, Watch};
 pub use workspace::serial;
 
 /// Runs a browser scenario, then [`finish`]es: on failure, artifacts are saved.

@@ -418,6 +418,18 @@ impl Watch {
     }
 }
 
+/// The text of the first widget's status overlay ("Cannot play", why, "Retry"; ""
+/// when none is shown).
+pub async fn overlay_text(browser: &Browser) -> Result<String> {
+    const OVERLAY_JS: &str = r#"
+const h = document.querySelector('.lucarne-host');
+const o = h && h.shadowRoot ? h.shadowRoot.querySelector('.overlay') : null;
+return o ? o.textContent : '';
+"#;
+    let v = browser.execute(OVERLAY_JS, vec![]).await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
 /// A third-party page embedding lucarne with one script tag, the way a blog
 /// would: `loader` is `{SERVER}/lucarne.js`, `stream` the HLS URL, `ll` the
 /// optional low-latency push URL.

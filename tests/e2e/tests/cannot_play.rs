@@ -16,25 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use lucarne_e2e::unplayable::{Aes128Hls, HevcHls, NoCorsServer, HEVC_CODECS};
 use lucarne_e2e::{
-    embed_page, only_on_any, run_scenario, serial, wait_until, Browser, Check, Engine, FfmpegHls,
-    HlsSource, Origin, Probe, StaticServer,
+    embed_page, only_on_any, overlay_text, run_scenario, serial, wait_until, Browser, Check,
+    Engine, FfmpegHls, HlsSource, Origin, Probe, StaticServer,
 };
 use serde_json::json;
 
 /// What the viewer is told must come within this.
 const SAY_WITHIN: Duration = Duration::from_secs(10);
-
-/// The text of the widget's status overlay ("" when none is shown).
-const OVERLAY_JS: &str = r#"
-const h = document.querySelector('.lucarne-host');
-const o = h && h.shadowRoot ? h.shadowRoot.querySelector('.overlay') : null;
-return o ? o.textContent : '';
-"#;
-
-async fn overlay(browser: &Browser) -> Result<String> {
-    let v = browser.execute(OVERLAY_JS, vec![]).await?;
-    Ok(v.as_str().unwrap_or_default().to_owned())
-}
 
 /// Waits (at most [`SAY_WITHIN`] after `since`) for the overlay to contain every one
 /// of `words`, with the widget in its `error` state; returns the text and how long
@@ -42,7 +30,7 @@ async fn overlay(browser: &Browser) -> Result<String> {
 async fn wait_words(browser: &Browser, since: Instant, words: &[&str]) -> Result<String> {
     let left = SAY_WITHIN.saturating_sub(since.elapsed());
     let text = wait_until(&format!("the widget to say {words:?}"), left, || async {
-        let text = overlay(browser).await?;
+        let text = overlay_text(browser).await?;
         let state = Probe::widget().state(browser).await?;
         let said = words.iter().all(|w| text.contains(w));
         Ok(if said && state.status.as_deref() == Some("error") {

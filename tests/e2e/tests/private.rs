@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use lucarne_e2e::{
-    run_scenario, serial, wait_until, Browser, ChatView, Check, Origin, OriginConfig, Probe,
-    StaticServer,
+    overlay_text, run_scenario, serial, wait_until, Browser, ChatView, Check, Origin, OriginConfig,
+    Probe, StaticServer,
 };
 
 /// Page load, widget download, first frame.
@@ -20,13 +20,6 @@ const READY: Duration = Duration::from_secs(20);
 
 /// The issue's bar for saying why a stream cannot play.
 const SAY_WITHIN: Duration = Duration::from_secs(10);
-
-/// The text of the widget's status overlay ("" when none is shown).
-const OVERLAY_JS: &str = r#"
-const h = document.querySelector('.lucarne-host');
-const o = h && h.shadowRoot ? h.shadowRoot.querySelector('.overlay') : null;
-return o ? o.textContent : '';
-"#;
 
 const SECRET: &str = "a-playback-secret-for-e2e-tests";
 
@@ -160,8 +153,7 @@ async fn a_page_without_a_valid_token_says_the_broadcast_is_private() -> Result<
                     &format!("the widget with {what} to say the broadcast is private"),
                     SAY_WITHIN,
                     || async {
-                        let v = browser.execute(OVERLAY_JS, vec![]).await?;
-                        let text = v.as_str().unwrap_or_default().to_owned();
+                        let text = overlay_text(browser).await?;
                         let state = Probe::widget().state(browser).await?;
                         Ok(if text.contains("This broadcast is private.") {
                             Check::Done(text)

@@ -58,13 +58,9 @@ pub(super) async fn low_latency(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    // An HTTP/1.0 connection ends with its response: a 101 would be a dropped socket.
-    if version != Version::HTTP_11 {
-        return Ok((StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response());
-    }
-    let ws = ws
-        .max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT);
+    let Some(ws) = push_upgrade(version, ws) else {
+        return Ok(needs_http11());
+    };
     if let Some(channel) = state.origin.channel(&id) {
         let counted = state.drain.push_opened(&id);
         let stopping = state.drain.stopping();
@@ -74,14 +70,7 @@ pub(super) async fn low_latency(
         }));
     }
     let stream = super::stream(&state, &id)?;
-    let counted = state.drain.push_opened(&id);
-    let mut stopping = state.drain.stopping();
-    Ok(ws.on_upgrade(move |mut socket| async move {
-        if let PushEnd::Stopping = push(&mut socket, stream, None, &mut stopping).await {
-            goodbye(&mut socket).await;
-        }
-        drop(counted);
-    }))
+    Ok(push_stream(ws, &state, &id, stream))
 }
 
 /// `GET /live/{id}/{height}p/ll`: the push of a ladder rendition (see
@@ -92,21 +81,43 @@ pub(super) async fn rendition_low_latency(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    if version != Version::HTTP_11 {
-        return Ok((StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response());
-    }
-    let ws = ws
-        .max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT);
+    let Some(ws) = push_upgrade(version, ws) else {
+        return Ok(needs_http11());
+    };
     let stream = super::hls::rendition(&state, &id, &name)?;
-    let counted = state.drain.push_opened(&id);
+    Ok(push_stream(ws, &state, &id, stream))
+}
+
+/// The upgrade of a push socket, with its frame limits; `None` for an HTTP/1.0
+/// request, whose connection ends with its response (a 101 would be a dropped socket).
+fn push_upgrade(version: Version, ws: WebSocketUpgrade) -> Option<WebSocketUpgrade> {
+    (version == Version::HTTP_11).then(|| {
+        ws.max_message_size(HARD_FRAME_LIMIT)
+            .max_frame_size(HARD_FRAME_LIMIT)
+    })
+}
+
+/// The answer to a push request [`push_upgrade`] refused.
+fn needs_http11() -> Response {
+    (StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response()
+}
+
+/// Pushes a built-in stream (the demo, a ladder rendition) on `ws`, counted as one of
+/// `id`'s push subscribers; a stopping server says goodbye.
+fn push_stream(
+    ws: WebSocketUpgrade,
+    state: &AppState,
+    id: &str,
+    stream: Arc<LiveStream>,
+) -> Response {
+    let counted = state.drain.push_opened(id);
     let mut stopping = state.drain.stopping();
-    Ok(ws.on_upgrade(move |mut socket| async move {
+    ws.on_upgrade(move |mut socket| async move {
         if let PushEnd::Stopping = push(&mut socket, stream, None, &mut stopping).await {
             goodbye(&mut socket).await;
         }
         drop(counted);
-    }))
+    })
 }
 
 /// Why a push of one stream stopped.

@@ -832,8 +832,6 @@ fn demo_rendition(
     clip: Arc<super::clip::Clip>,
     ladder: &Ladder,
 ) -> Result<tokio::task::JoinHandle<()>, super::cmaf::MuxError> {
-    use super::demo::DemoLoop;
-    use super::now_ns;
     let tracks: Vec<_> = clip.tracks.iter().map(|t| t.track.clone()).collect();
     let init = super::cmaf::init_segment(&tracks)?;
     let stream = Arc::new(LiveStream::new(
@@ -842,31 +840,12 @@ fn demo_rendition(
         ladder.window,
     ));
     source.set_rendition(height, stream.clone());
-    let now_secs = (now_ns() / 1_000_000_000) as u64;
-    let mut demo = DemoLoop::starting_at(
+    Ok(super::loop_clip(
         clip,
-        now_secs.saturating_sub(ladder.window as u64 + 1),
+        stream,
+        ladder.window,
         ladder.chunk_ms,
-    );
-    Ok(tokio::spawn(async move {
-        loop {
-            loop {
-                match demo.next_chunk(now_ns()) {
-                    Ok(Some(chunk)) => stream.push_chunk(chunk),
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(stream = %stream.id, "demo rendition packaging failed: {e}");
-                        return;
-                    }
-                }
-            }
-            let wait = demo.next_ready_ns().saturating_sub(now_ns());
-            tokio::time::sleep(std::time::Duration::from_nanos(
-                wait.min(1_000_000_000) as u64
-            ))
-            .await;
-        }
-    }))
+    ))
 }
 
 /// What a multivariant playlist says of a variant, read from its init segment.

@@ -142,26 +142,39 @@ impl Origin {
         let init = cmaf::init_segment(&tracks)?;
         let stream = Arc::new(LiveStream::new(id, init, window));
         self.insert(stream.clone());
-        let now_secs = (now_ns() / 1_000_000_000) as u64;
-        let mut demo =
-            DemoLoop::starting_at(clip, now_secs.saturating_sub(window as u64 + 1), chunk_ms);
-        Ok(tokio::spawn(async move {
+        Ok(loop_clip(clip, stream, window, chunk_ms))
+    }
+}
+
+/// Feeds `stream` with `clip` looped on the wall clock, from a background task: the
+/// playlist window is filled at once (the loop is synthetic, so the past is known).
+/// The demo stream and its ladder renditions run on this one clock, so their
+/// segments share numbers and times.
+pub(crate) fn loop_clip(
+    clip: Arc<Clip>,
+    stream: Arc<LiveStream>,
+    window: usize,
+    chunk_ms: u32,
+) -> tokio::task::JoinHandle<()> {
+    let now_secs = (now_ns() / 1_000_000_000) as u64;
+    let mut demo =
+        DemoLoop::starting_at(clip, now_secs.saturating_sub(window as u64 + 1), chunk_ms);
+    tokio::spawn(async move {
+        loop {
             loop {
-                loop {
-                    match demo.next_chunk(now_ns()) {
-                        Ok(Some(chunk)) => stream.push_chunk(chunk),
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::error!(stream = %stream.id, "demo packaging failed: {e}");
-                            return;
-                        }
+                match demo.next_chunk(now_ns()) {
+                    Ok(Some(chunk)) => stream.push_chunk(chunk),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(stream = %stream.id, "demo packaging failed: {e}");
+                        return;
                     }
                 }
-                let wait = demo.next_ready_ns().saturating_sub(now_ns());
-                tokio::time::sleep(Duration::from_nanos(wait.min(1_000_000_000) as u64)).await;
             }
-        }))
-    }
+            let wait = demo.next_ready_ns().saturating_sub(now_ns());
+            tokio::time::sleep(Duration::from_nanos(wait.min(1_000_000_000) as u64)).await;
+        }
+    })
 }
 
 /// Whether `id` may name a stream, and so its chat room: 1 to 64 of a-z, 0-9, `-`, `_`.
