@@ -79,7 +79,8 @@ pub(crate) fn ensure_build_tools() -> Result<()> {
 }
 
 /// Browsers, drivers and ffmpeg for the browser tiers, redis-server for the chat hub's
-/// multi-node tests and nginx for the CDN test: Debian packages (Chromium and chromedriver, Firefox ESR,
+/// multi-node tests, nginx for the CDN and cluster tests, openssl and procps' `kill`:
+/// Debian packages (Chromium and chromedriver, Firefox ESR,
 /// WebKitGTK's MiniBrowser and WebKitWebDriver, Xvfb for WebKit's display), and
 /// geckodriver from crates.io.
 pub(crate) fn ensure_test_tools() -> Result<()> {
@@ -92,8 +93,12 @@ pub(crate) fn ensure_test_tools() -> Result<()> {
         ("ffmpeg", "ffmpeg"),
         // The chat hub's multi-node tests start their own Redis.
         ("redis-server", "redis-server"),
-        // The CDN test puts its own nginx (deploy/nginx.conf) in front of the server.
+        // The CDN and cluster tests put their own nginx (deploy/nginx.conf) in front.
         ("nginx", "nginx"),
+        // The AES-128 e2e stream's segments are encrypted with `openssl enc`.
+        ("openssl", "openssl"),
+        // Tests stop nginx, servers and redis-server with `kill`.
+        ("kill", "procps"),
     ]
     .into_iter()
     .filter(|(bin, _)| which(bin, "").is_err())
