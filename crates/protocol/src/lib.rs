@@ -40,11 +40,15 @@
 //! Server → client ([`ServerMessage`]): `welcome`, `chat`, `deleted`, `hearts`,
 //! `viewerCount`, `streamState`, `settings`, `profile`, `notice`, `error`, `pong`.
 //!
+//! The broadcaster console's ingest socket speaks [`studio`]'s messages.
+//!
 //! Errors carry an [`ErrorCode`] (stable snake_case strings) and leave the socket open;
 //! the faults that end a connection use the [`close`] codes.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod studio;
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;

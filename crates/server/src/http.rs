@@ -13,6 +13,8 @@
 //! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
 //!   broadcast ended, its `index.m3u8` is the newest replay's playlist.
 //! - `/chat/{room}` and `/api/rooms/...`: the chat hub (see [`crate::hub`]).
+//! - `/studio/{stream}`, `/studio/{stream}/ingest`, `/studio.js`: the broadcaster
+//!   console (see [`crate::studio`]).
 //! - `/healthz`, `/readyz`, `/metrics`: operations (see [`ops`]).
 //! - everything else: the built widget (`--dist`, precompressed when `.br`/`.gz`
 //!   siblings exist) then the pages (`--pages`).
@@ -150,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/streams/{id}", get(stream_info))
         .route("/chat/{room}", get(crate::hub::chat_socket))
         .merge(crate::hub::routes())
+        .merge(crate::studio::routes())
         .merge(ops::routes())
         // The loader's `data-src` short form.
         .route("/s/{id}", get(stream_info))

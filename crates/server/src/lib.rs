@@ -12,12 +12,15 @@
 //! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`metrics`]: what `/metrics` reports, read from the hub and the origin at scrape.
+//! - [`studio`]: the broadcaster console (`/studio/{stream}`): going live from the
+//!   browser's camera (re-published to the RTMP ingest by ffmpeg), and the chat,
+//!   hearts and viewer count while live.
 //! - [`access`]: private broadcasts (`--private`): which streams need a signed playback
 //!   token, and the token rule; `http::access` applies it.
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
-//! Layers import only those below them: `http` → `hub` and `ingest` → `media`.
+//! Layers import only those below them: `http` → `hub`, `ingest` and `studio` → `media`.
 
 pub mod access;
 pub mod client;
@@ -27,6 +30,7 @@ pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod serve;
+pub mod studio;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +101,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Which streams are private, and their tokens' key.
     pub access: Arc<access::Access>,
+    /// The broadcaster consoles: who may go live from the browser, who is.
+    pub studio: Arc<studio::Studio>,
 }
 
 /// Why the server could not start.
@@ -197,7 +203,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let keys = ingest::parse_keys(&config.ingest.stream_keys)?;
+        let keys = Arc::new(ingest::parse_keys(&config.ingest.stream_keys)?);
         let replays = (config.ingest.replay_retention_hours > 0).then(|| {
             media::replay::ReplayStore::new(
                 config.data_dir.join("replays"),
@@ -244,7 +250,7 @@ impl Server {
             rtmp_addr = rtmp.local_addr().ok();
             sources.push(tokio::spawn(ingest::serve(
                 rtmp,
-                Arc::new(keys),
+                keys.clone(),
                 origin.clone(),
                 ladder.clone(),
             )));
@@ -256,6 +262,11 @@ impl Server {
             origin.clone(),
             drain.clone(),
         ));
+        let studio = Arc::new(studio::Studio::new(
+            keys.clone(),
+            rtmp_addr,
+            studio::encoder::find_ffmpeg(config.ingest.ffmpeg.as_deref()),
+        ));
         let app = http::router(AppState {
             config: Arc::new(config),
             origin: origin.clone(),
@@ -263,6 +274,7 @@ impl Server {
             drain: drain.clone(),
             metrics,
             access,
+            studio,
         });
         let drain_delay = std::time::Duration::from_secs(serve_config.drain_delay_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

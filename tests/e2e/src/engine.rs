@@ -187,14 +187,22 @@ impl Browser {
 
     /// Starts `engine`'s driver on a free port and opens a session.
     pub async fn launch(engine: Engine) -> Result<Self> {
-        Self::launch_with(engine, None).await
+        Self::launch_with(engine, None, false).await
+    }
+
+    /// Starts `engine` with a fake camera and microphone that pages may use without a
+    /// permission prompt (a broadcaster console under test): Chromium's
+    /// `--use-fake-device-for-media-stream` (a test pattern and a beep),
+    /// Firefox's `media.navigator.streams.fake`, WebKitGTK's mock capture devices.
+    pub async fn launch_with_fake_media(engine: Engine) -> Result<Self> {
+        Self::launch_with(engine, None, true).await
     }
 
     /// Starts `engine` with its page showing `viewport` (see the module doc): phone
     /// emulation in Chromium, a window resized to fit elsewhere. Fails, saying the size
     /// reached, when the page's inner size is not exactly `viewport`.
     pub async fn launch_at(engine: Engine, viewport: Viewport) -> Result<Self> {
-        let browser = Self::launch_with(engine, Some(viewport)).await?;
+        let browser = Self::launch_with(engine, Some(viewport), false).await?;
         let fitted = match engine {
             // The emulated device sets the viewport; only check it.
             Engine::Chromium => browser.expect_viewport(viewport).await,
@@ -209,7 +217,11 @@ impl Browser {
         }
     }
 
-    async fn launch_with(engine: Engine, phone: Option<Viewport>) -> Result<Self> {
+    async fn launch_with(
+        engine: Engine,
+        phone: Option<Viewport>,
+        fake_media: bool,
+    ) -> Result<Self> {
         let profile = tempfile::Builder::new()
             .prefix("lucarne-e2e-profile-")
             .tempdir()?;
@@ -229,7 +241,10 @@ impl Browser {
                 let args = [format!("--port={port}")];
                 let (driver, _) =
                     Spawned::start("chromedriver", &driver, args, &[], Output::Discard)?;
-                (driver, chromium_caps(&binary, profile.path(), phone))
+                (
+                    driver,
+                    chromium_caps(&binary, profile.path(), phone, fake_media),
+                )
             }
             Engine::Firefox => {
                 let driver = find_tool(
@@ -240,7 +255,10 @@ impl Browser {
                 let args = ["--port".to_owned(), port.to_string()];
                 let (driver, _) =
                     Spawned::start("geckodriver", &driver, args, &[], Output::Discard)?;
-                (driver, firefox_caps(profile.path(), phone.is_some())?)
+                (
+                    driver,
+                    firefox_caps(profile.path(), phone.is_some(), fake_media)?,
+                )
             }
             Engine::Webkit => {
                 let driver = find_tool(
@@ -264,7 +282,7 @@ impl Browser {
                 }
                 let (driver, _) =
                     Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
-                (driver, webkit_caps())
+                (driver, webkit_caps(fake_media))
             }
         };
         wait_for_port(port, DRIVER_START)
@@ -614,8 +632,9 @@ fn chromium_caps(
     binary: &std::path::Path,
     profile: &std::path::Path,
     phone: Option<Viewport>,
+    fake_media: bool,
 ) -> Capabilities {
-    let args = vec![
+    let mut args = vec![
         "--headless=new".to_owned(),
         "--no-sandbox".to_owned(),
         "--autoplay-policy=no-user-gesture-required".to_owned(),
@@ -627,6 +646,12 @@ fn chromium_caps(
         "--window-size=1280,800".to_owned(),
         format!("--user-data-dir={}", profile.display()),
     ];
+    if fake_media {
+        args.extend([
+            "--use-fake-device-for-media-stream".to_owned(),
+            "--use-fake-ui-for-media-stream".to_owned(),
+        ]);
+    }
     let mut options = json!({ "binary": binary, "args": args });
     if let Some(v) = phone {
         options["mobileEmulation"] = json!({
@@ -645,7 +670,7 @@ fn chromium_caps(
 
 /// With `phone`, the primary pointer is coarse (a finger), so `(pointer: coarse)`
 /// matches as on a phone.
-fn firefox_caps(profile: &std::path::Path, phone: bool) -> Result<Capabilities> {
+fn firefox_caps(profile: &std::path::Path, phone: bool, fake_media: bool) -> Result<Capabilities> {
     if phone {
         let chrome = profile.join("chrome");
         std::fs::create_dir_all(&chrome)?;
@@ -672,6 +697,10 @@ fn firefox_caps(profile: &std::path::Path, phone: bool) -> Result<Capabilities> 
         options["prefs"]["media.videocontrols.picture-in-picture.video-toggle.enabled"] =
             json!(false);
     }
+    if fake_media {
+        options["prefs"]["media.navigator.streams.fake"] = json!(true);
+        options["prefs"]["media.navigator.permission.disabled"] = json!(true);
+    }
     if let Some(bin) = std::env::var_os("LUCARNE_FIREFOX") {
         options["binary"] = json!(PathBuf::from(bin));
     }
@@ -689,13 +718,21 @@ const FIREFOX_NARROW_CHROME: &str = "* { min-width: 0 !important; }\n";
 const WEBKIT_NARROW_CHROME: &str =
     "* { min-width: 0; min-height: 0; }\nentry { min-width: 0; }\nbutton { padding: 0; }\n";
 
-fn webkit_caps() -> Capabilities {
+fn webkit_caps(fake_media: bool) -> Capabilities {
     let binary = env_path("LUCARNE_MINIBROWSER", || {
         PathBuf::from("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser")
     });
+    let mut args = vec!["--automation"];
+    if fake_media {
+        // MiniBrowser takes WebKitSettings properties as options.
+        args.extend([
+            "--enable-media-stream=true",
+            "--enable-mock-capture-devices=true",
+        ]);
+    }
     caps(json!({
         "browserName": "MiniBrowser",
-        "webkitgtk:browserOptions": { "binary": binary, "args": ["--automation"] },
+        "webkitgtk:browserOptions": { "binary": binary, "args": args },
     }))
 }
 

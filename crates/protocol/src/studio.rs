@@ -1,0 +1,143 @@
+//! The broadcaster console's ingest socket (`GET /studio/{stream}/ingest`): the console
+//! sends one `start` text frame, then its recorder's chunks as binary frames, then
+//! `end` (or just closes); the server answers `accepted`, `live`, or an `error` that
+//! ends the session.
+//!
+//! The secret travels in the first frame, never in the URL (URLs end up in logs).
+
+use serde::{Deserialize, Serialize};
+
+/// Largest binary frame (one recorder chunk) the server takes; a larger one ends the
+/// session with [`StudioErrorCode::FrameTooLarge`] and close code 1009. A 250 ms chunk
+/// of a 8 Mbit/s recording is 250 KB.
+pub const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+/// Console → server text frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum StudioClient {
+    /// First frame: who is going live, and what the chunks will be.
+    Start(StudioStart),
+    /// The broadcaster pressed "End": the last chunk has been sent.
+    End,
+    /// A type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `{"type":"start","secret":"...","mimeType":"video/webm;codecs=h264,opus"}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioStart {
+    /// The stream's key or the broadcaster token.
+    pub secret: String,
+    /// The recorder's `mimeType` (container and codecs of the chunks).
+    pub mime_type: String,
+}
+
+/// Server → console text frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum StudioServer {
+    /// The secret is good and the encoder runs: start sending chunks.
+    Accepted(StudioAccepted),
+    /// Viewers can watch: the origin took the broadcast.
+    Live,
+    /// The session is over, and why (the socket closes after it).
+    Error(StudioError),
+    /// A type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `{"type":"accepted","transcoding":false}`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioAccepted {
+    /// True when the server re-encodes the video (the recorder does not make H.264).
+    pub transcoding: bool,
+}
+
+/// `{"type":"error","code":"bad_secret","message":"..."}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioError {
+    /// What went wrong.
+    pub code: StudioErrorCode,
+    /// Human-readable, English.
+    pub message: String,
+}
+
+/// Why a console session was refused or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StudioErrorCode {
+    /// The first frame was not a `start`.
+    StartRequired,
+    /// Neither the stream's key nor the broadcaster token.
+    BadSecret,
+    /// Another console is live on this stream.
+    AlreadyLive,
+    /// Another publisher (OBS, an app) is live on this stream.
+    PublisherLive,
+    /// The stream cannot take a broadcast (no key maps to it, no RTMP ingest).
+    NotPublishable,
+    /// The server has no usable ffmpeg.
+    NoEncoder,
+    /// The encoder stopped (its last words are in the message).
+    EncoderFailed,
+    /// The encoder fell too far behind the recorder.
+    TooSlow,
+    /// A chunk was over [`MAX_CHUNK_BYTES`].
+    FrameTooLarge,
+    /// The server is stopping.
+    ShuttingDown,
+    /// A code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_reads_from_json() {
+        let m: StudioClient = serde_json::from_str(
+            r#"{"type":"start","secret":"k","mimeType":"video/webm;codecs=h264,opus","x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            StudioClient::Start(StudioStart {
+                secret: "k".into(),
+                mime_type: "video/webm;codecs=h264,opus".into()
+            })
+        );
+        let end: StudioClient = serde_json::from_str(r#"{"type":"end"}"#).unwrap();
+        assert_eq!(end, StudioClient::End);
+        let other: StudioClient = serde_json::from_str(r#"{"type":"later"}"#).unwrap();
+        assert_eq!(other, StudioClient::Unknown);
+    }
+
+    #[test]
+    fn answers_as_json() {
+        let a = StudioServer::Accepted(StudioAccepted { transcoding: true });
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"type":"accepted","transcoding":true}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&StudioServer::Live).unwrap(),
+            r#"{"type":"live"}"#
+        );
+        let e = StudioServer::Error(StudioError {
+            code: StudioErrorCode::AlreadyLive,
+            message: "m".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"error","code":"already_live","message":"m"}"#
+        );
+    }
+}

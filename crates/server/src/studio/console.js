@@ -1,0 +1,331 @@
+// The broadcaster console (see crates/server/src/studio/mod.rs for the design).
+// Three parts that share nothing but the secret: the unlock form, the chat socket
+// (as the broadcaster), and going live (camera -> MediaRecorder -> ingest socket).
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const stream = decodeURIComponent(location.pathname.split('/')[2] || '');
+  const storeKey = 'lucarne.studio.' + stream;
+  const wsBase = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
+  // Recorder chunk length: short enough for low latency, long enough to stay cheap.
+  const TIMESLICE_MS = 200;
+  // Bytes the ingest socket may hold unsent before the console stops: a network that
+  // cannot carry the camera gets a clear message, not a growing delay.
+  const MAX_UNSENT = 8 << 20;
+  // Codecs in order of preference: H.264 is copied by the server, others re-encoded.
+  const MIME_TYPES = [
+    'video/webm;codecs=h264,opus',
+    'video/mp4;codecs=avc1.42E01F,mp4a.40.2',
+    'video/mp4;codecs=avc1,mp4a',
+    'video/mp4',
+    'video/webm;codecs=vp8,opus',
+    'video/webm;codecs=vp9,opus',
+    'video/webm',
+  ];
+  $('stream-name').textContent = stream;
+
+  let secret = sessionStorage.getItem(storeKey);
+
+  const status = (text, kind) => {
+    $('status').textContent = text;
+    $('status').dataset.kind = kind || 'info';
+  };
+  const setBadge = (state) => {
+    const b = $('live-badge');
+    b.dataset.state = state;
+    b.textContent = { live: 'Live', offline: 'Offline', ended: 'Ended', unsupported: 'Unsupported' }[state] || state;
+  };
+
+  // ---- unlock ------------------------------------------------------------------
+  function unlock() {
+    $('unlock').classList.add('hidden');
+    $('console').classList.remove('hidden');
+    chat.connect();
+  }
+  $('unlock').addEventListener('submit', (e) => {
+    e.preventDefault();
+    secret = $('secret').value.trim();
+    $('secret').value = '';
+    if (!secret) return;
+    sessionStorage.setItem(storeKey, secret);
+    unlock();
+  });
+  $('forget').addEventListener('click', () => {
+    sessionStorage.removeItem(storeKey);
+    location.reload();
+  });
+
+  // ---- chat, hearts, viewer count ----------------------------------------------
+  const chat = {
+    ws: null,
+    role: 'viewer',
+    resume: null,
+    viewer: null,
+    backoff: 500,
+    pinger: null,
+    connect() {
+      const ws = new WebSocket(wsBase + '/chat/' + encodeURIComponent(stream));
+      this.ws = ws;
+      ws.onopen = () => {
+        const hello = { type: 'hello', protocolVersion: 1, authToken: secret };
+        if (this.viewer) { hello.viewerId = this.viewer.id; hello.viewerToken = this.viewer.token; }
+        if (this.resume) hello.resume = this.resume;
+        ws.send(JSON.stringify(hello));
+        this.pinger = setInterval(() => ws.readyState === 1 && ws.send('{"type":"ping"}'), 20000);
+      };
+      ws.onmessage = (e) => this.onMessage(JSON.parse(e.data));
+      ws.onclose = () => {
+        clearInterval(this.pinger);
+        $('chat-state').dataset.state = 'closed';
+        $('chat-state').textContent = 'chat: reconnecting…';
+        const wait = this.backoff * (0.5 + Math.random());
+        this.backoff = Math.min(this.backoff * 2, 15000);
+        setTimeout(() => this.connect(), wait);
+      };
+    },
+    send(msg) {
+      if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(msg));
+    },
+    onMessage(m) {
+      switch (m.type) {
+        case 'welcome': {
+          this.backoff = 500;
+          this.role = m.role || 'viewer';
+          this.viewer = { id: m.viewerId, token: m.viewerToken };
+          if (!m.recovered) $('chat').replaceChildren();
+          for (const ev of m.history || []) this.onMessage(ev);
+          this.resume = { epoch: m.epoch, lastSeq: Math.max(m.seq, this.resume && this.resume.epoch === m.epoch ? this.resume.lastSeq : 0) };
+          $('viewers').textContent = m.viewerCount;
+          $('hearts-total').textContent = m.heartsTotal;
+          setBadge(m.streamState || 'offline');
+          $('slow-mode').value = String((m.settings && m.settings.slowModeSecs) || 0);
+          const staff = this.role !== 'viewer';
+          $('moderation').classList.toggle('hidden', !staff);
+          $('mod-note').textContent = staff ? '' : 'Open the studio with the broadcaster token to moderate.';
+          $('chat-state').dataset.state = 'open';
+          $('chat-state').textContent = staff ? 'chat: connected as ' + this.role : 'chat: connected (read only)';
+          break;
+        }
+        case 'chat': this.seen(m); this.addLine(m); break;
+        case 'deleted': {
+          this.seen(m);
+          const li = document.querySelector('#chat li[data-id="' + CSS.escape(m.id) + '"]');
+          if (li) li.remove();
+          break;
+        }
+        case 'hearts': {
+          $('hearts-total').textContent = m.total;
+          for (const [colour, n] of Object.entries(m.counts || {})) {
+            for (let i = 0; i < Math.min(n, 10); i++) floatHeart(colour);
+          }
+          break;
+        }
+        case 'viewerCount': $('viewers').textContent = m.count; break;
+        case 'streamState': setBadge(m.state); break;
+        case 'settings': $('slow-mode').value = String(m.slowModeSecs || 0); break;
+        case 'error': case 'notice': $('mod-note').textContent = m.message; break;
+        default: break;
+      }
+    },
+    seen(ev) {
+      if (this.resume && ev.seq > this.resume.lastSeq) this.resume.lastSeq = ev.seq;
+    },
+    addLine(m) {
+      if (document.querySelector('#chat li[data-id="' + CSS.escape(m.id) + '"]')) return;
+      const li = document.createElement('li');
+      li.dataset.id = m.id;
+      li.dataset.viewer = m.viewerId;
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.style.color = m.colour;
+      name.textContent = m.name;
+      const text = document.createElement('span');
+      text.className = 'text';
+      text.textContent = m.text;
+      li.append(name, text);
+      if (this.role !== 'viewer' && m.role !== 'broadcaster') {
+        const del = document.createElement('button');
+        del.className = 'mod delete';
+        del.type = 'button';
+        del.textContent = 'Delete';
+        del.onclick = () => this.send({ type: 'delete', id: m.id });
+        const ban = document.createElement('button');
+        ban.className = 'mod ban';
+        ban.type = 'button';
+        ban.textContent = 'Ban';
+        ban.onclick = () => {
+          if (confirm('Ban ' + m.name + '?')) this.send({ type: 'ban', viewerId: m.viewerId });
+        };
+        li.append(del, ban);
+      }
+      const list = $('chat');
+      const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
+      list.append(li);
+      while (list.children.length > 200) list.firstElementChild.remove();
+      if (atBottom) list.scrollTop = list.scrollHeight;
+    },
+  };
+  $('slow-mode').addEventListener('change', (e) => chat.send({ type: 'slowMode', seconds: Number(e.target.value) }));
+
+  function floatHeart(colour) {
+    const layer = $('hearts');
+    if (layer.childElementCount > 40) return;
+    const h = document.createElement('span');
+    h.textContent = '♥';
+    h.style.color = colour;
+    h.style.left = (10 + Math.random() * 80) + '%';
+    h.addEventListener('animationend', () => h.remove());
+    layer.append(h);
+  }
+
+  // ---- camera and going live ---------------------------------------------------
+  const live = { media: null, recorder: null, ws: null, sent: 0, sentAt: 0, lastBytes: 0, timer: null, ending: false };
+
+  async function openCamera() {
+    if (live.media) live.media.getTracks().forEach((t) => t.stop());
+    const video = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+    if ($('camera').value) video.deviceId = { exact: $('camera').value };
+    else if ($('facing').value) video.facingMode = { ideal: $('facing').value };
+    const audio = $('microphone').value ? { deviceId: { exact: $('microphone').value } } : true;
+    try {
+      live.media = await navigator.mediaDevices.getUserMedia({ video, audio });
+    } catch (e) {
+      status('Cannot open the camera: ' + e.message + ' (allow the camera and microphone for this site)', 'error');
+      return;
+    }
+    $('preview').srcObject = live.media;
+    await $('preview').play().catch(() => {});
+    await listDevices();
+    $('go-live').disabled = false;
+    status('Camera ready.');
+  }
+
+  async function listDevices() {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const fill = (select, kind, current) => {
+      const keep = select.value;
+      select.replaceChildren();
+      const any = document.createElement('option');
+      any.value = '';
+      any.textContent = kind === 'videoinput' ? 'Default camera' : 'Default microphone';
+      select.append(any);
+      devices.filter((d) => d.kind === kind).forEach((d, i) => {
+        const o = document.createElement('option');
+        o.value = d.deviceId;
+        o.textContent = d.label || (kind === 'videoinput' ? 'Camera ' : 'Microphone ') + (i + 1);
+        select.append(o);
+      });
+      select.value = keep || (current ? current.getSettings().deviceId || '' : '');
+      select.disabled = false;
+    };
+    fill($('camera'), 'videoinput', live.media.getVideoTracks()[0]);
+    fill($('microphone'), 'audioinput', live.media.getAudioTracks()[0]);
+    $('facing').disabled = false;
+  }
+
+  $('camera-on').addEventListener('click', openCamera);
+  for (const id of ['camera', 'microphone']) $(id).addEventListener('change', () => { if (!live.recorder) openCamera(); });
+  $('facing').addEventListener('change', () => { $('camera').value = ''; if (!live.recorder) openCamera(); });
+
+  function pickMimeType() {
+    if (typeof MediaRecorder === 'undefined') return null;
+    return MIME_TYPES.find((t) => MediaRecorder.isTypeSupported(t)) || null;
+  }
+
+  function goLive() {
+    const mimeType = pickMimeType();
+    if (!mimeType) { status('This browser cannot record video (no MediaRecorder): broadcast with OBS instead.', 'error'); return; }
+    setControls(true);
+    status('Connecting…');
+    const ws = new WebSocket(wsBase + '/studio/' + encodeURIComponent(stream) + '/ingest');
+    ws.binaryType = 'arraybuffer';
+    live.ws = ws;
+    live.ending = false;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'start', secret, mimeType }));
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.type === 'accepted') startRecorder(ws, mimeType, m.transcoding);
+      else if (m.type === 'live') { status('You are live.'); document.body.dataset.live = 'yes'; }
+      else if (m.type === 'error') { live.error = m; status(m.message, 'error'); }
+    };
+    ws.onclose = (e) => {
+      stopRecorder();
+      document.body.dataset.live = 'no';
+      setControls(false);
+      if (live.error) status(live.error.message, 'error');
+      else if (live.ending) status('Broadcast ended.');
+      else status('The connection to the server was lost (' + e.code + '): the broadcast stopped.', 'error');
+      live.error = null;
+    };
+  }
+
+  function startRecorder(ws, mimeType, transcoding) {
+    let recorder;
+    try {
+      // Keyframe every second where the browser supports asking (it is copied as is).
+      recorder = new MediaRecorder(live.media, {
+        mimeType, videoBitsPerSecond: 2500000, audioBitsPerSecond: 128000,
+        videoKeyFrameIntervalDuration: 1000,
+      });
+    } catch (e) {
+      status('Cannot record: ' + e.message, 'error');
+      ws.close(1000);
+      return;
+    }
+    live.recorder = recorder;
+    live.sent = 0; live.lastBytes = 0; live.sentAt = performance.now();
+    recorder.ondataavailable = (e) => {
+      if (!e.data || !e.data.size || ws.readyState !== 1) return;
+      if (ws.bufferedAmount > MAX_UNSENT) {
+        live.error = { message: 'The network cannot carry the camera: the broadcast stopped. Try a lower resolution or another network.' };
+        ws.close(1000);
+        return;
+      }
+      live.sent += e.data.size;
+      ws.send(e.data);
+    };
+    recorder.onstop = () => {
+      if (ws.readyState === 1) { ws.send('{"type":"end"}'); ws.close(1000); }
+    };
+    recorder.start(TIMESLICE_MS);
+    status('Starting…' + (transcoding ? ' (the server re-encodes this browser\'s video)' : ''));
+    live.timer = setInterval(() => {
+      const now = performance.now();
+      const kbps = ((live.sent - live.lastBytes) * 8) / (now - live.sentAt);
+      live.lastBytes = live.sent; live.sentAt = now;
+      const s = live.media.getVideoTracks()[0];
+      const settings = s ? s.getSettings() : {};
+      $('health').textContent = mimeType + ' · ' + Math.round(kbps) + ' kbit/s sent · ' +
+        (settings.width ? settings.width + 'x' + settings.height + ' @ ' + Math.round(settings.frameRate || 0) + ' fps · ' : '') +
+        Math.round(ws.bufferedAmount / 1024) + ' KB waiting';
+    }, 1000);
+  }
+
+  function stopRecorder() {
+    clearInterval(live.timer);
+    if (live.recorder && live.recorder.state !== 'inactive') {
+      live.recorder.onstop = null;
+      live.recorder.stop();
+    }
+    live.recorder = null;
+  }
+
+  function endLive() {
+    live.ending = true;
+    status('Ending…');
+    if (live.recorder && live.recorder.state !== 'inactive') live.recorder.stop();
+    else if (live.ws) live.ws.close(1000);
+  }
+
+  function setControls(onAir) {
+    $('go-live').disabled = onAir || !live.media;
+    $('end').disabled = !onAir;
+    for (const id of ['camera', 'microphone', 'facing', 'camera-on']) $(id).disabled = onAir;
+  }
+
+  $('go-live').addEventListener('click', goLive);
+  $('end').addEventListener('click', endLive);
+
+  if (secret) unlock();
+  else $('unlock').classList.remove('hidden');
+})();

@@ -1,0 +1,253 @@
+//! The broadcaster console, end to end: the broadcaster opens `/studio/{stream}` with
+//! the broadcaster token, turns the (fake) camera on and presses "Go live"; a viewer's
+//! widget on another site, waiting on the offline stream, plays frames; the viewer's
+//! chat message and heart show in the console; "End" stops the broadcast and the
+//! widget says so.
+//!
+//! The camera is each engine's fake capture device (see
+//! `Browser::launch_with_fake_media`); the console's media reach the widget through
+//! the server's ffmpeg and its own RTMP ingest, as OBS's would.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use lucarne_e2e::{
+    finish_viewers, free_port, serial, wait_until, Browser, ChatView, Check, Engine, Origin,
+    OriginConfig, Probe, StaticServer,
+};
+use serde_json::Value;
+
+/// Page loads, sockets welcomed, the camera opened.
+const READY: Duration = Duration::from_secs(20);
+/// From the server saying the console is live to the viewer's first frames.
+const FIRST_FRAMES: Duration = Duration::from_secs(5);
+/// From a viewer's click to the console's screen, on one machine.
+const DELIVERY: Duration = Duration::from_secs(5);
+const TOKEN: &str = "e2e-broadcaster-token";
+
+/// What the console shows, read from its page.
+const CONSOLE_JS: &str = r#"
+const $ = (id) => document.getElementById(id);
+const v = $('preview');
+return {
+  unlocked: !$('console').classList.contains('hidden'),
+  badge: $('live-badge').dataset.state,
+  live: document.body.dataset.live || 'no',
+  status: $('status').textContent,
+  statusKind: $('status').dataset.kind || '',
+  chat: $('chat-state').textContent,
+  chatOpen: $('chat-state').dataset.state === 'open',
+  viewers: Number($('viewers').textContent),
+  hearts: Number($('hearts-total').textContent),
+  lines: [...document.querySelectorAll('#chat li')].map((li) => li.textContent),
+  previewWidth: v.videoWidth,
+  previewTime: v.currentTime,
+  goLive: !$('go-live').disabled,
+  health: $('health').textContent,
+};
+"#;
+
+async fn console_state(browser: &Browser) -> Result<Value> {
+    browser.execute(CONSOLE_JS, vec![]).await
+}
+
+/// Polls the console until `check` accepts what it shows.
+async fn wait_console(
+    browser: &Browser,
+    what: &str,
+    deadline: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let check = &check;
+    wait_until(what, deadline, move || async move {
+        let now = console_state(browser).await?;
+        Ok(if check(&now) {
+            Check::Done(now)
+        } else {
+            Check::NotYet(now.to_string())
+        })
+    })
+    .await
+}
+
+async fn click(browser: &Browser, id: &str) -> Result<()> {
+    browser
+        .execute(
+            "const b = document.getElementById(arguments[0]);\n\
+             if (!b || b.disabled) throw new Error('no enabled button #' + arguments[0]);\n\
+             b.click();",
+            vec![Value::from(id)],
+        )
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart(
+) -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let engine = Engine::from_env()?;
+    let dir = tempfile::Builder::new()
+        .prefix("lucarne-e2e-studio-")
+        .tempdir()?;
+    let site = StaticServer::start(dir.path()).await?;
+    let rtmp_port = free_port()?;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec![
+        "--no-demo".into(),
+        "--embed-origin".into(),
+        site.url(),
+        "--rtmp-listen".into(),
+        format!("127.0.0.1:{rtmp_port}"),
+        "--stream-key".into(),
+        "e2e-key=studio".into(),
+        "--broadcaster-token".into(),
+        TOKEN.into(),
+    ];
+    let origin = Origin::start_with(config).await?;
+    let s = origin.url();
+    std::fs::write(
+        dir.path().join("live.html"),
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>Masterclass</title></head>\n<body><h1>Masterclass, live</h1>\n\
+             <script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
+             </body></html>\n"
+        ),
+    )?;
+    let viewer_url = format!("{}/live.html", site.url());
+    let studio_url = format!("{s}/studio/studio");
+
+    let console = Browser::launch_with_fake_media(engine).await?;
+    let viewer = match Browser::launch(engine).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = console.close().await;
+            return Err(e);
+        }
+    };
+    let result = async {
+        console.goto(&studio_url).await?;
+        // The secret goes into the form, as the broadcaster types it.
+        console
+            .execute(
+                "document.getElementById('secret').value = arguments[0];\n\
+                 document.getElementById('unlock').requestSubmit();",
+                vec![Value::from(TOKEN)],
+            )
+            .await?;
+        let url_now = console.execute("return location.href;", vec![]).await?;
+        anyhow::ensure!(
+            !url_now.to_string().contains(TOKEN),
+            "the token is in the console's URL: {url_now}"
+        );
+        wait_console(
+            &console,
+            "the console's chat, as the broadcaster",
+            READY,
+            |c| c["chatOpen"] == true && c["chat"].as_str().unwrap_or("").contains("broadcaster"),
+        )
+        .await?;
+
+        let widget = Probe::widget();
+        viewer.goto(&viewer_url).await?;
+        widget
+            .wait_status(&viewer, "offline", READY)
+            .await
+            .context("before the broadcast the viewer's widget says offline")?;
+
+        click(&console, "camera-on").await?;
+        wait_console(
+            &console,
+            "the camera preview to play, and Go live to be enabled",
+            READY,
+            |c| {
+                c["previewWidth"].as_u64().unwrap_or(0) > 0
+                    && c["previewTime"].as_f64().unwrap_or(0.0) > 0.0
+                    && c["goLive"] == true
+            },
+        )
+        .await?;
+
+        click(&console, "go-live").await?;
+        let pressed = Instant::now();
+        wait_console(&console, "the console to say it is live", READY, |c| {
+            c["live"] == "yes" || c["statusKind"] == "error"
+        })
+        .await
+        .and_then(|c| {
+            anyhow::ensure!(c["live"] == "yes", "going live failed: {}", c["status"]);
+            Ok(c)
+        })?;
+        let live_after = pressed.elapsed();
+        let playing = widget
+            .wait_playing(&viewer, FIRST_FRAMES)
+            .await
+            .with_context(|| {
+                format!(
+                    "the viewer's widget plays within {FIRST_FRAMES:?} of the console going live \
+                     ({live_after:?} after Go live)"
+                )
+            })?;
+        eprintln!(
+            "{}: live {:.1} s after Go live, first frames {:.1} s after Go live ({} frames)",
+            engine.name(),
+            live_after.as_secs_f64(),
+            pressed.elapsed().as_secs_f64(),
+            playing.frames
+        );
+        let watch = widget.watch(&viewer, Duration::from_secs(3)).await?;
+        anyhow::ensure!(
+            watch.frames_grown() > 30,
+            "the viewer's picture moves: {}",
+            watch.describe()
+        );
+
+        let chat = ChatView::widget();
+        chat.pick_name(&viewer, "Ana", READY).await?;
+        let question = "Can you show the second slide again?";
+        chat.type_and_send(&viewer, question).await?;
+        wait_console(
+            &console,
+            "the viewer's message in the console",
+            DELIVERY,
+            |c| {
+                c["lines"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|t| t.as_str().unwrap_or("").contains(question))
+                })
+            },
+        )
+        .await?;
+        chat.tap_heart_button(&viewer).await?;
+        wait_console(
+            &console,
+            "the viewer's heart in the console",
+            DELIVERY,
+            |c| c["hearts"].as_u64().unwrap_or(0) >= 1,
+        )
+        .await?;
+
+        click(&console, "end").await?;
+        wait_console(
+            &console,
+            "the console to say the broadcast ended",
+            READY,
+            |c| c["live"] == "no" && c["status"] == "Broadcast ended.",
+        )
+        .await?;
+        widget
+            .wait_status(&viewer, "offline", READY)
+            .await
+            .context("after End the viewer's widget says the broadcast stopped")?;
+        Ok(())
+    }
+    .await;
+    finish_viewers(
+        "a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart",
+        vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
