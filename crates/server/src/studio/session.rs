@@ -33,8 +33,10 @@ pub(super) async fn run(
 ) {
     let start = match tokio::time::timeout(START_DEADLINE, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<StudioClient>(&t).ok(),
-        Ok(_) => return,
-        Err(_) => None,
+        // The console went away before saying anything.
+        Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => return,
+        // Media, a ping, or nothing in time: not a start.
+        Ok(Some(Ok(_))) | Err(_) => None,
     };
     let Some(StudioClient::Start(start)) = start else {
         return refuse(

@@ -1,0 +1,227 @@
+//! The broadcaster console's ingest socket over real sockets: who is refused and why
+//! (wrong secret, no `start`, a second console, a chunk over the limit, no ffmpeg),
+//! each with a reason the console can show and a close code; and the page itself.
+//!
+//! Needs `ffmpeg` on PATH for the sessions that get as far as starting it.
+
+use futures_util::{SinkExt, StreamExt};
+use lucarne_protocol::studio::{StudioErrorCode, StudioServer, MAX_CHUNK_BYTES};
+use lucarne_server::{Config, Server};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "studio-key-1";
+const TOKEN: &str = "broadcaster-token-1";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+async fn start(ffmpeg: Option<PathBuf>) -> (Server, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dist: dir.path().join("dist"),
+        pages: workspace().join("static"),
+        media: workspace().join("media"),
+        no_demo: true,
+        hls_window: 6,
+        chunk_ms: 100,
+        data_dir: dir.path().join("data"),
+        hub: Default::default(),
+        ingest: Default::default(),
+        serve: Default::default(),
+        access: Default::default(),
+    };
+    config.hub.chat_db = Some(":memory:".into());
+    config.hub.broadcaster_token = Some(TOKEN.into());
+    config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();
+    config.ingest.stream_keys = vec![format!("{KEY}=studio"), "other-key=stage".into()];
+    config.ingest.ffmpeg = ffmpeg;
+    let server = Server::start(config).await.expect("server starts");
+    let ws = format!("ws://{}/studio/studio/ingest", server.local_addr());
+    (server, ws, dir)
+}
+
+async fn open(url: &str) -> Socket {
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ingest socket opens")
+        .0
+}
+
+async fn send_start(socket: &mut Socket, secret: &str, mime: &str) {
+    let start = serde_json::json!({"type": "start", "secret": secret, "mimeType": mime});
+    socket
+        .send(Message::text(start.to_string()))
+        .await
+        .expect("start sent");
+}
+
+/// The next server message, and the close code if the socket then closes.
+async fn answer(socket: &mut Socket) -> StudioServer {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server answers within 10 s")
+            .expect("socket open")
+            .expect("socket ok");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("a studio message");
+        }
+    }
+}
+
+async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server closes within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn error_code(m: &StudioServer) -> StudioErrorCode {
+    match m {
+        StudioServer::Error(e) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_with_a_reason() {
+    let (_server, url, _dir) = start(None).await;
+    for secret in ["nope", "other-key", "", "studio-key-"] {
+        let mut s = open(&url).await;
+        send_start(&mut s, secret, "video/webm;codecs=vp8,opus").await;
+        assert_eq!(
+            error_code(&answer(&mut s).await),
+            StudioErrorCode::BadSecret
+        );
+        assert_eq!(close_code(&mut s).await, Some(CloseCode::Policy));
+    }
+}
+
+#[tokio::test]
+async fn media_before_start_is_refused() {
+    let (_server, url, _dir) = start(None).await;
+    let mut s = open(&url).await;
+    s.send(Message::binary(vec![0u8; 100])).await.unwrap();
+    assert_eq!(
+        error_code(&answer(&mut s).await),
+        StudioErrorCode::StartRequired
+    );
+}
+
+#[tokio::test]
+async fn a_second_console_on_a_live_stream_is_refused_and_the_first_goes_on() {
+    let (_server, url, _dir) = start(None).await;
+    let mut first = open(&url).await;
+    send_start(&mut first, KEY, "video/webm;codecs=h264,opus").await;
+    assert!(
+        matches!(answer(&mut first).await, StudioServer::Accepted(a) if !a.transcoding),
+        "the stream key opens the console, and H.264 is copied"
+    );
+    // The broadcaster token is as good as the key, and still refused: one at a time.
+    let mut second = open(&url).await;
+    send_start(&mut second, TOKEN, "video/webm;codecs=vp8,opus").await;
+    match answer(&mut second).await {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::AlreadyLive);
+            assert!(e.message.contains("another console"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The first still takes chunks.
+    first
+        .send(Message::binary(vec![0x1a, 0x45, 0xdf, 0xa3]))
+        .await
+        .expect("the first console still sends");
+    // Once the first ends, the stream takes a console again.
+    first
+        .send(Message::text(r#"{"type":"end"}"#))
+        .await
+        .unwrap();
+    drop(first);
+    let mut third = None;
+    for _ in 0..40 {
+        let mut s = open(&url).await;
+        send_start(&mut s, TOKEN, "video/webm;codecs=vp8,opus").await;
+        match answer(&mut s).await {
+            StudioServer::Accepted(a) => {
+                assert!(a.transcoding, "VP8 is re-encoded");
+                third = Some(s);
+                break;
+            }
+            StudioServer::Error(e) if e.code == StudioErrorCode::AlreadyLive => {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(third.is_some(), "the slot came back after the first ended");
+}
+
+#[tokio::test]
+async fn a_chunk_over_the_limit_ends_the_session_with_1009() {
+    let (_server, url, _dir) = start(None).await;
+    let mut s = open(&url).await;
+    send_start(&mut s, KEY, "video/webm;codecs=h264,opus").await;
+    assert!(matches!(answer(&mut s).await, StudioServer::Accepted(_)));
+    s.send(Message::binary(vec![0u8; MAX_CHUNK_BYTES + 1]))
+        .await
+        .unwrap();
+    match answer(&mut s).await {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::FrameTooLarge);
+            assert!(e.message.contains("over the limit"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(close_code(&mut s).await, Some(CloseCode::Size));
+}
+
+#[tokio::test]
+async fn a_missing_ffmpeg_is_a_clear_error_in_the_console() {
+    let (_server, url, _dir) = start(Some("/nonexistent/ffmpeg".into())).await;
+    let mut s = open(&url).await;
+    send_start(&mut s, KEY, "video/webm;codecs=h264,opus").await;
+    match answer(&mut s).await {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::NoEncoder);
+            assert!(e.message.contains("ffmpeg"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(close_code(&mut s).await, Some(CloseCode::Error));
+}
+
+#[tokio::test]
+async fn the_console_page_is_served_for_streams_only_and_names_no_secret() {
+    let (server, _url, _dir) = start(None).await;
+    let base = format!("http://{}", server.local_addr());
+    let page = reqwest::get(format!("{base}/studio/studio")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()
+            .get("referrer-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Go live") && html.contains("type=\"password\""));
+    assert!(!html.contains(KEY) && !html.contains(TOKEN));
+    let script = reqwest::get(format!("{base}/studio.js")).await.unwrap();
+    assert_eq!(script.status(), 200);
+    let none = reqwest::get(format!("{base}/studio/nope")).await.unwrap();
+    assert_eq!(none.status(), 404);
+}
