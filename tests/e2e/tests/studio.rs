@@ -180,6 +180,7 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             Ok(c)
         })?;
         let live_after = pressed.elapsed();
+        let recording = console_state(&console).await?["health"].clone();
         let playing = widget
             .wait_playing(&viewer, FIRST_FRAMES)
             .await
@@ -190,7 +191,8 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
                 )
             })?;
         eprintln!(
-            "{}: live {:.1} s after Go live, first frames {:.1} s after Go live ({} frames)",
+            "{}: live {:.1} s after Go live, first frames {:.1} s after Go live ({} frames); \
+             console: {recording}",
             engine.name(),
             live_after.as_secs_f64(),
             pressed.elapsed().as_secs_f64(),

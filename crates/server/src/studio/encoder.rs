@@ -62,8 +62,11 @@ pub fn ffmpeg_args(h264: bool, target: &str) -> Vec<String> {
         "-loglevel",
         "warning",
         "-nostats",
+        // Not `+nobuffer`: it drops the packets read while probing, and with them the
+        // recording's first keyframe; a VP8 recording (one keyframe, at the start) then
+        // never decodes at all.
         "-fflags",
-        "+nobuffer+genpts",
+        "+genpts",
         // The codecs are in the container's header: no need to read seconds of media.
         "-probesize",
         "65536",
@@ -245,6 +248,8 @@ mod tests {
         assert!(x264
             .windows(2)
             .any(|w| w == ["-force_key_frames", "expr:gte(t,n_forced*1)"]));
+        // Regression: `+nobuffer` lost the first keyframe (Firefox's VP8 never played).
+        assert!(!x264.iter().any(|a| a.contains("nobuffer")));
         for a in [copy, x264] {
             assert!(a.windows(2).any(|w| w == ["-c:a", "aac"]));
             assert_eq!(a.last().map(String::as_str), Some("rtmp://x/live/k"));

@@ -130,6 +130,7 @@ pub(super) async fn run(
     let outcome = relay(&mut socket, &encoder, &mut ended, &channel).await;
     // Closes ffmpeg's input: it ends the publish and exits.
     drop(encoder);
+    let exited = matches!(outcome, Relay::Failed(StudioErrorCode::EncoderFailed, ..));
     match outcome {
         Relay::Closed => tracing::info!(%stream, "studio: console ended the broadcast"),
         Relay::Failed(code, why, close) => {
@@ -139,7 +140,9 @@ pub(super) async fn run(
     }
     // The slot is kept until ffmpeg is gone, so a console that reconnects at once does
     // not meet its own previous publish.
-    let _ = tokio::time::timeout(encoder::EXIT_GRACE + Duration::from_secs(1), &mut ended).await;
+    if !exited {
+        let _ = tokio::time::timeout(encoder::EXIT_GRACE + Duration::from_secs(1), ended).await;
+    }
 }
 
 enum Relay {
