@@ -28,7 +28,7 @@ const ENGINES: [&str; 3] = ["chromium", "firefox", "webkit"];
 /// engines they are filtered out (not counted as run) and listed in the summary. Run
 /// directly on another engine, such a test fails saying which engine it needs
 /// (`lucarne_e2e::only_on`): it never passes where it did not run.
-const ENGINE_ONLY: [(&str, &[&str], &str); 6] = [
+const ENGINE_ONLY: [(&str, &[&str], &str); 7] = [
     (
         "measure_js_reads_every_presented_frame_of_the_clip",
         &["chromium"],
@@ -56,6 +56,13 @@ const ENGINE_ONLY: [(&str, &[&str], &str); 6] = [
         &["chromium", "firefox"],
         "KNOWN GAP: in a full-suite run on WebKitGTK the widget left 960x540 after 4 s on a \
          steady 4 Mbit/s link (renditions loaded 2 0 0 1 1 1 1 1); it passed when run alone",
+    ),
+    (
+        "a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart",
+        &["chromium", "firefox"],
+        "KNOWN GAP: WebKitGTK 2.50's MediaRecorder, with its mock camera (which previews fine), \
+         hands no data here: no chunk per 200 ms timeslice and a 0-byte blob at stop, for \
+         video/mp4 (the only type it takes), also with GStreamer's x264enc installed",
     ),
     (
         "an_hevc_stream_names_hevc_where_the_browser_lacks_it",
@@ -412,10 +419,11 @@ mod tests {
                 "hlsjs_page_measures_latency_of_a_live_clip",
                 "a_trap_shows_retry_and_retry_plays_again",
                 "a_link_falling_from_4_to_1_mbits_steps_down_without_a_stall_and_back_up_when_it_recovers",
+                "a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart",
                 "an_hevc_stream_names_hevc_where_the_browser_lacks_it"
             ]
         );
-        assert_eq!(names("firefox").len(), ENGINE_ONLY.len() - 3);
+        assert_eq!(names("firefox").len(), ENGINE_ONLY.len() - 4);
         assert!(ENGINE_ONLY
             .iter()
             .all(|(_, engines, _)| engines.iter().all(|e| ENGINES.contains(e))));

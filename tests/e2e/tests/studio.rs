@@ -4,6 +4,9 @@
 //! chat message and heart show in the console; "End" stops the broadcast and the
 //! widget says so.
 //!
+//! Chromium records H.264 (copied by the server), Firefox VP8 (re-encoded). WebKit is
+//! left out, and says why ([`WEBKIT_RECORDER`]).
+//!
 //! The camera is each engine's fake capture device (see
 //! `Browser::launch_with_fake_media`); the console's media reach the widget through
 //! the server's ffmpeg and its own RTMP ingest, as OBS's would.
@@ -12,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lucarne_e2e::{
-    finish_viewers, free_port, serial, wait_until, Browser, ChatView, Check, Engine, Origin,
-    OriginConfig, Probe, StaticServer,
+    finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
+    Origin, OriginConfig, Probe, StaticServer,
 };
 use serde_json::Value;
 
@@ -24,6 +27,10 @@ const FIRST_FRAMES: Duration = Duration::from_secs(5);
 /// From a viewer's click to the console's screen, on one machine.
 const DELIVERY: Duration = Duration::from_secs(5);
 const TOKEN: &str = "e2e-broadcaster-token";
+/// Why WebKit does not run the go-live test (also in xtask's ENGINE_ONLY).
+const WEBKIT_RECORDER: &str = "KNOWN GAP: WebKitGTK 2.50's MediaRecorder, with its mock camera \
+     (which previews fine), hands no data here: no chunk per 200 ms timeslice and a 0-byte blob \
+     at stop, for video/mp4 (the only type it takes), also with GStreamer's x264enc installed";
 
 /// What the console shows, read from its page.
 const CONSOLE_JS: &str = r#"
@@ -86,7 +93,7 @@ async fn click(browser: &Browser, id: &str) -> Result<()> {
 async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart(
 ) -> Result<()> {
     let _one_at_a_time = serial().await;
-    let engine = Engine::from_env()?;
+    let engine = only_on_any(&[Engine::Chromium, Engine::Firefox], WEBKIT_RECORDER)?;
     let dir = tempfile::Builder::new()
         .prefix("lucarne-e2e-studio-")
         .tempdir()?;

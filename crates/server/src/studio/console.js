@@ -12,6 +12,8 @@
   // Bytes the ingest socket may hold unsent before the console stops: a network that
   // cannot carry the camera gets a clear message, not a growing delay.
   const MAX_UNSENT = 8 << 20;
+  // A recorder that has given nothing this long after starting gives nothing at all.
+  const NO_DATA_MS = 5000;
   // Codecs in order of preference: H.264 is copied by the server, others re-encoded.
   const MIME_TYPES = [
     'video/webm;codecs=h264,opus',
@@ -289,8 +291,16 @@
     };
     recorder.start(TIMESLICE_MS);
     status('Starting…' + (transcoding ? ' (the server re-encodes this browser\'s video)' : ''));
+    const started = performance.now();
     live.timer = setInterval(() => {
       const now = performance.now();
+      // Some recorders accept the camera and then hand nothing (WebKitGTK without
+      // working GStreamer encoders): say so instead of showing "Starting…" forever.
+      if (live.sent === 0 && now - started > NO_DATA_MS) {
+        live.error = { message: 'This browser records nothing from the camera (' + mimeType + '): go live from another browser, or with OBS.' };
+        ws.close(1000);
+        return;
+      }
       const kbps = ((live.sent - live.lastBytes) * 8) / (now - live.sentAt);
       live.lastBytes = live.sent; live.sentAt = now;
       const s = live.media.getVideoTracks()[0];
