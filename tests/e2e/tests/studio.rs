@@ -1,7 +1,8 @@
 //! The broadcaster console, end to end: the broadcaster opens `/studio/{stream}` with
 //! the broadcaster token, turns the (fake) camera on and presses "Go live"; a viewer's
 //! widget on another site, waiting on the offline stream, plays frames; the viewer's
-//! chat message and heart show in the console; "End" stops the broadcast and the
+//! chat message and heart show in the console, and a message the console deletes
+//! leaves the viewer's screen; the picture comes in one-second segments; "End" stops the broadcast and the
 //! widget says so.
 //!
 //! Chromium records H.264 (copied by the server), Firefox VP8 (re-encoded). WebKit is
@@ -84,6 +85,22 @@ async fn click(browser: &Browser, id: &str) -> Result<()> {
              if (!b || b.disabled) throw new Error('no enabled button #' + arguments[0]);\n\
              b.click();",
             vec![Value::from(id)],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Clicks "Delete" on the console's chat line that shows `text`.
+async fn browser_click_delete(browser: &Browser, text: &str) -> Result<()> {
+    browser
+        .execute(
+            "const li = [...document.querySelectorAll('#chat li')]\n\
+               .find((l) => l.querySelector('.text').textContent === arguments[0]);\n\
+             if (!li) throw new Error('no chat line ' + arguments[0]);\n\
+             const b = li.querySelector('button.delete');\n\
+             if (!b) throw new Error('no Delete button on ' + arguments[0]);\n\
+             b.click();",
+            vec![Value::from(text)],
         )
         .await
         .map(|_| ())
@@ -206,6 +223,22 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             playing.frames
         );
         let watch = widget.watch(&viewer, Duration::from_secs(3)).await?;
+        // A keyframe about every second (asked of the recorder when it copies H.264,
+        // forced by the server's encoder otherwise): one-second segments, as with OBS.
+        let playlist = reqwest::get(format!("{s}/live/studio/index.m3u8"))
+            .await?
+            .text()
+            .await?;
+        let durations: Vec<f64> = playlist
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .filter_map(|d| d.split(',').next()?.parse().ok())
+            .collect();
+        eprintln!("{}: segment durations {durations:?}", engine.name());
+        anyhow::ensure!(
+            !durations.is_empty() && durations.iter().all(|d| *d <= 2.5),
+            "segments of at most 2.5 s (a keyframe about every second); playlist:\n{playlist}"
+        );
         anyhow::ensure!(
             watch.frames_grown() > 30,
             "the viewer's picture moves: {}",
@@ -228,6 +261,35 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             },
         )
         .await?;
+        // Moderation from the console: the message leaves the viewer's screen too.
+        chat.wait_for(
+            &viewer,
+            "the viewer's own message, confirmed",
+            DELIVERY,
+            |c| c.lines_with_text(question).any(|l| !l.pending),
+        )
+        .await?;
+        browser_click_delete(&console, question).await?;
+        chat.wait_for(
+            &viewer,
+            "the message the console deleted to leave the viewer's chat",
+            DELIVERY,
+            |c| c.lines_with_text(question).count() == 0,
+        )
+        .await?;
+        wait_console(
+            &console,
+            "the deleted message to leave the console",
+            DELIVERY,
+            |c| {
+                c["lines"].as_array().is_some_and(|l| {
+                    !l.iter()
+                        .any(|t| t.as_str().unwrap_or("").contains(question))
+                })
+            },
+        )
+        .await?;
+
         chat.tap_heart_button(&viewer).await?;
         wait_console(
             &console,
