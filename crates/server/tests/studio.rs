@@ -4,6 +4,8 @@
 //!
 //! Needs `ffmpeg` on PATH for the sessions that get as far as starting it.
 
+mod publisher;
+
 use futures_util::{SinkExt, StreamExt};
 use lucarne_protocol::studio::{StudioErrorCode, StudioServer, MAX_CHUNK_BYTES};
 use lucarne_server::{Config, Server};
@@ -20,6 +22,34 @@ type Socket =
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether `/api/streams/studio` says live.
+async fn stream_live(server: &Server) -> bool {
+    let info: serde_json::Value =
+        reqwest::get(format!("http://{}/api/streams/studio", server.local_addr()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap();
+    info["live"] == true
+}
+
+/// Polls `check` every 100 ms until it holds or `deadline` passes.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    deadline: Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let end = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < end {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 async fn start(ffmpeg: Option<PathBuf>) -> (Server, String, tempfile::TempDir) {
@@ -224,4 +254,91 @@ async fn the_console_page_is_served_for_streams_only_and_names_no_secret() {
     assert_eq!(script.status(), 200);
     let none = reqwest::get(format!("{base}/studio/nope")).await.unwrap();
     assert_eq!(none.status(), 404);
+}
+
+#[tokio::test]
+async fn a_recording_sent_in_chunks_goes_live_for_viewers_and_ends_with_the_console() {
+    let (server, url, dir) = start(None).await;
+    // What Firefox's MediaRecorder sends: VP8 and Opus in WebM, one keyframe at the start.
+    let webm = dir.path().join("camera.webm");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=320x180:rate=30")
+        .args(["-f", "lavfi", "-i", "sine=frequency=440", "-t", "6"])
+        .args([
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-g",
+            "1000",
+            "-b:v",
+            "500k",
+        ])
+        .args(["-c:a", "libopus", "-f", "webm"])
+        .arg(&webm)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success());
+    let bytes = std::fs::read(&webm).unwrap();
+    let mut s = open(&url).await;
+    send_start(&mut s, KEY, "video/webm;codecs=vp8,opus").await;
+    assert!(matches!(answer(&mut s).await, StudioServer::Accepted(a) if a.transcoding));
+    // Six seconds of media in 30 chunks, at the pace a recorder hands them.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<StudioServer>(8);
+    let (mut sink, mut stream) = s.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            if let Message::Text(t) = m {
+                let _ = tx.send(serde_json::from_str(&t).unwrap()).await;
+            }
+        }
+    });
+    let mut pace = tokio::time::interval(Duration::from_millis(200));
+    for chunk in bytes.chunks(bytes.len().div_ceil(30)) {
+        pace.tick().await;
+        sink.send(Message::binary(chunk.to_vec())).await.unwrap();
+    }
+    let told = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the console is told within 10 s");
+    assert_eq!(told, Some(StudioServer::Live));
+    assert!(stream_live(&server).await, "viewers see the stream live");
+    sink.send(Message::text(r#"{"type":"end"}"#)).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            !stream_live(&server).await
+        })
+        .await,
+        "the stream is no longer live once the console ended"
+    );
+    reader.abort();
+}
+
+#[tokio::test]
+async fn a_console_is_refused_while_obs_is_live_on_the_stream() {
+    let (server, url, _dir) = start(None).await;
+    let rtmp = format!(
+        "rtmp://{}/live/{KEY}",
+        server.rtmp_addr().expect("ingest runs")
+    );
+    let mut obs = publisher::command(&rtmp, 30.0, publisher::H264, true)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs");
+    assert!(
+        eventually(Duration::from_secs(15), || stream_live(&server)).await,
+        "the RTMP publisher goes live"
+    );
+    let mut s = open(&url).await;
+    send_start(&mut s, TOKEN, "video/webm;codecs=h264,opus").await;
+    match answer(&mut s).await {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::PublisherLive);
+            assert!(e.message.contains("OBS"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let _ = obs.kill();
+    let _ = obs.wait();
 }
