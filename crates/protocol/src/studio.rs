@@ -4,6 +4,8 @@
 //! ends the session.
 //!
 //! The secret travels in the first frame, never in the URL (URLs end up in logs).
+//! `POST /studio/{stream}/unlock` checks it first (and gives a private stream's console
+//! the playback token its chat needs).
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,25 @@ pub struct StudioStart {
     pub secret: String,
     /// The recorder's `mimeType` (container and codecs of the chunks).
     pub mime_type: String,
+}
+
+/// The body of `POST /studio/{stream}/unlock`: `{"secret":"..."}`. Answered 200 with
+/// [`StudioUnlocked`], or 403/429 with a [`StudioError`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioUnlock {
+    /// The stream's key or the broadcaster token.
+    pub secret: String,
+}
+
+/// `{"chatToken":"..."}`: the secret is good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioUnlocked {
+    /// For a private stream, a playback token the console's chat socket needs
+    /// (`?token=`); absent for a public stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_token: Option<String>,
 }
 
 /// Server → console text frames.
@@ -76,6 +97,8 @@ pub enum StudioErrorCode {
     StartRequired,
     /// Neither the stream's key nor the broadcaster token.
     BadSecret,
+    /// Too many wrong secrets from this address lately: retry in a minute.
+    TooManyAttempts,
     /// Another console is live on this stream.
     AlreadyLive,
     /// Another publisher (OBS, an app) is live on this stream.

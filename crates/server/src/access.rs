@@ -123,6 +123,16 @@ impl Access {
     }
 }
 
+impl Access {
+    /// A token for `stream` valid `ttl_secs` from `now`, when the stream is private
+    /// (for the broadcaster console's own chat; `None` for a public stream).
+    pub fn mint_for(&self, stream: &str, now: u64, ttl_secs: u64) -> Option<String> {
+        let key = self.key.as_deref()?;
+        self.is_private(stream)
+            .then(|| mint(key, stream, now + ttl_secs))
+    }
+}
+
 fn mac(secret: &[u8], stream: &str, expiry: u64) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
     mac.update(b"lucarne-playback:");

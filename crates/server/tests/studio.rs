@@ -53,6 +53,10 @@ async fn eventually<F: std::future::Future<Output = bool>>(
 }
 
 async fn start(ffmpeg: Option<PathBuf>) -> (Server, String, tempfile::TempDir) {
+    start_with(ffmpeg, false).await
+}
+
+async fn start_with(ffmpeg: Option<PathBuf>, private: bool) -> (Server, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -73,6 +77,10 @@ async fn start(ffmpeg: Option<PathBuf>) -> (Server, String, tempfile::TempDir) {
     config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();
     config.ingest.stream_keys = vec![format!("{KEY}=studio"), "other-key=stage".into()];
     config.ingest.ffmpeg = ffmpeg;
+    if private {
+        config.access.private_streams = vec!["studio".into()];
+        config.access.playback_secret = Some("a-playback-secret-of-some-length".into());
+    }
     let server = Server::start(config).await.expect("server starts");
     let ws = format!("ws://{}/studio/studio/ingest", server.local_addr());
     (server, ws, dir)
@@ -341,4 +349,76 @@ async fn a_console_is_refused_while_obs_is_live_on_the_stream() {
     }
     let _ = obs.kill();
     let _ = obs.wait();
+}
+
+async fn unlock(server: &Server, secret: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/studio/studio/unlock",
+            server.local_addr()
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "secret": secret }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn unlock_tells_a_wrong_secret_at_once_and_stops_answering_a_guesser() {
+    let (server, _url, _dir) = start(None).await;
+    let (status, body) = unlock(&server, KEY).await;
+    assert_eq!((status, body), (200, serde_json::json!({})));
+    let (status, body) = unlock(&server, TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = unlock(&server, "wrong").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["code"], "bad_secret");
+    // Wrong secrets are budgeted per address (5 a minute): then even the right one
+    // is not compared.
+    let mut last = 0;
+    for _ in 0..10 {
+        last = unlock(&server, "wrong").await.0;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "a guesser is stopped");
+    let (status, body) = unlock(&server, KEY).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "too_many_attempts");
+}
+
+#[tokio::test]
+async fn a_private_streams_console_gets_a_token_that_opens_its_chat() {
+    let (server, _url, _dir) = start_with(None, true).await;
+    let chat = format!("ws://{}/chat/studio", server.local_addr());
+    assert!(
+        tokio_tungstenite::connect_async(&chat).await.is_err(),
+        "the private stream's chat needs a token"
+    );
+    let (status, body) = unlock(&server, TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["chatToken"].as_str().expect("a chat token");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{chat}?token={token}"))
+        .await
+        .expect("the token opens the chat");
+    let hello = serde_json::json!({"type": "hello", "protocolVersion": 1, "authToken": TOKEN});
+    socket.send(Message::text(hello.to_string())).await.unwrap();
+    let welcome = loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(t))) => {
+                break serde_json::from_str::<serde_json::Value>(&t).unwrap()
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no welcome: {other:?}"),
+        }
+    };
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["role"], "broadcaster");
 }

@@ -39,6 +39,7 @@ const $ = (id) => document.getElementById(id);
 const v = $('preview');
 return {
   unlocked: !$('console').classList.contains('hidden'),
+  unlockError: $('unlock-error').textContent,
   badge: $('live-badge').dataset.state,
   live: document.body.dataset.live || 'no',
   status: $('status').textContent,
@@ -85,6 +86,17 @@ async fn click(browser: &Browser, id: &str) -> Result<()> {
              if (!b || b.disabled) throw new Error('no enabled button #' + arguments[0]);\n\
              b.click();",
             vec![Value::from(id)],
+        )
+        .await
+        .map(|_| ())
+}
+
+async fn type_secret(browser: &Browser, secret: &str) -> Result<()> {
+    browser
+        .execute(
+            "document.getElementById('secret').value = arguments[0];\n\
+             document.getElementById('unlock').requestSubmit();",
+            vec![Value::from(secret)],
         )
         .await
         .map(|_| ())
@@ -152,14 +164,19 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
     };
     let result = async {
         console.goto(&studio_url).await?;
-        // The secret goes into the form, as the broadcaster types it.
-        console
-            .execute(
-                "document.getElementById('secret').value = arguments[0];\n\
-                 document.getElementById('unlock').requestSubmit();",
-                vec![Value::from(TOKEN)],
-            )
-            .await?;
+        // The secret goes into the form, as the broadcaster types it; a typo is told.
+        type_secret(&console, "e2e-broadcaster-tokne").await?;
+        wait_console(
+            &console,
+            "the console to refuse a mistyped token",
+            READY,
+            |c| {
+                c["unlocked"] == false
+                    && c["unlockError"].as_str().unwrap_or("").contains("neither")
+            },
+        )
+        .await?;
+        type_secret(&console, TOKEN).await?;
         let url_now = console.execute("return location.href;", vec![]).await?;
         anyhow::ensure!(
             !url_now.to_string().contains(TOKEN),

@@ -386,6 +386,25 @@ impl Hub {
         Ok(role)
     }
 
+    /// Runs `check` (a comparison of a secret `client` sent: the broadcaster console's)
+    /// under the same budget as wrong staff tokens: `Err(retry_after)` when the client
+    /// sent too many wrong secrets lately (then `check` is not run); a wrong one spends
+    /// one guess.
+    pub(crate) fn secret_attempt(
+        &self,
+        client: ClientKey,
+        check: impl FnOnce() -> bool,
+    ) -> Result<bool, Duration> {
+        let now = std::time::Instant::now();
+        let mut guesses = lock(&self.token_guesses);
+        guesses.check(client, now)?;
+        let right = check();
+        if !right {
+            guesses.take(client, now)?;
+        }
+        Ok(right)
+    }
+
     /// Spends one of `client`'s new identities; `Err(retry_after)` when none is left.
     pub(crate) fn new_viewer(&self, client: ClientKey) -> Result<(), Duration> {
         lock(&self.new_viewers).take(client, std::time::Instant::now())

@@ -39,18 +39,46 @@
   };
 
   // ---- unlock ------------------------------------------------------------------
-  function unlock() {
+  // Checks a secret with the server; for a private stream the answer carries the
+  // playback token the chat socket needs.
+  async function check(candidate) {
+    try {
+      const r = await fetch('/studio/' + encodeURIComponent(stream) + '/unlock', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ secret: candidate }),
+        cache: 'no-store',
+      });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) return { error: body.message || 'refused (' + r.status + ')' };
+      return { chatToken: body.chatToken || null };
+    } catch (e) {
+      return { error: 'the server cannot be reached (' + e.message + ')' };
+    }
+  }
+  function showForm(error) {
+    $('unlock-error').textContent = error || '';
+    $('console').classList.add('hidden');
+    $('unlock').classList.remove('hidden');
+  }
+  async function unlock(candidate) {
+    const r = await check(candidate);
+    if (r.error) {
+      sessionStorage.removeItem(storeKey);
+      showForm(r.error);
+      return;
+    }
+    secret = candidate;
+    sessionStorage.setItem(storeKey, secret);
     $('unlock').classList.add('hidden');
     $('console').classList.remove('hidden');
-    chat.connect();
+    chat.connect(r.chatToken);
   }
   $('unlock').addEventListener('submit', (e) => {
     e.preventDefault();
-    secret = $('secret').value.trim();
+    const candidate = $('secret').value.trim();
     $('secret').value = '';
-    if (!secret) return;
-    sessionStorage.setItem(storeKey, secret);
-    unlock();
+    if (candidate) unlock(candidate);
   });
   $('forget').addEventListener('click', () => {
     sessionStorage.removeItem(storeKey);
@@ -65,8 +93,15 @@
     viewer: null,
     backoff: 500,
     pinger: null,
-    connect() {
-      const ws = new WebSocket(wsBase + '/chat/' + encodeURIComponent(stream));
+    async reconnect() {
+      // A private stream's token may have expired: ask for a fresh one.
+      const r = await check(secret);
+      if (r.error) { showForm(r.error); return; }
+      this.connect(r.chatToken);
+    },
+    connect(token) {
+      const query = token ? '?token=' + encodeURIComponent(token) : '';
+      const ws = new WebSocket(wsBase + '/chat/' + encodeURIComponent(stream) + query);
       this.ws = ws;
       ws.onopen = () => {
         const hello = { type: 'hello', protocolVersion: 1, authToken: secret };
@@ -82,7 +117,7 @@
         $('chat-state').textContent = 'chat: reconnecting…';
         const wait = this.backoff * (0.5 + Math.random());
         this.backoff = Math.min(this.backoff * 2, 15000);
-        setTimeout(() => this.connect(), wait);
+        setTimeout(() => this.reconnect(), wait);
       };
     },
     send(msg) {
@@ -336,6 +371,6 @@
   $('go-live').addEventListener('click', goLive);
   $('end').addEventListener('click', endLive);
 
-  if (secret) unlock();
-  else $('unlock').classList.remove('hidden');
+  if (secret) unlock(secret);
+  else showForm();
 })();

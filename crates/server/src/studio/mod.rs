@@ -26,9 +26,14 @@
 //! VP8/VP9), and some 200 ms of chunking.
 //!
 //! # Secrets
-//! The page asks for the stream's key or the broadcaster token in a form; the page
-//! keeps it in `sessionStorage` and sends it in the socket's first frame (never in a
-//! URL, which would reach logs). It is compared in constant time. The key then appears
+//! The page asks for the stream's key or the broadcaster token in a form, checks it with
+//! `POST /studio/{stream}/unlock`, keeps it in `sessionStorage` and sends it in the
+//! ingest socket's first frame and the chat's `hello` (never in a URL, which would
+//! reach logs). It is compared in constant time, and wrong ones are budgeted per client
+//! address like wrong staff tokens. A private stream's console gets a playback token
+//! for its chat from `unlock` (the chat of a private stream needs one, as a viewer's).
+//! The broadcaster token makes the console's chat the broadcaster's (moderation); the
+//! stream key alone opens a read-only chat. The key then appears
 //! in ffmpeg's command line (the RTMP URL), visible to local users of the server's
 //! machine, as it would be for a local OBS.
 //!
@@ -37,13 +42,15 @@
 pub mod encoder;
 mod session;
 
+use crate::hub::ClientKey;
 use crate::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode, Version};
+use axum::http::{header, Extensions, HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lucarne_protocol::studio::{StudioError, StudioErrorCode, StudioUnlock, StudioUnlocked};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,6 +127,47 @@ impl Studio {
     }
 }
 
+/// Why a secret does not open a stream's console.
+type Refused = (StudioErrorCode, String);
+
+/// The RTMP key to publish `stream` with, when `secret` is its key or the broadcaster
+/// token; wrong secrets are budgeted per client like wrong staff tokens.
+fn authorize(
+    state: &AppState,
+    client: ClientKey,
+    stream: &str,
+    secret: &str,
+) -> Result<String, Refused> {
+    let mut key = None;
+    let mut broadcaster = false;
+    let right = state.hub.secret_attempt(client, || {
+        broadcaster = state.hub.role_for_token(secret) == Some(lucarne_protocol::Role::Broadcaster);
+        key = state.studio.key_for(stream, secret, broadcaster);
+        broadcaster || key.is_some()
+    });
+    match (right, key) {
+        (Err(retry), _) => Err((
+            StudioErrorCode::TooManyAttempts,
+            format!(
+                "too many wrong keys from this address: retry in {} s",
+                retry.as_secs() + 1
+            ),
+        )),
+        (Ok(false), _) => {
+            tracing::warn!(%stream, "studio: refused: wrong stream key or token");
+            Err((
+                StudioErrorCode::BadSecret,
+                "this is neither the stream's key nor the broadcaster token".into(),
+            ))
+        }
+        (Ok(true), Some(key)) => Ok(key),
+        (Ok(true), None) => Err((
+            StudioErrorCode::NotPublishable,
+            format!("stream {stream} has no stream key (--stream-key KEY={stream}), so it cannot take a broadcast"),
+        )),
+    }
+}
+
 /// A stream's console slot, given back when dropped.
 struct Claim {
     studio: Arc<Studio>,
@@ -142,6 +190,53 @@ pub fn routes() -> Router<AppState> {
         .route("/studio.js", get(script))
         .route("/studio/{stream}", get(page))
         .route("/studio/{stream}/ingest", get(ingest))
+        .route("/studio/{stream}/unlock", post(unlock))
+}
+
+/// How long the playback token a private stream's console gets for its chat lasts (the
+/// console asks for a fresh one at each reconnection).
+const CHAT_TOKEN_SECS: u64 = 12 * 3600;
+
+/// Checks the secret the console was opened with (so a typo is told at once), and
+/// gives a private stream's console the token its chat socket needs.
+async fn unlock(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Json(body): Json<StudioUnlock>,
+) -> Response {
+    if state.origin.channel(&stream).is_none() {
+        return (StatusCode::NOT_FOUND, "no such stream").into_response();
+    }
+    let client = state.hub.client_key(&headers, &extensions);
+    match authorize(&state, client, &stream, &body.secret) {
+        // A broadcaster token opens the console (chat, moderation) even where it
+        // cannot publish; going live then says why.
+        Ok(_) | Err((StudioErrorCode::NotPublishable, _)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let chat_token = state.access.mint_for(&stream, now, CHAT_TOKEN_SECS);
+            (
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(StudioUnlocked { chat_token }),
+            )
+                .into_response()
+        }
+        Err((code, message)) => {
+            let status = match code {
+                StudioErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::FORBIDDEN,
+            };
+            (
+                status,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(StudioError { code, message }),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The console page of a stream that can be broadcast to (a `--stream-key` stream).
@@ -177,8 +272,11 @@ async fn ingest(
     State(state): State<AppState>,
     Path(stream): Path<String>,
     version: Version,
+    headers: HeaderMap,
+    extensions: Extensions,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let client = state.hub.client_key(&headers, &extensions);
     if version != Version::HTTP_11 {
         return (StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1").into_response();
     }
@@ -190,5 +288,5 @@ async fn ingest(
     let limit = lucarne_protocol::studio::MAX_CHUNK_BYTES * 2;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| session::run(socket, state, stream, channel))
+        .on_upgrade(move |socket| session::run(socket, state, client, stream, channel))
 }

@@ -6,13 +6,14 @@
 //! ends its RTMP publish and the channel's grace period and end follow as for OBS.
 
 use super::encoder::{self, Encoder, EncoderError};
+use crate::hub::ClientKey;
 use crate::media::channel::Channel;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use lucarne_protocol::studio::{
     StudioAccepted, StudioClient, StudioError, StudioErrorCode, StudioServer, MAX_CHUNK_BYTES,
 };
-use lucarne_protocol::{Role, StreamState};
+use lucarne_protocol::StreamState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ const SERVER_ERROR: u16 = 1011;
 pub(super) async fn run(
     mut socket: WebSocket,
     state: AppState,
+    client: ClientKey,
     stream: String,
     channel: Arc<Channel>,
 ) {
@@ -48,25 +50,9 @@ pub(super) async fn run(
         .await;
     };
     let studio = state.studio.clone();
-    let broadcaster = state.hub.role_for_token(&start.secret) == Some(Role::Broadcaster);
-    let Some(key) = studio.key_for(&stream, &start.secret, broadcaster) else {
-        if broadcaster {
-            return refuse(
-                socket,
-                StudioErrorCode::NotPublishable,
-                format!("stream {stream} has no stream key (--stream-key KEY={stream}), so it cannot take a broadcast"),
-                POLICY,
-            )
-            .await;
-        }
-        tracing::warn!(%stream, "studio: refused a console: wrong stream key or token");
-        return refuse(
-            socket,
-            StudioErrorCode::BadSecret,
-            "this is neither the stream's key nor the broadcaster token".into(),
-            POLICY,
-        )
-        .await;
+    let key = match super::authorize(&state, client, &stream, &start.secret) {
+        Ok(key) => key,
+        Err((code, why)) => return refuse(socket, code, why, POLICY).await,
     };
     let Some(_claim) = studio.claim(&stream) else {
         return refuse(
