@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use lucarne_e2e::{
     finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
-    Origin, OriginConfig, Probe, StaticServer,
+    Origin, OriginConfig, Probe, RtmpPublisher, StaticServer,
 };
 use serde_json::Value;
 
@@ -91,6 +91,40 @@ async fn click(browser: &Browser, id: &str) -> Result<()> {
         .map(|_| ())
 }
 
+/// A server with the `studio` stream (key `e2e-key`, the broadcaster token [`TOKEN`])
+/// and a site on another origin whose `live.html` embeds it.
+async fn start_origin() -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
+    let dir = tempfile::Builder::new()
+        .prefix("lucarne-e2e-studio-")
+        .tempdir()?;
+    let site = StaticServer::start(dir.path()).await?;
+    let rtmp_port = free_port()?;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec![
+        "--no-demo".into(),
+        "--embed-origin".into(),
+        site.url(),
+        "--rtmp-listen".into(),
+        format!("127.0.0.1:{rtmp_port}"),
+        "--stream-key".into(),
+        "e2e-key=studio".into(),
+        "--broadcaster-token".into(),
+        TOKEN.into(),
+    ];
+    let origin = Origin::start_with(config).await?;
+    let s = origin.url();
+    std::fs::write(
+        dir.path().join("live.html"),
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>Masterclass</title></head>\n<body><h1>Masterclass, live</h1>\n\
+             <script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
+             </body></html>\n"
+        ),
+    )?;
+    Ok((dir, site, origin, rtmp_port))
+}
+
 async fn type_secret(browser: &Browser, secret: &str) -> Result<()> {
     browser
         .execute(
@@ -123,34 +157,8 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
 ) -> Result<()> {
     let _one_at_a_time = serial().await;
     let engine = only_on_any(&[Engine::Chromium, Engine::Firefox], WEBKIT_RECORDER)?;
-    let dir = tempfile::Builder::new()
-        .prefix("lucarne-e2e-studio-")
-        .tempdir()?;
-    let site = StaticServer::start(dir.path()).await?;
-    let rtmp_port = free_port()?;
-    let mut config = OriginConfig::from_env()?;
-    config.extra_args = vec![
-        "--no-demo".into(),
-        "--embed-origin".into(),
-        site.url(),
-        "--rtmp-listen".into(),
-        format!("127.0.0.1:{rtmp_port}"),
-        "--stream-key".into(),
-        "e2e-key=studio".into(),
-        "--broadcaster-token".into(),
-        TOKEN.into(),
-    ];
-    let origin = Origin::start_with(config).await?;
+    let (_dir, site, origin, _rtmp_port) = start_origin().await?;
     let s = origin.url();
-    std::fs::write(
-        dir.path().join("live.html"),
-        format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>Masterclass</title></head>\n<body><h1>Masterclass, live</h1>\n\
-             <script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
-             </body></html>\n"
-        ),
-    )?;
     let viewer_url = format!("{}/live.html", site.url());
     let studio_url = format!("{s}/studio/studio");
 
@@ -333,6 +341,76 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
     .await;
     finish_viewers(
         "a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and_heart",
+        vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
+/// The console of a broadcast that comes from OBS (here ffmpeg over RTMP): no camera,
+/// and still the live badge, the viewer count, the chat. Needs no capture device, so
+/// it runs on every engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (_dir, site, origin, rtmp_port) = start_origin().await?;
+    let studio_url = format!("{}/studio/studio", origin.url());
+    let viewer_url = format!("{}/live.html", site.url());
+    let console = Browser::launch_from_env().await?;
+    let viewer = match Browser::launch_from_env().await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = console.close().await;
+            return Err(e);
+        }
+    };
+    let mut obs = None;
+    let result = async {
+        console.goto(&studio_url).await?;
+        type_secret(&console, TOKEN).await?;
+        wait_console(&console, "the console's chat, offline", READY, |c| {
+            c["chatOpen"] == true && c["badge"] == "offline"
+        })
+        .await?;
+        let publisher =
+            RtmpPublisher::start(&format!("rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"))?;
+        obs = Some(publisher);
+        wait_console(&console, "the console's badge to say Live", READY, |c| {
+            c["badge"] == "live"
+        })
+        .await?;
+        viewer.goto(&viewer_url).await?;
+        Probe::widget().wait_playing(&viewer, READY).await?;
+        wait_console(&console, "the viewer counted in the console", READY, |c| {
+            // The console's own chat connection counts too.
+            c["viewers"].as_u64().unwrap_or(0) >= 2
+        })
+        .await?;
+        let chat = ChatView::widget();
+        chat.pick_name(&viewer, "Ben", READY).await?;
+        chat.type_and_send(&viewer, "Hello from the audience")
+            .await?;
+        wait_console(
+            &console,
+            "the viewer's message in the console",
+            DELIVERY,
+            |c| {
+                c["lines"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|t| t.as_str().unwrap_or("").contains("Hello from the audience"))
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    if let Some(p) = obs {
+        p.kill().await;
+    }
+    finish_viewers(
+        "the_console_follows_an_obs_broadcast_without_a_camera",
         vec![("console", console), ("viewer", viewer)],
         result,
         vec![("server.log", origin.log_tail(200))],
