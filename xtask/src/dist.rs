@@ -309,6 +309,7 @@ pub(crate) fn demo() -> Result<()> {
     // only; a real deployment sets its own keys in LUCARNE_STREAM_KEYS).
     if std::env::var_os("LUCARNE_STREAM_KEYS").is_none() {
         eprintln!("xtask: go live with rtmp://127.0.0.1:1935/live and stream key studio-key, watch at http://127.0.0.1:8080/studio.html");
+        eprintln!("xtask: or from this browser's camera: http://127.0.0.1:8080/studio/studio, opened with the key studio-key");
         server.args(["--stream-key", "studio-key=studio"]);
     }
     // With ffmpeg at hand, broadcasts and the demo loop get a rendition ladder, so the
