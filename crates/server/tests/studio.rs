@@ -422,3 +422,84 @@ async fn a_private_streams_console_gets_a_token_that_opens_its_chat() {
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["role"], "broadcaster");
 }
+
+/// A stand-in for ffmpeg: a shell script with `body`.
+fn fake_ffmpeg(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("fake-ffmpeg");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn an_encoder_that_cannot_keep_up_ends_the_broadcast_with_a_reason() {
+    let scripts = tempfile::tempdir().unwrap();
+    // Never reads its input: the pipe fills, then the server's queue.
+    let pid_file = scripts.path().join("pid");
+    let ffmpeg = fake_ffmpeg(
+        scripts.path(),
+        &format!("echo $$ > {}; exec sleep 60", pid_file.display()),
+    );
+    let (_server, url, _dir) = start(Some(ffmpeg)).await;
+    let mut s = open(&url).await;
+    send_start(&mut s, KEY, "video/webm;codecs=h264,opus").await;
+    assert!(matches!(answer(&mut s).await, StudioServer::Accepted(_)));
+    let chunk = vec![0u8; 64 * 1024];
+    let mut told = None;
+    for _ in 0..400 {
+        if s.send(Message::binary(chunk.clone())).await.is_err() {
+            break;
+        }
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(1), s.next()).await
+        {
+            told = Some(serde_json::from_str::<StudioServer>(&t).unwrap());
+            break;
+        }
+    }
+    let told = match told {
+        Some(t) => t,
+        None => answer(&mut s).await,
+    };
+    match told {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::TooSlow);
+            assert!(e.message.contains("cannot keep up"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The stuck child does not outlive the broadcast: its input closed, then killed.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let gone = !proc_dir.exists();
+            async move { gone }
+        })
+        .await,
+        "the stuck encoder (pid {}) was killed",
+        pid.trim()
+    );
+}
+
+#[tokio::test]
+async fn an_encoder_that_fails_is_reported_with_its_last_words() {
+    let scripts = tempfile::tempdir().unwrap();
+    let ffmpeg = fake_ffmpeg(
+        scripts.path(),
+        "echo 'pipe:0: Invalid data found when processing input' >&2; exit 1",
+    );
+    let (_server, url, _dir) = start(Some(ffmpeg)).await;
+    let mut s = open(&url).await;
+    send_start(&mut s, KEY, "video/webm;codecs=h264,opus").await;
+    assert!(matches!(answer(&mut s).await, StudioServer::Accepted(_)));
+    match answer(&mut s).await {
+        StudioServer::Error(e) => {
+            assert_eq!(e.code, StudioErrorCode::EncoderFailed);
+            assert!(e.message.contains("Invalid data"), "{}", e.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(close_code(&mut s).await, Some(CloseCode::Error));
+}

@@ -15,8 +15,9 @@
 //! Back-pressure: [`QUEUE`] chunks wait for stdin at most; a recorder further ahead
 //! than that means ffmpeg cannot keep up (a CPU too small to transcode), and
 //! [`Encoder::push`] says so instead of buffering without end. Dropping the
-//! [`Encoder`] closes stdin: ffmpeg flushes, ends the publish and exits; a child that
-//! is still running [`EXIT_GRACE`] later is killed.
+//! [`Encoder`] closes stdin (after at most [`EXIT_GRACE`] for the queue to drain):
+//! ffmpeg flushes, ends the publish and exits; a child still running [`EXIT_GRACE`]
+//! later is killed, so a stuck ffmpeg never outlives its console by more than that.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -133,6 +134,9 @@ pub fn ffmpeg_args(h264: bool, target: &str) -> Vec<String> {
 #[derive(Debug)]
 pub struct Encoder {
     input: mpsc::Sender<Bytes>,
+    /// Dropped with the encoder: tells the child's task to close its input even when
+    /// a write to a stuck ffmpeg is pending.
+    _stop: oneshot::Sender<()>,
 }
 
 /// How the child ended, told once.
@@ -161,9 +165,9 @@ impl Encoder {
             .map_err(|e| EncoderError::NoFfmpeg(format!("{}: {e}", ffmpeg.display())))?;
         let (input, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let (tell, ended) = oneshot::channel();
-        let mut stdin = child.stdin.take();
+        let stdin = child.stdin.take();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(stderr) = child.stderr.take() {
+        let stderr = child.stderr.take().map(|stderr| {
             let tail = tail.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
@@ -174,23 +178,35 @@ impl Encoder {
                     }
                     t.push_back(line.chars().take(200).collect::<String>());
                 }
-            });
-        }
+            })
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            let write = async {
-                if let Some(stdin) = stdin.as_mut() {
+            // Owns stdin: dropping this future closes ffmpeg's input.
+            let mut write = Box::pin(async move {
+                if let Some(mut stdin) = stdin {
                     while let Some(chunk) = rx.recv().await {
                         if stdin.write_all(&chunk).await.is_err() {
                             break;
                         }
                     }
                 }
-                // The console ended (or ffmpeg stopped reading): close its input.
-                drop(stdin.take());
+            });
+            let exited = tokio::select! {
+                status = child.wait() => Some(status),
+                () = &mut write => None,
+                // The encoder was dropped: what is queued gets a moment to reach ffmpeg
+                // (a stuck ffmpeg does not read it).
+                _ = stopped => {
+                    let _ = tokio::time::timeout(EXIT_GRACE, &mut write).await;
+                    None
+                }
             };
-            let status = tokio::select! {
-                status = child.wait() => status,
-                () = write => match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+            // The console ended (or ffmpeg stopped reading): close its input.
+            drop(write);
+            let status = match exited {
+                Some(status) => status,
+                None => match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
                     Ok(status) => status,
                     Err(_) => {
                         tracing::warn!("studio: ffmpeg still running {EXIT_GRACE:?} after its input closed: killed");
@@ -199,6 +215,10 @@ impl Encoder {
                     }
                 },
             };
+            // Its last words may still be in the pipe.
+            if let Some(reader) = stderr {
+                let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+            }
             let tail = tail
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -209,7 +229,7 @@ impl Encoder {
             let success = matches!(&status, Ok(s) if s.success());
             let _ = tell.send(Ended { success, tail });
         });
-        Ok((Encoder { input }, ended))
+        Ok((Encoder { input, _stop: stop }, ended))
     }
 
     /// Queues one chunk for ffmpeg; fails rather than wait when it is [`QUEUE`] behind.
