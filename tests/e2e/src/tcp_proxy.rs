@@ -2,6 +2,9 @@
 //! which connections a page keeps open: point one URL of the page (the
 //! low-latency WebSocket, say) at the relay and count its live connections.
 //!
+//! [`TcpProxy::cut`] drops every connection open at that moment, as a network that
+//! goes away would (new connections are relayed as before).
+//!
 //! Owns its listener and the relayed connections; knows nothing of HTTP.
 
 use std::net::SocketAddr;
@@ -39,6 +42,8 @@ pub struct TcpProxy {
     counts: Arc<Counts>,
     /// The accept loop (relay tasks end with their connections).
     task: JoinHandle<()>,
+    /// Bumped by [`TcpProxy::cut`]: relays open at that moment end.
+    cuts: tokio::sync::watch::Sender<u64>,
 }
 
 impl TcpProxy {
@@ -50,20 +55,31 @@ impl TcpProxy {
         let addr = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
         let shared = counts.clone();
+        let (cuts, cut_rx) = tokio::sync::watch::channel(0u64);
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 shared.accepted.fetch_add(1, Ordering::SeqCst);
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let guard = OpenGuard(shared.clone());
+                let mut cut = cut_rx.clone();
+                cut.mark_unchanged();
                 tokio::spawn(async move {
                     let _guard = guard;
                     if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.changed() => {}
+                        }
                     }
                 });
             }
         });
-        Ok(Self { addr, counts, task })
+        Ok(Self {
+            addr,
+            counts,
+            task,
+            cuts,
+        })
     }
 
     /// The port it listens on.
@@ -74,6 +90,11 @@ impl TcpProxy {
     /// Connections accepted since the start.
     pub fn accepted(&self) -> usize {
         self.counts.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Drops every connection open now (both sides see it end without a goodbye).
+    pub fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
     }
 
     /// Connections still open (neither side has closed them completely).

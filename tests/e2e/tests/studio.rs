@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use lucarne_e2e::{
     finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
-    Origin, OriginConfig, Probe, RtmpPublisher, StaticServer,
+    Origin, OriginConfig, Probe, RtmpPublisher, StaticServer, TcpProxy,
 };
 use serde_json::Value;
 
@@ -94,6 +94,13 @@ async fn click(browser: &Browser, id: &str) -> Result<()> {
 /// A server with the `studio` stream (key `e2e-key`, the broadcaster token [`TOKEN`])
 /// and a site on another origin whose `live.html` embeds it.
 async fn start_origin() -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
+    start_origin_with(&[]).await
+}
+
+/// [`start_origin`] with more server arguments.
+async fn start_origin_with(
+    extra: &[&str],
+) -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
     let dir = tempfile::Builder::new()
         .prefix("lucarne-e2e-studio-")
         .tempdir()?;
@@ -111,6 +118,9 @@ async fn start_origin() -> Result<(tempfile::TempDir, StaticServer, Origin, u16)
         "--broadcaster-token".into(),
         TOKEN.into(),
     ];
+    config
+        .extra_args
+        .extend(extra.iter().map(|a| a.to_string()));
     let origin = Origin::start_with(config).await?;
     let s = origin.url();
     std::fs::write(
@@ -411,6 +421,96 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
     }
     finish_viewers(
         "the_console_follows_an_obs_broadcast_without_a_camera",
+        vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
+/// A phone changing cells: the console's connections drop while live. The console
+/// reconnects by itself within the server's grace period, and viewers get the same
+/// broadcast back (it did not end, their widget plays on without a reload).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_that_loses_its_network_goes_on_with_the_same_broadcast() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let engine = only_on_any(&[Engine::Chromium, Engine::Firefox], WEBKIT_RECORDER)?;
+    // The console reaches the server through a relay the test can cut; its page is then
+    // on the relay's origin, which the chat must accept.
+    let (_dir, site, origin, _rtmp_port) = start_origin_with(&["--embed-origin", "*"]).await?;
+    let relay = TcpProxy::start(([127, 0, 0, 1], origin.port()).into()).await?;
+    let studio_url = format!("http://127.0.0.1:{}/studio/studio", relay.port());
+    let viewer_url = format!("{}/live.html", site.url());
+    let console = Browser::launch_with_fake_media(engine).await?;
+    let viewer = match Browser::launch(engine).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = console.close().await;
+            return Err(e);
+        }
+    };
+    let result = async {
+        console.goto(&studio_url).await?;
+        type_secret(&console, TOKEN).await?;
+        wait_console(&console, "the console's chat", READY, |c| {
+            c["chatOpen"] == true
+        })
+        .await?;
+        click(&console, "camera-on").await?;
+        wait_console(&console, "Go live enabled", READY, |c| c["goLive"] == true).await?;
+        click(&console, "go-live").await?;
+        wait_console(&console, "the console to say it is live", READY, |c| {
+            c["live"] == "yes"
+        })
+        .await?;
+        let widget = Probe::widget();
+        viewer.goto(&viewer_url).await?;
+        widget.wait_playing(&viewer, READY).await?;
+        let before = widget.state(&viewer).await?;
+
+        relay.cut();
+        wait_console(
+            &console,
+            "the console to be live again after its network came back",
+            Duration::from_secs(15),
+            |c| c["live"] == "yes" && c["status"] == "You are live.",
+        )
+        .await?;
+        let again = wait_until(
+            "the viewer's picture to move on past the cut",
+            READY,
+            || async {
+                let now = widget.state(&viewer).await?;
+                Ok(
+                    if now.current_time > before.current_time + 3.0 && now.frames > before.frames {
+                        Check::Done(now)
+                    } else {
+                        Check::NotYet(now.describe())
+                    },
+                )
+            },
+        )
+        .await?;
+        anyhow::ensure!(
+            again.status.as_deref() != Some("ended"),
+            "the broadcast ended for the viewer: {}",
+            again.describe()
+        );
+        let info: Value = serde_json::from_str(
+            &reqwest::get(format!("{}/api/streams/studio", origin.url()))
+                .await?
+                .text()
+                .await?,
+        )?;
+        anyhow::ensure!(
+            info["state"] == "live" && info.get("replay").is_none(),
+            "the same broadcast goes on (live, no replay yet): {info}"
+        );
+        Ok(())
+    }
+    .await;
+    finish_viewers(
+        "a_console_that_loses_its_network_goes_on_with_the_same_broadcast",
         vec![("console", console), ("viewer", viewer)],
         result,
         vec![("server.log", origin.log_tail(200))],

@@ -216,7 +216,17 @@
   }
 
   // ---- camera and going live ---------------------------------------------------
-  const live = { media: null, recorder: null, ws: null, sent: 0, sentAt: 0, lastBytes: 0, timer: null, ending: false };
+  const live = {
+    media: null, recorder: null, ws: null, sent: 0, sentAt: 0, lastBytes: 0, timer: null,
+    ending: false, error: null,
+    // Set once the server said live; a lost connection then retries until this time
+    // (inside the server's grace period, so viewers see the same broadcast go on).
+    retryUntil: 0, wasLive: false, retryTimer: null,
+  };
+  // Less than the server's default grace period (15 s).
+  const RETRY_MS = 12000;
+  // While reconnecting, the previous session may still hold the stream for a moment.
+  const RETRYABLE = ['already_live', 'publisher_live'];
 
   async function openCamera() {
     if (live.media) live.media.getTracks().forEach((t) => t.stop());
@@ -272,27 +282,52 @@
   function goLive() {
     const mimeType = pickMimeType();
     if (!mimeType) { status('This browser cannot record video (no MediaRecorder): broadcast with OBS instead.', 'error'); return; }
+    live.retryTimer = null;
     setControls(true);
-    status('Connecting…');
+    if (!live.retryUntil) status('Connecting…');
     const ws = new WebSocket(wsBase + '/studio/' + encodeURIComponent(stream) + '/ingest');
     ws.binaryType = 'arraybuffer';
     live.ws = ws;
     live.ending = false;
+    live.error = null;
     ws.onopen = () => ws.send(JSON.stringify({ type: 'start', secret, mimeType }));
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
       if (m.type === 'accepted') startRecorder(ws, mimeType, m.transcoding);
-      else if (m.type === 'live') { status('You are live.'); document.body.dataset.live = 'yes'; }
-      else if (m.type === 'error') { live.error = m; status(m.message, 'error'); }
+      else if (m.type === 'live') {
+        live.wasLive = true;
+        live.retryUntil = 0;
+        status('You are live.');
+        document.body.dataset.live = 'yes';
+      } else if (m.type === 'error') {
+        if (live.retryUntil && RETRYABLE.includes(m.code)) return;
+        live.error = m;
+        status(m.message, 'error');
+      }
     };
     ws.onclose = (e) => {
       stopRecorder();
+      if (live.ws !== ws) return;
+      live.ws = null;
+      if (!live.ending && !live.error && live.wasLive) {
+        // The network dropped (a phone changing cells): go on with the same broadcast.
+        const now = Date.now();
+        if (!live.retryUntil) live.retryUntil = now + RETRY_MS;
+        if (now < live.retryUntil) {
+          document.body.dataset.live = 'reconnecting';
+          status('Connection lost: reconnecting…', 'warn');
+          live.retryTimer = setTimeout(goLive, 1000);
+          return;
+        }
+      }
       document.body.dataset.live = 'no';
       setControls(false);
       if (live.error) status(live.error.message, 'error');
       else if (live.ending) status('Broadcast ended.');
       else status('The connection to the server was lost (' + e.code + '): the broadcast stopped.', 'error');
       live.error = null;
+      live.wasLive = false;
+      live.retryUntil = 0;
     };
   }
 
@@ -358,6 +393,18 @@
   function endLive() {
     live.ending = true;
     status('Ending…');
+    if (live.retryTimer) {
+      clearTimeout(live.retryTimer);
+      live.retryTimer = null;
+      if (!live.ws) {
+        document.body.dataset.live = 'no';
+        live.wasLive = false;
+        live.retryUntil = 0;
+        setControls(false);
+        status('Broadcast ended.');
+        return;
+      }
+    }
     if (live.recorder && live.recorder.state !== 'inactive') live.recorder.stop();
     else if (live.ws) live.ws.close(1000);
   }
