@@ -112,9 +112,22 @@
 //! room's own state (epoch, seq, log, hearts total, bans, settings) lives as long as
 //! the room is used, as it would in the store.
 //!
+//! # Redis going away
+//! A room's follower is the node's witness: when it has had no answer from Redis for
+//! [`UNREACHABLE`], or finds on reconnecting that Redis no longer holds the room's
+//! epoch (a restart without persistence: the seq would count again from 1), the room
+//! is *lost*: it is unloaded and every chat socket in it is closed with 1013 (try
+//! again later). Widgets show "reconnecting" and come back with their `(epoch,
+//! lastSeq)`; while Redis is away a join is refused the same way within [`PATIENCE`],
+//! and once it is back the room is loaded again from Redis and each viewer gets
+//! exactly what it missed (or, if Redis lost the room, the new epoch's history). An
+//! append also checks the epoch in its script, so no event is ever written under an
+//! epoch Redis no longer has. Video never depends on any of this. Nothing acknowledged
+//! is lost as long as Redis keeps its data across the restart (`--appendonly yes`, as
+//! `deploy/compose.yaml` runs it).
+//!
 //! # Not yet (issue 14, item 1)
-//! A follower per room (not one `XREAD` for all of a node's rooms); chat sockets are
-//! not yet told "reconnecting" when Redis goes away; a post costs two round trips (the
+//! A follower per room (not one `XREAD` for all of a node's rooms); a post costs two round trips (the
 //! gate, then the append); the per-address budgets (`budget`: new identities, made-up
 //! rooms, token guesses) are still per node, so one address gets a node's allowance of
 //! new identities from each node; bans are never pruned from Redis (expired ones are
@@ -144,7 +157,11 @@ pub enum ClusterError {
 }
 
 /// INCR the seq, XADD the event under the id `<seq>-0`, cap the stream; returns the seq.
+/// Refuses (`EPOCH`) when the room's epoch is not the node's: Redis lost the room (a
+/// restart without persistence), and a seq counted again from 1 under the old epoch
+/// would be taken by viewers for events they already have.
 const APPEND: &str = r"
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return redis.error_reply('EPOCH the room was lost') end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 'e', ARGV[3])
 return seq
@@ -250,6 +267,11 @@ const HEARTS_TTL: Duration = Duration::from_secs(60);
 /// How long the hub waits for an answer from Redis before it tells the viewer or the
 /// moderator `unavailable` (the reconnecting connection may take longer to give up).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(2);
+
+/// A room whose follower has had no answer from Redis for this long is lost (see the
+/// module doc): a read legitimately blocks for [`FOLLOW_BLOCK`], and [`PATIENCE`] more
+/// tells a slow answer from none.
+pub(crate) const UNREACHABLE: Duration = Duration::from_secs(4);
 
 /// Bounds a Redis call by [`PATIENCE`]. A call given up on may still have been done:
 /// a post is then refused but stored, and its re-send is answered as a duplicate.
@@ -547,6 +569,20 @@ impl Cluster {
         })
     }
 
+    /// The room's epoch in Redis, on the follower's connection; `None` when Redis no
+    /// longer has the room (it restarted without its data).
+    pub(crate) async fn epoch(
+        &self,
+        conn: &mut MultiplexedConnection,
+        room: &str,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        redis::cmd("GET")
+            .arg(key(room, "epoch"))
+            .query_async(conn)
+            .patiently()
+            .await
+    }
+
     /// The room's last seq in Redis.
     pub(crate) async fn seq(&self, room: &str) -> Result<Seq, ClusterError> {
         let mut conn = self.conn.clone();
@@ -563,6 +599,7 @@ impl Cluster {
     pub(crate) async fn append(
         &self,
         room: &str,
+        epoch: Epoch,
         ts: u64,
         event: &RoomEvent,
     ) -> Result<Seq, ClusterError> {
@@ -572,9 +609,11 @@ impl Cluster {
             .append
             .key(key(room, "seq"))
             .key(key(room, "log"))
+            .key(key(room, "epoch"))
             .arg(super::room::MAX_EVENTS)
             .arg(ts)
             .arg(json)
+            .arg(epoch)
             .invoke_async(&mut conn)
             .patiently()
             .await?;
