@@ -286,6 +286,22 @@ trait Patiently<T>: Future<Output = redis::RedisResult<T>> + Sized {
 
 impl<T, F: Future<Output = redis::RedisResult<T>>> Patiently<T> for F {}
 
+/// Runs a call that only reads (or writes idempotently) once more if the shared
+/// connection had dropped: after Redis restarts, the first call on a node that used no
+/// Redis meanwhile meets the dead connection (`broken pipe`), and only that failure
+/// makes the `ConnectionManager` reconnect. Without this, the first viewer to join
+/// there after an outage was refused.
+async fn again_if_dropped<T, F, Fut>(call: F) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
+    match call().await {
+        Err(ClusterError::Redis(e)) if e.is_connection_dropped() => call().await,
+        other => other,
+    }
+}
+
 /// The identity secret shared by the nodes (see [`Cluster::connect`]).
 const SECRET_KEY: &str = "lucarne:identity-secret";
 
@@ -480,6 +496,10 @@ impl Cluster {
 
     /// The room's epoch (made now if it has none), last seq, stream and state.
     pub(crate) async fn open_room(&self, room: &str) -> Result<Opened, ClusterError> {
+        again_if_dropped(|| self.open_room_once(room)).await
+    }
+
+    async fn open_room_once(&self, room: &str) -> Result<Opened, ClusterError> {
         let mut conn = self.conn.clone();
         let fresh: Epoch = rand::random::<u64>() >> 11;
         let _: Option<String> = redis::cmd("SET")
@@ -585,12 +605,17 @@ impl Cluster {
 
     /// The room's last seq in Redis.
     pub(crate) async fn seq(&self, room: &str) -> Result<Seq, ClusterError> {
-        let mut conn = self.conn.clone();
-        let seq: Option<Seq> = redis::cmd("GET")
-            .arg(key(room, "seq"))
-            .query_async(&mut conn)
-            .patiently()
-            .await?;
+        let seq: Option<Seq> = again_if_dropped(|| {
+            let mut conn = self.conn.clone();
+            async move {
+                redis::cmd("GET")
+                    .arg(key(room, "seq"))
+                    .query_async(&mut conn)
+                    .patiently()
+                    .await
+            }
+        })
+        .await?;
         Ok(seq.unwrap_or(0))
     }
 
