@@ -648,3 +648,27 @@ async fn redis_restarted_without_its_data_starts_a_new_epoch_that_viewers_resync
     assert_eq!(after, 1, "seqs start again with the new epoch");
     assert_eq!(chats_until(&mut bob, after).await.last().unwrap().0, after);
 }
+
+#[tokio::test]
+async fn two_hundred_disconnects_to_random_nodes_lose_nothing_and_duplicate_nothing() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let redis = RedisServer::start();
+    // The sender posts as fast as it can: lift the flood limit for this test only.
+    let (a, b, _da, _db) = two_nodes_with(&redis, |c| {
+        c.hub.chat_burst = 1_000_000;
+        c.hub.chat_window_ms = 1;
+    })
+    .await;
+    let report = under_fire::resume_under_fire(&[a.local_addr(), b.local_addr()], seed, 2000).await;
+    println!(
+        "{} messages across two nodes, {} receiver disconnects ({} mid-welcome), each \
+         back on a node picked at random",
+        report.messages,
+        under_fire::RECEIVER_CYCLES,
+        report.mid_welcome
+    );
+}

@@ -26,7 +26,7 @@
 //! hearts go out once a tick and are shown as they come back (see `cluster`).
 
 use super::cluster::{
-    Cluster, ClusterError, Control, Cursor, Item, Opened, Read, Verdict, UNREACHABLE,
+    Appended, Cluster, ClusterError, Control, Cursor, Item, Opened, Read, Verdict, UNREACHABLE,
 };
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
@@ -399,10 +399,13 @@ impl Room {
         });
         let epoch = self.lock().log.epoch();
         match cluster.append(&self.id, epoch, now_ms, &event).await {
-            Ok(seq) => {
+            Ok(Appended::New(seq)) => {
                 self.chats.fetch_add(1, Ordering::Relaxed);
                 Ok(Posted::New(seq))
             }
+            // The first attempt (through this node or another) comes back through the
+            // stream, to this viewer too.
+            Ok(Appended::Duplicate(seq)) => Ok(Posted::Duplicate(seq)),
             Err(e) => {
                 tracing::warn!(room = %self.id, "chat: redis: {e}");
                 Err(post_unavailable())
@@ -597,6 +600,9 @@ impl Room {
             return cluster
                 .append(&self.id, epoch, now_ms, &event)
                 .await
+                .map(|a| match a {
+                    Appended::New(seq) | Appended::Duplicate(seq) => seq,
+                })
                 .map_err(|e| {
                     tracing::warn!(room = %self.id, "chat: redis: {e}");
                     unavailable()

@@ -89,9 +89,13 @@
 //! A post is accepted only when the script returned its seq; the sender sees its own
 //! message come back through the stream like everyone else (as on one node: there is no
 //! separate ack). If Redis does not answer, the post is refused `unavailable` with a
-//! retry hint, and a re-send with the same `clientId` is recognised as a duplicate once
-//! the first attempt shows up in the stream: nothing acknowledged is lost, nothing is
-//! posted twice by a retry. Video never goes through Redis. The hub waits at most
+//! retry hint. A re-send with the same `clientId` is recognised as a duplicate by the
+//! append script itself (it remembers each `(viewer, clientId)` for
+//! [`CLIENT_ID_TTL`]), through whichever node it comes and even while the first attempt
+//! is still on its way: nothing acknowledged is lost, nothing is posted twice by a retry.
+//! (Checking only the node's window let a sender cut off mid-post, resuming on the other
+//! node before its first attempt reached the stream, post it twice: seen in 2 of 5 runs
+//! of the 200-disconnect test in `hub_redis.rs`.) Video never goes through Redis. The hub waits at most
 //! [`PATIENCE`] for any answer (the reconnecting connection may retry for longer):
 //! a post, a moderation action or a room to load is refused `unavailable` after it.
 //!
@@ -159,13 +163,35 @@ pub enum ClusterError {
 /// INCR the seq, XADD the event under the id `<seq>-0`, cap the stream; returns the seq.
 /// Refuses (`EPOCH`) when the room's epoch is not the node's: Redis lost the room (a
 /// restart without persistence), and a seq counted again from 1 under the old epoch
-/// would be taken by viewers for events they already have.
+/// would be taken by viewers for events they already have. With a client id
+/// (`ARGV[5]`, the key's lifetime in ms; empty for none), a post whose
+/// `(viewer, clientId)` was appended before is not appended again: its seq comes back
+/// negated.
 const APPEND: &str = r"
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return redis.error_reply('EPOCH the room was lost') end
+if ARGV[5] ~= '' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then return -tonumber(seen) end
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 'e', ARGV[3])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[5]) end
 return seq
 ";
+
+/// How long a post's `(viewer, clientId)` is remembered in Redis, so a re-send through
+/// any node is recognised even while the first attempt was still on its way (a widget
+/// re-sends what it has pending as soon as it reconnects, possibly to another node).
+const CLIENT_ID_TTL: Duration = Duration::from_secs(600);
+
+/// What [`Cluster::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Stored with this seq.
+    New(Seq),
+    /// The same post (viewer and client id) was stored before, with this seq.
+    Duplicate(Seq),
+}
 
 /// Adds a node's batch of hearts to the room's total and to its hearts stream (for
 /// every node, this one included, to show); returns the total after it.
@@ -621,28 +647,43 @@ impl Cluster {
 
     /// Gives `event` (its seq and id left empty) the room's next seq and stores it in the
     /// stream; returns the seq once Redis has it.
+    /// A chat message with a client id is appended once per `(viewer, clientId)`
+    /// however many nodes it is sent through (see [`Appended`]).
     pub(crate) async fn append(
         &self,
         room: &str,
         epoch: Epoch,
         ts: u64,
         event: &RoomEvent,
-    ) -> Result<Seq, ClusterError> {
+    ) -> Result<Appended, ClusterError> {
         let mut conn = self.conn.clone();
         let json = serde_json::to_string(event).expect("events serialise");
-        let seq: Seq = self
+        let once = match event {
+            RoomEvent::Chat(m) => m
+                .client_id
+                .as_ref()
+                .map(|c| key(room, &format!("cid:{}:{c}", m.viewer_id))),
+            _ => None,
+        };
+        let seq: i64 = self
             .append
             .key(key(room, "seq"))
             .key(key(room, "log"))
             .key(key(room, "epoch"))
+            .key(once.clone().unwrap_or_else(|| key(room, "cid")))
             .arg(super::room::MAX_EVENTS)
             .arg(ts)
             .arg(json)
             .arg(epoch)
+            .arg(once.map_or(String::new(), |_| CLIENT_ID_TTL.as_millis().to_string()))
             .invoke_async(&mut conn)
             .patiently()
             .await?;
-        Ok(seq)
+        Ok(if seq < 0 {
+            Appended::Duplicate(seq.unsigned_abs())
+        } else {
+            Appended::New(seq.unsigned_abs())
+        })
     }
 
     /// Adds this node's hearts batch to the room's total and hearts stream.
