@@ -231,7 +231,7 @@ fn css_value(
 
 /// `haystack.contains(needle)` by a plain scan: `str::contains` brings core's Two-Way
 /// substring searcher, about 2 KB of wasm, for these two short needles.
-fn contains(haystack: &str, needle: &str) -> bool {
+pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
     haystack
         .as_bytes()
         .windows(needle.len())
