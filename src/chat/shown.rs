@@ -49,6 +49,7 @@ pub fn shown(state: &ChatState, has_video: bool) -> Shown {
     } else {
         state.refused.map(|r| match r {
             Refusal::Room => Text::ChatRefusedRoom,
+            Refusal::Private => Text::Private,
             Refusal::Origin | Refusal::Unknown => Text::ChatRefusedOrigin,
         })
     };
@@ -102,6 +103,15 @@ mod tests {
             viewer_count: viewers,
             ..ChatState::new()
         }
+    }
+
+    #[test]
+    fn a_private_broadcasts_chat_says_it_is_private() {
+        let mut s = ChatState::new();
+        s.apply(super::super::state::Action::Refused(Refusal::Private));
+        let shown = shown(&s, true);
+        assert_eq!(shown.note, Some(Note::Refused(Text::Private)));
+        assert!(!shown.composer);
     }
 
     /// Regression: a page whose chat was refused showed "LIVE" on the video and

@@ -341,20 +341,35 @@ fn ask_the_door(conn: &Rc<RefCell<Conn>>) {
     };
     let weak = Rc::downgrade(conn);
     wasm_bindgen_futures::spawn_local(async move {
-        let status = match web_sys::window() {
+        let response = match web_sys::window() {
             Some(w) => JsFuture::from(w.fetch_with_str(&url))
                 .await
                 .ok()
-                .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
-                .map_or(0, |r| r.status()),
-            None => 0,
+                .and_then(|r| r.dyn_into::<web_sys::Response>().ok()),
+            None => None,
         };
+        let status = response.as_ref().map_or(0, |r| r.status());
+        // A private broadcast's door says so in its body (same 403 as a foreign origin).
+        let mut body = String::new();
+        if let Some(text) = response
+            .filter(|_| status == 403)
+            .and_then(|r| r.text().ok())
+        {
+            body = JsFuture::from(text)
+                .await
+                .ok()
+                .and_then(|t| t.as_string())
+                .unwrap_or_default();
+        }
         let Some(conn) = weak.upgrade() else {
             return;
         };
-        let Some(why) = Refusal::from_status(status) else {
+        let Some(mut why) = Refusal::from_status(status) else {
             return schedule(&conn);
         };
+        if crate::embed::options::contains(&body, "\"refused\":\"private\"") {
+            why = Refusal::Private;
+        }
         if why == Refusal::Origin {
             let here = web_sys::window()
                 .and_then(|w| w.location().origin().ok())

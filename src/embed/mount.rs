@@ -137,7 +137,8 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("--lucarne-{k}:{v};")))
         .collect(),
         poster: opts.poster.as_deref().map(absolute),
-        chat_only: opts.layout == crate::embed::options::Layout::Chat,
+        chat_only: opts.layout.without_video(),
+        overlay: opts.layout == crate::embed::options::Layout::Overlay,
     };
     let early_socket = js_sys::Reflect::get(&options, &"socket".into())
         .ok()

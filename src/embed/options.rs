@@ -15,7 +15,8 @@ pub struct Options {
     /// `data-theme="light"`; dark otherwise.
     pub light: bool,
     /// `data-layout`: `auto` (chat over the video when narrow, beside it when wide),
-    /// `video` (no chat), `chat` (chat only, no video).
+    /// `video` (no chat), `chat` (chat only, no video), `overlay` (the chat's messages
+    /// and hearts alone on a transparent background, read-only: OBS's Browser Source).
     pub layout: Layout,
     /// `data-accent`, `data-radius`, `data-font`: CSS values for the theme's custom
     /// properties, checked to be plain values (no `;`, `{`, `url(`).
@@ -45,6 +46,16 @@ pub enum Layout {
     Video,
     /// Chat only: no video is loaded.
     Chat,
+    /// The broadcast's overlay: messages and floating hearts on a transparent
+    /// background, nothing to type or tap, no video (see `/overlay/{stream}`).
+    Overlay,
+}
+
+impl Layout {
+    /// No video is loaded.
+    pub fn without_video(self) -> bool {
+        matches!(self, Layout::Chat | Layout::Overlay)
+    }
 }
 
 /// A problem with the options, naming the attribute to fix.
@@ -88,7 +99,10 @@ impl Options {
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Options, OptionError> {
         let stream = url_option(get("stream"), "data-stream", &["http", "https"])?;
         let low_latency = url_option(get("ll"), "data-ll", &["ws", "wss", "http", "https"])?;
-        let chat_only = get("layout").as_deref().map(str::trim) == Some("chat");
+        let chat_only = matches!(
+            get("layout").as_deref().map(str::trim),
+            Some("chat") | Some("overlay")
+        );
         if stream.is_none() && low_latency.is_none() && !chat_only {
             return Err(OptionError {
                 attribute: "data-stream",
@@ -131,18 +145,19 @@ impl Options {
             None | Some("") | Some("auto") => Layout::Auto,
             Some("video") => Layout::Video,
             Some("chat") => Layout::Chat,
+            Some("overlay") => Layout::Overlay,
             Some(other) => {
                 return Err(OptionError {
                     attribute: "data-layout",
-                    problem: format!("\"{other}\" is not auto, video or chat"),
+                    problem: format!("\"{other}\" is not auto, video, chat or overlay"),
                 })
             }
         };
         let chat = url_option(get("chat"), "data-chat", &["ws", "wss", "http", "https"])?;
-        if layout == Layout::Chat && chat.is_none() {
+        if layout.without_video() && chat.is_none() {
             return Err(OptionError {
                 attribute: "data-chat",
-                problem: "missing: data-layout=\"chat\" needs the chat URL".into(),
+                problem: "missing: this data-layout needs the chat URL".into(),
             });
         }
         Ok(Options {
@@ -216,7 +231,7 @@ fn css_value(
 
 /// `haystack.contains(needle)` by a plain scan: `str::contains` brings core's Two-Way
 /// substring searcher, about 2 KB of wasm, for these two short needles.
-fn contains(haystack: &str, needle: &str) -> bool {
+pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
     haystack
         .as_bytes()
         .windows(needle.len())
@@ -346,6 +361,17 @@ mod tests {
         assert_eq!(chat.layout, Layout::Chat, "chat only needs no stream");
         assert_eq!(
             read(&[("layout", "chat")]).unwrap_err().attribute,
+            "data-chat"
+        );
+        let overlay = read(&[("chat", "/chat/x"), ("layout", "overlay")]).unwrap();
+        assert_eq!(
+            overlay.layout,
+            Layout::Overlay,
+            "the overlay needs no stream"
+        );
+        assert!(overlay.layout.without_video() && !Layout::Auto.without_video());
+        assert_eq!(
+            read(&[("layout", "overlay")]).unwrap_err().attribute,
             "data-chat"
         );
         assert_eq!(

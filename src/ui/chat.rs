@@ -32,6 +32,9 @@ pub(crate) struct ChatProps {
     pub(crate) host: HtmlElement,
     /// The widget also shows the video (not the chat-only layout).
     pub(crate) has_video: bool,
+    /// The broadcast's overlay: shows, takes no input (no send box, no taps).
+    #[prop_or_default]
+    pub(crate) read_only: bool,
 }
 
 /// Seconds a message stays on the video in the overlay layout.
@@ -270,7 +273,9 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     let count = draft.chars().count();
     html! {
         <>
-            <div class="tapzone" onclick={heart.clone()} aria-hidden="true"></div>
+            if !props.read_only {
+                <div class="tapzone" onclick={heart.clone()} aria-hidden="true"></div>
+            }
             <div class="sky" aria-hidden="true">
                 { for hearts.hearts().iter().map(|h| html! {
                     // Integers only: formatting floats would add kilobytes of code.
@@ -314,22 +319,24 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                     }) }
                 </ol>
                 if !refused { { for note.clone() } }
-                if seen.composer {
-                    <form class="composer" onsubmit={submit}>
-                    <input class="say" type="text" value={(*draft).clone()} {oninput}
-                        maxlength={if needs_name { "24".to_string() } else { max.to_string() }}
-                        onfocus={on_focus} onblur={on_blur}
-                        placeholder={label(if needs_name { Text::NamePlaceholder } else { Text::ChatPlaceholder })}
-                        aria-label={label(if needs_name { Text::PickName } else { Text::ChatPlaceholder })} />
-                    if !needs_name && count + 50 > max {
-                        <span class="left">{max.saturating_sub(count)}</span>
+                if !props.read_only {
+                    if seen.composer {
+                        <form class="composer" onsubmit={submit}>
+                        <input class="say" type="text" value={(*draft).clone()} {oninput}
+                            maxlength={if needs_name { "24".to_string() } else { max.to_string() }}
+                            onfocus={on_focus} onblur={on_blur}
+                            placeholder={label(if needs_name { Text::NamePlaceholder } else { Text::ChatPlaceholder })}
+                            aria-label={label(if needs_name { Text::PickName } else { Text::ChatPlaceholder })} />
+                        if !needs_name && count + 50 > max {
+                            <span class="left">{max.saturating_sub(count)}</span>
+                        }
+                        <button type="submit" class="send">{label(Text::Send)}</button>
+                        <button type="button" class="heart-button" onclick={heart} aria-label={label(Text::SendHeart)}>{"♥"}</button>
+                    </form>
+                    } else {
+                        // Refused for good: the words take the send box's place.
+                        <div class="band">{ for note }</div>
                     }
-                    <button type="submit" class="send">{label(Text::Send)}</button>
-                    <button type="button" class="heart-button" onclick={heart} aria-label={label(Text::SendHeart)}>{"♥"}</button>
-                </form>
-                } else {
-                    // Refused for good: the words take the send box's place.
-                    <div class="band">{ for note }</div>
                 }
             </section>
         </>

@@ -37,6 +37,8 @@ pub(crate) struct Look {
     pub(crate) poster: Option<String>,
     /// Chat only: no video, no player.
     pub(crate) chat_only: bool,
+    /// The broadcast's overlay (chat only, transparent, read-only).
+    pub(crate) overlay: bool,
 }
 
 /// Properties of the root component.
@@ -195,7 +197,8 @@ fn chat_layer(props: &AppProps) -> Html {
     match props.chat.clone() {
         Some(url) => html! {
             <chat::Chat {url} mod_token={props.mod_token.clone()} lang={props.look.lang}
-                host={props.host.clone()} has_video={!props.look.chat_only} />
+                host={props.host.clone()} has_video={!props.look.chat_only}
+                read_only={props.look.overlay} />
         },
         None => Html::default(),
     }
@@ -553,6 +556,9 @@ pub(crate) fn app(props: &AppProps) -> Html {
     }
     if props.look.chat_only {
         class.push_str(" layout-chat");
+    }
+    if props.look.overlay {
+        class.push_str(" layout-overlay");
     }
     if *chat_hidden {
         class.push_str(" chat-hidden");

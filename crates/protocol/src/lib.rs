@@ -625,17 +625,22 @@ pub enum Refusal {
     Origin,
     /// The server has no chat room by that name.
     Room,
+    /// The broadcast is private and the page has no valid playback token (the door of
+    /// private broadcasts answers `403 {"refused":"private"}`).
+    Private,
     /// A reason this version does not know (still for good).
     #[serde(other)]
     Unknown,
 }
 
 impl Refusal {
-    /// The word on the wire: `origin`, `room` (`unknown` for [`Refusal::Unknown`]).
+    /// The word on the wire: `origin`, `room`, `private` (`unknown` for
+    /// [`Refusal::Unknown`]).
     pub fn as_str(&self) -> &'static str {
         match self {
             Refusal::Origin => "origin",
             Refusal::Room => "room",
+            Refusal::Private => "private",
             Refusal::Unknown => "unknown",
         }
     }
@@ -646,6 +651,7 @@ impl Refusal {
         match word {
             "origin" => Refusal::Origin,
             "room" => Refusal::Room,
+            "private" => Refusal::Private,
             _ => Refusal::Unknown,
         }
     }

@@ -405,6 +405,14 @@ fn the_chat_door_says_why_a_page_is_refused() {
             origin: None,
         },
     );
+    // The door of a private broadcast (the access guard's 403 body; the widget reads it).
+    round_trip(
+        r#"{"refused":"private"}"#,
+        ChatDoor {
+            refused: Some(Refusal::Private),
+            origin: None,
+        },
+    );
     // A newer server's reason is still a refusal.
     let door: ChatDoor = serde_json::from_str(r#"{"refused":"paywall"}"#).unwrap();
     assert_eq!(door.refused, Some(Refusal::Unknown));
@@ -414,7 +422,12 @@ fn the_chat_door_says_why_a_page_is_refused() {
     for transient in [0, 200, 426, 502, 503] {
         assert_eq!(Refusal::from_status(transient), None, "{transient}");
     }
-    for r in [Refusal::Origin, Refusal::Room, Refusal::Unknown] {
+    for r in [
+        Refusal::Origin,
+        Refusal::Room,
+        Refusal::Private,
+        Refusal::Unknown,
+    ] {
         assert_eq!(Refusal::parse(r.as_str()), r);
         assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
     }

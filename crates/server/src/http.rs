@@ -13,8 +13,10 @@
 //! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
 //!   broadcast ended, its `index.m3u8` is the newest replay's playlist.
 //! - `/chat/{room}` and `/api/rooms/...`: the chat hub (see [`crate::hub`]).
-//! - `/studio/{stream}`, `/studio/{stream}/ingest`, `/studio.js`: the broadcaster
-//!   console (see [`crate::studio`]).
+//! - `/studio/{stream}`, `/studio/{stream}/unlock`, `/studio/{stream}/ingest`,
+//!   `/studio.js`: the broadcaster console (see [`crate::studio`]).
+//! - `/overlay/{id}`: the broadcast's chat and hearts on a transparent page, for OBS
+//!   (see [`overlay`]).
 //! - `/healthz`, `/readyz`, `/metrics`: operations (see [`ops`]).
 //! - everything else: the built widget (`--dist`, precompressed when `.br`/`.gz`
 //!   siblings exist) then the pages (`--pages`).
@@ -30,6 +32,7 @@
 mod access;
 mod hls;
 pub mod ops;
+mod overlay;
 mod push;
 
 use crate::media::live::LiveStream;
@@ -156,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         // The loader's `data-src` short form.
         .route("/s/{id}", get(stream_info))
+        .route("/overlay/{id}", get(overlay::page))
         .fallback_service(static_files)
         // Inside compression, so playlists are signed before they are compressed.
         .layer(axum::middleware::from_fn_with_state(

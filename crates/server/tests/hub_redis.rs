@@ -1,7 +1,9 @@
 //! The chat hub on two nodes sharing one real Redis (`--redis`): one global order of
 //! events, a viewer resuming on the other node with nothing lost or duplicated, one
 //! count and one hearts total, flood limits and moderation that hold on every node,
-//! deletes that vanish everywhere.
+//! deletes that vanish everywhere; Redis stopped for 10 s and restarted (chat closed
+//! with "try again later" meanwhile, nothing acknowledged lost) or restarted without its
+//! data (a new epoch every viewer re-syncs to).
 
 mod hub_support;
 mod redis_support;
@@ -505,4 +507,168 @@ async fn without_an_answer_from_redis_posts_and_moderation_are_refused_unavailab
     assert_eq!(e.code, ErrorCode::Unavailable);
     let info = room_info_until(a.local_addr(), "room", |_| true).await;
     assert_eq!(info["slowModeSecs"], 0, "nothing changed");
+}
+
+/// The close code of a client's socket, skipping frames before it; panics if it stays
+/// open longer than `limit`.
+async fn closed_within(c: &mut Client, limit: std::time::Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match c.next_within(left).await {
+            Some(Seen::Closed(code)) => return code,
+            Some(Seen::Frame(_)) => {}
+            None => panic!(
+                "the socket stayed open {} s after Redis stopped",
+                limit.as_secs()
+            ),
+        }
+    }
+}
+
+/// 1013: try again later (what a widget answers by reconnecting, showing "reconnecting").
+const TRY_AGAIN_LATER: u16 = 1013;
+
+#[tokio::test]
+async fn redis_stopped_for_10_s_and_restarted_closes_chat_for_a_while_and_loses_nothing_acknowledged(
+) {
+    let data = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_persistent(data.path());
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut ana, wa) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    let (mut bob, wb) = Client::join(b.local_addr(), "room", named("Bob")).await;
+    let before = post(&mut ana, "before the outage", "a0").await.unwrap();
+    assert_eq!(
+        chats_until(&mut bob, before).await.last().unwrap().0,
+        before
+    );
+    // A third node with nobody on it uses no Redis during the outage.
+    let (c, _dc) = node(&redis).await;
+
+    redis.stop();
+    let stopped = std::time::Instant::now();
+    // Both nodes notice and close their sockets with "try again later", so widgets
+    // show "reconnecting" instead of accepting messages they cannot post.
+    let limit = std::time::Duration::from_secs(10);
+    assert_eq!(closed_within(&mut ana, limit).await, Some(TRY_AGAIN_LATER));
+    assert_eq!(closed_within(&mut bob, limit).await, Some(TRY_AGAIN_LATER));
+    eprintln!(
+        "redis down: both sockets closed {:.1} s after the stop",
+        stopped.elapsed().as_secs_f64()
+    );
+    // A viewer coming (back) meanwhile is told the same, promptly, on either node.
+    for node in [&a, &b] {
+        let mut c =
+            Client::connect_only(node.local_addr(), "room", resume(&wa, wa.epoch, before)).await;
+        let asked = std::time::Instant::now();
+        assert_eq!(closed_within(&mut c, limit).await, Some(TRY_AGAIN_LATER));
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(5),
+            "refused only after {:?}",
+            asked.elapsed()
+        );
+    }
+
+    tokio::time::sleep(std::time::Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    redis.restart();
+
+    // Each comes back on the other node with its (epoch, lastSeq): the same epoch,
+    // nothing missed, nothing twice; the chat works across nodes again.
+    let (mut ana, wa2) = rejoin(b.local_addr(), resume(&wa, wa.epoch, before)).await;
+    let (mut bob, wb2) = rejoin(a.local_addr(), resume(&wb, wb.epoch, before)).await;
+    for w in [&wa2, &wb2] {
+        assert_eq!(w.epoch, wa.epoch, "Redis kept the room: same epoch");
+        assert!(w.recovered, "resumed exactly");
+        assert!(
+            chat_texts(&w.history).is_empty(),
+            "nothing was posted meanwhile: {:?}",
+            w.history
+        );
+    }
+    let after = post(&mut ana, "after the outage", "a1").await.unwrap();
+    assert!(after > before);
+    assert_eq!(chats_until(&mut bob, after).await.last().unwrap().0, after);
+    // A newcomer sees both: nothing acknowledged was lost. On the idle node, the first
+    // join after the outage is welcomed at once (its connection to Redis was dead).
+    let (_carl, wc) = Client::join(c.local_addr(), "room", named("Carl")).await;
+    let texts = chat_texts(&wc.history);
+    assert_eq!(
+        texts,
+        ["before the outage", "after the outage"],
+        "history after the restart"
+    );
+}
+
+/// Joins `room` on `addr` with `hello`, retrying while the node answers "try again
+/// later" (Redis just came back; its room is loaded again on the first join that
+/// succeeds). Gives up after 20 s.
+async fn rejoin(addr: std::net::SocketAddr, hello: Hello) -> (Client, Welcome) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut c = Client::connect_only(addr, "room", hello.clone()).await;
+        loop {
+            match c.next().await {
+                Seen::Frame(ServerMessage::Welcome(w)) => return (c, w),
+                Seen::Frame(_) => {}
+                Seen::Closed(code) => {
+                    assert_eq!(code, Some(TRY_AGAIN_LATER), "refused otherwise");
+                    break;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no welcome 20 s after Redis came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_restarted_without_its_data_starts_a_new_epoch_that_viewers_resync_to() {
+    let mut redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let (mut ana, wa) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    let (mut bob, wb) = Client::join(b.local_addr(), "room", named("Bob")).await;
+    let before = post(&mut ana, "lost with Redis", "a0").await.unwrap();
+    chats_until(&mut bob, before).await;
+    redis.stop();
+    redis.restart();
+    // The nodes find the room's epoch gone when they reconnect: they must not go on
+    // counting seqs from 1 under the old epoch (viewers would skip those as seen).
+    let limit = std::time::Duration::from_secs(10);
+    assert_eq!(closed_within(&mut ana, limit).await, Some(TRY_AGAIN_LATER));
+    assert_eq!(closed_within(&mut bob, limit).await, Some(TRY_AGAIN_LATER));
+    let (mut ana, wa2) = rejoin(a.local_addr(), resume(&wa, wa.epoch, before)).await;
+    let (mut bob, wb2) = rejoin(b.local_addr(), resume(&wb, wb.epoch, before)).await;
+    assert_ne!(wa2.epoch, wa.epoch, "a new epoch");
+    assert_eq!(wa2.epoch, wb2.epoch, "one epoch on both nodes");
+    assert!(!wa2.recovered && !wb2.recovered, "told to re-sync");
+    let after = post(&mut ana, "the new epoch", "a1").await.unwrap();
+    assert_eq!(after, 1, "seqs start again with the new epoch");
+    assert_eq!(chats_until(&mut bob, after).await.last().unwrap().0, after);
+}
+
+#[tokio::test]
+async fn two_hundred_disconnects_to_random_nodes_lose_nothing_and_duplicate_nothing() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let redis = RedisServer::start();
+    // The sender posts as fast as it can: lift the flood limit for this test only.
+    let (a, b, _da, _db) = two_nodes_with(&redis, |c| {
+        c.hub.chat_burst = 1_000_000;
+        c.hub.chat_window_ms = 1;
+    })
+    .await;
+    let report = under_fire::resume_under_fire(&[a.local_addr(), b.local_addr()], seed, 2000).await;
+    println!(
+        "{} messages across two nodes, {} receiver disconnects ({} mid-welcome), each \
+         back on a node picked at random",
+        report.messages,
+        under_fire::RECEIVER_CYCLES,
+        report.mid_welcome
+    );
 }

@@ -189,6 +189,7 @@ async fn missing_and_malformed_requests_get_clear_errors() {
         "/live/demo/99999999999999999999999.m4s",
         "/live/demo/1.m4s",
         "/api/streams/nope",
+        "/overlay/nope",
     ] {
         let r = client.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
@@ -227,6 +228,22 @@ async fn missing_and_malformed_requests_get_clear_errors() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["hls"], "/live/demo/index.m3u8");
     assert_eq!(info["ll"], "/live/demo/ll");
+    // The broadcast's overlay for OBS: a page loading the widget as the stream's overlay.
+    let r = client
+        .get(format!("{base}/overlay/demo?lang=fr"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("data-layout=\"overlay\" data-chat=\"/chat/demo\" data-lang=\"fr\""),
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -50,6 +50,20 @@ if (host && !host.__e2eChatLog) {
   });
   host.addEventListener('lucarne:heart', () => { log.hearts += 1; });
 }
+if (root && host.__e2eChatLog && !host.__e2eChatLog.sky) {
+  // Every heart that starts floating, even one gone before the next snapshot.
+  const log = host.__e2eChatLog;
+  log.sky = new MutationObserver((records) => {
+    for (const r of records) {
+      for (const n of r.addedNodes) {
+        if (n.localName === 'span' && n.classList.contains('heart')
+            && n.parentNode && n.parentNode.classList.contains('sky')) log.drawn += 1;
+      }
+    }
+  });
+  log.drawn = 0;
+  log.sky.observe(root, { childList: true, subtree: true });
+}
 const q = (sel) => (root ? root.querySelector(sel) : null);
 const text = (el) => (el ? el.textContent : null);
 const input = q('form.composer input.say');
@@ -75,6 +89,7 @@ return {
   inputDisabled: input ? input.disabled : null,
   lines,
   floatingHearts: root ? root.querySelectorAll('.sky > span.heart').length : 0,
+  heartsDrawn: host && host.__e2eChatLog ? host.__e2eChatLog.drawn || 0 : 0,
   viewers: text(q('.counts .viewers')),
   heartsTotal: text(q('.counts .hearts-total')),
   notes: root ? Array.from(root.querySelectorAll('.chat-note')).map((n) => n.textContent) : [],
@@ -138,6 +153,9 @@ pub struct ChatSnapshot {
     pub lines: Vec<ChatLine>,
     /// `.sky > span.heart` elements (hearts floating now).
     pub floating_hearts: u64,
+    /// Hearts that started floating since the first snapshot (counted as they are
+    /// added, so one that floated away between two snapshots counts too).
+    pub hearts_drawn: u64,
     /// `.counts .viewers`'s text ("2 watching").
     pub viewers: Option<String>,
     /// `.counts .hearts-total`'s text ("♥ 12").
@@ -196,6 +214,7 @@ impl ChatSnapshot {
                 })
                 .unwrap_or_default(),
             floating_hearts: v["floatingHearts"].as_u64().unwrap_or(0),
+            hearts_drawn: v["heartsDrawn"].as_u64().unwrap_or(0),
             viewers: s(&v["viewers"]),
             hearts_total_text: s(&v["heartsTotal"]),
             notes: names(&v["notes"]),
@@ -251,13 +270,14 @@ impl ChatSnapshot {
         let skip = self.lines.len().saturating_sub(8);
         let lines: Vec<String> = self.lines[skip..].iter().map(ChatLine::describe).collect();
         format!(
-            "placeholder {:?}, typed {:?}, viewers {:?}, hearts total {:?}, floating hearts {}, \
-             notes {:?}, {} lines{}: [{}]",
+            "placeholder {:?}, typed {:?}, viewers {:?}, hearts total {:?}, floating hearts {} \
+             ({} drawn), notes {:?}, {} lines{}: [{}]",
             self.placeholder.as_deref().unwrap_or("(none)"),
             self.input_value.as_deref().unwrap_or(""),
             self.viewers.as_deref().unwrap_or("(none)"),
             self.hearts_total_text.as_deref().unwrap_or("(none)"),
             self.floating_hearts,
+            self.hearts_drawn,
             self.notes,
             self.lines.len(),
             if skip > 0 { ", last 8" } else { "" },
@@ -388,13 +408,14 @@ mod tests {
             "inputDisabled": false,
             "lines": [{"name": "Ada", "text": "<b>hi</b>", "pending": true,
                        "elements": ["b", "span"], "textElements": []}],
-            "floatingHearts": 3, "viewers": "2 watching", "heartsTotal": "♥ 12",
+            "floatingHearts": 3, "heartsDrawn": 5, "viewers": "2 watching", "heartsTotal": "♥ 12",
             "notes": [], "chatEvents": [{"name": "Ada", "text": "<b>hi</b>"}], "heartEvents": 2,
             "activeInWidget": {"img": 0, "svg": 1}, "activeInPage": {"script": 2},
         });
         let s = ChatSnapshot::from_json(&v);
         assert!(s.online());
         assert_eq!(s.hearts_total(), Some(12));
+        assert_eq!((s.floating_hearts, s.hearts_drawn), (3, 5));
         assert_eq!(s.lines_with_text("<b>hi</b>").count(), 1);
         assert!(s.lines[0].pending);
         assert_eq!(s.active_in_widget["svg"], 1);

@@ -15,32 +15,85 @@ use crate::process::{free_port, which, Output, Spawned};
 use crate::wait::{wait_until, Check};
 use crate::workspace::root;
 
-/// A running `redis-server` on a free loopback port, nothing persisted.
+/// A running `redis-server` on a free loopback port: nothing persisted, or (with
+/// [`Redis::start_persistent`]) an append-only file written on every command, as a
+/// deployment that must lose nothing acknowledged runs it (`deploy/compose.yaml`).
 pub struct Redis {
-    process: Spawned,
+    process: Option<Spawned>,
     port: u16,
+    /// The data directory, when persistent.
+    data: Option<TempDir>,
+    /// The output of the processes stopped so far.
+    earlier: String,
 }
 
 impl Redis {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts one that keeps its data across [`Redis::stop`] and [`Redis::restart`].
+    pub async fn start_persistent() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("lucarne-redis-")
+            .tempdir()?;
+        Self::start_with(Some(dir)).await
+    }
+
+    async fn start_with(data: Option<TempDir>) -> Result<Self> {
+        let mut redis = Self {
+            process: None,
+            port: free_port()?,
+            data,
+            earlier: String::new(),
+        };
+        redis.spawn().await?;
+        Ok(redis)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
         let bin = which("redis-server").context(
             "redis-server is not installed: `apt-get install redis-server` (.ci/run does)",
         )?;
-        let port = free_port()?;
-        let args = [
+        let mut args = vec![
             "--port".to_owned(),
-            port.to_string(),
+            self.port.to_string(),
             "--bind".into(),
             "127.0.0.1".into(),
             "--save".into(),
             String::new(),
-            "--appendonly".into(),
-            "no".into(),
         ];
+        match &self.data {
+            Some(dir) => args.extend([
+                "--dir".to_owned(),
+                dir.path().display().to_string(),
+                "--appendonly".into(),
+                "yes".into(),
+                "--appendfsync".into(),
+                "always".into(),
+            ]),
+            None => args.extend(["--appendonly".to_owned(), "no".into()]),
+        }
         let (process, _) = Spawned::start("redis-server", &bin, args, &[], Output::Capture)?;
-        listening(port, "redis-server").await?;
-        Ok(Self { process, port })
+        self.process = Some(process);
+        listening(self.port, "redis-server").await
+    }
+
+    /// Stops it (SIGTERM: it writes its data and exits).
+    pub async fn stop(&mut self) {
+        if let Some(p) = self.process.take() {
+            self.earlier = p.log().tail(50);
+            p.terminate().await;
+        }
+    }
+
+    /// Starts it again on the same port, with the same data when persistent.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await;
+        self.spawn()
+            .await
+            .with_context(|| format!("redis-server again on port {}", self.port))
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -50,7 +103,8 @@ impl Redis {
 
     /// Its output, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        self.process.log().tail(n)
+        let now = self.process.as_ref().map(|p| p.log().tail(n));
+        format!("{}{}", self.earlier, now.unwrap_or_default())
     }
 }
 
@@ -170,7 +224,11 @@ impl Cluster {
     /// Starts Redis, `n` nodes (the demo stream on each: every node makes it alike, on
     /// the wall clock) and nginx in front of them.
     pub async fn start(n: usize) -> Result<Self> {
-        let redis = Redis::start().await?;
+        Self::start_on(n, Redis::start().await?).await
+    }
+
+    /// Like [`Cluster::start`], on `redis`.
+    pub async fn start_on(n: usize, redis: Redis) -> Result<Self> {
         let front = free_port()?;
         let mut nodes = Vec::with_capacity(n);
         for _ in 0..n {

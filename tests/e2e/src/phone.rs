@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
-use lucarne_protocol::{ClientMessage, Hello, SendChat, ServerMessage, PROTOCOL_VERSION};
+use lucarne_protocol::{
+    ClientMessage, Hello, SendChat, SendHearts, ServerMessage, PROTOCOL_VERSION,
+};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -968,6 +970,41 @@ pub async fn say_once(chat_url: &str, name: &str, text: &str) -> Result<()> {
         .unwrap_or_else(|_| Err(anyhow::anyhow!("no echo within 10 s")));
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     result.with_context(|| format!("{name} posting {text:?}"))
+}
+
+/// Taps `count` hearts as a new viewer `name` (one `hearts` frame) and waits (up to
+/// 10 s) until the room's total, as the server sends it back, has counted them.
+pub async fn tap_hearts(chat_url: &str, name: &str, count: u32) -> Result<()> {
+    let mut ws = join(chat_url, name).await?;
+    let taps = ClientMessage::Hearts(SendHearts {
+        count,
+        colour: None,
+    });
+    ws.send(Message::text(serde_json::to_string(&taps)?))
+        .await?;
+    let counted = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(ServerMessage::Hearts(h)) =
+                        serde_json::from_str::<ServerMessage>(t.as_str())
+                    {
+                        if h.counts.values().sum::<u32>() >= count {
+                            return Ok(());
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("closed before the hearts came back"),
+            }
+        }
+    };
+    let result = tokio::time::timeout(Duration::from_secs(10), counted)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no hearts frame within 10 s")));
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    result.with_context(|| format!("{name} tapping {count} hearts"))
 }
 
 /// A head script that counts the WebSocket constructions of the page whose URL has

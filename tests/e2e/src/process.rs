@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
@@ -150,6 +151,22 @@ impl Spawned {
     pub async fn kill(mut self) {
         self.signal_group();
         let _ = self.child.wait().await;
+    }
+
+    /// Stops it as an operator does: SIGTERM to the group, then (after 10 s) SIGKILL;
+    /// reaps the child.
+    pub async fn terminate(mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.signal_group();
+            let _ = self.child.wait().await;
+        }
+        self.pgid = None;
     }
 
     fn signal_group(&mut self) {

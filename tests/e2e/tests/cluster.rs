@@ -7,11 +7,16 @@
 //!   both the push and the chat socket, is killed: the video is back within 3 s again,
 //!   and the chat resumes on the restarted node from Redis with every acknowledged
 //!   message (those posted while it was away included), each once and in order.
+//! - redis_stopped_for_10_s_keeps_the_video_and_the_chat_comes_back: Redis (keeping its
+//!   data, as the deployment runs it) is stopped for 10 s under the widget: the video
+//!   plays on without a freeze, the chat says it is reconnecting instead of taking
+//!   messages it cannot post, and once Redis is back it resumes with every message
+//!   acknowledged before, once, and takes new ones.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use lucarne_e2e::cluster::Cluster;
+use lucarne_e2e::cluster::{Cluster, Redis};
 use lucarne_e2e::phone::say_once;
 use lucarne_e2e::{run_scenario, serial, Browser, ChatSnapshot, ChatView, PlaybackState, Probe};
 
@@ -167,6 +172,106 @@ async fn a_node_killed_mid_broadcast_loses_the_viewer_nothing() -> Result<()> {
     let logs = cluster.logs();
     run_scenario(
         "a_node_killed_mid_broadcast_loses_the_viewer_nothing",
+        browser,
+        async |_| result,
+        || logs,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stopped_for_10_s_keeps_the_video_and_the_chat_comes_back() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let mut cluster = Cluster::start_on(2, Redis::start_persistent().await?).await?;
+    let browser = Browser::launch_from_env().await?;
+    let page = format!("{}/", cluster.nginx.url());
+    let through_nginx = format!("ws://127.0.0.1:{}/chat/demo", cluster.nginx.port());
+
+    let result = async {
+        browser.goto(&page).await?;
+        let widget = Probe::widget();
+        let chat = ChatView::widget();
+        widget
+            .wait_playing(&browser, READY)
+            .await
+            .context("the demo through nginx never played")?;
+        chat.wait_online(&browser, READY).await?;
+        say_once(&through_nginx, "Avant", "before-1").await?;
+        chat.wait_for(&browser, "the message posted before", CHAT_BACK, |s| {
+            texts(s, "before-") == ["before-1"]
+        })
+        .await?;
+
+        let before = widget.state(&browser).await?;
+        cluster.redis.stop().await;
+        let stopped = Instant::now();
+        eprintln!("cluster: redis stopped (SIGTERM)");
+        // The chat owns up to it, within seconds.
+        let away = chat
+            .wait_for(
+                &browser,
+                "the chat to say it is reconnecting",
+                CHAT_BACK,
+                |s| !s.online(),
+            )
+            .await?;
+        eprintln!(
+            "cluster: the chat said {:?} {:.1} s after the stop",
+            away.notes,
+            stopped.elapsed().as_secs_f64()
+        );
+        // The video never needed Redis: it plays on, smoothly, for the rest of the 10 s.
+        let rest = Duration::from_secs(10).saturating_sub(stopped.elapsed());
+        let watch = widget
+            .watch(&browser, rest.max(Duration::from_secs(2)))
+            .await?;
+        ensure!(
+            watch.longest_freeze_s() <= 1.0 && !watch.last().paused,
+            "the video stalled while Redis was away: {}",
+            watch.describe()
+        );
+        let during = watch.last().clone();
+        ensure!(
+            during.frames as f64 - before.frames as f64 >= 10.0 * stopped.elapsed().as_secs_f64(),
+            "too few frames while Redis was away: {} then {}",
+            before.describe(),
+            during.describe()
+        );
+
+        cluster.redis.restart().await?;
+        eprintln!(
+            "cluster: redis back after {:.1} s",
+            stopped.elapsed().as_secs_f64()
+        );
+        let back = chat
+            .wait_for(
+                &browser,
+                "the chat back online after Redis",
+                CHAT_BACK,
+                |s| s.online(),
+            )
+            .await?;
+        ensure!(
+            texts(&back, "before-") == ["before-1"],
+            "after Redis came back the widget shows {:?}: the message acknowledged before, \
+             once, was expected",
+            texts(&back, "before-")
+        );
+        eprintln!(
+            "cluster: chat back {:.1} s after the stop",
+            stopped.elapsed().as_secs_f64()
+        );
+        say_once(&through_nginx, "Après", "after-1").await?;
+        chat.wait_for(&browser, "a message posted after", CHAT_BACK, |s| {
+            texts(s, "after-") == ["after-1"] && texts(s, "before-") == ["before-1"]
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    let logs = cluster.logs();
+    run_scenario(
+        "redis_stopped_for_10_s_keeps_the_video_and_the_chat_comes_back",
         browser,
         async |_| result,
         || logs,

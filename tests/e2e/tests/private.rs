@@ -163,6 +163,20 @@ async fn a_page_without_a_valid_token_says_the_broadcast_is_private() -> Result<
                     },
                 )
                 .await?;
+                // The chat says the same (not "not available on this site": the
+                // door of a private broadcast says why in its 403's body).
+                let chat = ChatView::widget()
+                    .wait_for(
+                        browser,
+                        "the chat to say the broadcast is private",
+                        SAY_WITHIN,
+                        |s| s.notes.iter().any(|n| n == "This broadcast is private."),
+                    )
+                    .await?;
+                ensure!(
+                    !chat.composer,
+                    "a private broadcast's chat offers its send box"
+                );
                 let state = Probe::widget().state(browser).await?;
                 ensure!(
                     state.frames == 0,

@@ -74,6 +74,13 @@ impl<T: Clone> Table<T> {
         Ok(slot)
     }
 
+    /// Lets go of the slot of `id`, if it is held.
+    pub(crate) fn remove(&mut self, id: &str) {
+        if let Some((Kind::Free, _)) = self.slots.remove(id) {
+            self.free -= 1;
+        }
+    }
+
     /// Lets go of every slot.
     pub(crate) fn drain(&mut self) -> Vec<T> {
         self.free = 0;

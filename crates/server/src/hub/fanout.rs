@@ -34,6 +34,9 @@ pub(crate) enum Outbound {
     },
     /// The server is stopping: close (clients resume elsewhere or later).
     Shutdown,
+    /// The room lost Redis (`--redis`): close with "try again later" (clients resume
+    /// once it is back).
+    Unavailable,
 }
 
 /// Serialises a server frame.

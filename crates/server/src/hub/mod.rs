@@ -315,9 +315,14 @@ impl Hub {
         }
         let cell = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-            match rooms.get(id) {
+            // A room lost with Redis (`--redis`) is retired in its slot: load it again.
+            let held = rooms
+                .get(id)
+                .filter(|c| !c.get().is_some_and(|r| r.is_retired()));
+            match held {
                 Some(cell) => cell,
                 None => {
+                    rooms.remove(id);
                     let kind = if self.is_stream(id) {
                         Kind::Stream
                     } else {

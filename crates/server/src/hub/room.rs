@@ -25,7 +25,9 @@
 //! written to Redis and come to the other nodes as control entries of the stream;
 //! hearts go out once a tick and are shown as they come back (see `cluster`).
 
-use super::cluster::{Cluster, Control, Cursor, Item, Opened, Read, Verdict};
+use super::cluster::{
+    Appended, Cluster, ClusterError, Control, Cursor, Item, Opened, Read, Verdict, UNREACHABLE,
+};
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
 use super::log::{Log, Removal};
@@ -37,6 +39,7 @@ use lucarne_protocol::{
     ChatMessage, Deleted, Epoch, ErrorCode, Resume, Role, RoomEvent, RoomSettings, Seq,
     ServerMessage, StreamState, StreamStateChange,
 };
+use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -217,28 +220,42 @@ impl Room {
 
     /// With `--redis`: waits (a bounded time) until this node has applied every event
     /// Redis had when called, so a resume from another node's seq is exact.
-    pub(crate) async fn caught_up(&self) {
+    /// Fails when Redis does not answer (within [`PATIENCE`](super::cluster::PATIENCE)):
+    /// the viewer is refused and comes back later, rather than joining a room whose
+    /// posts would all be refused.
+    pub(crate) async fn caught_up(&self) -> Result<(), ClusterError> {
         let Some(cluster) = &self.cluster else {
-            return;
+            return Ok(());
         };
-        let target = match cluster.seq(&self.id).await {
-            Ok(seq) => seq,
-            Err(e) => {
-                tracing::warn!(room = %self.id, "chat: redis: {e}");
-                return;
-            }
-        };
+        let target = cluster.seq(&self.id).await?;
         let deadline = tokio::time::Instant::now() + CATCH_UP;
         loop {
             let applied = self.applied.notified();
             if self.lock().log.seq() >= target {
-                return;
+                return Ok(());
             }
             if tokio::time::timeout_at(deadline, applied).await.is_err() {
                 tracing::warn!(room = %self.id, target, "chat: redis follower behind");
-                return;
+                return Ok(());
             }
         }
+    }
+
+    /// Unloaded for good (its slot is replaced on the next join).
+    pub(crate) fn is_retired(&self) -> bool {
+        self.lock().retired
+    }
+
+    /// With `--redis`: Redis has been out of reach too long, or lost the room. The room
+    /// is unloaded and every connection closed with "try again later"; viewers come
+    /// back with resume and the next join loads the room from Redis again.
+    fn lose(&self, why: &str) {
+        tracing::warn!(room = %self.id, "chat: {why}: closing the room's sockets; viewers resume when Redis answers");
+        let mut st = self.lock();
+        if !st.retired {
+            self.retire(&mut st);
+        }
+        self.fanout.send(Outbound::Unavailable);
     }
 
     /// The other nodes' viewers (`--redis`).
@@ -380,11 +397,15 @@ impl Room {
             role: author.role,
             client_id,
         });
-        match cluster.append(&self.id, now_ms, &event).await {
-            Ok(seq) => {
+        let epoch = self.lock().log.epoch();
+        match cluster.append(&self.id, epoch, now_ms, &event).await {
+            Ok(Appended::New(seq)) => {
                 self.chats.fetch_add(1, Ordering::Relaxed);
                 Ok(Posted::New(seq))
             }
+            // The first attempt (through this node or another) comes back through the
+            // stream, to this viewer too.
+            Ok(Appended::Duplicate(seq)) => Ok(Posted::Duplicate(seq)),
             Err(e) => {
                 tracing::warn!(room = %self.id, "chat: redis: {e}");
                 Err(post_unavailable())
@@ -575,10 +596,17 @@ impl Room {
                 seq: 0,
                 id: id.to_owned(),
             });
-            return cluster.append(&self.id, now_ms, &event).await.map_err(|e| {
-                tracing::warn!(room = %self.id, "chat: redis: {e}");
-                unavailable()
-            });
+            let epoch = self.lock().log.epoch();
+            return cluster
+                .append(&self.id, epoch, now_ms, &event)
+                .await
+                .map(|a| match a {
+                    Appended::New(seq) | Appended::Duplicate(seq) => seq,
+                })
+                .map_err(|e| {
+                    tracing::warn!(room = %self.id, "chat: redis: {e}");
+                    unavailable()
+                });
         }
         let mut st = self.lock();
         if st.log.remove_chat(id) == Removal::Unknown {
@@ -769,35 +797,59 @@ const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// A room's follower: reads its Redis streams (events and control entries, hearts)
 /// from where it stopped, for as long as the room is loaded; reconnects (with a pause)
-/// when Redis goes away.
+/// when Redis goes away, and loses the room (see [`Room::lose`]) when Redis has not
+/// answered for [`UNREACHABLE`] or no longer has the room's epoch.
 async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
     let (id, epoch) = match room.upgrade() {
         Some(r) => (r.id.clone(), r.lock().log.epoch()),
         None => return,
     };
     let mut conn = None;
+    let mut answered = tokio::time::Instant::now();
     loop {
         match room.upgrade() {
             Some(r) if !r.lock().retired => {}
             _ => return,
         }
+        if answered.elapsed() >= UNREACHABLE {
+            if let Some(r) = room.upgrade() {
+                r.lose(&format!(
+                    "redis has not answered for {} s",
+                    UNREACHABLE.as_secs()
+                ));
+            }
+            return;
+        }
         let c = match &mut conn {
             Some(c) => c,
-            None => match cluster.follower().await {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    tracing::warn!(room = %id, "chat: redis follower: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+            None => {
+                match connect_follower(&cluster, &id).await {
+                    Ok(Some((c, e))) if e == epoch => conn.insert(c),
+                    Ok(Some(_)) | Ok(None) => {
+                        if let Some(r) = room.upgrade() {
+                            r.lose("redis no longer has this room's epoch (restarted without its data?)");
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(room = %id, "chat: redis follower: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         match cluster.read(c, &id, epoch, &mut cursor).await {
-            Ok(read) if read.items.is_empty() && read.hearts.is_empty() => {}
-            Ok(read) => match room.upgrade() {
-                Some(r) => r.apply(read),
-                None => return,
-            },
+            Ok(read) => {
+                answered = tokio::time::Instant::now();
+                if read.items.is_empty() && read.hearts.is_empty() {
+                    continue;
+                }
+                match room.upgrade() {
+                    Some(r) => r.apply(read),
+                    None => return,
+                }
+            }
             Err(e) => {
                 tracing::warn!(room = %id, "chat: redis follower: {e}");
                 conn = None;
@@ -805,6 +857,16 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
             }
         }
     }
+}
+
+/// A follower's own connection, and the room's epoch as Redis has it now (`None`: Redis
+/// no longer has the room).
+async fn connect_follower(
+    cluster: &Cluster,
+    room: &str,
+) -> Result<Option<(MultiplexedConnection, Epoch)>, ClusterError> {
+    let mut c = cluster.follower().await?;
+    Ok(cluster.epoch(&mut c, room).await?.map(|e| (c, e)))
 }
 
 /// A room's presence (`--redis`): every [`PRESENCE_EVERY`] this node writes its viewer

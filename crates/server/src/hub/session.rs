@@ -366,7 +366,9 @@ async fn join(
     // A room unloaded between lookup and join is looked up again.
     let (room, joined) = loop {
         let room = hub.room_for(room_id, client).await.map_err(unavailable)?;
-        room.caught_up().await;
+        room.caught_up()
+            .await
+            .map_err(|e| unavailable(super::HubError::Cluster(e)))?;
         match room.join(&viewer_id, role, hello.resume.as_ref()) {
             Ok(j) => break (room, j),
             Err(JoinError::Retired) => continue,
@@ -575,6 +577,10 @@ impl Session {
                     Ok(Outbound::Shutdown) => {
                         let _ = socket.flush().await;
                         return Flow::Close(close::GOING_AWAY, "server stopping");
+                    }
+                    Ok(Outbound::Unavailable) => {
+                        let _ = socket.flush().await;
+                        return Flow::Close(TRY_AGAIN_LATER, "chat unavailable: resume later");
                     }
                     Err(RecvError::Lagged(_)) => {
                         return Flow::Close(close::SLOW_CONSUMER, "too slow: resume")

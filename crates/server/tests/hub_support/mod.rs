@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod under_fire;
+
 use futures_util::{SinkExt, StreamExt};
 use lucarne_protocol::{ClientMessage, Hello, Resume, ServerMessage, Welcome, PROTOCOL_VERSION};
 use lucarne_server::{Config, Server};

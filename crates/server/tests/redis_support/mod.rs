@@ -1,5 +1,6 @@
-//! A real `redis-server` for tests: started on a free loopback port with no persistence,
-//! killed when dropped. A machine without `redis-server` fails the test with a message
+//! A real `redis-server` for tests: started on a free loopback port with no persistence
+//! (or, with [`RedisServer::start_persistent`], with an append-only file that survives a
+//! stop and restart), killed when dropped. A machine without `redis-server` fails the test with a message
 //! saying how to install it (`.ci/run` does); it never skips.
 
 #![allow(dead_code, unreachable_pub)]
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// Where the append-only file lives, when persistent.
+    data: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -24,24 +27,70 @@ impl RedisServer {
     /// the server answering must be this one (`INFO`'s `process_id`), else another port
     /// is tried.
     pub fn start() -> RedisServer {
+        RedisServer::start_in(None)
+    }
+
+    /// Like [`RedisServer::start`], keeping its data in `dir` with an append-only file
+    /// written on every command (`appendfsync always`), as a deployment that must lose
+    /// nothing acknowledged runs it.
+    pub fn start_persistent(dir: &std::path::Path) -> RedisServer {
+        RedisServer::start_in(Some(dir.to_path_buf()))
+    }
+
+    fn start_in(data: Option<std::path::PathBuf>) -> RedisServer {
         for _ in 0..10 {
-            if let Some(server) = RedisServer::try_start() {
+            // A port the OS just handed out and released: free unless raced (see `start`).
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if let Some(server) = RedisServer::try_start(port, data.clone()) {
                 return server;
             }
         }
         panic!("redis-server: no free port after 10 tries");
     }
 
-    fn try_start() -> Option<RedisServer> {
-        // A port the OS just handed out and released: free unless raced (see `start`).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
+    /// Stops the server the way an operator does (`SIGTERM`: it writes its data and
+    /// exits) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM to redis-server");
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same data (after [`RedisServer::stop`]).
+    pub fn restart(&mut self) {
+        let again = RedisServer::try_start(self.port, self.data.clone()).unwrap_or_else(|| {
+            panic!(
+                "redis-server could not start again on port {} (taken meanwhile?)",
+                self.port
+            )
+        });
+        // The old one's process has exited (stop waited for it): dropping it is harmless.
+        *self = again;
+    }
+
+    fn try_start(port: u16, data: Option<std::path::PathBuf>) -> Option<RedisServer> {
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1"]);
+        match &data {
+            Some(dir) => command.arg("--dir").arg(dir).args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]),
+            None => command.args(["--save", "", "--appendonly", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -51,7 +100,7 @@ impl RedisServer {
                      it with `apt-get install redis-server` (.ci/run does)"
                 )
             });
-        let mut server = RedisServer { child, port };
+        let mut server = RedisServer { child, port, data };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {

@@ -89,9 +89,13 @@
 //! A post is accepted only when the script returned its seq; the sender sees its own
 //! message come back through the stream like everyone else (as on one node: there is no
 //! separate ack). If Redis does not answer, the post is refused `unavailable` with a
-//! retry hint, and a re-send with the same `clientId` is recognised as a duplicate once
-//! the first attempt shows up in the stream: nothing acknowledged is lost, nothing is
-//! posted twice by a retry. Video never goes through Redis. The hub waits at most
+//! retry hint. A re-send with the same `clientId` is recognised as a duplicate by the
+//! append script itself (it remembers each `(viewer, clientId)` for
+//! [`CLIENT_ID_TTL`]), through whichever node it comes and even while the first attempt
+//! is still on its way: nothing acknowledged is lost, nothing is posted twice by a retry.
+//! (Checking only the node's window let a sender cut off mid-post, resuming on the other
+//! node before its first attempt reached the stream, post it twice: seen in 2 of 5 runs
+//! of the 200-disconnect test in `hub_redis.rs`.) Video never goes through Redis. The hub waits at most
 //! [`PATIENCE`] for any answer (the reconnecting connection may retry for longer):
 //! a post, a moderation action or a room to load is refused `unavailable` after it.
 //!
@@ -112,9 +116,22 @@
 //! room's own state (epoch, seq, log, hearts total, bans, settings) lives as long as
 //! the room is used, as it would in the store.
 //!
+//! # Redis going away
+//! A room's follower is the node's witness: when it has had no answer from Redis for
+//! [`UNREACHABLE`], or finds on reconnecting that Redis no longer holds the room's
+//! epoch (a restart without persistence: the seq would count again from 1), the room
+//! is *lost*: it is unloaded and every chat socket in it is closed with 1013 (try
+//! again later). Widgets show "reconnecting" and come back with their `(epoch,
+//! lastSeq)`; while Redis is away a join is refused the same way within [`PATIENCE`],
+//! and once it is back the room is loaded again from Redis and each viewer gets
+//! exactly what it missed (or, if Redis lost the room, the new epoch's history). An
+//! append also checks the epoch in its script, so no event is ever written under an
+//! epoch Redis no longer has. Video never depends on any of this. Nothing acknowledged
+//! is lost as long as Redis keeps its data across the restart (`--appendonly yes`, as
+//! `deploy/compose.yaml` runs it).
+//!
 //! # Not yet (issue 14, item 1)
-//! A follower per room (not one `XREAD` for all of a node's rooms); chat sockets are
-//! not yet told "reconnecting" when Redis goes away; a post costs two round trips (the
+//! A follower per room (not one `XREAD` for all of a node's rooms); a post costs two round trips (the
 //! gate, then the append); the per-address budgets (`budget`: new identities, made-up
 //! rooms, token guesses) are still per node, so one address gets a node's allowance of
 //! new identities from each node; bans are never pruned from Redis (expired ones are
@@ -144,11 +161,37 @@ pub enum ClusterError {
 }
 
 /// INCR the seq, XADD the event under the id `<seq>-0`, cap the stream; returns the seq.
+/// Refuses (`EPOCH`) when the room's epoch is not the node's: Redis lost the room (a
+/// restart without persistence), and a seq counted again from 1 under the old epoch
+/// would be taken by viewers for events they already have. With a client id
+/// (`ARGV[5]`, the key's lifetime in ms; empty for none), a post whose
+/// `(viewer, clientId)` was appended before is not appended again: its seq comes back
+/// negated.
 const APPEND: &str = r"
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return redis.error_reply('EPOCH the room was lost') end
+if ARGV[5] ~= '' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then return -tonumber(seen) end
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 'e', ARGV[3])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[5]) end
 return seq
 ";
+
+/// How long a post's `(viewer, clientId)` is remembered in Redis, so a re-send through
+/// any node is recognised even while the first attempt was still on its way (a widget
+/// re-sends what it has pending as soon as it reconnects, possibly to another node).
+const CLIENT_ID_TTL: Duration = Duration::from_secs(600);
+
+/// What [`Cluster::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Stored with this seq.
+    New(Seq),
+    /// The same post (viewer and client id) was stored before, with this seq.
+    Duplicate(Seq),
+}
 
 /// Adds a node's batch of hearts to the room's total and to its hearts stream (for
 /// every node, this one included, to show); returns the total after it.
@@ -251,6 +294,11 @@ const HEARTS_TTL: Duration = Duration::from_secs(60);
 /// moderator `unavailable` (the reconnecting connection may take longer to give up).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(2);
 
+/// A room whose follower has had no answer from Redis for this long is lost (see the
+/// module doc): a read legitimately blocks for [`FOLLOW_BLOCK`], and [`PATIENCE`] more
+/// tells a slow answer from none.
+pub(crate) const UNREACHABLE: Duration = Duration::from_secs(4);
+
 /// Bounds a Redis call by [`PATIENCE`]. A call given up on may still have been done:
 /// a post is then refused but stored, and its re-send is answered as a duplicate.
 trait Patiently<T>: Future<Output = redis::RedisResult<T>> + Sized {
@@ -263,6 +311,22 @@ trait Patiently<T>: Future<Output = redis::RedisResult<T>> + Sized {
 }
 
 impl<T, F: Future<Output = redis::RedisResult<T>>> Patiently<T> for F {}
+
+/// Runs a call that only reads (or writes idempotently) once more if the shared
+/// connection had dropped: after Redis restarts, the first call on a node that used no
+/// Redis meanwhile meets the dead connection (`broken pipe`), and only that failure
+/// makes the `ConnectionManager` reconnect. Without this, the first viewer to join
+/// there after an outage was refused.
+async fn again_if_dropped<T, F, Fut>(call: F) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
+    match call().await {
+        Err(ClusterError::Redis(e)) if e.is_connection_dropped() => call().await,
+        other => other,
+    }
+}
 
 /// The identity secret shared by the nodes (see [`Cluster::connect`]).
 const SECRET_KEY: &str = "lucarne:identity-secret";
@@ -458,6 +522,10 @@ impl Cluster {
 
     /// The room's epoch (made now if it has none), last seq, stream and state.
     pub(crate) async fn open_room(&self, room: &str) -> Result<Opened, ClusterError> {
+        again_if_dropped(|| self.open_room_once(room)).await
+    }
+
+    async fn open_room_once(&self, room: &str) -> Result<Opened, ClusterError> {
         let mut conn = self.conn.clone();
         let fresh: Epoch = rand::random::<u64>() >> 11;
         let _: Option<String> = redis::cmd("SET")
@@ -547,38 +615,75 @@ impl Cluster {
         })
     }
 
+    /// The room's epoch in Redis, on the follower's connection; `None` when Redis no
+    /// longer has the room (it restarted without its data).
+    pub(crate) async fn epoch(
+        &self,
+        conn: &mut MultiplexedConnection,
+        room: &str,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        redis::cmd("GET")
+            .arg(key(room, "epoch"))
+            .query_async(conn)
+            .patiently()
+            .await
+    }
+
     /// The room's last seq in Redis.
     pub(crate) async fn seq(&self, room: &str) -> Result<Seq, ClusterError> {
-        let mut conn = self.conn.clone();
-        let seq: Option<Seq> = redis::cmd("GET")
-            .arg(key(room, "seq"))
-            .query_async(&mut conn)
-            .patiently()
-            .await?;
+        let seq: Option<Seq> = again_if_dropped(|| {
+            let mut conn = self.conn.clone();
+            async move {
+                redis::cmd("GET")
+                    .arg(key(room, "seq"))
+                    .query_async(&mut conn)
+                    .patiently()
+                    .await
+            }
+        })
+        .await?;
         Ok(seq.unwrap_or(0))
     }
 
     /// Gives `event` (its seq and id left empty) the room's next seq and stores it in the
     /// stream; returns the seq once Redis has it.
+    /// A chat message with a client id is appended once per `(viewer, clientId)`
+    /// however many nodes it is sent through (see [`Appended`]).
     pub(crate) async fn append(
         &self,
         room: &str,
+        epoch: Epoch,
         ts: u64,
         event: &RoomEvent,
-    ) -> Result<Seq, ClusterError> {
+    ) -> Result<Appended, ClusterError> {
         let mut conn = self.conn.clone();
         let json = serde_json::to_string(event).expect("events serialise");
-        let seq: Seq = self
+        let once = match event {
+            RoomEvent::Chat(m) => m
+                .client_id
+                .as_ref()
+                .map(|c| key(room, &format!("cid:{}:{c}", m.viewer_id))),
+            _ => None,
+        };
+        let seq: i64 = self
             .append
             .key(key(room, "seq"))
             .key(key(room, "log"))
+            .key(key(room, "epoch"))
+            .key(once.clone().unwrap_or_else(|| key(room, "cid")))
             .arg(super::room::MAX_EVENTS)
             .arg(ts)
             .arg(json)
+            .arg(epoch)
+            .arg(once.map_or(String::new(), |_| CLIENT_ID_TTL.as_millis().to_string()))
             .invoke_async(&mut conn)
             .patiently()
             .await?;
-        Ok(seq)
+        Ok(if seq < 0 {
+            Appended::Duplicate(seq.unsigned_abs())
+        } else {
+            Appended::New(seq.unsigned_abs())
+        })
     }
 
     /// Adds this node's hearts batch to the room's total and hearts stream.
