@@ -46,10 +46,15 @@ pub struct StudioUnlock {
     pub secret: String,
 }
 
-/// `{"chatToken":"..."}`: the secret is good.
+/// `{"broadcaster":true,"chatToken":"..."}`: the secret is good.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StudioUnlocked {
+    /// The secret is the broadcaster token, which the console then sends as its chat
+    /// `hello.authToken` (a stream key is not a chat token: sent there, it would count
+    /// as a wrong guess).
+    #[serde(default)]
+    pub broadcaster: bool,
     /// For a private stream, a playback token the console's chat socket needs
     /// (`?token=`); absent for a public stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

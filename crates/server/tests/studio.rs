@@ -373,9 +373,15 @@ async fn unlock(server: &Server, secret: &str) -> (u16, serde_json::Value) {
 async fn unlock_tells_a_wrong_secret_at_once_and_stops_answering_a_guesser() {
     let (server, _url, _dir) = start(None).await;
     let (status, body) = unlock(&server, KEY).await;
-    assert_eq!((status, body), (200, serde_json::json!({})));
+    assert_eq!(
+        (status, body),
+        (200, serde_json::json!({"broadcaster": false}))
+    );
     let (status, body) = unlock(&server, TOKEN).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (status, body),
+        (200, serde_json::json!({"broadcaster": true}))
+    );
     let (status, body) = unlock(&server, "wrong").await;
     assert_eq!(status, 403);
     assert_eq!(body["code"], "bad_secret");

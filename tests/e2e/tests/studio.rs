@@ -40,6 +40,7 @@ const v = $('preview');
 return {
   unlocked: !$('console').classList.contains('hidden'),
   unlockError: $('unlock-error').textContent,
+  modNote: $('mod-note').textContent,
   badge: $('live-badge').dataset.state,
   live: document.body.dataset.live || 'no',
   status: $('status').textContent,
@@ -358,8 +359,8 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
     .await
 }
 
-/// The console of a broadcast that comes from OBS (here ffmpeg over RTMP): no camera,
-/// and still the live badge, the viewer count, the chat. Needs no capture device, so
+/// The console of a broadcast that comes from OBS (here ffmpeg over RTMP), opened with
+/// the stream key: no camera, and still the live badge, the viewer count, the chat. Needs no capture device, so
 /// it runs on every engine.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
@@ -378,11 +379,21 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
     let mut obs = None;
     let result = async {
         console.goto(&studio_url).await?;
-        type_secret(&console, TOKEN).await?;
-        wait_console(&console, "the console's chat, offline", READY, |c| {
+        // Opened with the stream key (what an OBS user has): a read-only chat, and no
+        // complaint about a wrong moderator token.
+        type_secret(&console, "e2e-key").await?;
+        let opened = wait_console(&console, "the console's chat, offline", READY, |c| {
             c["chatOpen"] == true && c["badge"] == "offline"
         })
         .await?;
+        anyhow::ensure!(
+            opened["chat"].as_str().unwrap_or("").contains("read only")
+                && opened["modNote"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("broadcaster token"),
+            "the key opens a read-only chat that says how to moderate: {opened}"
+        );
         let publisher =
             RtmpPublisher::start(&format!("rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"))?;
         obs = Some(publisher);

@@ -51,7 +51,7 @@
       });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) return { error: body.message || 'refused (' + r.status + ')' };
-      return { chatToken: body.chatToken || null };
+      return { chatToken: body.chatToken || null, broadcaster: !!body.broadcaster };
     } catch (e) {
       return { error: 'the server cannot be reached (' + e.message + ')' };
     }
@@ -72,6 +72,7 @@
     sessionStorage.setItem(storeKey, secret);
     $('unlock').classList.add('hidden');
     $('console').classList.remove('hidden');
+    chat.broadcaster = r.broadcaster;
     chat.connect(r.chatToken);
   }
   $('unlock').addEventListener('submit', (e) => {
@@ -89,6 +90,7 @@
   const chat = {
     ws: null,
     role: 'viewer',
+    broadcaster: false,
     resume: null,
     viewer: null,
     backoff: 500,
@@ -97,6 +99,7 @@
       // A private stream's token may have expired: ask for a fresh one.
       const r = await check(secret);
       if (r.error) { showForm(r.error); return; }
+      this.broadcaster = r.broadcaster;
       this.connect(r.chatToken);
     },
     connect(token) {
@@ -104,7 +107,9 @@
       const ws = new WebSocket(wsBase + '/chat/' + encodeURIComponent(stream) + query);
       this.ws = ws;
       ws.onopen = () => {
-        const hello = { type: 'hello', protocolVersion: 1, authToken: secret };
+        // Only the broadcaster token is a chat token; a stream key opens a read-only chat.
+        const hello = { type: 'hello', protocolVersion: 1 };
+        if (this.broadcaster) hello.authToken = secret;
         if (this.viewer) { hello.viewerId = this.viewer.id; hello.viewerToken = this.viewer.token; }
         if (this.resume) hello.resume = this.resume;
         ws.send(JSON.stringify(hello));

@@ -218,9 +218,14 @@ async fn unlock(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let chat_token = state.access.mint_for(&stream, now, CHAT_TOKEN_SECS);
+            let broadcaster =
+                state.hub.role_for_token(&body.secret) == Some(lucarne_protocol::Role::Broadcaster);
             (
                 [(header::CACHE_CONTROL, "no-store")],
-                Json(StudioUnlocked { chat_token }),
+                Json(StudioUnlocked {
+                    broadcaster,
+                    chat_token,
+                }),
             )
                 .into_response()
         }
