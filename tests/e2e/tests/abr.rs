@@ -407,3 +407,89 @@ async fn save_console(browser: &Browser, name: &str) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quality_menu_offers_each_height_and_plays_the_one_picked() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let setup = Setup::start(8 * MBIT, "").await?;
+    let browser = Browser::launch_from_env().await?;
+    let name = "the_quality_menu_offers_each_height_and_plays_the_one_picked";
+    run_scenario(
+        name,
+        browser,
+        async |browser| {
+            let result = pick_a_height(browser, &setup).await;
+            save_console(browser, name).await;
+            result
+        },
+        || setup.artifacts(),
+    )
+    .await
+}
+
+/// The menu as the page shows it: its options' labels, the selected one's value,
+/// whether Tab reaches it and its accessible name.
+const MENU_JS: &str = r#"
+const host = document.querySelector('.lucarne-host');
+const s = host && host.shadowRoot ? host.shadowRoot.querySelector('select.quality') : null;
+if (!s) return null;
+if (arguments[0] !== null) {
+  s.value = arguments[0];
+  s.dispatchEvent(new Event('change', { bubbles: true }));
+}
+return { labels: Array.from(s.options, o => o.textContent), value: s.value,
+         tabbable: s.tabIndex >= 0 && !s.disabled, name: s.getAttribute('aria-label') };
+"#;
+
+/// The viewer picks 180p in the menu, then Auto again.
+async fn pick_a_height(browser: &Browser, setup: &Setup) -> Result<()> {
+    let menu = |pick: Option<&'static str>| async move {
+        browser
+            .execute(MENU_JS, vec![pick.map_or(Value::Null, Value::from)])
+            .await
+    };
+    browser.goto(&setup.page).await?;
+    Probe::widget()
+        .wait_playing(browser, READY)
+        .await
+        .context("the three-rendition stream never played")?;
+    let shown = menu(None).await?;
+    let labels: Vec<&str> = shown["labels"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ensure!(
+        labels == ["Auto", "540p", "360p", "180p"] && shown["value"] == "0",
+        "the quality menu should offer Auto (selected) and each height, tallest first: {shown}"
+    );
+    ensure!(
+        shown["tabbable"] == true && shown["name"] == "Quality",
+        "the quality menu must be reachable by Tab and named: {shown}"
+    );
+    let lowest = u64::from(LADDER[2].1);
+    menu(Some("180")).await?;
+    let (watch, heights) = observe(browser, Duration::from_secs(40), |h| h.event == lowest).await?;
+    ensure!(
+        heights.last().is_some_and(|&(_, h)| h == lowest),
+        "180p picked on an 8 Mbit/s link, and yet: heights {:?}",
+        changes(&heights)
+    );
+    ensure!(
+        watch.longest_freeze_s() <= 1.0,
+        "the switch froze the picture: {}",
+        watch.describe()
+    );
+    let top = u64::from(LADDER[0].1);
+    menu(Some("0")).await?;
+    let (_, heights) = observe(browser, Duration::from_secs(60), |h| h.event == top).await?;
+    ensure!(
+        heights.last().is_some_and(|&(_, h)| h == top),
+        "back on Auto on an 8 Mbit/s link, 960×540 did not come back: heights {:?}",
+        changes(&heights)
+    );
+    eprintln!(
+        "abr: the menu's 180p, then Auto: heights {:?}",
+        changes(&heights)
+    );
+    Ok(())
+}
