@@ -162,9 +162,11 @@ for (const fy of [0.3, 0.2, 0.4, 0.5, 0.1, 0.6, 0.7, 0.8, 0.9]) {
     const x = Math.round(r.left + fx * r.width), y = Math.round(r.top + fy * r.height);
     if (x < 1 || y < 1 || x >= innerWidth - 1 || y >= innerHeight - 1) continue;
     const hit = root.elementFromPoint(x, y);
-    // A margin around the point too: a tap lands within a few pixels of where it is
-    // aimed (WebKitGTK's was seen to unmute through the badge just above one).
-    const clear = [[0, 0], [0, -16], [0, 16], [-16, 0], [16, 0]].every(
+    // A margin around the point too, diagonals included: a tap lands within a few
+    // pixels of where it is aimed. WebKitGTK's was seen to unmute through the badge
+    // when aimed 16 px below and beside its corner (a 360 px phone's first candidate).
+    const clear = [[0, 0], [0, -32], [0, 32], [-32, 0], [32, 0],
+                   [-24, -24], [24, -24], [-24, 24], [24, 24]].every(
       ([dx, dy]) => root.elementFromPoint(x + dx, y + dy) === zone);
     if (clear) return { x, y };
     if (seen.length < 6) seen.push(hit ? hit.localName + '.' + String(hit.className) : 'nothing');
