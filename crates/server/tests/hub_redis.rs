@@ -651,11 +651,7 @@ async fn redis_restarted_without_its_data_starts_a_new_epoch_that_viewers_resync
 
 #[tokio::test]
 async fn two_hundred_disconnects_to_random_nodes_lose_nothing_and_duplicate_nothing() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed {seed}");
+    let seed = under_fire::seed();
     let redis = RedisServer::start();
     // The sender posts as fast as it can: lift the flood limit for this test only.
     let (a, b, _da, _db) = two_nodes_with(&redis, |c| {

@@ -6,16 +6,12 @@
 
 mod hub_support;
 
-use hub_support::under_fire::{resume_under_fire, RECEIVER_CYCLES, SENDER_CUT_EVERY};
+use hub_support::under_fire::{self, resume_under_fire, RECEIVER_CYCLES, SENDER_CUT_EVERY};
 use hub_support::*;
 
 #[tokio::test]
 async fn two_hundred_forced_disconnects_lose_nothing_and_duplicate_nothing() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed {seed}");
+    let seed = under_fire::seed();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     // The sender posts as fast as it can: lift the flood limit for this test only.

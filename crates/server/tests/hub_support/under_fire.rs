@@ -127,6 +127,16 @@ impl Seen2 {
     }
 }
 
+/// A seed from the clock, printed so a failing run can be replayed.
+pub fn seed() -> u64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    seed
+}
+
 /// What a run did.
 pub struct Report {
     /// Messages posted (each acknowledged, each received once in order).
