@@ -977,7 +977,7 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
         match cluster.read(c, &id, epoch, &mut cursor).await {
             Ok(read) => {
                 answered = tokio::time::Instant::now();
-                if read.items.is_empty() && read.hearts.is_empty() {
+                if read.items.is_empty() && read.hearts.is_empty() && read.votes.is_empty() {
                     continue;
                 }
                 match room.upgrade() {
