@@ -195,7 +195,12 @@ impl ChatConnection {
     /// Staff: pins a question over every viewer's video.
     pub fn pin(&self, id: &str) {
         let c = self.conn.borrow();
-        send(&c, &wire::pin(&Pin { id: Some(id.to_owned()) }));
+        send(
+            &c,
+            &wire::pin(&Pin {
+                id: Some(id.to_owned()),
+            }),
+        );
     }
 
     /// Staff: marks a question answered.

@@ -487,7 +487,10 @@ mod tests {
             seq: 2,
             question: Some(q.clone()),
         })));
-        assert_eq!(s.pinned.as_ref().map(|p| p.text.as_str()), Some("Which lens?"));
+        assert_eq!(
+            s.pinned.as_ref().map(|p| p.text.as_str()),
+            Some("Which lens?")
+        );
         s.apply(frame(ServerMessage::Votes(lucarne_protocol::Votes {
             counts: [("q".to_owned(), 3)].into(),
         })));

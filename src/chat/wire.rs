@@ -645,7 +645,9 @@ mod tests {
                 (vote(&m), ClientMessage::Vote(m))
             },
             {
-                let m = Pin { id: Some("3-12".into()) };
+                let m = Pin {
+                    id: Some("3-12".into()),
+                };
                 (pin(&m), ClientMessage::Pin(m))
             },
             {

@@ -86,10 +86,8 @@ async fn a_question_is_voted_once_per_viewer_pinned_answered_and_survives_a_rest
 
     // Viewers may not pin; the broadcaster may, and everyone sees the question.
     bob.send(&pin(Some(&q.id))).await;
-    bob.next_where(
-        |m| matches!(m, ServerMessage::Error(e) if e.code == ErrorCode::Forbidden),
-    )
-    .await;
+    bob.next_where(|m| matches!(m, ServerMessage::Error(e) if e.code == ErrorCode::Forbidden))
+        .await;
     host.send(&pin(Some(&q.id))).await;
     for c in [&mut ana, &mut bob] {
         c.next_where(|m| {
@@ -100,7 +98,10 @@ async fn a_question_is_voted_once_per_viewer_pinned_answered_and_survives_a_rest
     }
     // A newcomer reads the pin and the totals in its welcome.
     let (_cid, wc) = Client::join(addr, "room", named("Cid")).await;
-    assert_eq!(wc.pinned.as_ref().map(|m| m.id.as_str()), Some(q.id.as_str()));
+    assert_eq!(
+        wc.pinned.as_ref().map(|m| m.id.as_str()),
+        Some(q.id.as_str())
+    );
     assert_eq!(wc.votes.get(&q.id), Some(&2));
 
     // Restart: the pin, the total, and Bob's vote (he cannot vote again) survive.
@@ -110,7 +111,10 @@ async fn a_question_is_voted_once_per_viewer_pinned_answered_and_survives_a_rest
     let server = start(cfg).await;
     let addr = server.local_addr();
     let (mut host, wh) = Client::join(addr, "room", staff(BROADCASTER_TOKEN, "Host")).await;
-    assert_eq!(wh.pinned.as_ref().map(|m| m.id.as_str()), Some(q.id.as_str()));
+    assert_eq!(
+        wh.pinned.as_ref().map(|m| m.id.as_str()),
+        Some(q.id.as_str())
+    );
     assert_eq!(wh.votes.get(&q.id), Some(&2));
     let (mut bob, _) = Client::join(addr, "room", resume(&wb, wb.epoch, wb.seq)).await;
     bob.send(&vote(&q.id)).await;
@@ -182,7 +186,11 @@ async fn votes_through_two_nodes_count_each_viewer_once_and_a_pin_reaches_both()
 
     let (mut host, wh) =
         Client::join(b.local_addr(), "room", staff(BROADCASTER_TOKEN, "Host")).await;
-    assert_eq!(wh.votes.get(&q.id), Some(&2), "a node's welcome has Redis's total");
+    assert_eq!(
+        wh.votes.get(&q.id),
+        Some(&2),
+        "a node's welcome has Redis's total"
+    );
     host.send(&pin(Some(&q.id))).await;
     ana.next_where(|m| matches!(m, ServerMessage::Pinned(p) if p.question.is_some()))
         .await;
