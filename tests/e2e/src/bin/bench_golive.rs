@@ -93,7 +93,11 @@ fn parse_args() -> Result<Options> {
                     .with_context(|| format!("--size WIDTHxHEIGHT; {USAGE}"))?;
                 o.width = w.parse().context("--size width")?;
                 o.height = h.parse().context("--size height")?;
-                if o.width % 2 != 0 || o.height % 2 != 0 || o.width < 120 || o.height < 68 {
+                if !o.width.is_multiple_of(2)
+                    || !o.height.is_multiple_of(2)
+                    || o.width < 120
+                    || o.height < 68
+                {
                     bail!("--size: even numbers, at least 120x68");
                 }
             }
@@ -223,16 +227,23 @@ async fn run(
     eprintln!("bench: golive: viewer on {golive_url}");
     viewer.goto(&golive_url).await?;
     let opened = now_ms(viewer).await?;
-    wait_until("the viewer's widget to say offline", READY, move || async move {
-        let m = bench_pages::read(viewer).await?;
-        let statuses = m.as_ref().map(|m| m.raw["statuses"].clone());
-        Ok(match statuses {
-            Some(s) if s.as_array().is_some_and(|a| a.iter().any(|s| s == "offline")) => {
-                Check::Done(())
-            }
-            s => Check::NotYet(format!("statuses {s:?}")),
-        })
-    })
+    wait_until(
+        "the viewer's widget to say offline",
+        READY,
+        move || async move {
+            let m = bench_pages::read(viewer).await?;
+            let statuses = m.as_ref().map(|m| m.raw["statuses"].clone());
+            Ok(match statuses {
+                Some(s)
+                    if s.as_array()
+                        .is_some_and(|a| a.iter().any(|s| s == "offline")) =>
+                {
+                    Check::Done(())
+                }
+                s => Check::NotYet(format!("statuses {s:?}")),
+            })
+        },
+    )
     .await?;
 
     let clicked_ms = studio::click(console, "go-live").await?;
