@@ -2,7 +2,7 @@
 //! the secret typed into its form, its buttons clicked, what it shows read back.
 //!
 //! Owns the console's element ids (those of crates/server/src/studio/console.html) for
-//! code outside the studio e2e test; it never starts a browser or a server.
+//! the studio e2e test and the go-live benchmark; it never starts a browser or a server.
 
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::engine::Browser;
 use crate::wait::{wait_until, Check};
 
-/// What the console shows, read from its page: `unlocked`, `unlockError`, `badge`,
-/// `live` (`yes`, `no`, `reconnecting`), `status`, `statusKind`, `chatOpen`,
+/// What the console shows, read from its page: `unlocked`, `unlockError`, `modNote`,
+/// `badge`, `live` (`yes`, `no`, `reconnecting`), `status`, `statusKind`, `chat` (its
+/// state line), `chatOpen`, `viewers`, `hearts`, `lines` (the chat's lines),
 /// `previewWidth`, `previewTime`, `goLive` (enabled), `health`.
 const STATE_JS: &str = r#"
 const $ = (id) => document.getElementById(id);
@@ -21,11 +22,16 @@ const v = $('preview');
 return {
   unlocked: !$('console').classList.contains('hidden'),
   unlockError: $('unlock-error').textContent,
+  modNote: $('mod-note').textContent,
   badge: $('live-badge').dataset.state,
   live: document.body.dataset.live || 'no',
   status: $('status').textContent,
   statusKind: $('status').dataset.kind || '',
+  chat: $('chat-state').textContent,
   chatOpen: $('chat-state').dataset.state === 'open',
+  viewers: Number($('viewers').textContent),
+  hearts: Number($('hearts-total').textContent),
+  lines: [...document.querySelectorAll('#chat li')].map((li) => li.textContent),
   previewWidth: v.videoWidth,
   previewTime: v.currentTime,
   goLive: !$('go-live').disabled,
