@@ -364,7 +364,7 @@ async fn report_camera(console: &Browser) -> Result<()> {
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     eprintln!(
-        "bench: golive: camera drew {} frames, skipped {}, late p50 {} ms p95 {} ms (first {}), errors {}",
+        "bench: golive: camera drew {} frames, skipped {}, late p50 {} ms p95 {} ms (of the first {} drawn), errors {}",
         cam["drawn"],
         cam["skipped"],
         fmt(percentile(&late, 50.0)),
