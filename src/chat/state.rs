@@ -75,6 +75,9 @@ pub struct ChatState {
 }
 
 /// What can happen to the chat.
+// A frame is the large variant; an action is a short-lived value handed once to
+// `apply`, so boxing frames would only add an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// A frame from the server, at client time `now_ms`.
@@ -170,7 +173,7 @@ impl ChatState {
         self.stream_state = w.stream_state;
         self.slow_mode_secs = w.settings.slow_mode_secs;
         self.max_chars = w.limits.chat_max_chars;
-        self.pinned = w.pinned;
+        self.pinned = w.pinned.map(|p| *p);
         self.votes = w.votes;
         if !(w.recovered && same_room) {
             // Another epoch, or too far behind: what we show is replaced. Pending

@@ -339,7 +339,7 @@ pub fn decode_value<J: Json>(o: &J) -> Option<(ServerMessage, HeartCounts)> {
                 limits: limits(&get(o, "limits")),
                 pinned: {
                     let q = get(o, "pinned");
-                    q.is_object().then(|| chat(&q))
+                    q.is_object().then(|| Box::new(chat(&q)))
                 },
                 votes: totals(o, "votes"),
             })

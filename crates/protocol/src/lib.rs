@@ -477,9 +477,10 @@ pub struct Welcome {
     /// The server's limits, so the widget can explain them.
     #[serde(default)]
     pub limits: Limits,
-    /// The question pinned over the video, if any.
+    /// The question pinned over the video, if any (boxed: it would double the size of
+    /// every [`ServerMessage`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pinned: Option<ChatMessage>,
+    pub pinned: Option<Box<ChatMessage>>,
     /// Vote totals of the room's open questions (those with at least one vote).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub votes: BTreeMap<String, u32>,

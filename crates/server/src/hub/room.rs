@@ -71,7 +71,7 @@ pub(crate) struct Joined {
     pub(crate) hearts_total: u64,
     pub(crate) stream_state: StreamState,
     pub(crate) settings: RoomSettings,
-    pub(crate) pinned: Option<ChatMessage>,
+    pub(crate) pinned: Option<Box<ChatMessage>>,
     pub(crate) votes: std::collections::BTreeMap<String, u32>,
 }
 
@@ -506,7 +506,7 @@ impl Room {
             hearts_total: st.ticker.hearts_total(),
             stream_state: st.stream_state,
             settings: st.gate.settings(!role.is_viewer()),
-            pinned: st.questions.pinned().cloned(),
+            pinned: st.questions.pinned().cloned().map(Box::new),
             votes: st.questions.totals(),
         })
     }
