@@ -25,16 +25,18 @@ fn workspace() -> PathBuf {
 }
 
 /// Whether `/api/streams/studio` says live.
+async fn stream_info(server: &Server) -> serde_json::Value {
+    reqwest::get(format!("http://{}/api/streams/studio", server.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap()
+}
+
 async fn stream_live(server: &Server) -> bool {
-    let info: serde_json::Value =
-        reqwest::get(format!("http://{}/api/streams/studio", server.local_addr()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| serde_json::from_str(&t).unwrap())
-            .unwrap();
-    info["live"] == true
+    stream_info(server).await["live"] == true
 }
 
 /// Polls `check` every 100 ms until it holds or `deadline` passes.
@@ -313,12 +315,16 @@ async fn a_recording_sent_in_chunks_goes_live_for_viewers_and_ends_with_the_cons
     assert_eq!(told, Some(StudioServer::Live));
     assert!(stream_live(&server).await, "viewers see the stream live");
     sink.send(Message::text(r#"{"type":"end"}"#)).await.unwrap();
+    // "End" ends the broadcast at once (the grace period is 15 s here) and offers the
+    // replay.
     assert!(
-        eventually(Duration::from_secs(15), || async {
-            !stream_live(&server).await
+        eventually(Duration::from_secs(8), || async {
+            let info = stream_info(&server).await;
+            info["state"] == "ended" && info["replay"].is_string()
         })
         .await,
-        "the stream is no longer live once the console ended"
+        "the broadcast ended with a replay once the console pressed End: {}",
+        stream_info(&server).await
     );
     reader.abort();
 }

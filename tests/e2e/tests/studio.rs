@@ -2,8 +2,8 @@
 //! the broadcaster token, turns the (fake) camera on and presses "Go live"; a viewer's
 //! widget on another site, waiting on the offline stream, plays frames; the viewer's
 //! chat message and heart show in the console, and a message the console deletes
-//! leaves the viewer's screen; the picture comes in one-second segments; "End" stops the broadcast and the
-//! widget says so.
+//! leaves the viewer's screen; the picture comes in one-second segments; "End" ends the
+//! broadcast at once and the widget offers its replay.
 //!
 //! Chromium records H.264 (copied by the server), Firefox VP8 (re-encoded). WebKit is
 //! left out, and says why ([`WEBKIT_RECORDER`]).
@@ -274,10 +274,23 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             |c| c["live"] == "no" && c["status"] == "Broadcast ended.",
         )
         .await?;
+        // "End" ends the broadcast at once (no grace period to wait out, as for a
+        // console that lost its network) and the widget offers the replay.
         widget
-            .wait_status(&viewer, "offline", READY)
+            .wait_status(&viewer, "ended", Duration::from_secs(8))
             .await
-            .context("after End the viewer's widget says the broadcast stopped")?;
+            .context("after End the viewer's widget says the broadcast ended")?;
+        let offered = viewer
+            .execute(
+                "const root = document.querySelector('.lucarne-host').shadowRoot;\n\
+                 return !!root.querySelector('button.watch-replay');",
+                vec![],
+            )
+            .await?;
+        anyhow::ensure!(
+            offered == Value::Bool(true),
+            "no 'watch the replay' button after End"
+        );
         Ok(())
     }
     .await;

@@ -310,6 +310,38 @@ impl Channel {
             .await;
     }
 
+    /// The broadcaster ended the broadcast (the console's "End"): it ends now, with no
+    /// grace period, once its publisher has left (waiting up to `patience` for that),
+    /// and its replay is offered. Nothing happens if a publisher is still (or again) on.
+    pub async fn end_now(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let ending = {
+                let mut inner = self.lock();
+                if inner.publisher.is_none() {
+                    if inner.stream.is_none() {
+                        return;
+                    }
+                    if let Some(timer) = inner.grace.take() {
+                        timer.abort();
+                    }
+                    Some(Ending::take(&mut inner))
+                } else {
+                    None
+                }
+            };
+            if let Some(ending) = ending {
+                return ending
+                    .finish(self, true, "broadcast ended by the broadcaster")
+                    .await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Ends the broadcast; "ended" is announced once its replay is on disk, so a
     /// viewer who asks for the replay at once finds it.
     async fn end_broadcast(&self) {

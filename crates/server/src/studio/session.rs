@@ -3,7 +3,9 @@
 //!
 //! Every way out says why to the console first (an `error` frame, then a close code),
 //! except the console's own close. Ending, in any way, closes ffmpeg's input: ffmpeg
-//! ends its RTMP publish and the channel's grace period and end follow as for OBS.
+//! ends its RTMP publish. After the console's "End" the broadcast ends at once and its
+//! replay is offered; a console that went away (its network) gets the channel's grace
+//! period, as OBS does.
 
 use super::encoder::{self, Encoder, EncoderError};
 use crate::hub::ClientKey;
@@ -117,8 +119,10 @@ pub(super) async fn run(
     // Closes ffmpeg's input: it ends the publish and exits.
     drop(encoder);
     let exited = matches!(outcome, Relay::Failed(StudioErrorCode::EncoderFailed, ..));
+    let ended_by_console = matches!(outcome, Relay::Ended);
     match outcome {
-        Relay::Closed => tracing::info!(%stream, "studio: console ended the broadcast"),
+        Relay::Ended => tracing::info!(%stream, "studio: console ended the broadcast"),
+        Relay::Closed => tracing::info!(%stream, "studio: console gone; the grace period runs"),
         Relay::Failed(code, why, close) => {
             tracing::warn!(%stream, "studio: broadcast stopped: {why}");
             refuse(socket, code, why, close).await;
@@ -129,10 +133,18 @@ pub(super) async fn run(
     if !exited {
         let _ = tokio::time::timeout(encoder::EXIT_GRACE + Duration::from_secs(1), ended).await;
     }
+    // "End" is the broadcaster's word: no grace period to wait for a return, the
+    // broadcast ends and its replay is offered now. A console that only lost its
+    // network (closed without `end`) gets the grace period, as OBS does.
+    if ended_by_console {
+        channel.end_now(Duration::from_secs(3)).await;
+    }
 }
 
 enum Relay {
-    /// The console ended or went away.
+    /// The console pressed "End".
+    Ended,
+    /// The console went away (its network, a closed tab).
     Closed,
     /// The session failed: tell the console.
     Failed(StudioErrorCode, String, u16),
@@ -174,7 +186,7 @@ async fn relay(
                 }
                 Some(Ok(Message::Text(t))) => {
                     if let Ok(StudioClient::End) = serde_json::from_str(&t) {
-                        return Relay::Closed;
+                        return Relay::Ended;
                     }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
