@@ -1,0 +1,269 @@
+//! A broadcast's health as the origin sees it, for the broadcaster console: the video
+//! frames received on ingest ([`FrameTally`]: frame rate, dropped frames) and the
+//! latencies viewers' players report ([`ViewerLatencies`]). Bitrate and keyframe
+//! interval come from the playlist window, as `/metrics` reads them
+//! ([`crate::metrics::Measured`]).
+//!
+//! # What the figures mean
+//! - **Frame rate**: video frames received from the publisher in the last
+//!   [`FPS_WINDOW`] of wall-clock time (less at the start of a broadcast, never less
+//!   than one second), per second. A publisher that stalls shows a falling rate.
+//! - **Dropped frames**: frames missing from the publisher's video timeline, counted
+//!   since the broadcast started. The nominal frame duration is the median of the last
+//!   [`DURATION_SAMPLES`] gaps between consecutive video timestamps (FLV decode times,
+//!   ms); a gap over 1.5 of it counts `round(gap / duration) - 1` frames. Gaps are
+//!   judged within one publisher connection (a reconnection within the grace period is
+//!   not a drop) and only once [`MIN_SAMPLES`] gaps are known. Frames the encoder
+//!   dropped before timestamping them (a camera that delivers fewer frames) are not
+//!   seen: they leave no gap.
+//! - **Viewers' latency p50**: of the players watching over the low-latency push that
+//!   reported in the last [`REPORT_FRESH`], the median (lower middle) of each one's
+//!   latest report: seconds between the newest media its buffer holds and its
+//!   playhead, as its latency policy measures it. Reports are untrusted: clamped to
+//!   [`MAX_LATENCY_MS`], one kept per socket.
+//!
+//! Pure (the clock is passed in), so every rule is tested natively.
+
+use std::collections::{HashMap, VecDeque};
+
+/// How much wall-clock time the frame rate is measured over.
+pub const FPS_WINDOW: f64 = 5.0;
+/// Gaps between video timestamps the nominal frame duration is the median of.
+pub const DURATION_SAMPLES: usize = 31;
+/// Gaps known before any is judged a drop.
+pub const MIN_SAMPLES: usize = 5;
+/// A viewer's report counts this long (seconds) after it came.
+pub const REPORT_FRESH: f64 = 15.0;
+/// The largest latency a report may claim (60 s); more is taken as 60 s.
+pub const MAX_LATENCY_MS: u32 = 60_000;
+/// Arrival times kept for the frame rate at most (5 s of 120 fps).
+const MAX_ARRIVALS: usize = 600;
+
+/// The video frames a broadcast received: frame rate and dropped frames.
+#[derive(Debug, Clone, Default)]
+pub struct FrameTally {
+    /// Wall-clock arrival (s) of the frames of the last [`FPS_WINDOW`].
+    arrivals: VecDeque<f64>,
+    /// Wall-clock arrival of the broadcast's first frame.
+    first: Option<f64>,
+    /// The publisher connection the gaps below belong to.
+    session: u64,
+    /// Video timestamp (ms) of that connection's last frame.
+    last_ts: Option<u32>,
+    /// The last gaps between its video timestamps (ms), oldest first.
+    gaps: VecDeque<u32>,
+    received: u64,
+    dropped: u64,
+}
+
+impl FrameTally {
+    /// A video frame with FLV timestamp `ts_ms` from publisher connection `session`
+    /// arrived at `now` (seconds).
+    pub fn frame(&mut self, now: f64, session: u64, ts_ms: u32) {
+        self.received += 1;
+        self.first.get_or_insert(now);
+        self.arrivals.push_back(now);
+        self.prune(now);
+        if self.session != session {
+            self.session = session;
+            self.last_ts = None;
+            self.gaps.clear();
+        }
+        let last = self.last_ts.replace(ts_ms);
+        // A timestamp that goes back (an encoder restarted on the connection) starts over.
+        let Some(gap) = last.and_then(|l| ts_ms.checked_sub(l)).filter(|g| *g > 0) else {
+            if last.is_some_and(|l| ts_ms < l) {
+                self.gaps.clear();
+            }
+            return;
+        };
+        if self.gaps.len() >= MIN_SAMPLES {
+            let mut sorted: Vec<u32> = self.gaps.iter().copied().collect();
+            sorted.sort_unstable();
+            let nominal = f64::from(sorted[sorted.len() / 2]);
+            let gap = f64::from(gap);
+            if gap > 1.5 * nominal {
+                self.dropped += (gap / nominal).round() as u64 - 1;
+            }
+        }
+        if self.gaps.len() == DURATION_SAMPLES {
+            self.gaps.pop_front();
+        }
+        self.gaps.push_back(gap);
+    }
+
+    fn prune(&mut self, now: f64) {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|t| *t <= now - FPS_WINDOW)
+            || self.arrivals.len() > MAX_ARRIVALS
+        {
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// Frames per second received over the last [`FPS_WINDOW`] at `now`; `None` in the
+    /// first second of a broadcast.
+    pub fn frame_rate(&mut self, now: f64) -> Option<f64> {
+        let first = self.first?;
+        let span = (now - first).min(FPS_WINDOW);
+        if span < 1.0 {
+            return None;
+        }
+        self.prune(now);
+        Some(self.arrivals.len() as f64 / span)
+    }
+
+    /// Frames missing from the timeline since the broadcast started (see the module doc).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Video frames received since the broadcast started.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// The latest latency each push socket of a stream reported.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerLatencies {
+    /// Socket → (latency ms, when reported in seconds).
+    latest: HashMap<u64, (u32, f64)>,
+}
+
+impl ViewerLatencies {
+    /// Socket `socket` says its player is `ms` behind, at `now` (seconds); the value is
+    /// clamped to [`MAX_LATENCY_MS`] and replaces its previous one.
+    pub fn report(&mut self, socket: u64, ms: u32, now: f64) {
+        self.latest.insert(socket, (ms.min(MAX_LATENCY_MS), now));
+    }
+
+    /// Socket `socket` closed: its report no longer counts.
+    pub fn forget(&mut self, socket: u64) {
+        self.latest.remove(&socket);
+    }
+
+    /// The median (lower middle) in seconds of the reports of the last
+    /// [`REPORT_FRESH`] at `now`, and how many there are; `None` when there is none.
+    pub fn p50(&self, now: f64) -> Option<(f64, usize)> {
+        let mut fresh: Vec<u32> = self
+            .latest
+            .values()
+            .filter(|(_, at)| now - at <= REPORT_FRESH)
+            .map(|(ms, _)| *ms)
+            .collect();
+        if fresh.is_empty() {
+            return None;
+        }
+        fresh.sort_unstable();
+        let median = fresh[(fresh.len() - 1) / 2];
+        Some((f64::from(median) / 1000.0, fresh.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` frames `step_ms` apart from `ts`, arriving on a matching wall clock.
+    fn run(t: &mut FrameTally, session: u64, from_ts: u32, n: u32, step_ms: u32) -> u32 {
+        for i in 0..n {
+            let ts = from_ts + i * step_ms;
+            t.frame(f64::from(ts) / 1000.0, session, ts);
+        }
+        from_ts + n * step_ms
+    }
+
+    #[test]
+    fn a_steady_30_fps_drops_nothing_and_counts_30_frames_a_second() {
+        let mut t = FrameTally::default();
+        // 33/34 ms alternate, as a 30 fps encoder's millisecond timestamps do.
+        let mut ts = 0;
+        for i in 0..300 {
+            t.frame(f64::from(ts) / 1000.0, 1, ts);
+            ts += if i % 3 == 2 { 34 } else { 33 };
+        }
+        assert_eq!(t.dropped(), 0);
+        assert_eq!(t.received(), 300);
+        let fps = t.frame_rate(f64::from(ts) / 1000.0).unwrap();
+        assert!((fps - 30.0).abs() < 0.5, "{fps}");
+    }
+
+    #[test]
+    fn a_gap_counts_the_frames_missing_from_it() {
+        let mut t = FrameTally::default();
+        let ts = run(&mut t, 1, 0, 20, 40);
+        // Three frames missing: the next one comes 4 durations later.
+        let ts = run(&mut t, 1, ts + 3 * 40, 20, 40);
+        assert_eq!(t.dropped(), 3);
+        // A gap of 1.4 durations is jitter, not a drop.
+        run(&mut t, 1, ts + 16, 10, 40);
+        assert_eq!(t.dropped(), 3);
+    }
+
+    #[test]
+    fn gaps_are_not_judged_before_the_frame_duration_is_known() {
+        let mut t = FrameTally::default();
+        t.frame(0.0, 1, 0);
+        t.frame(0.5, 1, 500);
+        t.frame(0.54, 1, 540);
+        assert_eq!(t.dropped(), 0);
+    }
+
+    #[test]
+    fn a_reconnection_or_a_clock_going_back_is_not_a_drop() {
+        let mut t = FrameTally::default();
+        run(&mut t, 1, 0, 20, 40);
+        // The publisher comes back 5 s later, its timestamps from zero again.
+        run(&mut t, 2, 0, 20, 40);
+        assert_eq!(t.dropped(), 0);
+        // Same connection, the clock steps back then goes on.
+        run(&mut t, 2, 100, 20, 40);
+        assert_eq!(t.dropped(), 0);
+        assert_eq!(t.received(), 60);
+    }
+
+    #[test]
+    fn the_frame_rate_follows_the_wall_clock_and_falls_when_the_publisher_stalls() {
+        let mut t = FrameTally::default();
+        assert_eq!(t.frame_rate(10.0), None);
+        for i in 0..25 {
+            t.frame(100.0 + f64::from(i) * 0.04, 1, i * 40);
+        }
+        assert_eq!(t.frame_rate(100.5), None, "under a second of broadcast");
+        // 25 frames over the first second: 25 fps.
+        assert_eq!(t.frame_rate(101.0), Some(25.0));
+        // Nothing more for 10 s: nothing received in the window.
+        assert_eq!(t.frame_rate(111.0), Some(0.0));
+    }
+
+    #[test]
+    fn latency_p50_is_the_middle_of_the_fresh_latest_reports() {
+        let mut l = ViewerLatencies::default();
+        assert_eq!(l.p50(0.0), None);
+        l.report(1, 400, 0.0);
+        l.report(2, 900, 0.0);
+        l.report(3, 2_000, 0.0);
+        assert_eq!(l.p50(1.0), Some((0.9, 3)));
+        // A socket's new report replaces its old one.
+        l.report(2, 300, 5.0);
+        assert_eq!(l.p50(6.0), Some((0.4, 3)));
+        // Lower middle of an even count.
+        l.report(4, 5_000, 6.0);
+        assert_eq!(l.p50(7.0), Some((0.4, 4)));
+        // Stale reports (over 15 s old) and closed sockets no longer count.
+        assert_eq!(l.p50(16.0), Some((0.3, 2)));
+        l.forget(2);
+        assert_eq!(l.p50(16.0), Some((5.0, 1)));
+        assert_eq!(l.p50(30.0), None);
+    }
+
+    #[test]
+    fn a_report_is_clamped_to_a_minute() {
+        let mut l = ViewerLatencies::default();
+        l.report(1, u32::MAX, 0.0);
+        assert_eq!(l.p50(0.0), Some((60.0, 1)));
+    }
+}
