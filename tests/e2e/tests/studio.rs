@@ -439,6 +439,138 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
     .await
 }
 
+/// The console's stream-health panel, as the broadcaster reads it.
+const HEALTH_JS: &str = r#"
+const panel = document.getElementById('stream-health');
+const figure = (name) => {
+  const el = panel.querySelector('[data-figure="' + name + '"]');
+  return { text: el.querySelector('dd').textContent, warn: el.dataset.warn === 'true' };
+};
+const shown = !panel.classList.contains('hidden') && panel.getBoundingClientRect().height > 0;
+return {
+  shown,
+  bitrate: figure('bitrate'),
+  fps: figure('fps'),
+  keyframe: figure('keyframe'),
+  dropped: figure('dropped'),
+  latency: figure('latency'),
+};
+"#;
+
+/// The first number in a figure's text (`"29.8 fps"` → 29.8), if any.
+fn number(figure: &Value) -> Option<f64> {
+    let text = figure["text"].as_str()?;
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// The console of an OBS broadcast (a 30 fps test pattern, a keyframe a second)
+/// shows its health while live: a frame rate near 30, a 1 s keyframe interval without
+/// a warning, a bitrate, no dropped frames; and once a viewer's widget plays, the
+/// viewers' latency it reports. Needs no capture device, so it runs on every engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (_dir, site, origin, rtmp_port) = start_origin().await?;
+    let studio_url = format!("{}/studio/studio", origin.url());
+    let viewer_url = format!("{}/live.html", site.url());
+    let console = Browser::launch_from_env().await?;
+    let viewer = match Browser::launch_from_env().await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = console.close().await;
+            return Err(e);
+        }
+    };
+    let mut obs = None;
+    let result = async {
+        console.goto(&studio_url).await?;
+        type_secret(&console, "e2e-key").await?;
+        wait_console(&console, "the console, offline", READY, |c| {
+            c["unlocked"] == true && c["badge"] == "offline"
+        })
+        .await?;
+        let hidden = console.execute(HEALTH_JS, vec![]).await?;
+        anyhow::ensure!(
+            hidden["shown"] == false,
+            "no health panel while offline: {hidden}"
+        );
+        obs = Some(RtmpPublisher::start(&format!(
+            "rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"
+        ))?);
+        let console = &console;
+        let health = wait_until(
+            "the health panel to show 30 fps and a 1 s keyframe interval",
+            READY,
+            || async move {
+                let h = console.execute(HEALTH_JS, vec![]).await?;
+                let fps = number(&h["fps"]).unwrap_or(0.0);
+                let gop = number(&h["keyframe"]).unwrap_or(0.0);
+                Ok(
+                    if h["shown"] == true
+                        && (24.0..=36.0).contains(&fps)
+                        && (0.9..=1.1).contains(&gop)
+                    {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        anyhow::ensure!(
+            health["keyframe"]["warn"] == false
+                && health["bitrate"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("bit/s"))
+                && health["dropped"]["text"] == "0"
+                && health["latency"]["text"] == "—",
+            "a healthy broadcast nobody watches yet: {health}"
+        );
+        viewer.goto(&viewer_url).await?;
+        Probe::widget().wait_playing(&viewer, READY).await?;
+        // Reports come every 5 s, the panel asks every 2 s.
+        let watched = wait_until(
+            "the viewers' latency in the health panel",
+            READY,
+            || async move {
+                let h = console.execute(HEALTH_JS, vec![]).await?;
+                let text = h["latency"]["text"].as_str().unwrap_or("");
+                Ok(
+                    if text.ends_with("(1)") && number(&h["latency"]).is_some() {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        let latency = number(&watched["latency"]).unwrap_or(f64::NAN);
+        anyhow::ensure!(
+            (0.0..5.0).contains(&latency),
+            "one viewer on the low-latency push is well under 5 s behind: {watched}"
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(p) = obs {
+        p.kill().await;
+    }
+    finish_viewers(
+        "the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency",
+        vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
 /// A phone changing cells: the console's connections drop while live. The console
 /// reconnects by itself within the server's grace period, and viewers get the same
 /// broadcast back (it did not end, their widget plays on without a reload).
