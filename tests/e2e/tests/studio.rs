@@ -280,6 +280,23 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             "the viewer's picture moves: {}",
             watch.describe()
         );
+        // The health panel measures this broadcast too (through ffmpeg, as the origin
+        // receives it): the fake camera's frame rate and the second-long keyframes.
+        let console_ref = &console;
+        let health = wait_until("the console's health panel", READY, || async move {
+            let h = console_ref.execute(HEALTH_JS, vec![]).await?;
+            let fps = number(&h["fps"]).unwrap_or(0.0);
+            let gop = number(&h["keyframe"]).unwrap_or(0.0);
+            Ok(
+                if h["shown"] == true && (10.0..=61.0).contains(&fps) && gop > 0.0 && gop <= 2.5 {
+                    Check::Done(h)
+                } else {
+                    Check::NotYet(h.to_string())
+                },
+            )
+        })
+        .await?;
+        eprintln!("{}: console health {health}", engine.name());
 
         let chat = ChatView::widget();
         chat.pick_name(&viewer, "Ana", READY).await?;
@@ -542,7 +559,7 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
                 let h = console.execute(HEALTH_JS, vec![]).await?;
                 let text = h["latency"]["text"].as_str().unwrap_or("");
                 Ok(
-                    if text.ends_with("(1)") && number(&h["latency"]).is_some() {
+                    if text.ends_with("(1 viewer)") && number(&h["latency"]).is_some() {
                         Check::Done(h)
                     } else {
                         Check::NotYet(h.to_string())

@@ -43,7 +43,7 @@
     lastDropped = dropped;
     show('dropped', String(dropped), sinceDrop < 5);
     show('latency', h.viewerLatency != null
-      ? h.viewerLatency.toFixed(1) + ' s (' + h.viewerReports + ')'
+      ? h.viewerLatency.toFixed(1) + ' s (' + h.viewerReports + (h.viewerReports === 1 ? ' viewer)' : ' viewers)')
       : dash, false);
     panel.dataset.warn = panel.querySelector('[data-warn="true"]') ? 'true' : 'false';
   }
