@@ -76,7 +76,8 @@ pub struct StudioHealth {
     /// playlist window over their duration (what `/metrics` reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate: Option<f64>,
-    /// Video frames received per second over the last 5 s.
+    /// The frame rate of the video frames received in the last 5 s, from their
+    /// timestamps (0 when none came).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_rate: Option<f64>,
     /// Seconds: the median segment duration in the window (a segment opens at each

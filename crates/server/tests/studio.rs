@@ -660,6 +660,9 @@ async fn health_counts_the_frames_a_publisher_drops() {
         dropped + 1 >= expected && dropped <= expected + 1,
         "{dropped} dropped of {received} received: {h}"
     );
+    // 29 frames a second sent, on a 30 fps timeline.
+    let fps = h["frameRate"].as_f64().expect("a frame rate");
+    assert!((27.5..=30.0).contains(&fps), "{h}");
     let _ = obs.kill();
     let _ = obs.wait();
 }

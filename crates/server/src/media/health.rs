@@ -5,9 +5,13 @@
 //! ([`crate::metrics::Measured`]).
 //!
 //! # What the figures mean
-//! - **Frame rate**: video frames received from the publisher in the last
-//!   [`FPS_WINDOW`] of wall-clock time (less at the start of a broadcast, never less
-//!   than one second), per second. A publisher that stalls shows a falling rate.
+//! - **Frame rate**: of the video frames received from the publisher in the last
+//!   [`FPS_WINDOW`] of wall-clock time, how many there are per second of their own
+//!   timestamps (`(n - 1)` over the span from the first to the last). So a burst (an
+//!   encoder flushing what it buffered at the start) does not read as 40 fps, frames
+//!   missing from the timeline lower it, and a publisher that stops sending reads 0
+//!   once its last frames are older than the window. Frames of an earlier publisher
+//!   connection (before a reconnection) are not mixed in.
 //! - **Dropped frames**: frames missing from the publisher's video timeline, counted
 //!   since the broadcast started. The nominal frame duration is the median of the last
 //!   [`DURATION_SAMPLES`] gaps between consecutive video timestamps (FLV decode times,
@@ -42,8 +46,9 @@ const MAX_ARRIVALS: usize = 600;
 /// The video frames a broadcast received: frame rate and dropped frames.
 #[derive(Debug, Clone, Default)]
 pub struct FrameTally {
-    /// Wall-clock arrival (s) of the frames of the last [`FPS_WINDOW`].
-    arrivals: VecDeque<f64>,
+    /// Wall-clock arrival (s), connection and timestamp (ms) of the frames of the last
+    /// [`FPS_WINDOW`].
+    arrivals: VecDeque<(f64, u64, u32)>,
     /// Wall-clock arrival of the broadcast's first frame.
     first: Option<f64>,
     /// The publisher connection the gaps below belong to.
@@ -62,7 +67,7 @@ impl FrameTally {
     pub fn frame(&mut self, now: f64, session: u64, ts_ms: u32) {
         self.received += 1;
         self.first.get_or_insert(now);
-        self.arrivals.push_back(now);
+        self.arrivals.push_back((now, session, ts_ms));
         self.prune(now);
         if self.session != session {
             self.session = session;
@@ -96,23 +101,36 @@ impl FrameTally {
         while self
             .arrivals
             .front()
-            .is_some_and(|t| *t <= now - FPS_WINDOW)
+            .is_some_and(|(t, ..)| *t <= now - FPS_WINDOW)
             || self.arrivals.len() > MAX_ARRIVALS
         {
             self.arrivals.pop_front();
         }
     }
 
-    /// Frames per second received over the last [`FPS_WINDOW`] at `now`; `None` in the
-    /// first second of a broadcast.
+    /// The frame rate of what arrived in the last [`FPS_WINDOW`] at `now` (see the
+    /// module doc); `None` in the first second of a broadcast.
     pub fn frame_rate(&mut self, now: f64) -> Option<f64> {
-        let first = self.first?;
-        let span = (now - first).min(FPS_WINDOW);
-        if span < 1.0 {
+        if now - self.first? < 1.0 {
             return None;
         }
         self.prune(now);
-        Some(self.arrivals.len() as f64 / span)
+        let Some(&(_, session, last)) = self.arrivals.back() else {
+            return Some(0.0);
+        };
+        // The current connection's frames, in timestamp order as they came.
+        let mut frames = self
+            .arrivals
+            .iter()
+            .filter(|(_, s, _)| *s == session)
+            .map(|(_, _, ts)| *ts);
+        let first = frames.next().unwrap_or(last);
+        let n = 1 + frames.count();
+        let span = last.wrapping_sub(first);
+        if n < 2 || span == 0 || span > 1 << 31 {
+            return Some(0.0);
+        }
+        Some((n - 1) as f64 * 1000.0 / f64::from(span))
     }
 
     /// Frames missing from the timeline since the broadcast started (see the module doc).
@@ -226,17 +244,50 @@ mod tests {
     }
 
     #[test]
-    fn the_frame_rate_follows_the_wall_clock_and_falls_when_the_publisher_stalls() {
+    fn the_frame_rate_is_the_received_frames_own_and_falls_to_zero_when_they_stop() {
         let mut t = FrameTally::default();
         assert_eq!(t.frame_rate(10.0), None);
-        for i in 0..25 {
+        for i in 0..26 {
             t.frame(100.0 + f64::from(i) * 0.04, 1, i * 40);
         }
         assert_eq!(t.frame_rate(100.5), None, "under a second of broadcast");
-        // 25 frames over the first second: 25 fps.
+        // 26 frames 40 ms apart: 25 fps.
         assert_eq!(t.frame_rate(101.0), Some(25.0));
         // Nothing more for 10 s: nothing received in the window.
         assert_eq!(t.frame_rate(111.0), Some(0.0));
+    }
+
+    #[test]
+    fn a_burst_reads_as_the_encoders_frame_rate_and_gaps_lower_it() {
+        let mut t = FrameTally::default();
+        // 2 s of 30 fps flushed in 0.2 s, then real time.
+        for i in 0..60u32 {
+            t.frame(100.0 + f64::from(i) * 0.2 / 60.0, 1, i * 100 / 3);
+        }
+        for i in 60..150u32 {
+            t.frame(100.2 + f64::from(i - 60) / 30.0, 1, i * 100 / 3);
+        }
+        // Counted by arrival, 91 frames in 1.2 s would be 75 fps.
+        let fps = t.frame_rate(101.2).unwrap();
+        assert!((fps - 30.0).abs() < 0.1, "{fps}");
+        // Every other frame missing: 15 fps.
+        let mut u = FrameTally::default();
+        for i in 0..60u32 {
+            u.frame(f64::from(i) / 15.0, 1, i * 200 / 3);
+        }
+        let fps = u.frame_rate(4.0).unwrap();
+        assert!((fps - 15.0).abs() < 0.1, "{fps}");
+    }
+
+    #[test]
+    fn a_reconnection_does_not_mix_two_timelines_in_the_frame_rate() {
+        let mut t = FrameTally::default();
+        run(&mut t, 1, 50_000, 50, 40);
+        // Back at once, timestamps from zero.
+        for i in 0..20u32 {
+            t.frame(52.0 + f64::from(i) * 0.04, 2, i * 40);
+        }
+        assert_eq!(t.frame_rate(52.8), Some(25.0));
     }
 
     #[test]

@@ -48,8 +48,9 @@
 //!   ([`crate::metrics`]): the window's bytes over its duration, the median segment
 //!   duration (a segment opens at each keyframe);
 //! - frame rate and dropped frames, from the video frames the ingest received
-//!   ([`crate::media::health`]: frames of the last 5 s per second; frames missing from
-//!   the video timestamps, gaps over 1.5 frame durations, since the broadcast started);
+//!   ([`crate::media::health`]: the frame rate, from their timestamps, of the frames
+//!   received in the last 5 s; frames missing from the video timestamps, gaps over 1.5
+//!   frame durations, since the broadcast started);
 //! - the viewers' latency p50, from the reports players send on their push sockets.
 //!
 //! Why a poll and not frames on a socket: the ingest socket exists only for a
