@@ -73,6 +73,16 @@ pub enum Text {
     Send,
     SendHeart,
     Delete,
+    /// The toggle that sends the next message as a question.
+    AskQuestion,
+    /// +1 on a question.
+    VoteQuestion,
+    /// The label over the pinned question.
+    PinnedQuestion,
+    /// Staff: pin a question.
+    Pin,
+    /// Staff: mark a question answered.
+    Answered,
     Ban,
     ChatOffline,
     ErrTooLong,
@@ -169,6 +179,16 @@ pub fn t(lang: Lang, key: Text) -> &'static str {
         (Lang::Fr, SendHeart) => "Envoyer un cœur",
         (Lang::En, Delete) => "Delete",
         (Lang::Fr, Delete) => "Supprimer",
+        (Lang::En, AskQuestion) => "Ask as a question",
+        (Lang::Fr, AskQuestion) => "Poser comme question",
+        (Lang::En, VoteQuestion) => "Me too",
+        (Lang::Fr, VoteQuestion) => "Moi aussi",
+        (Lang::En, PinnedQuestion) => "Question",
+        (Lang::Fr, PinnedQuestion) => "Question",
+        (Lang::En, Pin) => "Pin",
+        (Lang::Fr, Pin) => "Épingler",
+        (Lang::En, Answered) => "Answered",
+        (Lang::Fr, Answered) => "Répondu",
         (Lang::En, Ban) => "Ban",
         (Lang::Fr, Ban) => "Bannir",
         (Lang::En, ChatOffline) => "Chat reconnecting…",

@@ -62,6 +62,7 @@ mod tests {
             ts: 0,
             role: Role::Viewer,
             client_id: None,
+            question: false,
         }
     }
 
@@ -84,6 +85,8 @@ mod tests {
                 stream_state: StreamState::Live,
                 settings: RoomSettings::default(),
                 limits: Limits::default(),
+                pinned: None,
+                votes: Default::default(),
             }),
             0.0,
         )
@@ -169,6 +172,7 @@ mod tests {
             client_id: "c1".into(),
             text: "mine".into(),
             now_ms: 0.0,
+            question: false,
         };
         assert!(step(&mut s, &mut a, sent).is_empty());
         let mut echo = msg(1, "mine");

@@ -19,8 +19,8 @@ use crate::net::backoff::Backoff;
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use lucarne_protocol::{
-    close, BanViewer, DeleteMessage, Hello, Ping, Refusal, Resume, SendChat, SendHearts,
-    ServerMessage, SetName, PROTOCOL_VERSION,
+    close, Answer, BanViewer, DeleteMessage, Hello, Pin, Ping, Refusal, Resume, SendChat,
+    SendHearts, ServerMessage, SetName, Vote, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -149,18 +149,20 @@ impl ChatConnection {
     }
 
     /// Posts a message (shown at once as pending).
-    pub fn send_chat(&self, text: &str) {
+    pub fn send_chat(&self, text: &str, question: bool) {
         let mut c = self.conn.borrow_mut();
         c.client_seq += 1;
         let client_id = format!("{}-{}", now() as u64, c.client_seq);
         c.state.apply(Action::Sent {
             client_id: client_id.clone(),
             text: text.to_owned(),
+            question,
             now_ms: now(),
         });
         let frame = wire::chat_message(&SendChat {
             text: text.to_owned(),
             client_id: Some(client_id),
+            question,
         });
         send(&c, &frame);
         c.changed();
@@ -180,6 +182,31 @@ impl ChatConnection {
     /// Counts one heart tap; sent with the next flush.
     pub fn tap_heart(&self) {
         self.conn.borrow_mut().hearts += 1;
+    }
+
+    /// +1 on a question (once: the server counts each viewer once).
+    pub fn vote(&self, id: &str) {
+        let mut c = self.conn.borrow_mut();
+        send(&c, &wire::vote(&Vote { id: id.to_owned() }));
+        c.state.apply(Action::Voted(id.to_owned()));
+        c.changed();
+    }
+
+    /// Staff: pins a question over every viewer's video.
+    pub fn pin(&self, id: &str) {
+        let c = self.conn.borrow();
+        send(
+            &c,
+            &wire::pin(&Pin {
+                id: Some(id.to_owned()),
+            }),
+        );
+    }
+
+    /// Staff: marks a question answered.
+    pub fn answer(&self, id: &str) {
+        let c = self.conn.borrow();
+        send(&c, &wire::answer(&Answer { id: id.to_owned() }));
     }
 
     /// Moderation: removes message `id` for everyone.
@@ -426,6 +453,7 @@ fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, hearts: wire::HeartCo
                 wire::chat_message(&SendChat {
                     text: m.text.clone(),
                     client_id: m.client_id.clone(),
+                    question: m.question,
                 })
             })
             .collect();

@@ -66,9 +66,18 @@ pub struct ChatState {
     /// The server refuses this page for good (its origin, no such room): the socket
     /// will not reconnect.
     pub refused: Option<Refusal>,
+    /// The question pinned over the video.
+    pub pinned: Option<ChatMessage>,
+    /// Open questions' vote totals.
+    pub votes: std::collections::BTreeMap<String, u32>,
+    /// Questions this viewer +1'd (the button is shown pressed).
+    pub voted: Vec<String>,
 }
 
 /// What can happen to the chat.
+// A frame is the large variant; an action is a short-lived value handed once to
+// `apply`, so boxing frames would only add an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// A frame from the server, at client time `now_ms`.
@@ -79,9 +88,13 @@ pub enum Action {
         client_id: String,
         /// Text.
         text: String,
+        /// Sent as a question.
+        question: bool,
         /// Client time, ms.
         now_ms: f64,
     },
+    /// The viewer +1'd a question.
+    Voted(String),
     /// The connection dropped (it will resume).
     Disconnected,
     /// The server refused us for good (banned).
@@ -103,9 +116,11 @@ impl ChatState {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Frame(frame, now) => self.frame(frame, now),
+            Action::Voted(id) => self.voted.push(id),
             Action::Sent {
                 client_id,
                 text,
+                question,
                 now_ms,
             } => {
                 self.problem = None;
@@ -120,6 +135,7 @@ impl ChatState {
                         ts: now_ms as u64,
                         role: self.role,
                         client_id: Some(client_id),
+                        question,
                     },
                     pending: true,
                     received_ms: now_ms,
@@ -157,6 +173,8 @@ impl ChatState {
         self.stream_state = w.stream_state;
         self.slow_mode_secs = w.settings.slow_mode_secs;
         self.max_chars = w.limits.chat_max_chars;
+        self.pinned = w.pinned.map(|p| *p);
+        self.votes = w.votes;
         if !(w.recovered && same_room) {
             // Another epoch, or too far behind: what we show is replaced. Pending
             // messages stay; they are re-sent and confirmed by clientId.
@@ -178,8 +196,22 @@ impl ChatState {
         self.last_seq = seq;
         match event {
             RoomEvent::Chat(m) => self.chat(m, now),
-            RoomEvent::Deleted(d) => self.lines.retain(|l| l.pending || l.message.id != d.id),
+            RoomEvent::Deleted(d) => {
+                self.unpin(&d.id);
+                self.lines.retain(|l| l.pending || l.message.id != d.id)
+            }
+            RoomEvent::Pinned(p) => self.pinned = p.question,
+            RoomEvent::Answered(a) => {
+                self.unpin(&a.id);
+                self.votes.remove(&a.id);
+            }
             RoomEvent::Unknown => {}
+        }
+    }
+
+    fn unpin(&mut self, id: &str) {
+        if self.pinned.as_ref().is_some_and(|p| p.id == id) {
+            self.pinned = None;
         }
     }
 
@@ -209,6 +241,9 @@ impl ChatState {
             ServerMessage::Welcome(w) => self.welcome(w, now),
             ServerMessage::Chat(m) => self.event(RoomEvent::Chat(m), now),
             ServerMessage::Deleted(d) => self.event(RoomEvent::Deleted(d), now),
+            ServerMessage::Pinned(p) => self.event(RoomEvent::Pinned(p), now),
+            ServerMessage::Answered(a) => self.event(RoomEvent::Answered(a), now),
+            ServerMessage::Votes(v) => self.votes.extend(v.counts),
             ServerMessage::Hearts(Hearts { total, .. }) => {
                 self.hearts_total = self.hearts_total.max(total)
             }
@@ -269,6 +304,7 @@ mod tests {
             ts: 0,
             role: Role::Viewer,
             client_id: None,
+            question: false,
         }
     }
 
@@ -289,6 +325,8 @@ mod tests {
             stream_state: StreamState::Live,
             settings: RoomSettings::default(),
             limits: Limits::default(),
+            pinned: None,
+            votes: Default::default(),
         })
     }
 
@@ -358,6 +396,7 @@ mod tests {
             client_id: "c1".into(),
             text: "hello".into(),
             now_ms: 5.0,
+            question: false,
         });
         assert!(s.lines[0].pending);
         assert_eq!(s.pending().count(), 1);
@@ -378,6 +417,7 @@ mod tests {
             client_id: "c1".into(),
             text: "x".repeat(600),
             now_ms: 0.0,
+            question: false,
         });
         s.apply(Action::Frame(
             ServerMessage::Error(ErrorFrame {
@@ -434,5 +474,44 @@ mod tests {
             0.0,
         ));
         assert_eq!((s.viewer_count, s.hearts_total), (7, 99));
+    }
+
+    #[test]
+    fn the_pin_follows_pinned_answered_and_deleted_events_and_votes_add_up() {
+        let mut s = ChatState::new();
+        s.apply(Action::Frame(welcome(1, 0, false, vec![]), 0.0));
+        let q = ChatMessage {
+            question: true,
+            ..msg(1, "q", "Which lens?")
+        };
+        let frame = |m| Action::Frame(m, 0.0);
+        s.apply(frame(ServerMessage::Chat(q.clone())));
+        s.apply(frame(ServerMessage::Pinned(lucarne_protocol::Pinned {
+            seq: 2,
+            question: Some(q.clone()),
+        })));
+        assert_eq!(
+            s.pinned.as_ref().map(|p| p.text.as_str()),
+            Some("Which lens?")
+        );
+        s.apply(frame(ServerMessage::Votes(lucarne_protocol::Votes {
+            counts: [("q".to_owned(), 3)].into(),
+        })));
+        assert_eq!(s.votes.get("q"), Some(&3));
+        s.apply(frame(ServerMessage::Answered(lucarne_protocol::Answered {
+            seq: 3,
+            id: "q".into(),
+        })));
+        assert!(s.pinned.is_none() && s.votes.is_empty());
+        s.apply(frame(ServerMessage::Pinned(lucarne_protocol::Pinned {
+            seq: 4,
+            question: Some(q.clone()),
+        })));
+        s.apply(frame(ServerMessage::Deleted(Deleted {
+            seq: 5,
+            id: "q".into(),
+        })));
+        assert!(s.pinned.is_none(), "a deleted question is unpinned");
+        assert!(texts(&s).is_empty());
     }
 }

@@ -177,7 +177,35 @@ fn chat<J: Json>(o: &J) -> ChatMessage {
         ts: number(o, "ts"),
         role: role(o),
         client_id: string(o, "clientId"),
+        question: get(o, "question").truthy(),
     }
+}
+
+fn pinned<J: Json>(o: &J) -> Pinned {
+    let q = get(o, "question");
+    Pinned {
+        seq: number(o, "seq"),
+        question: q.is_object().then(|| chat(&q)),
+    }
+}
+
+fn answered<J: Json>(o: &J) -> Answered {
+    Answered {
+        seq: number(o, "seq"),
+        id: text(o, "id"),
+    }
+}
+
+/// A `{id: total}` object (`welcome.votes`, a `votes` frame's counts).
+fn totals<J: Json>(o: &J, k: &str) -> std::collections::BTreeMap<String, u32> {
+    let map = get(o, k);
+    let mut out = std::collections::BTreeMap::new();
+    if map.is_object() {
+        for (k, v) in map.numeric_entries() {
+            out.insert(k, v.clamp(0.0, f64::from(u32::MAX)) as u32);
+        }
+    }
+    out
 }
 
 fn deleted<J: Json>(o: &J) -> Deleted {
@@ -191,6 +219,8 @@ fn room_event<J: Json>(o: &J) -> RoomEvent {
     match string(o, "type").as_deref() {
         Some("chat") => RoomEvent::Chat(chat(o)),
         Some("deleted") => RoomEvent::Deleted(deleted(o)),
+        Some("pinned") => RoomEvent::Pinned(pinned(o)),
+        Some("answered") => RoomEvent::Answered(answered(o)),
         _ => RoomEvent::Unknown,
     }
 }
@@ -307,10 +337,20 @@ pub fn decode_value<J: Json>(o: &J) -> Option<(ServerMessage, HeartCounts)> {
                     RoomSettings::default()
                 },
                 limits: limits(&get(o, "limits")),
+                pinned: {
+                    let q = get(o, "pinned");
+                    q.is_object().then(|| Box::new(chat(&q)))
+                },
+                votes: totals(o, "votes"),
             })
         }
         "chat" => ServerMessage::Chat(chat(o)),
         "deleted" => ServerMessage::Deleted(deleted(o)),
+        "pinned" => ServerMessage::Pinned(pinned(o)),
+        "answered" => ServerMessage::Answered(answered(o)),
+        "votes" => ServerMessage::Votes(Votes {
+            counts: totals(o, "counts"),
+        }),
         "hearts" => {
             let map = get(o, "counts");
             if map.is_object() {
@@ -365,6 +405,8 @@ enum Field<'a> {
     Number(f64),
     /// A nested object of numbers (`resume`).
     Numbers(&'a [(&'a str, f64)]),
+    /// `true` (a flag that is left out when false).
+    True,
 }
 
 /// `{"type": kind, k: v, ...}`, leaving out the `None` fields, serialised with
@@ -388,6 +430,7 @@ fn encode(kind: &str, fields: &[(&str, Option<Field<'_>>)]) -> String {
                 }
                 inner.into()
             }
+            Some(Field::True) => JsValue::TRUE,
         };
         set(&o, k, &v);
     }
@@ -416,6 +459,7 @@ fn encode(kind: &str, fields: &[(&str, Option<Field<'_>>)]) -> String {
             Some(Field::Numbers(n)) => {
                 Value::Object(n.iter().map(|(k, v)| ((*k).into(), number(*v))).collect())
             }
+            Some(Field::True) => Value::Bool(true),
         };
         o.insert((*k).into(), v);
     }
@@ -459,8 +503,24 @@ pub fn chat_message(m: &SendChat) -> String {
         &[
             ("text", Some(Field::Text(&m.text))),
             ("clientId", text_of(&m.client_id)),
+            ("question", m.question.then_some(Field::True)),
         ],
     )
+}
+
+/// +1 on a question.
+pub fn vote(m: &Vote) -> String {
+    encode("vote", &[("id", Some(Field::Text(&m.id)))])
+}
+
+/// Staff: pins a question (or unpins, without an id).
+pub fn pin(m: &Pin) -> String {
+    encode("pin", &[("id", text_of(&m.id))])
+}
+
+/// Staff: marks a question answered.
+pub fn answer(m: &Answer) -> String {
+    encode("answer", &[("id", Some(Field::Text(&m.id)))])
 }
 
 /// A batch of heart taps.
@@ -516,6 +576,9 @@ mod tests {
             r##"{"type":"hearts","counts":{"#ff6b6b":3,"#00aaff":1},"total":1234}"##,
             r##"{"type":"error","code":"something_new","message":"m","retryAfterMs":4000}"##,
             r##"{"type":"poll","options":[1,2]}"##,
+            r##"{"type":"welcome","protocolVersion":1,"viewerId":"v1","viewerToken":"t","colour":"#fff","epoch":3,"seq":14,"recovered":false,"history":[{"type":"chat","seq":12,"id":"3-12","viewerId":"v2","name":"Ana","colour":"#fff","text":"Which lens?","ts":1,"question":true},{"type":"pinned","seq":13,"question":{"type":"chat","seq":12,"id":"3-12","viewerId":"v2","name":"Ana","colour":"#fff","text":"Which lens?","ts":1,"question":true}},{"type":"answered","seq":14,"id":"3-12"}],"viewerCount":2,"heartsTotal":40,"pinned":{"seq":12,"id":"3-12","viewerId":"v2","name":"Ana","colour":"#fff","text":"Which lens?","ts":1,"question":true},"votes":{"3-12":7}}"##,
+            r##"{"type":"votes","counts":{"3-12":8,"3-15":1}}"##,
+            r##"{"type":"pinned","seq":16}"##,
         ] {
             let expected: ServerMessage = serde_json::from_str(frame).unwrap();
             assert_eq!(decode(frame), Some(expected), "{frame}");
@@ -557,6 +620,7 @@ mod tests {
                 let m = SendChat {
                     text: text.into(),
                     client_id: Some("1764000000000-3".into()),
+                    question: false,
                 };
                 (chat_message(&m), ClientMessage::Chat(m))
             },
@@ -564,8 +628,35 @@ mod tests {
                 let m = SendChat {
                     text: "x".into(),
                     client_id: None,
+                    question: false,
                 };
                 (chat_message(&m), ClientMessage::Chat(m))
+            },
+            {
+                let m = SendChat {
+                    text: "Which lens?".into(),
+                    client_id: Some("c9".into()),
+                    question: true,
+                };
+                (chat_message(&m), ClientMessage::Chat(m))
+            },
+            {
+                let m = Vote { id: "3-12".into() };
+                (vote(&m), ClientMessage::Vote(m))
+            },
+            {
+                let m = Pin {
+                    id: Some("3-12".into()),
+                };
+                (pin(&m), ClientMessage::Pin(m))
+            },
+            {
+                let m = Pin { id: None };
+                (pin(&m), ClientMessage::Pin(m))
+            },
+            {
+                let m = Answer { id: "3-12".into() };
+                (answer(&m), ClientMessage::Answer(m))
             },
             {
                 let m = SendHearts {

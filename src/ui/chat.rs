@@ -86,6 +86,8 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     let conn = use_mut_ref(|| None::<ChatConnection>);
     let animating = use_mut_ref(|| None::<Interval>);
     let draft = use_state(String::new);
+    // The next message goes as a question.
+    let ask = use_state(|| false);
     let keyboard = use_mut_ref(|| None::<EventListener>);
     let announced = use_mut_ref(Announced::new);
 
@@ -176,7 +178,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
     };
     let needs_name = state.name.is_none();
     let submit = {
-        let (conn, draft, state) = (conn.clone(), draft.clone(), state.clone());
+        let (conn, draft, state, ask) = (conn.clone(), draft.clone(), state.clone(), ask.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let text = draft.trim().to_owned();
@@ -187,7 +189,8 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 if state.name.is_none() {
                     c.set_name(&text);
                 } else {
-                    c.send_chat(&text);
+                    c.send_chat(&text, *ask);
+                    ask.set(false);
                 }
             }
             draft.set(String::new());
@@ -249,6 +252,10 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
             });
         }
     });
+    let toggle_ask = {
+        let ask = ask.clone();
+        Callback::from(move |_: MouseEvent| ask.set(!*ask))
+    };
     let seen = shown(&state, props.has_video);
     // One note element: fewer `html!` trees are less download.
     let (note_class, note_text, refused) = match seen.note {
@@ -292,6 +299,12 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 }
                 <span class="hearts-total">{"♥ "}{state.hearts_total}</span>
             </div>
+            if let Some(p) = &state.pinned {
+                <div class="pinned" role="status">
+                    <b>{label(Text::PinnedQuestion)}{" · "}{&p.name}</b>
+                    <span class="text">{&p.text}</span>
+                </div>
+            }
             <section ~className={if has_note { "chat has-note" } else { "chat" }} aria-label="Chat">
                 <ol class="lines" aria-live="polite" onclick={open_line}>
                     { for state.lines.iter().map(|l| {
@@ -305,11 +318,25 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                         if old {
                             class.push_str(" old");
                         }
+                        if m.question {
+                            class.push_str(" question");
+                        }
+                        let votes = state.votes.get(&m.id).copied().unwrap_or(0);
+                        let voted = state.voted.contains(&m.id);
                         html! {
                             <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}
                                 ~className={class}>
                                 <b class="name" style={format!("color:{}", m.colour)}>{&m.name}</b>
                                 <span class="text">{&m.text}</span>
+                                if m.question && !l.pending {
+                                    <button class="vote" aria-pressed={voted.to_string()} disabled={props.read_only || voted}
+                                        aria-label={label(Text::VoteQuestion)}
+                                        onclick={moderate(ChatConnection::vote, m.id.clone())}>{"+"}{votes}</button>
+                                    if staff {
+                                        <button class="mod" onclick={moderate(ChatConnection::pin, m.id.clone())}>{label(Text::Pin)}</button>
+                                        <button class="mod" onclick={moderate(ChatConnection::answer, m.id.clone())}>{label(Text::Answered)}</button>
+                                    }
+                                }
                                 if staff && !l.pending {
                                     <button class="mod" onclick={moderate(ChatConnection::delete, m.id.clone())}>{label(Text::Delete)}</button>
                                     <button class="mod" onclick={moderate(ChatConnection::ban, m.viewer_id.clone())}>{label(Text::Ban)}</button>
@@ -329,6 +356,10 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                             aria-label={label(if needs_name { Text::PickName } else { Text::ChatPlaceholder })} />
                         if !needs_name && count + 50 > max {
                             <span class="left">{max.saturating_sub(count)}</span>
+                        }
+                        if !needs_name {
+                            <button type="button" class="ask" aria-pressed={ask.to_string()}
+                                onclick={toggle_ask} aria-label={label(Text::AskQuestion)} title={label(Text::AskQuestion)}>{"?"}</button>
                         }
                         <button type="submit" class="send">{label(Text::Send)}</button>
                         <button type="button" class="heart-button" onclick={heart} aria-label={label(Text::SendHeart)}>{"♥"}</button>

@@ -75,6 +75,7 @@ fn what_the_widget_sends_is_what_the_server_reads() {
     let chat = SendChat {
         text: text.into(),
         client_id: Some("1764000000000-3".into()),
+        question: true,
     };
     let name = SetName { name: text.into() };
     let hearts = SendHearts {

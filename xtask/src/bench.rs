@@ -1,7 +1,7 @@
-//! `cargo xtask bench playback | chat | ingest | abr | scale`: builds what a benchmark measures (the
-//! widget, the release server), installs its tools, then runs the benchmark binary.
+//! `cargo xtask bench playback | chat | ingest | abr | golive | scale`: builds what a benchmark
+//! measures (the widget, the release server), installs its tools, then runs the benchmark binary.
 //! What each benchmark does and reports is in its binary's module doc
-//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench_abr.rs`, `bench/chat`;
+//! (`tests/e2e/src/bin/bench.rs`, `bench_ingest.rs`, `bench_abr.rs`, `bench_golive.rs`, `bench/chat`;
 //! `scale` runs `bench/chat` with `--scale`, then `bench_scale.rs`).
 
 use anyhow::{bail, Result};
@@ -35,41 +35,15 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
                 )
                 .env("LUCARNE_DIST", root().join("dist")))
         }
-        Some(&"ingest") => {
+        // Each runs its binary, bench_{name}, with the rest of the arguments.
+        Some(&name @ ("ingest" | "abr" | "golive")) => {
             ensure_test_tools()?;
             dist()?;
             run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
             run(Command::new("cargo")
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    "lucarne-e2e",
-                    "--bin",
-                    "bench_ingest",
-                    "--",
-                ])
-                .args(&args[1..])
-                .env(
-                    "LUCARNE_SERVER_BIN",
-                    target_dir().join("release/lucarne-server"),
-                )
-                .env("LUCARNE_DIST", root().join("dist")))
-        }
-        Some(&"abr") => {
-            ensure_test_tools()?;
-            dist()?;
-            run(Command::new("cargo").args(["build", "--release", "-p", "lucarne-server"]))?;
-            run(Command::new("cargo")
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    "lucarne-e2e",
-                    "--bin",
-                    "bench_abr",
-                    "--",
-                ])
+                .args(["run", "--release", "-p", "lucarne-e2e", "--bin"])
+                .arg(format!("bench_{name}"))
+                .arg("--")
                 .args(&args[1..])
                 .env(
                     "LUCARNE_SERVER_BIN",
@@ -128,7 +102,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
                 .current_dir(root()))
         }
         _ => bail!(
-            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N] | bench abr [--schedule kbps:s,kbps:s,...] | bench scale [--ramp-seconds N] [--max-viewers N]"
+            "usage: cargo xtask bench playback [--seconds N] | bench chat | bench ingest [--seconds N] [--streams N] | bench abr [--schedule kbps:s,kbps:s,...] | bench golive [--seconds N] [--size WxH] | bench scale [--ramp-seconds N] [--max-viewers N]"
         ),
     }
 }

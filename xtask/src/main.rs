@@ -5,10 +5,10 @@
 //! - `cargo xtask demo`: `dist`, then runs lucarne-server on http://127.0.0.1:8080.
 //! - `cargo xtask test [lint|native|wasm|e2e]`: fmt and clippy, then every test tier
 //!   (default: all); the end-to-end tier once per browser engine ([`test`]).
-//! - `cargo xtask bench playback | chat | ingest | abr`: lucarne against hls.js in
-//!   headless Chromium, chat fan-out against a Node `ws` server, glass-to-glass latency
-//!   of an RTMP broadcast, adaptive bitrate against hls.js on a throttled link
-//!   ([`bench`]).
+//! - `cargo xtask bench playback | chat | ingest | abr | golive`: lucarne against hls.js
+//!   in headless Chromium, chat fan-out against a Node `ws` server, glass-to-glass latency
+//!   of an RTMP broadcast, adaptive bitrate against hls.js on a throttled link,
+//!   glass-to-glass latency of a broadcast from the browser console ([`bench`]).
 //! - `cargo xtask soak`, `cargo xtask fuzz`: the long runs ([`soak`], [`fuzz`]).
 //!
 //! # Layout
@@ -39,7 +39,7 @@ fn main() -> Result<()> {
         Some("soak") => soak::soak(&rest),
         Some("fuzz") => fuzz::run(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat | bench ingest | bench abr | soak [--minutes N] | fuzz [--seconds N] [target...]>");
+            eprintln!("usage: cargo xtask <dist | demo | test [lint|native|wasm|e2e] | bench playback [--seconds N] | bench chat | bench ingest | bench abr | bench golive [--seconds N] | soak [--minutes N] | fuzz [--seconds N] [target...]>");
             std::process::exit(2)
         }
     }

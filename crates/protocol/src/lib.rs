@@ -18,10 +18,10 @@
 //!
 //! # Ordering and resume
 //! A room has an **epoch** (it changes only when the room's history was lost) and a
-//! **seq**: every durable room event ([`RoomEvent`]: a chat message, a deletion) carries
-//! the room's next seq. Seqs strictly increase but may have gaps (a deleted message's seq
-//! is never sent again). State frames (`hearts`, `viewerCount`, `streamState`,
-//! `settings`) are snapshots, carry no seq and are never replayed.
+//! **seq**: every durable room event ([`RoomEvent`]: a chat message, a deletion, a
+//! pin, an answer) carries the room's next seq. Seqs strictly increase but may have gaps (a deleted message's seq
+//! is never sent again). State frames (`hearts`, `votes`, `viewerCount`,
+//! `streamState`, `settings`) are snapshots, carry no seq and are never replayed.
 //!
 //! A client keeps `(epoch, lastSeq)`: it ignores any event whose seq is not above
 //! `lastSeq`, and raises `lastSeq` to each event's seq. On reconnect it sends
@@ -33,12 +33,22 @@
 //! `welcome.seq`.
 //!
 //! # Messages
-//! Client → server ([`ClientMessage`]): `hello`, `setName`, `chat`, `hearts`, `ping`, and
-//! for moderators and the broadcaster `delete`, `ban`, `unban`, `slowMode`,
-//! `blockedWords`.
+//! Client → server ([`ClientMessage`]): `hello`, `setName`, `chat`, `hearts`, `ping`,
+//! `vote`, and for moderators and the broadcaster `delete`, `ban`, `unban`, `slowMode`,
+//! `blockedWords`, `pin`, `answer`.
 //!
-//! Server → client ([`ServerMessage`]): `welcome`, `chat`, `deleted`, `hearts`,
-//! `viewerCount`, `streamState`, `settings`, `profile`, `notice`, `error`, `pong`.
+//! Server → client ([`ServerMessage`]): `welcome`, `chat`, `deleted`, `pinned`,
+//! `answered`, `hearts`, `votes`, `viewerCount`, `streamState`, `settings`, `profile`,
+//! `notice`, `error`, `pong`.
+//!
+//! # Questions
+//! A question is a chat message sent with `question: true`: it is sequenced, kept,
+//! resumed and moderated like any message (a deleted question is gone everywhere).
+//! Votes are not durable events (a vote storm would push messages out of the resume
+//! window): each viewer's +1 counts once, and totals go out as a `votes` state frame per
+//! tick, with the open questions' totals in the `welcome`. Pinning and answering are
+//! durable events (`pinned` carries the question itself, so a viewer who never saw it
+//! can show it), and the `welcome` says what is pinned.
 //!
 //! The broadcaster console's ingest socket speaks [`studio`]'s messages.
 //!
@@ -119,6 +129,13 @@ pub enum ClientMessage {
     SlowMode(SlowMode),
     /// Moderation: replaces the blocked-words list.
     BlockedWords(BlockedWords),
+    /// +1 on an open question (once per viewer; more are ignored).
+    Vote(Vote),
+    /// The broadcaster or a moderator pins a question over the video (or unpins).
+    Pin(Pin),
+    /// The broadcaster or a moderator marks a question answered (it leaves the open
+    /// questions, and the pin if it was pinned).
+    Answer(Answer),
     /// A type this version does not know.
     #[serde(other)]
     Unknown,
@@ -175,6 +192,38 @@ pub struct SendChat {
     /// the same `clientId` is posted once. Echoed in the resulting `chat` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Sent as a question to the broadcaster (viewers +1 it; staff pin and answer it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub question: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `{"type":"vote","id":"1f-7"}`: +1 on the question with that message id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vote {
+    /// The question's message id.
+    pub id: String,
+}
+
+/// `{"type":"pin","id":"1f-7"}` pins that question; `{"type":"pin"}` unpins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    /// The question's message id; none to unpin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `{"type":"answer","id":"1f-7"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    /// The question's message id.
+    pub id: String,
 }
 
 /// `{"type":"hearts","count":3,"colour":"#ff6b6b"}`
@@ -273,6 +322,12 @@ pub enum ServerMessage {
     Error(ErrorFrame),
     /// Answer to `ping`.
     Pong(Ping),
+    /// Questions' vote totals that changed (at most one frame per tick).
+    Votes(Votes),
+    /// A question was pinned over the video, or the pin removed (durable, has a seq).
+    Pinned(Pinned),
+    /// A question was answered (durable, has a seq).
+    Answered(Answered),
     /// A type this version does not know.
     #[serde(other)]
     Unknown,
@@ -289,6 +344,10 @@ pub enum RoomEvent {
     Chat(ChatMessage),
     /// See [`ServerMessage::Deleted`].
     Deleted(Deleted),
+    /// See [`ServerMessage::Pinned`].
+    Pinned(Pinned),
+    /// See [`ServerMessage::Answered`].
+    Answered(Answered),
     /// A kind this version does not know.
     #[serde(other)]
     Unknown,
@@ -300,6 +359,8 @@ impl RoomEvent {
         match self {
             RoomEvent::Chat(m) => m.seq,
             RoomEvent::Deleted(d) => d.seq,
+            RoomEvent::Pinned(p) => p.seq,
+            RoomEvent::Answered(a) => a.seq,
             RoomEvent::Unknown => 0,
         }
     }
@@ -417,6 +478,13 @@ pub struct Welcome {
     /// The server's limits, so the widget can explain them.
     #[serde(default)]
     pub limits: Limits,
+    /// The question pinned over the video, if any (boxed: it would double the size of
+    /// every [`ServerMessage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Box<ChatMessage>>,
+    /// Vote totals of the room's open questions (those with at least one vote).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub votes: BTreeMap<String, u32>,
 }
 
 /// `{"type":"chat","seq":7,"id":"1f-7","viewerId":"v..","name":"Ana","colour":"#ff6b6b","text":"hi","ts":1700000000000}`
@@ -443,6 +511,9 @@ pub struct ChatMessage {
     /// The author's `clientId`, so the author can match its pending message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Asked as a question (see [`SendChat::question`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub question: bool,
 }
 
 /// `{"type":"deleted","seq":9,"id":"1f-7"}`
@@ -452,6 +523,38 @@ pub struct Deleted {
     /// Room seq of the deletion.
     pub seq: Seq,
     /// Id of the removed message.
+    pub id: String,
+}
+
+/// `{"type":"votes","counts":{"1f-7":12}}`: the new totals of the questions that got
+/// votes since the last frame (at most 5 frames a second, like `hearts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Votes {
+    /// Question id to its total.
+    #[serde(default)]
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// `{"type":"pinned","seq":12,"question":{...chat...}}`; without `question`: unpinned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pinned {
+    /// Room seq.
+    pub seq: Seq,
+    /// The pinned question as it was posted; none when the pin was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<ChatMessage>,
+}
+
+/// `{"type":"answered","seq":13,"id":"1f-7"}`: the question is answered; if it was
+/// pinned, the pin goes too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answered {
+    /// Room seq.
+    pub seq: Seq,
+    /// The question's message id.
     pub id: String,
 }
 

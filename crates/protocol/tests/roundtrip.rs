@@ -27,6 +27,7 @@ fn chat_message() -> ChatMessage {
         ts: 1_700_000_000_000,
         role: Role::Viewer,
         client_id: Some("c1".into()),
+        question: false,
     }
 }
 
@@ -68,6 +69,7 @@ fn client_messages() {
         ClientMessage::Chat(SendChat {
             text: "hello".into(),
             client_id: Some("c1".into()),
+            question: false,
         }),
     );
     round_trip(
@@ -159,6 +161,8 @@ fn welcome() {
             stream_state: StreamState::Live,
             settings: RoomSettings::default(),
             limits: Limits::default(),
+            pinned: None,
+            votes: Default::default(),
         }),
     );
 }
@@ -183,6 +187,7 @@ fn server_events() {
             ts: 1_700_000_000_001,
             role: Role::Broadcaster,
             client_id: None,
+            question: false,
         }),
     );
     round_trip(
@@ -305,7 +310,8 @@ fn newer_peers_are_understood() {
         m,
         ClientMessage::Chat(SendChat {
             text: "x".into(),
-            client_id: Some("c".into())
+            client_id: Some("c".into()),
+            question: false,
         })
     );
     // Unknown types and codes decode to Unknown instead of failing.

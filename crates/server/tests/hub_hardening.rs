@@ -197,6 +197,7 @@ async fn twenty_fresh_connections_from_one_address_cannot_flood_the_room() {
                     for k in 0..3 {
                         let text = serde_json::to_string(&ClientMessage::Chat(SendChat {
                             text: format!("flood {i}-{k}"),
+                            question: false,
                             client_id: Some(format!("{i}-{k}")),
                         }))
                         .unwrap();

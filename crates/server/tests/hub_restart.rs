@@ -13,7 +13,7 @@ fn texts(w: &Welcome) -> Vec<String> {
         .map(|e| match e {
             RoomEvent::Chat(c) => c.text.clone(),
             RoomEvent::Deleted(d) => format!("deleted {}", d.id),
-            RoomEvent::Unknown => "?".into(),
+            other => format!("{other:?}"),
         })
         .collect()
 }

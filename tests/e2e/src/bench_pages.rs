@@ -1,16 +1,19 @@
 //! The benchmark pages in `bench/` (measure.js, lucarne.html, hlsjs.html) and
 //! their one npm dependency (hls.js, pinned in bench/package-lock.json).
 //!
-//! Owns `npm ci` in bench/ when node_modules is missing, and reading the
-//! measurement (`window.__lucarneBench`) back from a page.
+//! Owns `npm ci` in bench/ when node_modules is missing, reading the
+//! measurement (`window.__lucarneBench`) back from a page, and waiting on a page
+//! while it plays.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::engine::Browser;
 use crate::process::which;
+use crate::stats::percentile;
 use crate::workspace::root;
 
 /// `<workspace>/bench`.
@@ -101,4 +104,54 @@ pub async fn read(browser: &Browser) -> Result<Option<Measurement>> {
             .unwrap_or_default(),
         raw: v,
     }))
+}
+
+/// Polls the page until it presented its first frame, for at most `deadline`;
+/// `None` when no frame came (the page's last measurement, if any, is in the log).
+pub async fn wait_first_frame(
+    browser: &Browser,
+    name: &str,
+    deadline: Duration,
+) -> Result<Option<Measurement>> {
+    let start = Instant::now();
+    loop {
+        let m = read(browser).await?;
+        if m.as_ref().is_some_and(|m| m.ttff_s.is_some()) {
+            return Ok(m);
+        }
+        if start.elapsed() > deadline {
+            eprintln!("bench: {name}: no frame after {deadline:?}: {m:?}");
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the page play for `seconds` of wall time (the point of a latency benchmark),
+/// saying how it goes every 15 s, and returns what measure.js recorded by then.
+pub async fn play_for(browser: &Browser, name: &str, seconds: u64) -> Result<Measurement> {
+    let playing = Instant::now();
+    let total = Duration::from_secs(seconds);
+    let mut report = Duration::from_secs(15);
+    while playing.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1).min(total.saturating_sub(playing.elapsed())))
+            .await;
+        if playing.elapsed() >= report {
+            report += Duration::from_secs(15);
+            if let Some(m) = read(browser).await? {
+                eprintln!(
+                    "bench: {name}: {} s, {} samples, latency p50 so far {}, {} stalls",
+                    playing.elapsed().as_secs(),
+                    m.samples.len(),
+                    percentile(&m.samples, 50.0).map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+                    m.stalls
+                );
+            }
+        }
+    }
+    let m = read(browser).await?.unwrap_or_default();
+    if !m.errors.is_empty() {
+        eprintln!("bench: {name}: page errors: {:?}", m.errors);
+    }
+    Ok(m)
 }

@@ -777,6 +777,7 @@ async fn join_room(i: usize, shared: &ChatShared, me: &mut Viewer) -> Result<Ws>
         let chat = SendChat {
             text,
             client_id: Some(client_id),
+            question: false,
         };
         ws.send(frame(&ClientMessage::Chat(chat))).await?;
     }
@@ -866,7 +867,7 @@ async fn session(
                 me.pending = Some((client_id.clone(), text.clone()));
                 slot.unacked.fetch_add(1, Relaxed);
                 counters.chat_posted.fetch_add(1, Relaxed);
-                ws.send(frame(&ClientMessage::Chat(SendChat { text, client_id: Some(client_id) }))).await
+                ws.send(frame(&ClientMessage::Chat(SendChat { text, client_id: Some(client_id), question: false }))).await
             }
             _ = hearts.tick(), if tapper && running => {
                 let count = 1 + (rng.next() % 5) as u32;

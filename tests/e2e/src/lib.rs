@@ -65,6 +65,7 @@ pub mod process;
 pub mod publisher;
 pub mod static_server;
 pub mod stats;
+pub mod studio;
 pub mod tcp_proxy;
 pub mod throttle;
 pub mod trend;

@@ -845,6 +845,7 @@ impl Poster {
                     let chat = SendChat {
                         text: firehose_text(&self.name, n, long),
                         client_id: Some(format!("{prefix}{n}")),
+                        question: false,
                     };
                     let frame = serde_json::to_string(&ClientMessage::Chat(chat)).unwrap_or_default();
                     if let Err(e) = ws.send(Message::text(frame)).await {
@@ -944,6 +945,7 @@ pub async fn say_once(chat_url: &str, name: &str, text: &str) -> Result<()> {
     let chat = SendChat {
         text: text.to_owned(),
         client_id: Some(format!("{name}-once")),
+        question: false,
     };
     ws.send(Message::text(serde_json::to_string(&ClientMessage::Chat(
         chat,

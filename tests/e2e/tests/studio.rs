@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use lucarne_e2e::studio::{click, state as console_state, type_secret, wait_for as wait_console};
 use lucarne_e2e::{
     finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
     Origin, OriginConfig, Probe, RtmpPublisher, StaticServer, TcpProxy,
@@ -32,65 +33,6 @@ const TOKEN: &str = "e2e-broadcaster-token";
 const WEBKIT_RECORDER: &str = "KNOWN GAP: WebKitGTK 2.50's MediaRecorder, with its mock camera \
      (which previews fine), hands no data here: no chunk per 200 ms timeslice and a 0-byte blob \
      at stop, for video/mp4 (the only type it takes), also with GStreamer's x264enc installed";
-
-/// What the console shows, read from its page.
-const CONSOLE_JS: &str = r#"
-const $ = (id) => document.getElementById(id);
-const v = $('preview');
-return {
-  unlocked: !$('console').classList.contains('hidden'),
-  unlockError: $('unlock-error').textContent,
-  modNote: $('mod-note').textContent,
-  badge: $('live-badge').dataset.state,
-  live: document.body.dataset.live || 'no',
-  status: $('status').textContent,
-  statusKind: $('status').dataset.kind || '',
-  chat: $('chat-state').textContent,
-  chatOpen: $('chat-state').dataset.state === 'open',
-  viewers: Number($('viewers').textContent),
-  hearts: Number($('hearts-total').textContent),
-  lines: [...document.querySelectorAll('#chat li')].map((li) => li.textContent),
-  previewWidth: v.videoWidth,
-  previewTime: v.currentTime,
-  goLive: !$('go-live').disabled,
-  health: $('health').textContent,
-};
-"#;
-
-async fn console_state(browser: &Browser) -> Result<Value> {
-    browser.execute(CONSOLE_JS, vec![]).await
-}
-
-/// Polls the console until `check` accepts what it shows.
-async fn wait_console(
-    browser: &Browser,
-    what: &str,
-    deadline: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let check = &check;
-    wait_until(what, deadline, move || async move {
-        let now = console_state(browser).await?;
-        Ok(if check(&now) {
-            Check::Done(now)
-        } else {
-            Check::NotYet(now.to_string())
-        })
-    })
-    .await
-}
-
-async fn click(browser: &Browser, id: &str) -> Result<()> {
-    browser
-        .execute(
-            "const b = document.getElementById(arguments[0]);\n\
-             if (!b || b.disabled) throw new Error('no enabled button #' + arguments[0]);\n\
-             b.click();",
-            vec![Value::from(id)],
-        )
-        .await
-        .map(|_| ())
-}
 
 /// A server with the `studio` stream (key `e2e-key`, the broadcaster token [`TOKEN`])
 /// and a site on another origin whose `live.html` embeds it.
@@ -134,17 +76,6 @@ async fn start_origin_with(
         ),
     )?;
     Ok((dir, site, origin, rtmp_port))
-}
-
-async fn type_secret(browser: &Browser, secret: &str) -> Result<()> {
-    browser
-        .execute(
-            "document.getElementById('secret').value = arguments[0];\n\
-             document.getElementById('unlock').requestSubmit();",
-            vec![Value::from(secret)],
-        )
-        .await
-        .map(|_| ())
 }
 
 /// Clicks "Delete" on the console's chat line that shows `text`.

@@ -149,6 +149,15 @@ impl Log {
 
     /// Where the chat message with this wire id is, without touching it: `Removed`
     /// means in the window, with its text.
+    /// The chat message `id` if the window still has it.
+    pub(crate) fn chat(&self, id: &str) -> Option<lucarne_protocol::ChatMessage> {
+        let id = MessageId::parse(id).filter(|m| m.epoch == self.epoch)?;
+        match self.window.event(id.seq)? {
+            RoomEvent::Chat(m) => Some(m),
+            _ => None,
+        }
+    }
+
     pub(crate) fn find_chat(&self, id: &str) -> Removal {
         let Some(id) = MessageId::parse(id).filter(|m| m.epoch == self.epoch) else {
             return Removal::Unknown;
@@ -194,6 +203,7 @@ mod tests {
             ts: 0,
             role: Role::Viewer,
             client_id: Some(format!("c{seq}")),
+            question: false,
         })
     }
 

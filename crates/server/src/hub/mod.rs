@@ -19,6 +19,7 @@
 //!   forwarding the room to the socket.
 //! - `upgrade`: the WebSocket handshake (tungstenite's socket, not axum's wrapper).
 //! - [`moderation`]: moderation actions, shared by staff sockets and [`api`].
+//! - `questions`: which messages are open questions, their votes, the pinned one.
 //! - [`api`]: moderation over HTTP for tools (bearer tokens).
 //! - [`origins`]: which web pages may open a chat socket.
 //! - [`identity`]: anonymous viewer identities (signed ids).
@@ -41,6 +42,7 @@ pub mod identity;
 mod log;
 pub mod moderation;
 pub mod origins;
+mod questions;
 pub mod room;
 pub mod rules;
 mod session;

@@ -29,6 +29,16 @@ pub enum Action {
     SlowMode(u32),
     /// Replace the blocked-words list.
     BlockedWords(Vec<String>),
+    /// Pin an open question over the video (`None`: unpin).
+    Pin {
+        /// The question's message id.
+        id: Option<String>,
+    },
+    /// Mark an open question answered.
+    Answer {
+        /// The question's message id.
+        id: String,
+    },
 }
 
 fn invalid(message: &str) -> Refusal {
@@ -89,6 +99,8 @@ pub async fn apply(room: &Room, action: Action) -> Result<Option<Notice>, Refusa
             Ok(None)
         }
         Action::BlockedWords(words) => room.set_blocked_words(&words).await.map(|_| None),
+        Action::Pin { id } => room.pin(id.as_deref()).await.map(|_| None),
+        Action::Answer { id } => room.answer(&id).await.map(|_| None),
     }
 }
 

@@ -31,13 +31,14 @@ use super::cluster::{
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
 use super::log::{Log, Removal};
+use super::questions::Questions;
 use super::rules::{self, Refusal};
 use super::store::{Ban, Change, Store, StoredRoom};
 use super::ticker::{self, Ticker};
 use super::{now_ms, HubConfig};
 use lucarne_protocol::{
-    ChatMessage, Deleted, Epoch, ErrorCode, Resume, Role, RoomEvent, RoomSettings, Seq,
-    ServerMessage, StreamState, StreamStateChange,
+    Answered, ChatMessage, Deleted, Epoch, ErrorCode, Pinned, Resume, Role, RoomEvent,
+    RoomSettings, Seq, ServerMessage, StreamState, StreamStateChange,
 };
 use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +71,8 @@ pub(crate) struct Joined {
     pub(crate) hearts_total: u64,
     pub(crate) stream_state: StreamState,
     pub(crate) settings: RoomSettings,
+    pub(crate) pinned: Option<Box<ChatMessage>>,
+    pub(crate) votes: std::collections::BTreeMap<String, u32>,
 }
 
 /// Why a join failed.
@@ -114,6 +117,7 @@ struct State {
     log: Log,
     gate: Gate,
     ticker: Ticker,
+    questions: Questions,
     stream_state: StreamState,
     retired: bool,
     /// False until the room's first durable change: visiting a room (or probing random
@@ -172,8 +176,9 @@ impl Room {
                     bans: opened.bans,
                     slow_mode_secs: opened.slow_mode_secs.unwrap_or(local.slow_mode_secs),
                     blocked_words: opened.blocked_words.unwrap_or(local.blocked_words),
+                    votes: Vec::new(),
                 };
-                (Some((c, opened.cursor)), Some(room))
+                (Some((c, opened.cursor, opened.votes)), Some(room))
             }
         };
         let mut stored = stored.unwrap_or_else(|| StoredRoom {
@@ -187,7 +192,21 @@ impl Room {
         for ban in std::mem::take(&mut stored.bans) {
             gate.ban(ban);
         }
+        let mut questions = Questions::new();
+        for e in &stored.events {
+            questions.see(&e.event);
+        }
+        for (question, viewer) in std::mem::take(&mut stored.votes) {
+            questions.voted(&question, &viewer);
+        }
+        if let Some((_, _, totals)) = &cluster {
+            for (question, total) in totals {
+                questions.set_total(question, *total);
+            }
+            questions.frame();
+        }
         let state = State {
+            questions,
             log: Log::from_stored(&mut stored, now_ms()),
             gate,
             ticker: match cluster {
@@ -205,13 +224,13 @@ impl Room {
             wake: Notify::new(),
             store,
             chats: AtomicU64::new(0),
-            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
+            cluster: cluster.as_ref().map(|(c, _, _)| c.clone()),
             config: config.clone(),
             applied: Notify::new(),
         });
         let r = room.clone();
         tokio::spawn(async move { ticker::run(&r.wake, || r.lock().retired, || r.tick()).await });
-        if let Some((c, cursor)) = cluster {
+        if let Some((c, cursor, _)) = cluster {
             tokio::spawn(follow(c.clone(), Arc::downgrade(&room), cursor));
             tokio::spawn(presence(c, Arc::downgrade(&room)));
         }
@@ -277,6 +296,7 @@ impl Room {
                         st.log.remove_chat(&d.id);
                     }
                     if let Some(frame) = st.log.apply(now, &e) {
+                        st.questions.see(&e.event);
                         let seq = e.event.seq();
                         self.fanout.send(Outbound::Event { seq, frame });
                     }
@@ -294,6 +314,12 @@ impl Room {
                     .map(|p| (*p, *n))
             });
             wake |= st.ticker.add_batch(counts, batch.total);
+        }
+        for (question, total) in read.votes {
+            st.questions.set_total(&question, total);
+        }
+        if st.questions.changed() {
+            wake |= st.ticker.poke();
         }
         drop(st);
         if wake {
@@ -370,9 +396,10 @@ impl Room {
         author: &Author,
         text: String,
         client_id: Option<String>,
+        question: bool,
     ) -> Result<Posted, PostRefusal> {
         let Some(cluster) = &self.cluster else {
-            return self.post(author, text, client_id);
+            return self.post(author, text, client_id, question);
         };
         let now_ms = now_ms();
         {
@@ -396,6 +423,7 @@ impl Room {
             ts: now_ms,
             role: author.role,
             client_id,
+            question,
         });
         let epoch = self.lock().log.epoch();
         match cluster.append(&self.id, epoch, now_ms, &event).await {
@@ -478,6 +506,8 @@ impl Room {
             hearts_total: st.ticker.hearts_total(),
             stream_state: st.stream_state,
             settings: st.gate.settings(!role.is_viewer()),
+            pinned: st.questions.pinned().cloned().map(Box::new),
+            votes: st.questions.totals(),
         })
     }
 
@@ -494,6 +524,7 @@ impl Room {
         author: &Author,
         text: String,
         client_id: Option<String>,
+        question: bool,
     ) -> Result<Posted, PostRefusal> {
         let now_ms = now_ms();
         let mut st = self.lock();
@@ -518,8 +549,10 @@ impl Room {
                 ts: now_ms,
                 role: author.role,
                 client_id,
+                question,
             })
         });
+        st.questions.see(&event.event);
         self.record(&mut st, Change::Appended(event));
         self.fanout.send(Outbound::Event { seq, frame });
         self.chats.fetch_add(1, Ordering::Relaxed);
@@ -560,6 +593,9 @@ impl Room {
         let tick = st.ticker.tick(Instant::now());
         for frame in &tick.frames {
             self.fanout.state(frame);
+        }
+        if let Some(frame) = st.questions.frame() {
+            self.fanout.state(&frame);
         }
         if let (Some(cluster), false) = (&self.cluster, tick.flush.is_empty()) {
             // Shown when it comes back through the hearts stream (see `ticker`); lost
@@ -620,9 +656,108 @@ impl Room {
                 id: id.to_owned(),
             })
         });
+        st.questions.see(&event.event);
         self.record(&mut st, Change::Appended(event));
         self.fanout.send(Outbound::Event { seq, frame });
         Ok(seq)
+    }
+
+    /// A viewer's +1 on an open question; `Ok(false)` when it did not count (not an
+    /// open question, or this viewer's vote is already counted). With `--redis`, Redis
+    /// counts it for every node; refused `unavailable` when Redis does not answer.
+    pub(crate) async fn vote(&self, question: &str, viewer_id: &str) -> Result<bool, Refusal> {
+        let Some(cluster) = &self.cluster else {
+            let mut st = self.lock();
+            if !st.questions.vote(question, viewer_id) {
+                return Ok(false);
+            }
+            self.record(
+                &mut st,
+                Change::Voted {
+                    question: question.to_owned(),
+                    viewer_id: viewer_id.to_owned(),
+                },
+            );
+            if st.ticker.poke() {
+                self.wake.notify_one();
+            }
+            return Ok(true);
+        };
+        // Checked here first: the id names a Redis key.
+        if !self.lock().questions.is_open(question) {
+            return Ok(false);
+        }
+        match cluster.vote(&self.id, question, viewer_id).await {
+            // Shown when it comes back through the hearts stream, like every node's.
+            Ok(total) => Ok(total.is_some()),
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                Err(unavailable())
+            }
+        }
+    }
+
+    /// Moderation: pins an open question over every viewer's video (`None` unpins).
+    pub(crate) async fn pin(&self, id: Option<&str>) -> Result<(), Refusal> {
+        let question = match id {
+            None => None,
+            Some(id) => {
+                let st = self.lock();
+                if !st.questions.is_open(id) {
+                    return Err(Refusal {
+                        code: ErrorCode::NotFound,
+                        message: "No such open question.".into(),
+                    });
+                }
+                st.log.chat(id)
+            }
+        };
+        if id.is_some() && question.is_none() {
+            return Err(Refusal {
+                code: ErrorCode::NotFound,
+                message: "That question is no longer in the chat's history.".into(),
+            });
+        }
+        self.publish_event(|seq| RoomEvent::Pinned(Pinned { seq, question }))
+            .await
+    }
+
+    /// Moderation: marks an open question answered (it leaves the open questions, and
+    /// the pin if it was pinned).
+    pub(crate) async fn answer(&self, id: &str) -> Result<(), Refusal> {
+        if !self.lock().questions.is_open(id) {
+            return Err(Refusal {
+                code: ErrorCode::NotFound,
+                message: "No such open question.".into(),
+            });
+        }
+        let id = id.to_owned();
+        self.publish_event(|seq| RoomEvent::Answered(Answered { seq, id }))
+            .await
+    }
+
+    /// Publishes a staff's durable event: on one node now, with `--redis` through the
+    /// room's stream (it comes back to every node, this one too, by the follower).
+    async fn publish_event(&self, make: impl FnOnce(Seq) -> RoomEvent) -> Result<(), Refusal> {
+        let now_ms = now_ms();
+        if let Some(cluster) = &self.cluster {
+            let event = make(0);
+            let epoch = self.lock().log.epoch();
+            return cluster
+                .append(&self.id, epoch, now_ms, &event)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    tracing::warn!(room = %self.id, "chat: redis: {e}");
+                    unavailable()
+                });
+        }
+        let mut st = self.lock();
+        let (seq, frame, event) = st.log.publish(now_ms, |id| make(id.seq));
+        st.questions.see(&event.event);
+        self.record(&mut st, Change::Appended(event));
+        self.fanout.send(Outbound::Event { seq, frame });
+        Ok(())
     }
 
     /// Moderation: bans an identity and closes its connections (on every node).
@@ -842,7 +977,7 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
         match cluster.read(c, &id, epoch, &mut cursor).await {
             Ok(read) => {
                 answered = tokio::time::Instant::now();
-                if read.items.is_empty() && read.hearts.is_empty() {
+                if read.items.is_empty() && read.hearts.is_empty() && read.votes.is_empty() {
                     continue;
                 }
                 match room.upgrade() {
@@ -925,7 +1060,7 @@ pub(crate) mod tests {
         let room = room(Arc::default());
         let ana = author("v1", Role::Viewer);
         let mut rx = room.join("v1", Role::Viewer, None).unwrap().rx;
-        let post = |a: &Author, c: Option<&str>| room.post(a, "a".into(), c.map(Into::into));
+        let post = |a: &Author, c: Option<&str>| room.post(a, "a".into(), c.map(Into::into), false);
         assert_eq!(post(&ana, Some("c1")).unwrap(), Posted::New(1));
         assert_eq!(post(&ana, Some("c1")).unwrap(), Posted::Duplicate(1));
         post(&ana, None).unwrap();
@@ -958,7 +1093,7 @@ pub(crate) mod tests {
         let room = room(store.clone());
         let _joined = room.join("v1", Role::Viewer, None).unwrap();
         assert!(store.load_room("r", 10).await.unwrap().is_none());
-        room.post(&author("v1", Role::Viewer), "hi".into(), None)
+        room.post(&author("v1", Role::Viewer), "hi".into(), None, false)
             .unwrap();
         let stored = store.load_room("r", 10).await.unwrap().unwrap();
         assert_eq!(stored.epoch, room.info().epoch);

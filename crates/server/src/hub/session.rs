@@ -53,6 +53,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const BATCH: usize = 64;
 /// Hearts counted per second per connection (burst of the same size).
 const HEARTS_PER_SEC: u32 = 10;
+
+/// Votes taken per second per connection (burst of the same size); more are refused
+/// `rate_limited` (a person does not +1 five questions a second).
+const VOTES_PER_SEC: u32 = 5;
 /// Longest `clientId` kept for dedup.
 const MAX_CLIENT_ID: usize = 64;
 /// RFC 6455's "try again later": the hub is full, or this address spent its budget.
@@ -290,6 +294,8 @@ struct Session {
     /// Highest seq sent to this socket: later duplicates are skipped.
     last_seq: Seq,
     hearts: DefaultDirectRateLimiter,
+    /// Votes this connection may send (each may cost a Redis round trip).
+    votes: DefaultDirectRateLimiter,
     send_timeout: Duration,
 }
 
@@ -392,6 +398,9 @@ async fn join(
         last_seq: joined.seq,
         room,
         hearts: RateLimiter::direct(hearts_quota),
+        votes: RateLimiter::direct(Quota::per_second(
+            NonZeroU32::new(VOTES_PER_SEC).expect("non-zero"),
+        )),
         send_timeout: Duration::from_millis(hub.config.chat_send_timeout_ms),
     };
     Ok((session, joined, greeting))
@@ -443,6 +452,8 @@ impl Session {
             hearts_total,
             stream_state,
             settings,
+            pinned,
+            votes,
         } = joined;
         for msg in &greeting {
             if let Err(flow) = self.send(socket, msg).await {
@@ -465,6 +476,8 @@ impl Session {
             stream_state,
             settings,
             limits: self.limits(),
+            pinned,
+            votes,
         });
         if let Err(flow) = self.send(socket, &welcome).await {
             return flow;
@@ -630,6 +643,21 @@ impl Session {
                 self.room.add_hearts(colour, accepted);
                 return Ok(());
             }
+            ClientMessage::Vote(v) => {
+                if self.votes.check().is_err() {
+                    let r = Refusal {
+                        code: ErrorCode::RateLimited,
+                        message: "Too many votes; wait a moment.".into(),
+                    };
+                    return self.send(socket, &refusal_frame(r, None, Some(1000))).await;
+                }
+                // A vote that does not count (already cast, not an open question) is
+                // not an error: the widget shows the total the room sends.
+                return match self.room.vote(&v.id, &self.viewer_id).await {
+                    Ok(_) => Ok(()),
+                    Err(r) => self.send(socket, &refusal_frame(r, None, None)).await,
+                };
+            }
             ClientMessage::Ping(Ping { t }) => {
                 return self.send(socket, &ServerMessage::Pong(Ping { t })).await
             }
@@ -666,6 +694,8 @@ impl Session {
             },
             ClientMessage::SlowMode(s) => Action::SlowMode(s.seconds),
             ClientMessage::BlockedWords(w) => Action::BlockedWords(w.words),
+            ClientMessage::Pin(p) => Action::Pin { id: p.id },
+            ClientMessage::Answer(a) => Action::Answer { id: a.id },
         };
         let reply = if self.role.is_viewer() {
             Some(error_frame(
@@ -714,7 +744,11 @@ impl Session {
             colour: self.colour,
             role: self.role,
         };
-        match self.room.submit(&author, text, client_id.clone()).await {
+        match self
+            .room
+            .submit(&author, text, client_id.clone(), chat.question)
+            .await
+        {
             // The event comes back through the room like everyone else's; a duplicate
             // was already delivered (or is in this viewer's resume backlog).
             Ok(Posted::New(_) | Posted::Duplicate(_)) => Ok(()),
@@ -817,6 +851,7 @@ mod tests {
         ClientMessage::Chat(SendChat {
             text: text.into(),
             client_id: Some(client_id.into()),
+            question: false,
         })
     }
 

@@ -141,6 +141,12 @@ impl Ticker {
         self.arm()
     }
 
+    /// Something else is due at the next tick (questions' votes); true if the timer
+    /// must be woken.
+    pub(crate) fn poke(&mut self) -> bool {
+        self.arm()
+    }
+
     fn arm(&mut self) -> bool {
         !std::mem::replace(&mut self.ticking, true)
     }

@@ -230,6 +230,12 @@ impl Window {
         }
     }
 
+    /// The event with this seq, if the window has it (decoded from its frame).
+    pub(crate) fn event(&self, seq: Seq) -> Option<RoomEvent> {
+        let i = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        decode(self.entries[i].frame.as_ref()?)
+    }
+
     /// Whether the chat message with this seq is in the window, not deleted.
     pub(crate) fn has_chat(&self, seq: Seq) -> bool {
         self.entries
@@ -283,6 +289,7 @@ mod tests {
             ts: 0,
             role: Role::Viewer,
             client_id: Some(format!("c{seq}")),
+            question: false,
         })
     }
 

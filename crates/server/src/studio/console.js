@@ -134,8 +134,10 @@
           this.backoff = 500;
           this.role = m.role || 'viewer';
           this.viewer = { id: m.viewerId, token: m.viewerToken };
-          if (!m.recovered) $('chat').replaceChildren();
+          if (!m.recovered) { $('chat').replaceChildren(); this.questions.clear(); }
           for (const ev of m.history || []) this.onMessage(ev);
+          for (const [id, n] of Object.entries(m.votes || {})) this.vote(id, n);
+          this.pin(m.pinned || null);
           this.resume = { epoch: m.epoch, lastSeq: Math.max(m.seq, this.resume && this.resume.epoch === m.epoch ? this.resume.lastSeq : 0) };
           $('viewers').textContent = m.viewerCount;
           $('hearts-total').textContent = m.heartsTotal;
@@ -148,13 +150,24 @@
           $('chat-state').textContent = staff ? 'chat: connected as ' + this.role : 'chat: connected (read only)';
           break;
         }
-        case 'chat': this.seen(m); this.addLine(m); break;
+        case 'chat':
+          this.seen(m);
+          this.addLine(m);
+          if (m.question && !this.questions.has(m.id)) this.questions.set(m.id, { m, votes: 0 });
+          this.listQuestions();
+          break;
         case 'deleted': {
           this.seen(m);
           const li = document.querySelector('#chat li[data-id="' + CSS.escape(m.id) + '"]');
           if (li) li.remove();
+          this.closeQuestion(m.id);
           break;
         }
+        case 'answered': this.seen(m); this.closeQuestion(m.id); break;
+        case 'pinned': this.seen(m); this.pin(m.question || null); break;
+        case 'votes':
+          for (const [id, n] of Object.entries(m.counts || {})) this.vote(id, n);
+          break;
         case 'hearts': {
           $('hearts-total').textContent = m.total;
           for (const [colour, n] of Object.entries(m.counts || {})) {
@@ -168,6 +181,59 @@
         case 'error': case 'notice': $('mod-note').textContent = m.message; break;
         default: break;
       }
+    },
+    // Open questions by id ({m, votes}), listed most voted first; the pinned one.
+    questions: new Map(),
+    pinnedId: null,
+    vote(id, n) {
+      const q = this.questions.get(id);
+      if (q) { q.votes = n; this.listQuestions(); }
+    },
+    closeQuestion(id) {
+      this.questions.delete(id);
+      if (this.pinnedId === id) this.pin(null);
+      this.listQuestions();
+    },
+    pin(question) {
+      this.pinnedId = question ? question.id : null;
+      $('pinned').classList.toggle('hidden', !question);
+      $('unpin').classList.toggle('hidden', this.role === 'viewer');
+      $('pinned').querySelector('.text').textContent = question ? question.name + ': ' + question.text : '';
+      this.listQuestions();
+    },
+    listQuestions() {
+      const staff = this.role !== 'viewer';
+      const items = [...this.questions.values()]
+        .sort((a, b) => b.votes - a.votes || a.m.seq - b.m.seq)
+        .map(({ m, votes }) => {
+          const li = document.createElement('li');
+          li.dataset.id = m.id;
+          if (m.id === this.pinnedId) li.className = 'is-pinned';
+          const count = document.createElement('span');
+          count.className = 'votes';
+          count.textContent = '+' + votes;
+          const text = document.createElement('span');
+          text.className = 'text';
+          text.textContent = m.name + ': ' + m.text;
+          li.append(count, text);
+          if (staff) {
+            const button = (cls, label, msg) => {
+              const b = document.createElement('button');
+              b.type = 'button';
+              b.className = 'mod ' + cls;
+              b.textContent = label;
+              b.onclick = () => this.send(msg);
+              return b;
+            };
+            li.append(
+              button('pin', m.id === this.pinnedId ? 'Pinned' : 'Pin', { type: 'pin', id: m.id }),
+              button('answer', 'Answered', { type: 'answer', id: m.id }),
+            );
+          }
+          return li;
+        });
+      $('questions').replaceChildren(...items);
+      $('questions-count').textContent = String(items.length);
     },
     seen(ev) {
       if (this.resume && ev.seq > this.resume.lastSeq) this.resume.lastSeq = ev.seq;
@@ -207,6 +273,7 @@
       if (atBottom) list.scrollTop = list.scrollHeight;
     },
   };
+  $('unpin').addEventListener('click', () => chat.send({ type: 'pin' }));
   $('slow-mode').addEventListener('change', (e) => chat.send({ type: 'slowMode', seconds: Number(e.target.value) }));
 
   function floatHeart(colour) {

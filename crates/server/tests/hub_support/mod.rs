@@ -156,6 +156,7 @@ impl Client {
         self.send(&ClientMessage::Chat(lucarne_protocol::SendChat {
             text: text.into(),
             client_id: Some(client_id.into()),
+            question: false,
         }))
         .await;
     }

@@ -22,7 +22,7 @@
 //! Code size = brotli (quality 11) of the files a page must download to play:
 //! lucarne's loader, widget JS, wasm and CSS; hls.js's `hls.light.min.js`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use lucarne_e2e::bench_pages::{self, Measurement};
@@ -205,14 +205,11 @@ fn hlsjs_page_url(
 /// Loads `url` and returns its first frame time (seconds since navigation start).
 async fn first_frame(browser: &Browser, url: &str) -> Result<Option<f64>> {
     browser.goto(url).await?;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(t) = bench_pages::read(browser).await?.and_then(|m| m.ttff_s) {
-            return Ok(Some(t));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(None)
+    Ok(
+        bench_pages::wait_first_frame(browser, "ttff trial", Duration::from_secs(20))
+            .await?
+            .and_then(|m| m.ttff_s),
+    )
 }
 
 /// Opens `url` in a fresh tab, waits for the first frame, lets it play for
@@ -229,41 +226,13 @@ async fn measure(
     }
     eprintln!("bench: {name}: {url}");
     browser.goto(url).await?;
-    let start = Instant::now();
-    loop {
-        let m = bench_pages::read(browser).await?;
-        if m.as_ref().is_some_and(|m| m.ttff_s.is_some()) {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            eprintln!("bench: {name}: no frame after 30 s: {m:?}");
-            return Ok(m.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if bench_pages::wait_first_frame(browser, name, Duration::from_secs(30))
+        .await?
+        .is_none()
+    {
+        return Ok(bench_pages::read(browser).await?.unwrap_or_default());
     }
-    // Wall time is the point of a playback benchmark.
-    let playing = Instant::now();
-    let total = Duration::from_secs(seconds);
-    let mut report = Duration::from_secs(15);
-    while playing.elapsed() < total {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if playing.elapsed() >= report {
-            report += Duration::from_secs(15);
-            if let Some(m) = bench_pages::read(browser).await? {
-                eprintln!(
-                    "bench: {name}: {} s, {} samples, latency p50 so far {}, {} stalls",
-                    playing.elapsed().as_secs(),
-                    m.samples.len(),
-                    fmt(percentile(&m.samples, 50.0)),
-                    m.stalls
-                );
-            }
-        }
-    }
-    let m = bench_pages::read(browser).await?.unwrap_or_default();
-    if !m.errors.is_empty() {
-        eprintln!("bench: {name}: page errors: {:?}", m.errors);
-    }
+    let m = bench_pages::play_for(browser, name, seconds).await?;
     for key in ["statuses", "hls_state", "config"] {
         if let Some(v) = m.raw.get(key) {
             eprintln!("bench: {name}: {key} {v}");

@@ -164,23 +164,13 @@ async fn measure(
     );
     eprintln!("bench: {stream}: {url}");
     browser.goto(&url).await?;
-    let start = Instant::now();
-    loop {
-        let m = bench_pages::read(browser).await?;
-        if m.as_ref().is_some_and(|m| m.ttff_s.is_some()) {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("{stream}: no frame after 30 s: {m:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if bench_pages::wait_first_frame(browser, stream, Duration::from_secs(30))
+        .await?
+        .is_none()
+    {
+        bail!("{stream}: no frame after 30 s");
     }
-    // Wall time is the point of a latency benchmark.
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let m = bench_pages::read(browser).await?.unwrap_or_default();
-    if !m.errors.is_empty() {
-        eprintln!("bench: {stream}: page errors: {:?}", m.errors);
-    }
+    let m = bench_pages::play_for(browser, stream, seconds).await?;
     eprintln!(
         "bench: {stream}: {} samples, p50 {:?}",
         m.samples.len(),

@@ -50,6 +50,15 @@
 //! ends on the same total. A batch Redis did not take is dropped (taps are not worth a
 //! retry); a node loading the room starts from `hearts-total`.
 //!
+//! # Questions' votes
+//! A vote is counted once per viewer and question for every node by one script
+//! (`VOTE`): `SADD lucarne:{room}:voters:<question>`, and when the viewer is new,
+//! `HINCRBY lucarne:{room}:votes <question>` and an entry `{q, v}` (the question, its
+//! total) in the room's hearts stream, which every node already follows for the
+//! tick's state. Nodes show the highest total read (see `questions`), in one `votes`
+//! frame per tick. The keys expire a day after the last vote. A vote Redis did not
+//! take is refused `unavailable`, so the viewer can vote again.
+//!
 //! # Flood limits and mutes
 //! One script (`GATE`) decides a viewer's post for every node, on Redis's clock: the
 //! mute, slow mode (its interval read from the room's `settings` hash), the blocked
@@ -202,6 +211,23 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return total
 ";
 
+/// Counts one viewer's vote on a question, once: `SADD` to the question's voters, and
+/// when new, `HINCRBY` its total and `XADD` the total to the room's hearts stream (the
+/// tick's state stream every node follows). Returns the total, or -1 for a vote this
+/// viewer already cast (through any node).
+const VOTE: &str = r"
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local total = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'q', ARGV[2], 'v', total)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return total
+";
+
+/// How long a room's votes (voter sets, totals) outlive the last vote.
+const VOTES_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Writes a moderation change to the room's state and puts it in the room's stream as
 /// a control entry `<seq>-<n>` (after the event with that seq, before the next one).
 /// Returns 0 when there was nothing to change (an unban of someone not banned).
@@ -340,6 +366,7 @@ pub struct Cluster {
     append: redis::Script,
     presence: redis::Script,
     hearts: redis::Script,
+    vote: redis::Script,
     control: redis::Script,
     gate: redis::Script,
     /// This process among the nodes (its field in the viewer-count hashes, its mark on
@@ -430,6 +457,8 @@ pub(crate) struct Cursor {
 pub(crate) struct Read {
     pub(crate) items: Vec<Item>,
     pub(crate) hearts: Vec<HeartsBatch>,
+    /// Questions' vote totals as Redis counted them, `(question id, total)`.
+    pub(crate) votes: Vec<(String, u32)>,
 }
 
 /// A room as Redis holds it, read in one `MULTI`, so the state and the cursor agree.
@@ -447,6 +476,8 @@ pub(crate) struct Opened {
     pub(crate) blocked_words: Option<Vec<String>>,
     /// Hearts ever sent, over every node.
     pub(crate) hearts_total: u64,
+    /// Questions' vote totals, over every node.
+    pub(crate) votes: Vec<(String, u32)>,
     /// Where the room's follower starts.
     pub(crate) cursor: Cursor,
 }
@@ -498,6 +529,7 @@ impl Cluster {
             append: redis::Script::new(APPEND),
             presence: redis::Script::new(PRESENCE),
             hearts: redis::Script::new(HEARTS),
+            vote: redis::Script::new(VOTE),
             control: redis::Script::new(CONTROL),
             gate: redis::Script::new(GATE),
             node: format!("{:016x}", rand::random::<u64>()),
@@ -543,8 +575,9 @@ impl Cluster {
             (Option<u32>, Option<String>),
             Option<u64>,
             Vec<Entry>,
+            HashMap<String, u32>,
         );
-        let (epoch, seq, entries, bans, (slow, words), hearts_total, last_hearts): Snapshot =
+        let (epoch, seq, entries, bans, (slow, words), hearts_total, last_hearts, votes): Snapshot =
             redis::pipe()
                 .atomic()
                 .cmd("GET")
@@ -569,6 +602,8 @@ impl Cluster {
                 .arg("-")
                 .arg("COUNT")
                 .arg(1)
+                .cmd("HGETALL")
+                .arg(key(room, "votes"))
                 .query_async(&mut conn)
                 .patiently()
                 .await?;
@@ -611,6 +646,7 @@ impl Cluster {
             slow_mode_secs: slow,
             blocked_words: words.and_then(|w| serde_json::from_str(&w).ok()),
             hearts_total: hearts_total.unwrap_or(0),
+            votes: votes.into_iter().collect(),
             cursor,
         })
     }
@@ -707,6 +743,31 @@ impl Cluster {
             .patiently()
             .await?;
         Ok(total)
+    }
+
+    /// Counts `viewer_id`'s vote on `question` for every node: the total after it, or
+    /// `None` when this viewer had voted on it before.
+    pub(crate) async fn vote(
+        &self,
+        room: &str,
+        question: &str,
+        viewer_id: &str,
+    ) -> Result<Option<u32>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let total: i64 = self
+            .vote
+            .key(key(room, &format!("voters:{question}")))
+            .key(key(room, "votes"))
+            .key(key(room, "hearts"))
+            .arg(viewer_id)
+            .arg(question)
+            .arg(HEARTS_KEPT)
+            .arg(HEARTS_TTL.as_millis() as u64)
+            .arg(VOTES_TTL.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .patiently()
+            .await?;
+        Ok(u32::try_from(total).ok())
     }
 
     /// Writes a moderation change to the room's state and stream; false when there was
@@ -848,7 +909,12 @@ impl Cluster {
                 }
             } else if stream == hearts {
                 // A batch that cannot be read is dropped: hearts are not worth a stall.
-                read.hearts.extend(entries.iter().filter_map(decode_hearts));
+                for entry in &entries {
+                    match decode_vote(entry) {
+                        Some(vote) => read.votes.push(vote),
+                        None => read.hearts.extend(decode_hearts(entry)),
+                    }
+                }
                 if let Some((id, _)) = entries.last() {
                     cursor.hearts.clone_from(id);
                 }
@@ -871,6 +937,11 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// A vote entry of the hearts stream: `q` the question, `v` its total.
+fn decode_vote((_, fields): &Entry) -> Option<(String, u32)> {
+    Some((fields.get("q")?.clone(), fields.get("v")?.parse().ok()?))
 }
 
 /// A hearts stream entry: `t` the total, `h` the counts as `[[colour, n], …]`.
@@ -916,6 +987,8 @@ fn decode(
             m.id = MessageId { epoch, seq }.to_string();
         }
         RoomEvent::Deleted(d) => d.seq = seq,
+        RoomEvent::Pinned(p) => p.seq = seq,
+        RoomEvent::Answered(a) => a.seq = seq,
         RoomEvent::Unknown => return Err(bad()),
     }
     Ok(Some(Item::Event(StoredEvent { ts, event })))
@@ -938,6 +1011,7 @@ mod tests {
             ts: 5,
             role: Role::Viewer,
             client_id: None,
+            question: false,
         });
         let fields = HashMap::from([
             ("ts".to_owned(), "5".to_owned()),

@@ -78,9 +78,20 @@ impl Store for MemoryStore {
                     r.events.drain(..cut);
                 }
             }
-            Change::Removed { id } => r
-                .events
-                .retain(|e| !matches!(&e.event, RoomEvent::Chat(m) if m.id == id)),
+            Change::Removed { id } => {
+                r.events
+                    .retain(|e| !matches!(&e.event, RoomEvent::Chat(m) if m.id == id));
+                r.votes.retain(|(q, _)| *q != id);
+            }
+            Change::Voted {
+                question,
+                viewer_id,
+            } => {
+                let vote = (question, viewer_id);
+                if !r.votes.contains(&vote) {
+                    r.votes.push(vote);
+                }
+            }
             Change::Banned(ban) => {
                 r.bans.retain(|b| b.viewer_id != ban.viewer_id);
                 r.bans.push(ban);

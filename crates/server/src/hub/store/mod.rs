@@ -1,6 +1,6 @@
 //! Persistence of the hub behind one trait, [`Store`]: what must survive a restart (chat
 //! history, deletions, bans, room settings, each room's epoch and seq, the identity
-//! secret) and nothing live (connections, counts, mutes).
+//! secret, who voted on which question) and nothing live (connections, counts, mutes).
 //!
 //! - [`sqlite`]: the default, one embedded SQLite file (`--data-dir`).
 //! - [`memory`]: keeps nothing across restarts (`--chat-db :memory:`, unit tests).
@@ -118,7 +118,14 @@ pub struct StoredRoom {
     pub events: Vec<StoredEvent>,
     /// Bans still in force.
     pub bans: Vec<Ban>,
+    /// Votes on questions, `(question id, viewer id)`, the newest questions' first; at
+    /// most [`MAX_LOADED_VOTES`].
+    pub votes: Vec<(String, String)>,
 }
+
+/// Votes a load returns at most (a room has at most `questions::MAX_OPEN` open
+/// questions; this bounds a load whatever the table holds).
+pub const MAX_LOADED_VOTES: usize = 200_000;
 
 /// One change to a room, recorded in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +158,13 @@ pub enum Change {
     },
     /// The hearts total moved.
     HeartsTotal(u64),
+    /// A viewer's first vote on a question (the same vote recorded twice is one).
+    Voted {
+        /// The question's message id.
+        question: String,
+        /// Who.
+        viewer_id: String,
+    },
 }
 
 /// Where the hub keeps what must outlive the process.
@@ -192,6 +206,7 @@ pub(crate) mod contract {
                 ts: 1000 + seq,
                 role: Role::Viewer,
                 client_id: Some(format!("c{seq}")),
+                question: false,
             }),
         }
     }
@@ -207,6 +222,20 @@ pub(crate) mod contract {
         store.record("r", Change::Created { epoch: 77 });
         for seq in 1..=5 {
             store.record("r", Change::Appended(chat(seq)));
+        }
+        for (question, viewer) in [
+            ("4d-3", "v1"),
+            ("4d-3", "v2"),
+            ("4d-3", "v1"),
+            ("4d-2", "v1"),
+        ] {
+            store.record(
+                "r",
+                Change::Voted {
+                    question: question.into(),
+                    viewer_id: viewer.into(),
+                },
+            );
         }
         store.record("r", Change::Removed { id: "4d-2".into() });
         let deleted = RoomEvent::Deleted(Deleted {
@@ -251,6 +280,13 @@ pub(crate) mod contract {
         assert_eq!((room.hearts_total, room.slow_mode_secs), (42, 5));
         assert_eq!(room.blocked_words, ["spam5"]);
         assert_eq!(seqs(&room), [1, 3, 4, 5, 6], "the removed message is gone");
+        let mut votes = room.votes.clone();
+        votes.sort();
+        assert_eq!(
+            votes,
+            [("4d-3".into(), "v1".into()), ("4d-3".into(), "v2".into())],
+            "a vote recorded twice is one; a removed question's votes go with it"
+        );
         assert_eq!(room.events[0], chat(1));
         // Expired and lifted bans are not loaded.
         assert_eq!(room.bans, [ban("v9", None)]);

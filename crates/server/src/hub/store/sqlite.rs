@@ -10,7 +10,9 @@
 //! WAL with `synchronous=NORMAL`: a power cut may lose the last transactions, never
 //! corrupt the file.
 
-use super::{Ban, Change, Store, StoreError, StoredEvent, StoredRoom, KEEP_EVENTS};
+use super::{
+    Ban, Change, Store, StoreError, StoredEvent, StoredRoom, KEEP_EVENTS, MAX_LOADED_VOTES,
+};
 use futures_util::future::BoxFuture;
 use lucarne_protocol::RoomEvent;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -51,6 +53,13 @@ CREATE TABLE IF NOT EXISTS bans (
     until_ms INTEGER,
     reason TEXT,
     PRIMARY KEY (room, viewer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS votes (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    viewer_id TEXT NOT NULL,
+    PRIMARY KEY (room, seq, viewer_id)
 ) WITHOUT ROWID;
 PRAGMA user_version = 1;
 ";
@@ -271,6 +280,7 @@ fn apply(
     match change {
         Change::Created { epoch } => {
             tx.execute("DELETE FROM events WHERE room = ?1", params![room])?;
+            tx.execute("DELETE FROM votes WHERE room = ?1", params![room])?;
             tx.execute(
                 "INSERT OR REPLACE INTO rooms (id, epoch) VALUES (?1, ?2)",
                 params![room, epoch as i64],
@@ -302,12 +312,35 @@ fn apply(
                     "UPDATE rooms SET floor_seq = MAX(floor_seq, ?2) WHERE id = ?1",
                     params![room, floor],
                 )?;
+                tx.execute(
+                    "DELETE FROM votes WHERE room = ?1 AND seq <= ?2",
+                    params![room, floor],
+                )?;
             }
         }
         Change::Removed { id } => {
             tx.execute(
                 "DELETE FROM events WHERE room = ?1 AND msg_id = ?2",
                 params![room, id],
+            )?;
+            tx.execute(
+                "DELETE FROM votes WHERE room = ?1 AND question = ?2",
+                params![room, id],
+            )?;
+        }
+        Change::Voted {
+            question,
+            viewer_id,
+        } => {
+            // The seq inside the id (`<epoch hex>-<seq>`) orders and prunes votes with
+            // their question.
+            let seq = question
+                .rsplit_once('-')
+                .and_then(|(_, s)| s.parse::<i64>().ok())
+                .unwrap_or(0);
+            tx.execute(
+                "INSERT OR IGNORE INTO votes (room, seq, question, viewer_id) VALUES (?1, ?2, ?3, ?4)",
+                params![room, seq, question, viewer_id],
             )?;
         }
         Change::Banned(Ban {
@@ -407,7 +440,17 @@ fn load(tx: &Connection, room: &str, recent: usize) -> Result<Option<StoredRoom>
         })?
         .collect::<Result<Vec<_>, _>>()?;
 
+    let mut stmt = tx.prepare_cached(
+        "SELECT question, viewer_id FROM votes WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let votes = stmt
+        .query_map(params![room, MAX_LOADED_VOTES as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Some(StoredRoom {
+        votes,
         epoch: epoch as u64,
         last_seq: last_seq as u64,
         floor_seq,
@@ -437,6 +480,7 @@ mod tests {
                 ts: 1000 + seq,
                 role: Role::Viewer,
                 client_id: Some(format!("c{seq}")),
+                question: false,
             }),
         }
     }
