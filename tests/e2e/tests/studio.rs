@@ -15,7 +15,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lucarne_e2e::studio::{click, state as console_state, type_secret, wait_for as wait_console};
+use lucarne_e2e::studio::{
+    click, figure_number, health as console_health, state as console_state, type_secret,
+    wait_for as wait_console,
+};
 use lucarne_e2e::{
     finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
     Origin, OriginConfig, Probe, RtmpPublisher, StaticServer, TcpProxy,
@@ -215,9 +218,9 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
         // receives it): the fake camera's frame rate and the second-long keyframes.
         let console_ref = &console;
         let health = wait_until("the console's health panel", READY, || async move {
-            let h = console_ref.execute(HEALTH_JS, vec![]).await?;
-            let fps = number(&h["fps"]).unwrap_or(0.0);
-            let gop = number(&h["keyframe"]).unwrap_or(0.0);
+            let h = console_health(console_ref).await?;
+            let fps = figure_number(&h["fps"]).unwrap_or(0.0);
+            let gop = figure_number(&h["keyframe"]).unwrap_or(0.0);
             Ok(
                 if h["shown"] == true && (10.0..=61.0).contains(&fps) && gop > 0.0 && gop <= 2.5 {
                     Check::Done(h)
@@ -387,35 +390,6 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
     .await
 }
 
-/// The console's stream-health panel, as the broadcaster reads it.
-const HEALTH_JS: &str = r#"
-const panel = document.getElementById('stream-health');
-const figure = (name) => {
-  const el = panel.querySelector('[data-figure="' + name + '"]');
-  return { text: el.querySelector('dd').textContent, warn: el.dataset.warn === 'true' };
-};
-const shown = !panel.classList.contains('hidden') && panel.getBoundingClientRect().height > 0;
-return {
-  shown,
-  bitrate: figure('bitrate'),
-  fps: figure('fps'),
-  keyframe: figure('keyframe'),
-  dropped: figure('dropped'),
-  latency: figure('latency'),
-};
-"#;
-
-/// The first number in a figure's text (`"29.8 fps"` → 29.8), if any.
-fn number(figure: &Value) -> Option<f64> {
-    let text = figure["text"].as_str()?;
-    let start = text.find(|c: char| c.is_ascii_digit())?;
-    let rest = &text[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 /// The console of an OBS broadcast (a 30 fps test pattern, a keyframe a second)
 /// shows its health while live: a frame rate near 30, a 1 s keyframe interval without
 /// a warning, a bitrate, no dropped frames; and once a viewer's widget plays, the
@@ -442,7 +416,7 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
             c["unlocked"] == true && c["badge"] == "offline"
         })
         .await?;
-        let hidden = console.execute(HEALTH_JS, vec![]).await?;
+        let hidden = console_health(&console).await?;
         anyhow::ensure!(
             hidden["shown"] == false,
             "no health panel while offline: {hidden}"
@@ -455,9 +429,9 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
             "the health panel to show 30 fps and a 1 s keyframe interval",
             READY,
             || async move {
-                let h = console.execute(HEALTH_JS, vec![]).await?;
-                let fps = number(&h["fps"]).unwrap_or(0.0);
-                let gop = number(&h["keyframe"]).unwrap_or(0.0);
+                let h = console_health(console).await?;
+                let fps = figure_number(&h["fps"]).unwrap_or(0.0);
+                let gop = figure_number(&h["keyframe"]).unwrap_or(0.0);
                 Ok(
                     if h["shown"] == true
                         && (24.0..=36.0).contains(&fps)
@@ -487,10 +461,10 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
             "the viewers' latency in the health panel",
             READY,
             || async move {
-                let h = console.execute(HEALTH_JS, vec![]).await?;
+                let h = console_health(console).await?;
                 let text = h["latency"]["text"].as_str().unwrap_or("");
                 Ok(
-                    if text.ends_with("(1 viewer)") && number(&h["latency"]).is_some() {
+                    if text.ends_with("(1 viewer)") && figure_number(&h["latency"]).is_some() {
                         Check::Done(h)
                     } else {
                         Check::NotYet(h.to_string())
@@ -499,7 +473,7 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
             },
         )
         .await?;
-        let latency = number(&watched["latency"]).unwrap_or(f64::NAN);
+        let latency = figure_number(&watched["latency"]).unwrap_or(f64::NAN);
         anyhow::ensure!(
             (0.0..5.0).contains(&latency),
             "one viewer on the low-latency push is well under 5 s behind: {watched}"
