@@ -5,6 +5,10 @@
 //! leaves the viewer's screen; the picture comes in one-second segments; "End" stops the broadcast and the
 //! widget says so.
 //!
+//! While live, the console's health panel shows what the origin receives (frame rate,
+//! keyframe interval, bitrate, dropped frames) and the latency a watching widget
+//! reports, and flags a long keyframe interval and rising drops.
+//!
 //! Chromium records H.264 (copied by the server), Firefox VP8 (re-encoded). WebKit is
 //! left out, and says why ([`WEBKIT_RECORDER`]).
 //!
@@ -487,6 +491,68 @@ async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency()
     finish_viewers(
         "the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency",
         vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
+/// An OBS whose encoder is in trouble: the panel flags a keyframe interval over 4 s and
+/// a dropped-frame count that rises, and leaves the rest unflagged.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_health_panel_flags_long_keyframe_intervals_and_dropped_frames() -> Result<()>
+{
+    let _one_at_a_time = serial().await;
+    let (_dir, _site, origin, rtmp_port) = start_origin().await?;
+    let console = Browser::launch_from_env().await?;
+    let mut obs = None;
+    let result = async {
+        console
+            .goto(&format!("{}/studio/studio", origin.url()))
+            .await?;
+        type_secret(&console, "e2e-key").await?;
+        wait_console(&console, "the console, offline", READY, |c| {
+            c["unlocked"] == true && c["badge"] == "offline"
+        })
+        .await?;
+        obs = Some(RtmpPublisher::start_unhealthy(&format!(
+            "rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"
+        ))?);
+        let console = &console;
+        // A 5 s keyframe interval needs a complete 5 s segment first.
+        let flagged = wait_until(
+            "the panel to flag the keyframe interval and the drops",
+            READY,
+            || async move {
+                let h = console_health(console).await?;
+                Ok(
+                    if h["keyframe"]["warn"] == true && h["dropped"]["warn"] == true {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        let gop = figure_number(&flagged["keyframe"]).unwrap_or(0.0);
+        let dropped = figure_number(&flagged["dropped"]).unwrap_or(0.0);
+        anyhow::ensure!(
+            (4.5..=5.5).contains(&gop)
+                && dropped >= 1.0
+                && flagged["fps"]["warn"] == false
+                && flagged["bitrate"]["warn"] == false,
+            "a 5 s keyframe interval and drops flagged, nothing else: {flagged}"
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(p) = obs {
+        p.kill().await;
+    }
+    finish_viewers(
+        "the_consoles_health_panel_flags_long_keyframe_intervals_and_dropped_frames",
+        vec![("console", console)],
         result,
         vec![("server.log", origin.log_tail(200))],
     )
