@@ -19,12 +19,16 @@
 //!   judged within one publisher connection (a reconnection within the grace period is
 //!   not a drop) and only once [`MIN_SAMPLES`] gaps are known. Frames the encoder
 //!   dropped before timestamping them (a camera that delivers fewer frames) are not
-//!   seen: they leave no gap.
+//!   seen: they leave no gap. For a broadcast from the console the timestamps are the
+//!   browser recorder's, which the server's ffmpeg copies or, re-encoding, keeps (FLV
+//!   takes a variable frame rate), so a camera frame the recorder skipped is a gap;
+//!   ffmpeg's own count of dropped frames is not read.
 //! - **Viewers' latency p50**: of the players watching over the low-latency push that
 //!   reported in the last [`REPORT_FRESH`], the median (lower middle) of each one's
 //!   latest report: seconds between the newest media its buffer holds and its
-//!   playhead, as its latency policy measures it. Reports are untrusted: clamped to
-//!   [`MAX_LATENCY_MS`], one kept per socket.
+//!   playhead, as its latency policy measures it (not the time since capture: the
+//!   publisher's and the server's delays come before it). Players on HLS send none.
+//!   Reports are untrusted: clamped to [`MAX_LATENCY_MS`], one kept per socket.
 //!
 //! Pure (the clock is passed in), so every rule is tested natively.
 
