@@ -135,7 +135,7 @@ struct Health {
     sockets: u64,
 }
 
-/// What [`Channel::health`] reports.
+/// What [`Channel::ingest_health`] reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IngestHealth {
     /// Video frames received per second lately; `None` in a broadcast's first second.

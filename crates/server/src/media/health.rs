@@ -2,7 +2,7 @@
 //! frames received on ingest ([`FrameTally`]: frame rate, dropped frames) and the
 //! latencies viewers' players report ([`ViewerLatencies`]). Bitrate and keyframe
 //! interval come from the playlist window, as `/metrics` reads them
-//! ([`crate::metrics::Measured`]).
+//! ([`crate::metrics`], its `Measured`).
 //!
 //! # What the figures mean
 //! - **Frame rate**: of the video frames received from the publisher in the last
