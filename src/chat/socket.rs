@@ -39,6 +39,8 @@ const PING_EVERY_MS: f64 = 20_000.0;
 struct Conn {
     url: String,
     auth_token: Option<String>,
+    /// Not counted among the viewers (the overlay for OBS).
+    backstage: bool,
     state: ChatState,
     on_change: Rc<dyn Fn(&ChatState)>,
     /// Hearts to show: `(colour, count)`, others' taps from the server's frames.
@@ -85,6 +87,7 @@ impl ChatConnection {
     pub fn open(
         url: String,
         auth_token: Option<String>,
+        backstage: bool,
         on_change: Rc<dyn Fn(&ChatState)>,
         on_hearts: OnHearts,
     ) -> ChatConnection {
@@ -106,6 +109,7 @@ impl ChatConnection {
         let conn = Rc::new(RefCell::new(Conn {
             url,
             auth_token,
+            backstage,
             state,
             on_change,
             on_hearts,
@@ -272,6 +276,7 @@ fn hello(c: &Conn) -> String {
             last_seq: s.last_seq,
         }),
         auth_token: c.auth_token.clone(),
+        backstage: c.backstage,
     })
 }
 

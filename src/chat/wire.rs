@@ -487,6 +487,7 @@ pub fn hello(h: &Hello) -> String {
             ("name", text_of(&h.name)),
             ("resume", resume.as_ref().map(|r| Field::Numbers(r))),
             ("authToken", text_of(&h.auth_token)),
+            ("backstage", h.backstage.then_some(Field::True)),
         ],
     )
 }
@@ -609,6 +610,7 @@ mod tests {
                         last_seq: 9_007_199_254_740_991,
                     }),
                     auth_token: Some("mod-secret".into()),
+                    backstage: true,
                 };
                 (hello(&h), ClientMessage::Hello(h))
             },

@@ -126,7 +126,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
             props.host.clone(),
             announced.clone(),
         );
-        let (url, token) = (props.url.clone(), props.mod_token.clone());
+        let (url, token, backstage) = (props.url.clone(), props.mod_token.clone(), props.read_only);
         use_effect_with(url.clone(), move |_| {
             let on_change: Rc<dyn Fn(&ChatState)> = Rc::new(move |s: &ChatState| {
                 // Announce new confirmed messages to the page (analytics).
@@ -143,7 +143,9 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                 state.set(s.clone());
             });
             let on_hearts = float.clone();
-            *conn.borrow_mut() = Some(ChatConnection::open(url, token, on_change, on_hearts));
+            *conn.borrow_mut() = Some(ChatConnection::open(
+                url, token, backstage, on_change, on_hearts,
+            ));
             move || {
                 conn.borrow_mut().take();
             }

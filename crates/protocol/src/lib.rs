@@ -162,6 +162,10 @@ pub struct Hello {
     /// A moderator or broadcaster token configured on the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
+    /// The connection is the broadcast's own (the broadcaster's console, an overlay for
+    /// OBS): it gets the room like a viewer but is not counted among the viewers.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backstage: bool,
 }
 
 /// The last event a client saw.

@@ -43,7 +43,7 @@ fn hello_minimal_and_full() {
     round_trip(
         r#"{"type":"hello","protocolVersion":1,"viewerId":"v0123456789abcdef",
             "viewerToken":"tok","name":"Ana","resume":{"epoch":31,"lastSeq":41},
-            "authToken":"mod-secret"}"#,
+            "authToken":"mod-secret","backstage":true}"#,
         ClientMessage::Hello(Hello {
             protocol_version: 1,
             viewer_id: Some("v0123456789abcdef".into()),
@@ -54,6 +54,7 @@ fn hello_minimal_and_full() {
                 last_seq: 41,
             }),
             auth_token: Some("mod-secret".into()),
+            backstage: true,
         }),
     );
 }

@@ -741,3 +741,40 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     keep.await.unwrap().alive().await;
     server.shutdown().await;
 }
+
+/// The broadcast's own connections (the console, an overlay for OBS) say `backstage`:
+/// they get the room, messages and count included, and are not counted as viewers.
+#[tokio::test]
+async fn backstage_connections_see_the_room_and_are_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let addr = server.local_addr();
+    let (mut ana, wa) = Client::join(addr, "demo", named("Ana")).await;
+    assert_eq!(wa.viewer_count, 1);
+    let backstage = Hello {
+        backstage: true,
+        ..staff(BROADCASTER_TOKEN, "Host")
+    };
+    let (mut console, wc) = Client::join(addr, "demo", backstage).await;
+    assert_eq!(wc.viewer_count, 1, "the console sees one viewer: Ana");
+    let (_bob, wb) = Client::join(addr, "demo", named("Bob")).await;
+    assert_eq!(wb.viewer_count, 2, "Ana and Bob, not the console");
+    console
+        .next_where(|m| matches!(m, ServerMessage::ViewerCount(ViewerCount { count: 2 })))
+        .await;
+    ana.chat("hello", "a1").await;
+    console
+        .next_where(|m| matches!(m, ServerMessage::Chat(c) if c.text == "hello"))
+        .await;
+    // The console leaving changes nothing; Bob leaving does.
+    drop(console);
+    drop(_bob);
+    ana.next_where(|m| matches!(m, ServerMessage::ViewerCount(ViewerCount { count: 1 })))
+        .await;
+    assert!(
+        ana.next_within(Duration::from_millis(1500))
+            .await
+            .is_none_or(|s| !matches!(s, Seen::Frame(ServerMessage::ViewerCount(_)))),
+        "no count below one for a room Ana is in"
+    );
+}

@@ -734,6 +734,7 @@ async fn join_room(i: usize, shared: &ChatShared, me: &mut Viewer) -> Result<Ws>
         name: me.name.clone(),
         resume,
         auth_token: None,
+        backstage: false,
     };
     ws.send(frame(&ClientMessage::Hello(hello))).await?;
     let welcome: Welcome = loop {

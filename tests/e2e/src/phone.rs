@@ -917,6 +917,7 @@ async fn join(url: &str, name: &str) -> Result<Ws> {
         name: Some(name.to_owned()),
         resume: None,
         auth_token: None,
+        backstage: false,
     };
     let frame = serde_json::to_string(&ClientMessage::Hello(hello))?;
     ws.send(Message::text(frame)).await?;

@@ -352,16 +352,23 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
         let publisher =
             RtmpPublisher::start(&format!("rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"))?;
         obs = Some(publisher);
-        wait_console(&console, "the console's badge to say Live", READY, |c| {
+        let live = wait_console(&console, "the console's badge to say Live", READY, |c| {
             c["badge"] == "live"
         })
         .await?;
+        // The console is backstage: it does not count itself as a viewer.
+        anyhow::ensure!(
+            live["viewers"] == 0,
+            "no viewer yet, the console not counted: {live}"
+        );
         viewer.goto(&viewer_url).await?;
         Probe::widget().wait_playing(&viewer, READY).await?;
-        wait_console(&console, "the viewer counted in the console", READY, |c| {
-            // The console's own chat connection counts too.
-            c["viewers"].as_u64().unwrap_or(0) >= 2
-        })
+        wait_console(
+            &console,
+            "the one viewer counted in the console",
+            READY,
+            |c| c["viewers"] == 1,
+        )
         .await?;
         let chat = ChatView::widget();
         chat.pick_name(&viewer, "Ben", READY).await?;

@@ -122,10 +122,10 @@ mod tests {
     #[tokio::test]
     async fn bans_refuse_joins_and_kick() {
         let room = crate::hub::room::tests::room(Default::default());
-        let mut rx = room.join("v2", Role::Viewer, None).unwrap().rx;
+        let mut rx = room.join("v2", Role::Viewer, None, false).unwrap().rx;
         apply(&room, ban("v1", None)).await.unwrap();
         assert_eq!(
-            room.join("v1", Role::Viewer, None).unwrap_err(),
+            room.join("v1", Role::Viewer, None, false).unwrap_err(),
             JoinError::Banned
         );
         assert!(
@@ -139,9 +139,9 @@ mod tests {
             apply(&room, unban()).await.unwrap_err().code,
             ErrorCode::NotFound
         );
-        assert!(room.join("v1", Role::Viewer, None).is_ok());
+        assert!(room.join("v1", Role::Viewer, None, false).is_ok());
         // Expired bans do not count.
         apply(&room, ban("v3", Some(0))).await.unwrap();
-        assert!(room.join("v3", Role::Viewer, None).is_ok());
+        assert!(room.join("v3", Role::Viewer, None, false).is_ok());
     }
 }

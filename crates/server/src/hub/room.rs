@@ -479,11 +479,13 @@ impl Room {
     }
 
     /// Adds a viewer: subscribes it and snapshots what it missed, atomically.
+    /// A `backstage` connection (the console, an overlay) is not counted as a viewer.
     pub(crate) fn join(
         &self,
         viewer_id: &str,
         role: Role,
         resume: Option<&Resume>,
+        backstage: bool,
     ) -> Result<Joined, JoinError> {
         let mut st = self.lock();
         if st.retired {
@@ -494,7 +496,7 @@ impl Room {
         }
         let rx = self.fanout.subscribe();
         let snapshot = st.log.snapshot(resume);
-        if st.ticker.join() {
+        if !backstage && st.ticker.join() {
             self.wake.notify_one();
         }
         Ok(Joined {
@@ -511,9 +513,9 @@ impl Room {
         })
     }
 
-    /// Removes a viewer.
-    pub(crate) fn leave(&self) {
-        if self.lock().ticker.leave() {
+    /// Removes a viewer (`backstage` as it joined).
+    pub(crate) fn leave(&self, backstage: bool) {
+        if !backstage && self.lock().ticker.leave() {
             self.wake.notify_one();
         }
     }
@@ -1059,7 +1061,7 @@ pub(crate) mod tests {
     async fn flooding_mutes_and_resends_are_posted_once() {
         let room = room(Arc::default());
         let ana = author("v1", Role::Viewer);
-        let mut rx = room.join("v1", Role::Viewer, None).unwrap().rx;
+        let mut rx = room.join("v1", Role::Viewer, None, false).unwrap().rx;
         let post = |a: &Author, c: Option<&str>| room.post(a, "a".into(), c.map(Into::into), false);
         assert_eq!(post(&ana, Some("c1")).unwrap(), Posted::New(1));
         assert_eq!(post(&ana, Some("c1")).unwrap(), Posted::Duplicate(1));
@@ -1091,7 +1093,7 @@ pub(crate) mod tests {
     async fn a_visited_room_writes_nothing_until_something_happens() {
         let store = Arc::new(MemoryStore::new());
         let room = room(store.clone());
-        let _joined = room.join("v1", Role::Viewer, None).unwrap();
+        let _joined = room.join("v1", Role::Viewer, None, false).unwrap();
         assert!(store.load_room("r", 10).await.unwrap().is_none());
         room.post(&author("v1", Role::Viewer), "hi".into(), None, false)
             .unwrap();
@@ -1104,13 +1106,13 @@ pub(crate) mod tests {
     async fn only_empty_rooms_retire_and_save_their_hearts_first() {
         let store = Arc::new(MemoryStore::new());
         let room = room(store.clone());
-        let _joined = room.join("v1", Role::Viewer, None).unwrap();
+        let _joined = room.join("v1", Role::Viewer, None, false).unwrap();
         room.add_hearts("#ff6b6b", 3);
         assert!(!room.try_retire());
-        room.leave();
+        room.leave(false);
         assert!(room.try_retire());
         assert_eq!(
-            room.join("v1", Role::Viewer, None).unwrap_err(),
+            room.join("v1", Role::Viewer, None, false).unwrap_err(),
             JoinError::Retired
         );
         let stored = store.load_room("r", 10).await.unwrap().unwrap();

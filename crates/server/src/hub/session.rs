@@ -231,7 +231,7 @@ pub(super) async fn run(
     };
     drop(closing);
     let flow = session.serve(&mut socket, joined, greeting).await;
-    session.room.leave();
+    session.room.leave(session.backstage);
     if let Flow::Close(code, reason) = flow {
         close_socket(&mut socket, code, reason).await;
     }
@@ -294,6 +294,8 @@ struct Session {
     /// Highest seq sent to this socket: later duplicates are skipped.
     last_seq: Seq,
     hearts: DefaultDirectRateLimiter,
+    /// The broadcast's own connection (console, overlay): not counted as a viewer.
+    backstage: bool,
     /// Votes this connection may send (each may cost a Redis round trip).
     votes: DefaultDirectRateLimiter,
     send_timeout: Duration,
@@ -375,7 +377,7 @@ async fn join(
         room.caught_up()
             .await
             .map_err(|e| unavailable(super::HubError::Cluster(e)))?;
-        match room.join(&viewer_id, role, hello.resume.as_ref()) {
+        match room.join(&viewer_id, role, hello.resume.as_ref(), hello.backstage) {
             Ok(j) => break (room, j),
             Err(JoinError::Retired) => continue,
             Err(JoinError::Banned) => {
@@ -398,6 +400,7 @@ async fn join(
         last_seq: joined.seq,
         room,
         hearts: RateLimiter::direct(hearts_quota),
+        backstage: hello.backstage,
         votes: RateLimiter::direct(Quota::per_second(
             NonZeroU32::new(VOTES_PER_SEC).expect("non-zero"),
         )),

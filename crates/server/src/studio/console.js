@@ -108,7 +108,8 @@
       this.ws = ws;
       ws.onopen = () => {
         // Only the broadcaster token is a chat token; a stream key opens a read-only chat.
-        const hello = { type: 'hello', protocolVersion: 1 };
+        // Backstage: the console is not one of the viewers it counts.
+        const hello = { type: 'hello', protocolVersion: 1, backstage: true };
         if (this.broadcaster) hello.authToken = secret;
         if (this.viewer) { hello.viewerId = this.viewer.id; hello.viewerToken = this.viewer.token; }
         if (this.resume) hello.resume = this.resume;
