@@ -70,6 +70,7 @@ impl Check {
                     assert!(t.is_finite());
                 }
                 Output::Warning(w) => assert!(!w.is_empty()),
+                Output::Frame(_) => assert!(self.init.is_some(), "a frame before any init segment"),
             }
         }
     }

@@ -27,6 +27,8 @@ use web_sys::HtmlVideoElement;
 
 /// How often the engine re-evaluates latency, stalls and the back buffer.
 const TICK_MS: u32 = 200;
+/// Ticks between latency reports on the push socket.
+const REPORT_TICKS: u32 = lucarne_protocol::push::REPORT_EVERY_MS / TICK_MS;
 
 /// The running source; held for its `Drop`, which closes it.
 #[allow(dead_code)]
@@ -96,6 +98,8 @@ struct Engine {
     /// The viewer asked for the replay: HLS only, from the start.
     replay: bool,
     _tick: Interval,
+    /// Ticks since the last latency report (or since it was due, while paused).
+    ticks: u32,
 }
 
 impl Engine {
@@ -133,6 +137,7 @@ impl Engine {
             offline: false,
             replay: false,
             _tick: tick,
+            ticks: 0,
         }
     }
 
@@ -278,6 +283,7 @@ impl Engine {
                 };
                 let status = self.playback.tick(&self.video, self.mse.as_ref(), env);
                 self.show(status);
+                self.report_latency();
             }
             Event::Buffered => {
                 if let (false, Some(mse)) = (self.playback.started, &self.mse) {
@@ -330,6 +336,19 @@ impl Engine {
             return self.fatal("the stream cannot be decoded".into());
         }
         self.rebuild().await;
+    }
+
+    /// Every [`REPORT_TICKS`] while playing over the push, tells the server how far
+    /// behind live the player is (for the broadcaster console).
+    fn report_latency(&mut self) {
+        self.ticks += 1;
+        if self.ticks < REPORT_TICKS || self.video.el.paused() {
+            return;
+        }
+        self.ticks = 0;
+        if let (Some(Active::Push(p)), Some(l)) = (&self.active, self.playback.latency) {
+            p.report_latency(l);
+        }
     }
 
     async fn source_event(&mut self, e: SourceEvent) {

@@ -60,6 +60,8 @@ pub(super) struct Playback {
     pub(super) seek_to: Rc<Cell<f64>>,
     /// Shared with a live HLS loader's ABR: refreshed every tick.
     conditions: Rc<Cell<Conditions>>,
+    /// Seconds behind the live edge at the last tick, while latency control ran.
+    pub(super) latency: Option<f64>,
 }
 
 impl Playback {
@@ -77,6 +79,7 @@ impl Playback {
             playhead: Rc::new(Cell::new(0.0)),
             seek_to: Rc::new(Cell::new(f64::NAN)),
             conditions: Rc::default(),
+            latency: None,
         }
     }
 
@@ -291,6 +294,7 @@ impl Playback {
         if env.native {
             return self.tick_native(video);
         }
+        self.latency = None;
         let mse = mse?;
         let ranges = mse.buffered();
         let v = &video.el;
@@ -357,6 +361,7 @@ impl Playback {
                 became_visible: std::mem::take(&mut self.became_visible),
                 rate: v.playback_rate(),
             };
+            self.latency = Some(self.policy.latency(&obs));
             match self.policy.decide(&obs) {
                 LatencyAction::Rate(r) => {
                     // Rate changes in steps, not by the hundredth every tick: on some

@@ -6,6 +6,10 @@
 //! broadcast starts or resumes), `live` (resumed) and `ended`: words of [`StreamState`].
 //! `unsupported` (a publisher was refused) is offline for the player; the chat's state
 //! line says why. Reconnection is the engine's decision; this type only reports.
+//!
+//! The player's one message to the server is its latency
+//! ([`lucarne_protocol::push::LatencyReport`]), which the engine sends every few seconds
+//! while playing.
 
 use super::events::{Event, SourceEvent, Tx};
 use gloo_events::EventListener;
@@ -100,6 +104,19 @@ fn classify(data: JsValue) -> Option<SourceEvent> {
     } else {
         SourceEvent::Media(data)
     })
+}
+
+impl PushSource {
+    /// Tells the server the player is `seconds` behind the newest media it received.
+    pub(crate) fn report_latency(&self, seconds: f64) {
+        if self.ws.ready_state() != WebSocket::OPEN || !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let report = lucarne_protocol::push::LatencyReport {
+            latency_ms: (seconds * 1000.0).min(60_000.0) as u32,
+        };
+        let _ = self.ws.send_with_str(&report.to_text());
+    }
 }
 
 impl Drop for PushSource {

@@ -58,6 +58,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod push;
 pub mod studio;
 
 /// The protocol version this crate describes.

@@ -38,7 +38,8 @@ pub struct StudioStart {
 }
 
 /// The body of `POST /studio/{stream}/unlock`: `{"secret":"..."}`. Answered 200 with
-/// [`StudioUnlocked`], or 403/429 with a [`StudioError`].
+/// [`StudioUnlocked`], or 403/429 with a [`StudioError`]. `POST /studio/{stream}/health`
+/// takes the same body and answers [`StudioHealth`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StudioUnlock {
@@ -59,6 +60,44 @@ pub struct StudioUnlocked {
     /// (`?token=`); absent for a public stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_token: Option<String>,
+}
+
+/// The answer to `POST /studio/{stream}/health`: the broadcast's health as the server
+/// sees it. Figures it cannot tell yet are absent (`null` is never sent).
+///
+/// `{"live":true,"bitrate":2480000.0,"frameRate":30.0,"keyframeInterval":1.0,
+/// "droppedFrames":0,"framesReceived":912,"viewerLatency":0.61,"viewerReports":3}`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudioHealth {
+    /// A publisher (this console's encoder, or OBS) is sending.
+    pub live: bool,
+    /// Bits per second of the source: the bytes of the complete segments in the
+    /// playlist window over their duration (what `/metrics` reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<f64>,
+    /// The frame rate of the video frames received in the last 5 s, from their
+    /// timestamps (0 when none came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    /// Seconds: the median segment duration in the window (a segment opens at each
+    /// keyframe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval: Option<f64>,
+    /// Frames missing from the publisher's video timeline since the broadcast started
+    /// (timestamp gaps over 1.5 frame durations).
+    #[serde(default)]
+    pub dropped_frames: u64,
+    /// Video frames received since the broadcast started.
+    #[serde(default)]
+    pub frames_received: u64,
+    /// Seconds: the median of the latencies the watching players reported in the last
+    /// 15 s (each its playhead's distance to the newest media it received).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_latency: Option<f64>,
+    /// How many players `viewer_latency` is of.
+    #[serde(default)]
+    pub viewer_reports: u32,
 }
 
 /// Server → console text frames.
@@ -146,6 +185,19 @@ mod tests {
         assert_eq!(end, StudioClient::End);
         let other: StudioClient = serde_json::from_str(r#"{"type":"later"}"#).unwrap();
         assert_eq!(other, StudioClient::Unknown);
+    }
+
+    #[test]
+    fn health_leaves_out_what_is_not_known() {
+        let h = StudioHealth {
+            live: true,
+            frame_rate: Some(30.0),
+            ..StudioHealth::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            r#"{"live":true,"frameRate":30.0,"droppedFrames":0,"framesReceived":0,"viewerReports":0}"#
+        );
     }
 
     #[test]

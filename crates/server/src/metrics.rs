@@ -224,13 +224,15 @@ const STREAM_GAUGES: [StreamGauge; 4] = [
     ),
 ];
 
-/// What a stream's [`Production`] says about its source at time `now`.
+/// What a stream's [`Production`] says about its source at time `now`: also the
+/// bitrate and keyframe interval of the broadcaster console's health panel
+/// ([`crate::studio`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Measured {
+pub(crate) struct Measured {
     /// Bits per second.
-    bitrate: f64,
+    pub(crate) bitrate: f64,
     /// Seconds.
-    keyframe_interval: f64,
+    pub(crate) keyframe_interval: f64,
     /// Seconds.
     segment_lag: f64,
     /// Seconds.
@@ -239,7 +241,7 @@ struct Measured {
 
 impl Measured {
     /// `None` until the stream has a complete segment with a duration.
-    fn of(p: &Production, now: f64) -> Option<Measured> {
+    pub(crate) fn of(p: &Production, now: f64) -> Option<Measured> {
         let newest = p.segments.last()?;
         let seconds: f64 = p.segments.iter().map(|s| s.duration).sum();
         if seconds <= 0.0 {

@@ -515,3 +515,160 @@ async fn an_encoder_that_fails_is_reported_with_its_last_words() {
     }
     assert_eq!(close_code(&mut s).await, Some(CloseCode::Error));
 }
+
+/// `POST /studio/studio/health` with `secret`: the status and the JSON answer.
+async fn health(server: &Server, secret: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/studio/studio/health",
+            server.local_addr()
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "secret": secret }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+/// A push socket on the stream that has sent `frames` as text.
+async fn push_reporting(server: &Server, frames: &[&str]) -> Socket {
+    let mut s = open(&format!("ws://{}/live/studio/ll", server.local_addr())).await;
+    for f in frames {
+        s.send(Message::text(f.to_string())).await.unwrap();
+    }
+    s
+}
+
+/// Polls the health answer until `check` accepts it; the last answer either way.
+async fn health_until(
+    server: &Server,
+    deadline: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        let (status, body) = health(server, KEY).await;
+        assert_eq!(status, 200, "{body}");
+        if check(&body) || tokio::time::Instant::now() >= end {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_reports_what_obs_sends_and_what_viewers_report() {
+    let (server, _url, _dir) = start(None).await;
+    // Not for a wrong secret, which is a guess like any other.
+    let (status, body) = health(&server, "wrong").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "bad_secret");
+    let (status, body) = health(&server, TOKEN).await;
+    assert_eq!(status, 200, "the broadcaster token opens it too: {body}");
+    assert_eq!(body["live"], false, "nobody is publishing yet: {body}");
+    assert!(body.get("frameRate").is_none(), "{body}");
+
+    let rtmp = format!(
+        "rtmp://{}/live/{KEY}",
+        server.rtmp_addr().expect("ingest runs")
+    );
+    // 30 fps, a keyframe every second.
+    let mut obs = publisher::command(&rtmp, 30.0, publisher::H264, true)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs");
+    // Once the window has a few segments and 5 s of frames.
+    let h = health_until(&server, Duration::from_secs(20), |h| {
+        h["live"] == true
+            && h["keyframeInterval"].is_number()
+            && h["framesReceived"].as_u64() > Some(160)
+    })
+    .await;
+    let fps = h["frameRate"].as_f64().expect("a frame rate");
+    assert!((24.0..=36.0).contains(&fps), "30 fps sent: {h}");
+    let gop = h["keyframeInterval"].as_f64().unwrap();
+    assert!((0.9..=1.1).contains(&gop), "a keyframe a second: {h}");
+    let bitrate = h["bitrate"].as_f64().expect("a bitrate");
+    assert!(bitrate > 50_000.0 && bitrate < 5_000_000.0, "{h}");
+    assert_eq!(h["droppedFrames"], 0, "nothing dropped: {h}");
+    assert!(h.get("viewerLatency").is_none(), "no viewer yet: {h}");
+
+    // Three players report; garbage, an oversized frame and an absurd value are not
+    // taken at their word.
+    let _a = push_reporting(&server, &[r#"{"latencyMs":700}"#]).await;
+    let _b = push_reporting(
+        &server,
+        &["not json", r#"{"latencyMs":-5}"#, r#"{"latencyMs":1500}"#],
+    )
+    .await;
+    let padded = format!(r#"{{"latencyMs":100,"pad":"{}"}}"#, "x".repeat(100));
+    let c = push_reporting(
+        &server,
+        &[
+            r#"{"latencyMs":99999999999}"#,
+            r#"{"latencyMs":4000000}"#,
+            &padded,
+        ],
+    )
+    .await;
+    let h = health_until(&server, Duration::from_secs(5), |h| h["viewerReports"] == 3).await;
+    assert_eq!(h["viewerReports"], 3, "{h}");
+    // 0.7, 1.5 and 60 (4 000 s clamped): the middle one.
+    assert_eq!(h["viewerLatency"], 1.5, "{h}");
+    // A player that leaves no longer counts: the lower middle of 0.7 and 1.5.
+    drop(c);
+    let h = health_until(&server, Duration::from_secs(5), |h| h["viewerReports"] == 2).await;
+    assert_eq!(h["viewerLatency"], 0.7, "{h}");
+
+    let _ = obs.kill();
+    let _ = obs.wait();
+    let h = health_until(&server, Duration::from_secs(10), |h| h["live"] == false).await;
+    assert_eq!(h["live"], false, "the publisher left: {h}");
+}
+
+#[tokio::test]
+async fn health_counts_the_frames_a_publisher_drops() {
+    let (server, _url, _dir) = start(None).await;
+    let rtmp = format!(
+        "rtmp://{}/live/{KEY}",
+        server.rtmp_addr().expect("ingest runs")
+    );
+    // One frame in 30 never sent, its timestamp left out: a 2-frame gap every second.
+    let mut obs = publisher::command_with(
+        &rtmp,
+        30.0,
+        publisher::H264,
+        false,
+        &[
+            "-vf",
+            "select='not(eq(mod(n,30),15))'",
+            "-fps_mode",
+            "passthrough",
+        ],
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("ffmpeg runs");
+    let h = health_until(&server, Duration::from_secs(20), |h| {
+        h["droppedFrames"].as_u64() >= Some(4)
+    })
+    .await;
+    let dropped = h["droppedFrames"].as_u64().unwrap();
+    let received = h["framesReceived"].as_u64().unwrap();
+    // One lost for each 29 received (give or take the second being counted).
+    let expected = received / 29;
+    assert!(
+        dropped + 1 >= expected && dropped <= expected + 1,
+        "{dropped} dropped of {received} received: {h}"
+    );
+    // 29 frames a second sent, on a 30 fps timeline.
+    let fps = h["frameRate"].as_f64().expect("a frame rate");
+    assert!((27.5..=30.0).contains(&fps), "{h}");
+    let _ = obs.kill();
+    let _ = obs.wait();
+}

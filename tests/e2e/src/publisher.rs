@@ -14,7 +14,19 @@ pub struct RtmpPublisher {
 impl RtmpPublisher {
     /// Starts publishing to `url` (`rtmp://HOST:PORT/live/KEY`) until killed.
     pub fn start(url: &str) -> Result<Self> {
-        Self::spawn(url, "testsrc=size=640x360:rate=30", None)
+        Self::spawn(url, "testsrc=size=640x360:rate=30", None, &[])
+    }
+
+    /// Like [`RtmpPublisher::start`], from an encoder in trouble: one frame in 30 left
+    /// out of the timeline (the frame after it keeps its own timestamp, so a gap of two
+    /// frame durations) and a keyframe every 150 frames (about 5 s).
+    pub fn start_unhealthy(url: &str) -> Result<Self> {
+        Self::spawn(
+            url,
+            "testsrc=size=640x360:rate=30",
+            Some("select='not(eq(mod(n,30),15))'".into()),
+            &["-fps_mode", "passthrough", "-g", "150"],
+        )
     }
 
     /// Like [`RtmpPublisher::start`], with the wall-clock barcode bench/measure.js
@@ -23,7 +35,12 @@ impl RtmpPublisher {
     /// latency measured from it is glass to glass: encoding, RTMP, remuxing, the
     /// push, decoding and presentation.
     pub fn start_clocked(url: &str) -> Result<Self> {
-        Self::spawn(url, "testsrc2=size=480x270:rate=30", Some(clock_barcode()))
+        Self::spawn(
+            url,
+            "testsrc2=size=480x270:rate=30",
+            Some(clock_barcode()),
+            &[],
+        )
     }
 
     /// Like [`RtmpPublisher::start_clocked`], scaled down to `width`x`height` (16:9)
@@ -31,7 +48,7 @@ impl RtmpPublisher {
     /// frame, so it still reads, and encoding costs less on a long run.
     pub fn start_clocked_scaled(url: &str, width: u32, height: u32) -> Result<Self> {
         let filter = format!("{},scale={width}:{height}", clock_barcode());
-        Self::spawn(url, "testsrc2=size=480x270:rate=30", Some(filter))
+        Self::spawn(url, "testsrc2=size=480x270:rate=30", Some(filter), &[])
     }
 
     /// ffmpeg's process id, while it runs.
@@ -39,7 +56,9 @@ impl RtmpPublisher {
         self.process.pid()
     }
 
-    fn spawn(url: &str, source: &str, filter: Option<String>) -> Result<Self> {
+    /// ffmpeg publishing `source` through `filter`, with `extra` output options after
+    /// the usual ones (a later `-g` wins).
+    fn spawn(url: &str, source: &str, filter: Option<String>, extra: &[&str]) -> Result<Self> {
         let mut args: Vec<String> = [
             "-hide_banner",
             "-loglevel",
@@ -78,12 +97,11 @@ impl RtmpPublisher {
                 "aac",
                 "-b:a",
                 "64k",
-                "-f",
-                "flv",
-                url,
             ]
             .map(str::to_owned),
         );
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(["-f", "flv", url].map(str::to_owned));
         let (process, _) = Spawned::start("ffmpeg", "ffmpeg", args, &[], Output::Capture)?;
         Ok(Self { process })
     }

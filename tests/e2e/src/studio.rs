@@ -1,8 +1,9 @@
 //! The broadcaster console (`/studio/{stream}`) driven the way a broadcaster uses it:
 //! the secret typed into its form, its buttons clicked, what it shows read back.
 //!
-//! Owns the console's element ids (those of crates/server/src/studio/console.html) for
-//! the studio e2e test and the go-live benchmark; it never starts a browser or a server.
+//! Owns the console's element ids (those of crates/server/src/studio/console.html,
+//! with the health panel health.js fills) for the studio e2e test and the go-live
+//! benchmark; it never starts a browser or a server.
 
 use std::time::Duration;
 
@@ -38,6 +39,41 @@ return {
   health: $('health').textContent,
 };
 "#;
+
+/// The stream-health panel (`#stream-health`), as the broadcaster reads it: `shown`,
+/// and for each figure (`bitrate`, `fps`, `keyframe`, `dropped`, `latency`) its `text`
+/// and `warn` (shown in the warning style).
+const HEALTH_JS: &str = r#"
+const panel = document.getElementById('stream-health');
+const figure = (name) => {
+  const el = panel.querySelector('[data-figure="' + name + '"]');
+  return { text: el.querySelector('dd').textContent, warn: el.dataset.warn === 'true' };
+};
+return {
+  shown: !panel.classList.contains('hidden') && panel.getBoundingClientRect().height > 0,
+  bitrate: figure('bitrate'),
+  fps: figure('fps'),
+  keyframe: figure('keyframe'),
+  dropped: figure('dropped'),
+  latency: figure('latency'),
+};
+"#;
+
+/// Reads the console's stream-health panel (see [`HEALTH_JS`]).
+pub async fn health(browser: &Browser) -> Result<Value> {
+    browser.execute(HEALTH_JS, vec![]).await
+}
+
+/// The first number in a health figure's text (`"29.8 fps"` → 29.8), if any.
+pub fn figure_number(figure: &Value) -> Option<f64> {
+    let text = figure["text"].as_str()?;
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
 
 /// Reads what the console shows (see [`STATE_JS`]).
 pub async fn state(browser: &Browser) -> Result<Value> {

@@ -5,6 +5,10 @@
 //! leaves the viewer's screen; the picture comes in one-second segments; "End" ends the
 //! broadcast at once and the widget offers its replay.
 //!
+//! While live, the console's health panel shows what the origin receives (frame rate,
+//! keyframe interval, bitrate, dropped frames) and the latency a watching widget
+//! reports, and flags a long keyframe interval and rising drops.
+//!
 //! Chromium records H.264 (copied by the server), Firefox VP8 (re-encoded). WebKit is
 //! left out, and says why ([`WEBKIT_RECORDER`]).
 //!
@@ -15,7 +19,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lucarne_e2e::studio::{click, state as console_state, type_secret, wait_for as wait_console};
+use lucarne_e2e::studio::{
+    click, figure_number, health as console_health, state as console_state, type_secret,
+    wait_for as wait_console,
+};
 use lucarne_e2e::{
     finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
     Origin, OriginConfig, Probe, RtmpPublisher, StaticServer, TcpProxy,
@@ -211,6 +218,23 @@ async fn a_broadcaster_goes_live_from_the_console_and_sees_a_viewers_message_and
             "the viewer's picture moves: {}",
             watch.describe()
         );
+        // The health panel measures this broadcast too (through ffmpeg, as the origin
+        // receives it): the fake camera's frame rate and the second-long keyframes.
+        let console_ref = &console;
+        let health = wait_until("the console's health panel", READY, || async move {
+            let h = console_health(console_ref).await?;
+            let fps = figure_number(&h["fps"]).unwrap_or(0.0);
+            let gop = figure_number(&h["keyframe"]).unwrap_or(0.0);
+            Ok(
+                if h["shown"] == true && (10.0..=61.0).contains(&fps) && gop > 0.0 && gop <= 2.5 {
+                    Check::Done(h)
+                } else {
+                    Check::NotYet(h.to_string())
+                },
+            )
+        })
+        .await?;
+        eprintln!("{}: console health {health}", engine.name());
 
         let chat = ChatView::widget();
         chat.pick_name(&viewer, "Ana", READY).await?;
@@ -384,6 +408,171 @@ async fn the_console_follows_an_obs_broadcast_without_a_camera() -> Result<()> {
     finish_viewers(
         "the_console_follows_an_obs_broadcast_without_a_camera",
         vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
+/// The console of an OBS broadcast (a 30 fps test pattern, a keyframe a second)
+/// shows its health while live: a frame rate near 30, a 1 s keyframe interval without
+/// a warning, a bitrate, no dropped frames; and once a viewer's widget plays, the
+/// viewers' latency it reports. Needs no capture device, so it runs on every engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let (_dir, site, origin, rtmp_port) = start_origin().await?;
+    let studio_url = format!("{}/studio/studio", origin.url());
+    let viewer_url = format!("{}/live.html", site.url());
+    let console = Browser::launch_from_env().await?;
+    let viewer = match Browser::launch_from_env().await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = console.close().await;
+            return Err(e);
+        }
+    };
+    let mut obs = None;
+    let result = async {
+        console.goto(&studio_url).await?;
+        type_secret(&console, "e2e-key").await?;
+        wait_console(&console, "the console, offline", READY, |c| {
+            c["unlocked"] == true && c["badge"] == "offline"
+        })
+        .await?;
+        let hidden = console_health(&console).await?;
+        anyhow::ensure!(
+            hidden["shown"] == false,
+            "no health panel while offline: {hidden}"
+        );
+        obs = Some(RtmpPublisher::start(&format!(
+            "rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"
+        ))?);
+        let console = &console;
+        let health = wait_until(
+            "the health panel to show 30 fps and a 1 s keyframe interval",
+            READY,
+            || async move {
+                let h = console_health(console).await?;
+                let fps = figure_number(&h["fps"]).unwrap_or(0.0);
+                let gop = figure_number(&h["keyframe"]).unwrap_or(0.0);
+                Ok(
+                    if h["shown"] == true
+                        && (24.0..=36.0).contains(&fps)
+                        && (0.9..=1.1).contains(&gop)
+                    {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        anyhow::ensure!(
+            health["keyframe"]["warn"] == false
+                && health["bitrate"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("bit/s"))
+                && health["dropped"]["text"] == "0"
+                && health["latency"]["text"] == "—",
+            "a healthy broadcast nobody watches yet: {health}"
+        );
+        viewer.goto(&viewer_url).await?;
+        Probe::widget().wait_playing(&viewer, READY).await?;
+        // Reports come every 5 s, the panel asks every 2 s.
+        let watched = wait_until(
+            "the viewers' latency in the health panel",
+            READY,
+            || async move {
+                let h = console_health(console).await?;
+                let text = h["latency"]["text"].as_str().unwrap_or("");
+                Ok(
+                    if text.ends_with("(1 viewer)") && figure_number(&h["latency"]).is_some() {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        let latency = figure_number(&watched["latency"]).unwrap_or(f64::NAN);
+        anyhow::ensure!(
+            (0.0..5.0).contains(&latency),
+            "one viewer on the low-latency push is well under 5 s behind: {watched}"
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(p) = obs {
+        p.kill().await;
+    }
+    finish_viewers(
+        "the_consoles_health_panel_shows_the_broadcast_and_the_viewers_latency",
+        vec![("console", console), ("viewer", viewer)],
+        result,
+        vec![("server.log", origin.log_tail(200))],
+    )
+    .await
+}
+
+/// An OBS whose encoder is in trouble: the panel flags a keyframe interval over 4 s and
+/// a dropped-frame count that rises, and leaves the rest unflagged.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_health_panel_flags_long_keyframe_intervals_and_dropped_frames() -> Result<()>
+{
+    let _one_at_a_time = serial().await;
+    let (_dir, _site, origin, rtmp_port) = start_origin().await?;
+    let console = Browser::launch_from_env().await?;
+    let mut obs = None;
+    let result = async {
+        console
+            .goto(&format!("{}/studio/studio", origin.url()))
+            .await?;
+        type_secret(&console, "e2e-key").await?;
+        wait_console(&console, "the console, offline", READY, |c| {
+            c["unlocked"] == true && c["badge"] == "offline"
+        })
+        .await?;
+        obs = Some(RtmpPublisher::start_unhealthy(&format!(
+            "rtmp://127.0.0.1:{rtmp_port}/live/e2e-key"
+        ))?);
+        let console = &console;
+        // A 5 s keyframe interval needs a complete 5 s segment first.
+        let flagged = wait_until(
+            "the panel to flag the keyframe interval and the drops",
+            READY,
+            || async move {
+                let h = console_health(console).await?;
+                Ok(
+                    if h["keyframe"]["warn"] == true && h["dropped"]["warn"] == true {
+                        Check::Done(h)
+                    } else {
+                        Check::NotYet(h.to_string())
+                    },
+                )
+            },
+        )
+        .await?;
+        let gop = figure_number(&flagged["keyframe"]).unwrap_or(0.0);
+        let dropped = figure_number(&flagged["dropped"]).unwrap_or(0.0);
+        anyhow::ensure!(
+            (4.5..=5.5).contains(&gop)
+                && dropped >= 1.0
+                && flagged["fps"]["warn"] == false
+                && flagged["bitrate"]["warn"] == false,
+            "a 5 s keyframe interval and drops flagged, nothing else: {flagged}"
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(p) = obs {
+        p.kill().await;
+    }
+    finish_viewers(
+        "the_consoles_health_panel_flags_long_keyframe_intervals_and_dropped_frames",
+        vec![("console", console)],
         result,
         vec![("server.log", origin.log_tail(200))],
     )

@@ -4,8 +4,13 @@
 //! `ended`, `unsupported`), the socket staying open across broadcasts.
 //!
 //! # What a subscriber may cost
-//! - **Inbound**: a subscriber has nothing to say but Close (tungstenite answers pings).
-//!   A data message over [`MAX_CLIENT_MESSAGE`] is refused with 1009. Frames up to
+//! - **Inbound**: a subscriber has nothing to say but its player's latency (a
+//!   [`LatencyReport`] text frame every few seconds, see [`lucarne_protocol::push`]) and
+//!   Close (tungstenite answers pings). A report is read only from a text frame of at
+//!   most [`MAX_REPORT_BYTES`] that parses; anything else is ignored. The socket's
+//!   latest report counts for its channel's viewers' latency p50 (the broadcaster
+//!   console's, see [`crate::media::health`]) until the socket closes. A data message
+//!   over [`MAX_CLIENT_MESSAGE`] is refused with 1009. Frames up to
 //!   [`HARD_FRAME_LIMIT`] are read whole, so the close handshake completes cleanly; a
 //!   longer one is refused from its header, before its payload is buffered (1009 too,
 //!   best effort: the rest of the frame is never read). Under axum's defaults a client
@@ -27,13 +32,14 @@
 
 use super::ops::Stopping;
 use crate::http::AppError;
-use crate::media::channel::{Channel, ChannelState};
+use crate::media::channel::{Channel, ChannelState, LatencyReports};
 use crate::media::live::LiveStream;
 use crate::AppState;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use lucarne_protocol::push::{LatencyReport, MAX_REPORT_BYTES};
 use lucarne_protocol::StreamState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +118,15 @@ fn push_stream(
 ) -> Response {
     let counted = state.drain.push_opened(id);
     let mut stopping = state.drain.stopping();
+    // A rendition of a broadcast: its viewers' latency counts for the broadcast.
+    let reports = state.origin.channel(id).map(|c| c.latency_reports());
     ws.on_upgrade(move |mut socket| async move {
-        if let PushEnd::Stopping = push(&mut socket, stream, None, &mut stopping).await {
+        let mut inbound = Inbound {
+            reports: reports.as_ref(),
+        };
+        if let PushEnd::Stopping =
+            push(&mut socket, stream, None, &mut stopping, &mut inbound).await
+        {
             goodbye(&mut socket).await;
         }
         drop(counted);
@@ -135,10 +148,22 @@ enum PushEnd {
 /// stays open across broadcasts, so a waiting viewer starts playing by itself.
 async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>, mut stopping: Stopping) {
     let mut rx = channel.watch();
+    let reports = channel.latency_reports();
+    let mut inbound = Inbound {
+        reports: Some(&reports),
+    };
     loop {
         let state = rx.borrow_and_update().clone();
         if let ChannelState::Live(stream) = state {
-            match push(&mut socket, stream, Some(&mut rx), &mut stopping).await {
+            match push(
+                &mut socket,
+                stream,
+                Some(&mut rx),
+                &mut stopping,
+                &mut inbound,
+            )
+            .await
+            {
                 PushEnd::Closed => return,
                 PushEnd::Moved => continue,
                 PushEnd::Stopping => break,
@@ -152,7 +177,7 @@ async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>, mut stopping
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
-            incoming = socket.recv() => if !heard(&mut socket, incoming).await { return },
+            incoming = socket.recv() => if !heard(&mut socket, incoming, &mut inbound).await { return },
             () = stopping.closing() => break,
         }
     }
@@ -175,6 +200,7 @@ async fn push(
     stream: Arc<LiveStream>,
     mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
     stopping: &mut Stopping,
+    inbound: &mut Inbound<'_>,
 ) -> PushEnd {
     let sub = stream.subscribe();
     let mut live = sub.live;
@@ -234,17 +260,42 @@ async fn push(
                 }
                 Err(RecvError::Closed) => return PushEnd::Moved,
             },
-            incoming = socket.recv() => if !heard(socket, incoming).await {
+            incoming = socket.recv() => if !heard(socket, incoming, inbound).await {
                 return PushEnd::Closed;
             },
         }
     }
 }
 
+/// Where a subscriber's latency reports go (`None`: a stream with no console, the demo).
+struct Inbound<'a> {
+    reports: Option<&'a LatencyReports>,
+}
+
+impl Inbound<'_> {
+    /// Takes `text` as a latency report if it is one; ignores it otherwise.
+    fn text(&mut self, text: &str) {
+        let Some(reports) = self.reports else { return };
+        if text.len() > MAX_REPORT_BYTES {
+            return;
+        }
+        if let Ok(r) = serde_json::from_str::<LatencyReport>(text) {
+            reports.report(r.latency_ms);
+        }
+    }
+}
+
 /// Handles what a subscriber sent; false when the socket is done with.
-async fn heard(socket: &mut WebSocket, incoming: Option<Result<Message, axum::Error>>) -> bool {
+async fn heard(
+    socket: &mut WebSocket,
+    incoming: Option<Result<Message, axum::Error>>,
+    inbound: &mut Inbound<'_>,
+) -> bool {
     let too_large = match incoming {
-        Some(Ok(Message::Text(t))) => t.len() > MAX_CLIENT_MESSAGE,
+        Some(Ok(Message::Text(t))) => {
+            inbound.text(&t);
+            t.len() > MAX_CLIENT_MESSAGE
+        }
         Some(Ok(Message::Binary(b))) => b.len() > MAX_CLIENT_MESSAGE,
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => false,
         Some(Ok(Message::Close(_))) | None => return false,

@@ -25,10 +25,15 @@
 //! State is observed through a `watch` channel: the low-latency push and the chat hub
 //! follow it, both saying it as a [`StreamState`].
 //!
+//! A channel also keeps its broadcast's [`health`](super::health) for the console:
+//! the video frames its publishers sent (reset when a broadcast starts) and the
+//! latencies its push viewers report.
+//!
 //! When the server stops, [`Channel::close`] ends the broadcast at once (there is no
 //! grace period across a restart): the recording is finished into a replay, viewers
 //! hear "ended", and the channel takes no publisher after that.
 
+use super::health::{FrameTally, ViewerLatencies};
 use super::live::{LiveStream, PackagedChunk};
 use super::remux::{Output, RemuxError, Remuxer};
 use super::replay::{Recorder, ReplayStore};
@@ -117,6 +122,57 @@ pub struct Channel {
     config: ChannelConfig,
     state: watch::Sender<ChannelState>,
     inner: Mutex<Inner>,
+    /// Taken after `inner` when both are.
+    health: Mutex<Health>,
+}
+
+/// A channel's broadcast health (see [`super::health`]).
+#[derive(Debug, Default)]
+struct Health {
+    frames: FrameTally,
+    viewers: ViewerLatencies,
+    /// The last push socket number given out.
+    sockets: u64,
+}
+
+/// What [`Channel::ingest_health`] reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IngestHealth {
+    /// Video frames received per second lately; `None` in a broadcast's first second.
+    pub frame_rate: Option<f64>,
+    /// Frames missing from the publisher's timeline since the broadcast started.
+    pub dropped_frames: u64,
+    /// Video frames received since the broadcast started.
+    pub frames_received: u64,
+    /// The viewers' latency p50 (seconds) and how many viewers it is of.
+    pub viewer_latency: Option<(f64, usize)>,
+}
+
+/// A push socket's right to report its player's latency; dropping it (the socket
+/// closed) withdraws the socket's report.
+#[derive(Debug)]
+pub struct LatencyReports {
+    channel: Arc<Channel>,
+    socket: u64,
+}
+
+impl LatencyReports {
+    /// The socket's player says it is `ms` behind (clamped, see
+    /// [`ViewerLatencies::report`]).
+    pub fn report(&self, ms: u32) {
+        let now = seconds(super::now_ns());
+        self.channel.health().viewers.report(self.socket, ms, now);
+    }
+}
+
+impl Drop for LatencyReports {
+    fn drop(&mut self) {
+        self.channel.health().viewers.forget(self.socket);
+    }
+}
+
+fn seconds(ns: u128) -> f64 {
+    ns as f64 / 1e9
 }
 
 impl Channel {
@@ -137,11 +193,43 @@ impl Channel {
             config,
             state: watch::channel(initial).0,
             inner: Mutex::new(Inner::default()),
+            health: Mutex::new(Health::default()),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The broadcast's frame rate and dropped frames, and its push viewers' latency.
+    pub fn ingest_health(&self) -> IngestHealth {
+        let now = seconds(super::now_ns());
+        let mut h = self.health();
+        IngestHealth {
+            frame_rate: h.frames.frame_rate(now),
+            dropped_frames: h.frames.dropped(),
+            frames_received: h.frames.received(),
+            viewer_latency: h.viewers.p50(now),
+        }
+    }
+
+    /// A push socket's latency reports, counted for this channel's viewers' p50.
+    pub fn latency_reports(self: &Arc<Self>) -> LatencyReports {
+        let mut h = self.health();
+        h.sockets += 1;
+        LatencyReports {
+            channel: self.clone(),
+            socket: h.sockets,
+        }
+    }
+
+    fn on_frame(&self, session: u64, ts_ms: u32) {
+        let now = seconds(super::now_ns());
+        self.health().frames.frame(now, session, ts_ms);
     }
 
     /// Follows the channel's state.
@@ -208,8 +296,9 @@ impl Channel {
             old.finish();
             inner.init_generation += 1;
         } else {
-            // A new broadcast: record it.
+            // A new broadcast: record it, and count its frames from zero.
             inner.init_generation = 0;
+            self.health().frames = FrameTally::default();
             let started = (super::now_ns() / 1_000_000_000) as u64;
             inner.recorder = self.config.replays.as_ref().and_then(|store| {
                 store
@@ -449,6 +538,7 @@ impl Publisher {
                 Output::Init(init) => self.channel.on_init(init),
                 Output::Chunk(c) => self.channel.on_chunk(c),
                 Output::Warning(w) => tracing::warn!(stream = %self.channel.id, "{w}"),
+                Output::Frame(ts) => self.channel.on_frame(self.session, ts),
             }
         }
     }

@@ -733,6 +733,7 @@ impl Packager {
                 Output::Warning(w) => {
                     tracing::debug!(stream = %self.r.source.id, height = self.r.height, "ladder: {w}")
                 }
+                Output::Frame(_) => {}
             }
         }
     }

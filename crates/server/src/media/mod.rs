@@ -2,6 +2,7 @@
 //!
 //! - [`cmaf`] muxes samples into CMAF init segments and fragments.
 //! - [`clip`] reads the committed demo clip.
+//! - [`health`] measures a broadcast's frames and its viewers' latency for the console.
 //! - [`demo`] loops the clip as a live source on the wall clock.
 //! - [`ladder`] transcodes broadcasts into lower renditions with ffmpeg (`--ladder`).
 //! - [`live`] keeps a stream's segments, LL-HLS parts and low-latency chunk feed, and
@@ -22,6 +23,7 @@ pub mod channel;
 pub mod clip;
 pub mod cmaf;
 pub mod demo;
+pub mod health;
 pub mod ladder;
 pub mod live;
 pub mod playlist;

@@ -79,6 +79,10 @@ pub enum Output {
     Chunk(PackagedChunk),
     /// Worth a log line; the stream goes on.
     Warning(String),
+    /// A video frame entered the stream, with its FLV timestamp (ms, the publisher's
+    /// clock): what the console's frame rate and dropped frames count
+    /// ([`crate::media::health`]).
+    Frame(u32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +315,7 @@ impl Remuxer {
             keyframe,
             data,
         });
+        out.push(Output::Frame(ts));
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 //! count while live, whether the broadcast comes from this page or from OBS.
 //!
 //! # Layout
-//! - this module: the routes, the page (`console.html`, `console.js`, embedded), who may
-//!   open a session (the secret), one live console per stream.
+//! - this module: the routes, the page (`console.html`, `console.js`, `health.js`,
+//!   embedded), who may open a session (the secret), one live console per stream, the
+//!   broadcast's health.
 //! - `session`: one console's ingest socket, from `start` to the end of the broadcast.
 //! - [`encoder`]: the ffmpeg child publishing the console's media to our RTMP ingest.
 //!
@@ -37,6 +38,27 @@
 //! in ffmpeg's command line (the RTMP URL), visible to local users of the server's
 //! machine, as it would be for a local OBS.
 //!
+//! # Health
+//! While the stream is live the console polls `POST /studio/{stream}/health` every 2 s
+//! (`health.js`) with the secret in the JSON body, checked as `unlock` checks it (a
+//! wrong one spends the address's guess budget), and shows the answer
+//! ([`StudioHealth`]): what the origin receives, so the same for a broadcast from this
+//! page (through ffmpeg) and from OBS:
+//! - bitrate and keyframe interval, from the playlist window as `/metrics` reads them
+//!   ([`crate::metrics`]): the window's bytes over its duration, the median segment
+//!   duration (a segment opens at each keyframe);
+//! - frame rate and dropped frames, from the video frames the ingest received
+//!   ([`crate::media::health`]: the frame rate, from their timestamps, of the frames
+//!   received in the last 5 s; frames missing from the video timestamps, gaps over 1.5
+//!   frame durations, since the broadcast started);
+//! - the viewers' latency p50, from the reports players send on their push sockets.
+//!
+//! Why a poll and not frames on a socket: the ingest socket exists only for a
+//! broadcast from this page (an OBS broadcast has none), and the chat socket is the
+//! chat's, shared with viewers and with a protocol of its own; a poll needs no new
+//! socket state on the server, works the same for both kinds of broadcast, and costs
+//! one small request every 2 s per live console.
+//!
 //! Must not touch media itself: the origin sees only an RTMP publisher.
 
 pub mod encoder;
@@ -50,7 +72,9 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lucarne_protocol::studio::{StudioError, StudioErrorCode, StudioUnlock, StudioUnlocked};
+use lucarne_protocol::studio::{
+    StudioError, StudioErrorCode, StudioHealth, StudioUnlock, StudioUnlocked,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +82,7 @@ use std::sync::{Arc, Mutex};
 
 const PAGE: &str = include_str!("console.html");
 const SCRIPT: &str = include_str!("console.js");
+const HEALTH_SCRIPT: &str = include_str!("health.js");
 
 /// What the consoles share: who may publish where, and which streams have a console
 /// live.
@@ -184,10 +209,13 @@ impl Drop for Claim {
     }
 }
 
-/// `/studio.js`, `/studio/{stream}`, `/studio/{stream}/ingest`.
+/// `/studio.js`, `/studio-health.js`, `/studio/{stream}`, `/studio/{stream}/ingest`,
+/// `/studio/{stream}/unlock`, `/studio/{stream}/health`.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/studio.js", get(script))
+        .route("/studio-health.js", get(health_script))
+        .route("/studio/{stream}/health", post(health))
         .route("/studio/{stream}", get(page))
         .route("/studio/{stream}/ingest", get(ingest))
         .route("/studio/{stream}/unlock", post(unlock))
@@ -229,19 +257,61 @@ async fn unlock(
             )
                 .into_response()
         }
-        Err((code, message)) => {
-            let status = match code {
-                StudioErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::FORBIDDEN,
-            };
-            (
-                status,
-                [(header::CACHE_CONTROL, "no-store")],
-                Json(StudioError { code, message }),
-            )
-                .into_response()
-        }
+        Err(refused) => refusal(refused),
     }
+}
+
+/// A refused secret's answer: 429 past the guess budget, else 403.
+fn refusal((code, message): Refused) -> Response {
+    let status = match code {
+        StudioErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::FORBIDDEN,
+    };
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(StudioError { code, message }),
+    )
+        .into_response()
+}
+
+/// The broadcast's health (see the module doc), for whoever may open the console.
+async fn health(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Json(body): Json<StudioUnlock>,
+) -> Response {
+    let Some(channel) = state.origin.channel(&stream) else {
+        return (StatusCode::NOT_FOUND, "no such stream").into_response();
+    };
+    let client = state.hub.client_key(&headers, &extensions);
+    match authorize(&state, client, &stream, &body.secret) {
+        Ok(_) | Err((StudioErrorCode::NotPublishable, _)) => {}
+        Err(refused) => return refusal(refused),
+    }
+    let now = crate::media::now_ns() as f64 / 1e9;
+    let measured = channel
+        .stream()
+        .and_then(|s| crate::metrics::Measured::of(&s.production(), now));
+    let ingest = channel.ingest_health();
+    let answer = StudioHealth {
+        live: matches!(
+            channel.state(),
+            crate::media::channel::ChannelState::Live(_)
+        ),
+        bitrate: measured.map(|m| m.bitrate),
+        frame_rate: ingest.frame_rate,
+        keyframe_interval: measured.map(|m| m.keyframe_interval),
+        dropped_frames: ingest.dropped_frames,
+        frames_received: ingest.frames_received,
+        viewer_latency: ingest.viewer_latency.map(|(p50, _)| p50),
+        viewer_reports: ingest
+            .viewer_latency
+            .map_or(0, |(_, n)| u32::try_from(n).unwrap_or(u32::MAX)),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response()
 }
 
 /// The console page of a stream that can be broadcast to (a `--stream-key` stream).
@@ -263,12 +333,20 @@ async fn page(State(state): State<AppState>, Path(stream): Path<String>) -> Resp
 }
 
 async fn script() -> Response {
+    javascript(SCRIPT)
+}
+
+async fn health_script() -> Response {
+    javascript(HEALTH_SCRIPT)
+}
+
+fn javascript(text: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        SCRIPT,
+        text,
     )
         .into_response()
 }
