@@ -67,6 +67,7 @@ fn what_the_widget_sends_is_what_the_server_reads() {
             last_seq: 9_007_199_254_740_991,
         }),
         auth_token: Some("mod-secret".into()),
+        backstage: true,
     };
     let first = Hello {
         protocol_version: PROTOCOL_VERSION,
