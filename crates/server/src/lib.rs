@@ -203,7 +203,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let keys = Arc::new(ingest::parse_keys(&config.ingest.stream_keys)?);
+        let keys = ingest::keys::Keys::new(ingest::parse_keys(&config.ingest.stream_keys)?);
         let replays = (config.ingest.replay_retention_hours > 0).then(|| {
             media::replay::ReplayStore::new(
                 config.data_dir.join("replays"),
@@ -215,7 +215,7 @@ impl Server {
             // Broadcasts a killed process left unfinished become replays.
             r.recover();
         }
-        for id in keys.values() {
+        for id in keys.fixed().values() {
             if origin.channel(id).is_none() {
                 origin.add_channel(media::channel::Channel::new(
                     id,
@@ -242,7 +242,7 @@ impl Server {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }
         let mut rtmp_addr = None;
-        if !keys.is_empty() {
+        if !keys.fixed().is_empty() {
             let addr = config.ingest.rtmp_listen;
             let rtmp = tokio::net::TcpListener::bind(addr)
                 .await

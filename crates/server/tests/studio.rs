@@ -314,6 +314,26 @@ async fn a_recording_sent_in_chunks_goes_live_for_viewers_and_ends_with_the_cons
         .expect("the console is told within 10 s");
     assert_eq!(told, Some(StudioServer::Live));
     assert!(stream_live(&server).await, "viewers see the stream live");
+    // The server's ffmpeg publishes with a one-time pass: its command line, which
+    // every local user can read, does not hold the stream key.
+    let port = server.rtmp_addr().expect("ingest runs").port();
+    let ours = format!("127.0.0.1:{port}/live/");
+    let lines: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&ours))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one ffmpeg publishes to this server: {lines:?}"
+    );
+    assert!(
+        lines[0].contains("/live/pass-") && !lines[0].contains(KEY),
+        "the stream key is in ffmpeg's command line: {}",
+        lines[0]
+    );
     sink.send(Message::text(r#"{"type":"end"}"#)).await.unwrap();
     // "End" ends the broadcast at once (the grace period is 15 s here) and offers the
     // replay.

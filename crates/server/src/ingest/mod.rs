@@ -4,7 +4,8 @@
 //! session; this module decides who may publish and where the media goes:
 //!
 //! - the stream key (the RTMP stream name) maps to a stream id (`--stream-key
-//!   KEY=ID`); an unknown key is refused and logged (without the key itself);
+//!   KEY=ID`, or a one-time pass the console's ffmpeg publishes with: [`keys`]); an
+//!   unknown key is refused and logged (without the key itself);
 //! - the key's [`Channel`](crate::media::channel::Channel) takes the publisher
 //!   (one at a time) and remuxes its FLV tags into CMAF ([`remux`]) for the live origin;
 //! - limits: the session itself bounds message sizes (10 MB), chunk streams and read
@@ -34,12 +35,14 @@
 //! [`Refusal`] a refused publish ends with) did not exist.
 
 mod admission;
+pub mod keys;
 
 use crate::media::channel::{self, Publisher};
 use crate::media::ladder::{self, Feed, Ladder};
 use crate::media::remux;
 use crate::media::Origin;
 use admission::{Admitted, Pending};
+use keys::Keys;
 use scuffle_rtmp::chunk::error::ChunkReadError;
 use scuffle_rtmp::error::RtmpError;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
@@ -141,7 +144,7 @@ pub fn parse_keys(pairs: &[String]) -> Result<HashMap<String, String>, KeyError>
 /// transcoded into its renditions.
 pub async fn serve(
     listener: TcpListener,
-    keys: Arc<HashMap<String, String>>,
+    keys: Arc<Keys>,
     origin: Arc<Origin>,
     ladder: Option<Arc<Ladder>>,
 ) {
@@ -231,7 +234,7 @@ async fn run_session(
 
 struct Handler {
     peer: SocketAddr,
-    keys: Arc<HashMap<String, String>>,
+    keys: Arc<Keys>,
     origin: Arc<Origin>,
     /// The rendition ladder, when configured.
     ladder: Option<Arc<Ladder>>,
@@ -286,7 +289,7 @@ impl SessionHandler for Handler {
     ) -> Result<(), ServerSessionError> {
         // Some apps append a query (`key?param=...`) to the stream name.
         let key = stream_name.split('?').next().unwrap_or_default();
-        let Some(id) = self.keys.get(key) else {
+        let Some(id) = self.keys.stream_for(key) else {
             tracing::warn!(peer = %self.peer, app = app_name, "rtmp publish refused: unknown stream key");
             return refuse(Refusal::UnknownKey);
         };
@@ -294,6 +297,7 @@ impl SessionHandler for Handler {
             tracing::warn!(peer = %self.peer, "rtmp publish refused: one stream per connection");
             return refuse(Refusal::SecondStream);
         }
+        let id = &id;
         let Some(channel) = self.origin.channel(id) else {
             tracing::error!(stream = %id, "stream key maps to a stream that does not exist");
             return refuse(Refusal::NoStream(id.clone()));

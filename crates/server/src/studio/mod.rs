@@ -65,6 +65,7 @@ pub mod encoder;
 mod session;
 
 use crate::hub::ClientKey;
+use crate::ingest::keys::Keys;
 use crate::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -88,9 +89,10 @@ const HEALTH_SCRIPT: &str = include_str!("health.js");
 /// live.
 #[derive(Debug)]
 pub struct Studio {
-    /// Stream key → stream id (`--stream-key`): a key opens its stream's console, and
-    /// is what ffmpeg publishes with.
-    keys: Arc<HashMap<String, String>>,
+    /// Stream key → stream id (`--stream-key`): a key opens its stream's console; the
+    /// console's ffmpeg publishes with a one-time pass from here, never with the key
+    /// (see `ingest::keys`).
+    keys: Arc<Keys>,
     /// The RTMP ingest, as ffmpeg reaches it (`None` when no ingest runs).
     rtmp: Option<SocketAddr>,
     /// The ffmpeg to run (`None`: none found; a console is told so).
@@ -101,11 +103,7 @@ pub struct Studio {
 
 impl Studio {
     /// Consoles publishing with `keys` to the ingest at `rtmp` through `ffmpeg`.
-    pub fn new(
-        keys: Arc<HashMap<String, String>>,
-        rtmp: Option<SocketAddr>,
-        ffmpeg: Option<PathBuf>,
-    ) -> Studio {
+    pub fn new(keys: Arc<Keys>, rtmp: Option<SocketAddr>, ffmpeg: Option<PathBuf>) -> Studio {
         // A wildcard listen address is not one to connect to.
         let rtmp = rtmp.map(|mut a| {
             if a.ip().is_unspecified() {
@@ -130,7 +128,7 @@ impl Studio {
     fn key_for(&self, stream: &str, secret: &str, broadcaster: bool) -> Option<String> {
         let mut found = None;
         let mut any = None;
-        for (key, id) in self.keys.iter() {
+        for (key, id) in self.keys.fixed() {
             if id != stream {
                 continue;
             }

@@ -52,10 +52,9 @@ pub(super) async fn run(
         .await;
     };
     let studio = state.studio.clone();
-    let key = match super::authorize(&state, client, &stream, &start.secret) {
-        Ok(key) => key,
-        Err((code, why)) => return refuse(socket, code, why, POLICY).await,
-    };
+    if let Err((code, why)) = super::authorize(&state, client, &stream, &start.secret) {
+        return refuse(socket, code, why, POLICY).await;
+    }
     let Some(_claim) = studio.claim(&stream) else {
         return refuse(
             socket,
@@ -91,7 +90,9 @@ pub(super) async fn run(
         return refuse(socket, code, why, SERVER_ERROR).await;
     };
     let h264 = encoder::is_h264(&start.mime_type);
-    let target = format!("rtmp://{rtmp}/live/{key}");
+    // Not the stream's key: a command line is readable by every local user.
+    let pass = state.studio.keys.pass(&stream);
+    let target = format!("rtmp://{rtmp}/live/{}", pass.key());
     let (encoder, mut ended) = match Encoder::start(ffmpeg, h264, &target) {
         Ok(e) => e,
         Err(e) => {
