@@ -112,10 +112,10 @@ impl<T: Clone> RcExt<T> for std::rc::Rc<T> {
     }
 }
 
-/// lucarne: the hasher of yew's hash maps and sets, instead of std's `RandomState`
-/// (SipHash-1-3 with per-process keys): a multiply-rotate hash, as rustc's FxHasher. The
-/// keys hashed are event names, attribute names, element tag names, listener and
-/// subtree ids and a list's keys, all set by the widget's own code. See PATCHES.md.
+/// lucarne: the hasher of yew's one remaining hash set (a keyed list's entries), instead
+/// of std's `RandomState` (SipHash-1-3 with per-process keys): a multiply-rotate hash, as
+/// rustc's FxHasher. The keys hashed are a list's keys, set by the widget's own code.
+/// yew's other maps and sets are vectors searched in order. See PATCHES.md.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct SmallHasher(u64);
 
@@ -131,8 +131,5 @@ impl std::hash::Hasher for SmallHasher {
     }
 }
 
-/// `std::collections::HashMap` with [`SmallHasher`].
-pub(crate) type HashMap<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<SmallHasher>>;
 /// `std::collections::HashSet` with [`SmallHasher`].
 pub(crate) type HashSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<SmallHasher>>;
