@@ -112,24 +112,3 @@ impl<T: Clone> RcExt<T> for std::rc::Rc<T> {
     }
 }
 
-/// lucarne: the hasher of yew's one remaining hash set (a keyed list's entries), instead
-/// of std's `RandomState` (SipHash-1-3 with per-process keys): a multiply-rotate hash, as
-/// rustc's FxHasher. The keys hashed are a list's keys, set by the widget's own code.
-/// yew's other maps and sets are vectors searched in order. See PATCHES.md.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct SmallHasher(u64);
-
-impl std::hash::Hasher for SmallHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// `std::collections::HashSet` with [`SmallHasher`].
-pub(crate) type HashSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<SmallHasher>>;
