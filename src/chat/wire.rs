@@ -202,13 +202,13 @@ fn answered<J: Json>(o: &J) -> Answered {
 /// the frame's order.
 fn counts<J: Json>(o: &J, k: &str) -> Counts {
     let map = get(o, k);
-    if !map.is_object() {
-        return Vec::new();
+    let mut counts = Vec::new();
+    if map.is_object() {
+        for (k, v) in map.numeric_entries() {
+            counts.push((k, v.clamp(0.0, f64::from(u32::MAX)) as u32));
+        }
     }
-    map.numeric_entries()
-        .into_iter()
-        .map(|(k, v)| (k, v.clamp(0.0, f64::from(u32::MAX)) as u32))
-        .collect()
+    counts
 }
 
 fn deleted<J: Json>(o: &J) -> Deleted {
