@@ -33,8 +33,17 @@ fuzz_target!(|data: &[u8]| {
     let decoded = wire::decode(frame);
     let framed = wire::decode_frame(frame);
     assert_eq!(decoded.is_some(), framed.is_some());
-    if let (Some(ServerMessage::Hearts(h)), Some((_, counts))) = (&decoded, &framed) {
-        assert!(counts.iter().all(|(k, v)| h.counts.get(k) == Some(v)));
+    if let (Some(decoded), Some((_, counts))) = (&decoded, &framed) {
+        let map = match decoded {
+            ServerMessage::Hearts(h) => Some(&h.counts),
+            ServerMessage::Votes(v) => Some(&v.counts),
+            ServerMessage::Welcome(w) => Some(&w.votes),
+            _ => None,
+        };
+        match map {
+            Some(map) => assert!(counts.iter().all(|(k, v)| map.get(k) == Some(v))),
+            None => assert!(counts.is_empty()),
+        }
     }
     if let Ok(expected) = serde_json::from_str::<ServerMessage>(frame) {
         let value: Value = serde_json::from_str(frame).expect("serde read it once");

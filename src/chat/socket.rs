@@ -311,11 +311,11 @@ fn connect(conn: &Rc<RefCell<Conn>>) {
             else {
                 return;
             };
-            let Some((frame, hearts)) = wire::decode_frame(&text) else {
+            let Some((frame, counts)) = wire::decode_frame(&text) else {
                 return;
             };
             if let Some(conn) = weak.upgrade() {
-                receive(&conn, frame, hearts);
+                receive(&conn, frame, counts);
             }
         })
     };
@@ -431,9 +431,15 @@ fn schedule(conn: &Rc<RefCell<Conn>>) {
     }));
 }
 
-/// `hearts`: a `hearts` frame's per-colour counts (see [`wire::decode_frame`]).
-fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, hearts: wire::HeartCounts) {
+/// `counts`: the frame's counts decoded beside it (see [`wire::decode_frame`]): a
+/// `hearts` frame's per colour, a `welcome`'s or `votes` frame's vote totals.
+fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, counts: wire::Counts) {
     let mut c = conn.borrow_mut();
+    let (hearts, totals) = if matches!(frame, ServerMessage::Hearts(_)) {
+        (counts, Vec::new())
+    } else {
+        (Vec::new(), counts)
+    };
     // Own taps were floated when tapped; do not float them twice.
     for (colour, mut n) in hearts {
         if colour == c.state.colour {
@@ -447,7 +453,7 @@ fn receive(conn: &Rc<RefCell<Conn>>, frame: ServerMessage, hearts: wire::HeartCo
     }
     let welcomed = matches!(frame, ServerMessage::Welcome(_));
     let profile = matches!(frame, ServerMessage::Welcome(_) | ServerMessage::Profile(_));
-    c.state.apply(Action::Frame(frame, now()));
+    c.state.apply(Action::Counted(frame, totals, now()));
     if welcomed {
         c.backoff.reset();
         // Messages typed while offline go now, with their original clientId.

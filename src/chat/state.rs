@@ -68,8 +68,10 @@ pub struct ChatState {
     pub refused: Option<Refusal>,
     /// The question pinned over the video.
     pub pinned: Option<ChatMessage>,
-    /// Open questions' vote totals.
-    pub votes: std::collections::BTreeMap<String, u32>,
+    /// Open questions' vote totals, by message id ([`ChatState::total`]): a list searched
+    /// in order (a room has a handful of open questions), which keeps B-tree code out
+    /// of the download (see `wire`).
+    pub votes: Vec<(String, u32)>,
     /// Questions this viewer +1'd (the button is shown pressed).
     pub voted: Vec<String>,
 }
@@ -95,6 +97,10 @@ pub enum Action {
     },
     /// The viewer +1'd a question.
     Voted(String),
+    /// A frame whose vote totals were decoded beside it (`wire::decode_frame`: a
+    /// `welcome`'s `votes`, a `votes` frame's counts), at client time `now_ms`: as
+    /// `Frame`, with these totals as if they were in the frame.
+    Counted(ServerMessage, Vec<(String, u32)>, f64),
     /// The connection dropped (it will resume).
     Disconnected,
     /// The server refused us for good (banned).
@@ -115,7 +121,8 @@ impl ChatState {
     /// Applies one action.
     pub fn apply(&mut self, action: Action) {
         match action {
-            Action::Frame(frame, now) => self.frame(frame, now),
+            Action::Frame(frame, now) => self.frame(frame, Vec::new(), now),
+            Action::Counted(frame, totals, now) => self.frame(frame, totals, now),
             Action::Voted(id) => self.voted.push(id),
             Action::Sent {
                 client_id,
@@ -153,6 +160,23 @@ impl ChatState {
         }
     }
 
+    /// The vote total of the question `id` (0: none known).
+    pub fn total(&self, id: &str) -> u32 {
+        self.votes
+            .iter()
+            .find(|(q, _)| q == id)
+            .map_or(0, |&(_, n)| n)
+    }
+
+    fn set_totals(&mut self, totals: impl IntoIterator<Item = (String, u32)>) {
+        for (id, n) in totals {
+            match self.votes.iter_mut().find(|(q, _)| *q == id) {
+                Some((_, total)) => *total = n,
+                None => self.votes.push((id, n)),
+            }
+        }
+    }
+
     fn push(&mut self, line: Line) {
         self.lines.push_back(line);
         while self.lines.len() > KEEP_MESSAGES {
@@ -160,7 +184,7 @@ impl ChatState {
         }
     }
 
-    fn welcome(&mut self, w: Welcome, now: f64) {
+    fn welcome(&mut self, w: Welcome, totals: Vec<(String, u32)>, now: f64) {
         let same_room = self.epoch == Some(w.epoch);
         self.online = true;
         self.viewer_id = Some(w.viewer_id);
@@ -174,7 +198,9 @@ impl ChatState {
         self.slow_mode_secs = w.settings.slow_mode_secs;
         self.max_chars = w.limits.chat_max_chars;
         self.pinned = w.pinned.map(|p| *p);
-        self.votes = w.votes;
+        self.votes.clear();
+        self.set_totals(w.votes);
+        self.set_totals(totals);
         if !(w.recovered && same_room) {
             // Another epoch, or too far behind: what we show is replaced. Pending
             // messages stay; they are re-sent and confirmed by clientId.
@@ -203,7 +229,7 @@ impl ChatState {
             RoomEvent::Pinned(p) => self.pinned = p.question,
             RoomEvent::Answered(a) => {
                 self.unpin(&a.id);
-                self.votes.remove(&a.id);
+                self.votes.retain(|(q, _)| *q != a.id);
             }
             RoomEvent::Unknown => {}
         }
@@ -236,14 +262,17 @@ impl ChatState {
         });
     }
 
-    fn frame(&mut self, frame: ServerMessage, now: f64) {
+    fn frame(&mut self, frame: ServerMessage, totals: Vec<(String, u32)>, now: f64) {
         match frame {
-            ServerMessage::Welcome(w) => self.welcome(w, now),
+            ServerMessage::Welcome(w) => self.welcome(w, totals, now),
             ServerMessage::Chat(m) => self.event(RoomEvent::Chat(m), now),
             ServerMessage::Deleted(d) => self.event(RoomEvent::Deleted(d), now),
             ServerMessage::Pinned(p) => self.event(RoomEvent::Pinned(p), now),
             ServerMessage::Answered(a) => self.event(RoomEvent::Answered(a), now),
-            ServerMessage::Votes(v) => self.votes.extend(v.counts),
+            ServerMessage::Votes(v) => {
+                self.set_totals(v.counts);
+                self.set_totals(totals);
+            }
             ServerMessage::Hearts(Hearts { total, .. }) => {
                 self.hearts_total = self.hearts_total.max(total)
             }
@@ -497,12 +526,18 @@ mod tests {
         s.apply(frame(ServerMessage::Votes(lucarne_protocol::Votes {
             counts: [("q".to_owned(), 3)].into(),
         })));
-        assert_eq!(s.votes.get("q"), Some(&3));
+        assert_eq!(s.total("q"), 3);
+        s.apply(Action::Counted(
+            ServerMessage::Votes(Default::default()),
+            vec![("q".to_owned(), 4), ("r".to_owned(), 1)],
+            0.0,
+        ));
+        assert_eq!((s.total("q"), s.total("r"), s.total("s")), (4, 1, 0));
         s.apply(frame(ServerMessage::Answered(lucarne_protocol::Answered {
             seq: 3,
             id: "q".into(),
         })));
-        assert!(s.pinned.is_none() && s.votes.is_empty());
+        assert!(s.pinned.is_none() && s.total("q") == 0 && s.total("r") == 1);
         s.apply(frame(ServerMessage::Pinned(lucarne_protocol::Pinned {
             seq: 4,
             question: Some(q.clone()),

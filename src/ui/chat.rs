@@ -323,7 +323,7 @@ pub(crate) fn chat(props: &ChatProps) -> Html {
                         if m.question {
                             class.push_str(" question");
                         }
-                        let votes = state.votes.get(&m.id).copied().unwrap_or(0);
+                        let votes = state.total(&m.id);
                         let voted = state.voted.contains(&m.id);
                         html! {
                             <li key={if m.id.is_empty() { m.client_id.clone().unwrap_or_default() } else { m.id.clone() }}

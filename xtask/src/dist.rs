@@ -279,7 +279,11 @@ fn ts_module(std_build: &StdBuild, rustflags: &str, dist: &Path) -> Result<()> {
             "--converge",
             "--low-memory-unused",
         ])
-        .args(["--strip-debug", "--strip-producers"])
+        .args([
+            "--strip-debug",
+            "--strip-producers",
+            "--strip-target-features",
+        ])
         .arg(staged.join("lucarne_ts_bg.wasm"))
         .arg("-o")
         .arg(dist.join("lucarne_ts_bg.wasm")))?;

@@ -1,8 +1,6 @@
 //! This module contains fragments bundles, a [BList]
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use crate::utils::HashSet;
-use std::hash::Hash;
 use std::ops::Deref;
 
 use web_sys::Element;
@@ -88,24 +86,27 @@ impl NodeWriter<'_> {
         Self { slot: next, ..self }
     }
 }
-/// Helper struct implementing [Eq] and [Hash] by only looking at a node's key
+/// A bundle node of a keyed list with its index in the bundle's order
 struct KeyedEntry(usize, BNode);
 impl Borrow<Key> for KeyedEntry {
     fn borrow(&self) -> &Key {
         self.1.key().expect("unkeyed child in fully keyed list")
     }
 }
-impl Hash for KeyedEntry {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        <Self as Borrow<Key>>::borrow(self).hash(state)
-    }
+
+/// lucarne: takes the entry of `key` out of `spare`, the keyed bundles not yet reused
+/// in the bundle's order, searching from `hint` (just after the entry taken last) and
+/// wrapping around. A list reconciled in the same order as before (a chat that gains a
+/// line at one end and loses one at the other) finds each key at the first place
+/// looked, so this walk replaces a hash set at no cost in time. See PATCHES.md.
+fn take_keyed(spare: &mut [Option<KeyedEntry>], hint: &mut usize, key: &Key) -> Option<KeyedEntry> {
+    let start = (*hint).min(spare.len());
+    let at = (start..spare.len())
+        .chain(0..start)
+        .find(|&i| spare[i].as_ref().is_some_and(|e| <KeyedEntry as Borrow<Key>>::borrow(e) == key))?;
+    *hint = at + 1;
+    spare[at].take()
 }
-impl PartialEq for KeyedEntry {
-    fn eq(&self, other: &Self) -> bool {
-        <Self as Borrow<Key>>::borrow(self) == <Self as Borrow<Key>>::borrow(other)
-    }
-}
-impl Eq for KeyedEntry {}
 
 impl BNode {
     /// Assert that a bundle node is a list, or convert it to a list with a single child
@@ -213,14 +214,15 @@ impl BList {
         );
 
         if cfg!(debug_assertions) {
-            let mut keys = HashSet::with_capacity_and_hasher(left_vdoms.len(), Default::default());
+            let mut keys: Vec<&Key> = Vec::with_capacity(left_vdoms.len());
             for (idx, n) in left_vdoms.iter().enumerate() {
                 let key = key!(n);
                 debug_assert!(
-                    keys.insert(key!(n)),
+                    !keys.contains(&key),
                     "duplicate key detected: {key} at index {idx}. Keys in keyed lists must be \
                      unique!",
                 );
+                keys.push(key);
             }
         }
 
@@ -282,19 +284,14 @@ impl BList {
         }
         let (matching_len_start, bundle_middle) = (matching_len_start, bundle_middle);
 
-        // BNode contains js objects that look suspicious to clippy but are harmless
-        #[allow(clippy::mutable_key_type)]
-        let mut spare_bundles: HashSet<KeyedEntry> = HashSet::with_capacity_and_hasher(bundle_middle.len(), Default::default());
+        // lucarne: the spare bundles in their order, searched by `take_keyed`, in place of
+        // a hash set. A key found twice in the bundle (a list rendered with duplicate keys)
+        // reuses the copy found first; the other is removed with the unused ones.
+        let mut spare_bundles: Vec<Option<KeyedEntry>> = Vec::with_capacity(bundle_middle.len());
+        let mut spare_hint = 0;
         let mut spliced_middle = rev_bundles.splice(bundle_middle, std::iter::empty());
         for (idx, r) in (&mut spliced_middle).enumerate() {
-            #[cold]
-            fn duplicate_in_bundle(root: &BSubtree, parent: &Element, r: BNode) {
-                test_log!("removing: {:?}", r);
-                r.detach(root, parent, false);
-            }
-            if let Some(KeyedEntry(_, dup)) = spare_bundles.replace(KeyedEntry(idx, r)) {
-                duplicate_in_bundle(root, parent, dup);
-            }
+            spare_bundles.push(Some(KeyedEntry(idx, r)));
         }
 
         // Step 2.2. Put the middle part back together in the new key order
@@ -325,7 +322,7 @@ impl BList {
             .drain(matching_len_start..) // lefts_to.. has been drained
             .rev()
         {
-            let ancestor = spare_bundles.take(key!(l));
+            let ancestor = take_keyed(&mut spare_bundles, &mut spare_hint, key!(l));
             // Check if we need to shift or commit a run
             if let Some(run) = current_run.as_mut() {
                 if let Some(KeyedEntry(idx, _)) = ancestor {
@@ -390,7 +387,7 @@ impl BList {
         rev_bundles.splice(matching_len_end..matching_len_end, replacements);
 
         // Step 2.3. Remove any extra rights
-        for KeyedEntry(_, r) in spare_bundles.drain() {
+        for KeyedEntry(_, r) in spare_bundles.into_iter().flatten() {
             test_log!("removing: {:?}", r);
             r.detach(root, parent, false);
         }

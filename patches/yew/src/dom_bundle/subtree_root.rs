@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use crate::utils::HashSet;
 use std::hash::{Hash, Hasher};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -249,8 +248,10 @@ impl Eq for WeakSubtree {}
 /// Per tree data, shared between all subtrees in the hierarchy
 #[derive(Debug, Default)]
 struct AppData {
-    subtrees: HashSet<WeakSubtree>,
-    listening: HashSet<EventDescriptor>,
+    // lucarne: vectors in place of hash sets (a few subtrees, a few dozen event kinds at
+    // most), see PATCHES.md
+    subtrees: Vec<WeakSubtree>,
+    listening: Vec<EventDescriptor>,
 }
 
 impl AppData {
@@ -258,16 +259,21 @@ impl AppData {
         for event in self.listening.iter() {
             subtree.add_listener(event);
         }
-        self.subtrees.insert(WeakSubtree {
+        let weak = WeakSubtree {
             subtree_id: subtree.subtree_id,
             weak_ref: Rc::downgrade(subtree),
-        });
+        };
+        // As `HashSet::insert`: an equal subtree already there stays.
+        if !self.subtrees.contains(&weak) {
+            self.subtrees.push(weak);
+        }
     }
 
     fn ensure_handled(&mut self, desc: &EventDescriptor) {
-        if !self.listening.insert(desc.clone()) {
+        if self.listening.contains(desc) {
             return;
         }
+        self.listening.push(desc.clone());
         self.subtrees.retain(|subtree| {
             if let Some(subtree) = subtree.weak_ref.upgrade() {
                 subtree.add_listener(desc);

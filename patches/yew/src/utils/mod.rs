@@ -112,27 +112,3 @@ impl<T: Clone> RcExt<T> for std::rc::Rc<T> {
     }
 }
 
-/// lucarne: the hasher of yew's hash maps and sets, instead of std's `RandomState`
-/// (SipHash-1-3 with per-process keys): a multiply-rotate hash, as rustc's FxHasher. The
-/// keys hashed are event names, attribute names, element tag names, listener and
-/// subtree ids and a list's keys, all set by the widget's own code. See PATCHES.md.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct SmallHasher(u64);
-
-impl std::hash::Hasher for SmallHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// `std::collections::HashMap` with [`SmallHasher`].
-pub(crate) type HashMap<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<SmallHasher>>;
-/// `std::collections::HashSet` with [`SmallHasher`].
-pub(crate) type HashSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<SmallHasher>>;

@@ -32,12 +32,25 @@ macro_rules! gen_listener_kinds {
         /// Supported kinds of DOM event listeners
         // Using instead of strings to optimise registry collection performance by simplifying
         // hashmap hash calculation.
-        #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+        #[derive(PartialEq, Eq, Hash, Debug)]
         #[allow(non_camel_case_types)]
         #[allow(missing_docs)]
         pub enum ListenerKind {
             $( $kind, )*
             other(std::borrow::Cow<'static, str>),
+        }
+
+        // lucarne: a derived `Clone` is a `match` of about 90 arms, which opt-level "z"
+        // compiles to a jump table with code per arm (see PATCHES.md).
+        impl Clone for ListenerKind {
+            fn clone(&self) -> Self {
+                match self {
+                    Self::other(type_name) => Self::other(type_name.clone()),
+                    // SAFETY: every other variant has no fields, so owns nothing: a
+                    // bitwise copy of it is a clone.
+                    _ => unsafe { std::ptr::read(self) },
+                }
+            }
         }
 
         // lucarne: names looked up by index in one table instead of a `match` with a

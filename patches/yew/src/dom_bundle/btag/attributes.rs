@@ -1,4 +1,3 @@
-use crate::utils::HashMap;
 use std::ops::Deref;
 
 use indexmap::IndexMap;
@@ -111,8 +110,10 @@ impl Attributes {
         new: &IndexMap<AttrValue, AttributeOrProperty>,
         old: &IndexMap<AttrValue, AttributeOrProperty>,
     ) {
+        // lucarne: the keys are searched in order rather than hashed (a few attributes per
+        // element), see PATCHES.md
         for (key, value) in new.iter() {
-            match old.get(key) {
+            match old.iter().find(|(k, _)| *k == key).map(|(_, v)| v) {
                 Some(old_value) => {
                     if value != old_value {
                         Self::set(el, key, value);
@@ -123,17 +124,21 @@ impl Attributes {
         }
 
         for (key, value) in old.iter() {
-            if !new.contains_key(key) {
+            if !new.keys().any(|k| k == key) {
                 Self::remove(el, key, value);
             }
         }
     }
 
-    /// Convert [Attributes] pair to [HashMap]s and patch changes to `el`.
+    /// Convert [Attributes] pair to lists of pairs and patch changes to `el`.
     /// Works with any [Attributes] variants.
+    ///
+    /// lucarne: lists searched in order rather than hash maps (a few attributes per
+    /// element); as with the maps, the last value of a repeated key counts. See
+    /// PATCHES.md.
     #[cold]
     fn apply_diff_as_maps<'a>(el: &Element, new: &'a Self, old: &'a Self) {
-        fn collect(src: &Attributes) -> HashMap<&str, &AttributeOrProperty> {
+        fn collect(src: &Attributes) -> Vec<(&str, &AttributeOrProperty)> {
             use Attributes::*;
 
             match src {
@@ -147,22 +152,37 @@ impl Attributes {
             }
         }
 
+        /// The value `pairs` gives `key` (the last one, as a map built from them would).
+        fn get<'a>(
+            pairs: &[(&str, &'a AttributeOrProperty)],
+            key: &str,
+        ) -> Option<&'a AttributeOrProperty> {
+            pairs.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        }
+
         let new = collect(new);
         let old = collect(old);
 
+        // Each key once, at its last occurrence: the value a map would keep.
+        let last = |pairs: &[(&str, &AttributeOrProperty)], i: usize| {
+            !pairs[i + 1..].iter().any(|(later, _)| *later == pairs[i].0)
+        };
+
         // Update existing or set new
-        for (k, new) in new.iter() {
-            if match old.get(k) {
-                Some(old) => old != new,
-                None => true,
-            } {
-                Self::set(el, k, new);
+        for (i, (k, new_value)) in new.iter().enumerate() {
+            if last(&new, i)
+                && match get(&old, k) {
+                    Some(old) => old != *new_value,
+                    None => true,
+                }
+            {
+                Self::set(el, k, new_value);
             }
         }
 
         // Remove missing
-        for (k, old_value) in old.iter() {
-            if !new.contains_key(k) {
+        for (i, (k, old_value)) in old.iter().enumerate() {
+            if last(&old, i) && get(&new, k).is_none() {
                 Self::remove(el, k, old_value);
             }
         }
