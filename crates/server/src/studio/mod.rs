@@ -76,7 +76,7 @@ use axum::{Json, Router};
 use lucarne_protocol::studio::{
     StudioError, StudioErrorCode, StudioHealth, StudioUnlock, StudioUnlocked,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
