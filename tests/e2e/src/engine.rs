@@ -217,7 +217,25 @@ impl Browser {
         }
     }
 
+    /// [`Browser::launch_once`], and once more when the browser opened no session in
+    /// time: on a loaded machine a browser's start (WebKitGTK's, in a full run) now and
+    /// then takes longer than [`REQUEST_TIMEOUT`]. The first attempt's driver, browser
+    /// and display are gone with it; a second failure is the test's.
     async fn launch_with(
+        engine: Engine,
+        phone: Option<Viewport>,
+        fake_media: bool,
+    ) -> Result<Self> {
+        match Self::launch_once(engine, phone, fake_media).await {
+            Err(e) if e.to_string().contains("new session timed out") => {
+                eprintln!("{e}; starting {} once more", engine.name());
+                Self::launch_once(engine, phone, fake_media).await
+            }
+            other => other,
+        }
+    }
+
+    async fn launch_once(
         engine: Engine,
         phone: Option<Viewport>,
         fake_media: bool,
