@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::engine::Browser;
 use crate::wait::{wait_until, Check};
+use crate::{free_port, Origin, OriginConfig, StaticServer};
 
 /// What the console shows, read from its page: `unlocked`, `unlockError`, `modNote`,
 /// `badge`, `live` (`yes`, `no`, `reconnecting`), `status`, `statusKind`, `chat` (its
@@ -125,4 +126,51 @@ pub async fn click(browser: &Browser, id: &str) -> Result<f64> {
         )
         .await?;
     Ok(at.as_f64().unwrap_or(0.0))
+}
+
+/// The broadcaster token of [`start_origin`]'s server.
+pub const TOKEN: &str = "e2e-broadcaster-token";
+
+/// A server with the `studio` stream (key `e2e-key`, the broadcaster token [`TOKEN`])
+/// and a site on another origin whose `live.html` embeds it.
+pub async fn start_origin() -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
+    start_origin_with(&[]).await
+}
+
+/// [`start_origin`] with more server arguments.
+pub async fn start_origin_with(
+    extra: &[&str],
+) -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
+    let dir = tempfile::Builder::new()
+        .prefix("lucarne-e2e-studio-")
+        .tempdir()?;
+    let site = StaticServer::start(dir.path()).await?;
+    let rtmp_port = free_port()?;
+    let mut config = OriginConfig::from_env()?;
+    config.extra_args = vec![
+        "--no-demo".into(),
+        "--embed-origin".into(),
+        site.url(),
+        "--rtmp-listen".into(),
+        format!("127.0.0.1:{rtmp_port}"),
+        "--stream-key".into(),
+        "e2e-key=studio".into(),
+        "--broadcaster-token".into(),
+        TOKEN.into(),
+    ];
+    config
+        .extra_args
+        .extend(extra.iter().map(|a| a.to_string()));
+    let origin = Origin::start_with(config).await?;
+    let s = origin.url();
+    std::fs::write(
+        dir.path().join("live.html"),
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>Masterclass</title></head>\n<body><h1>Masterclass, live</h1>\n\
+             <script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
+             </body></html>\n"
+        ),
+    )?;
+    Ok((dir, site, origin, rtmp_port))
 }

@@ -7,17 +7,14 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use lucarne_e2e::{
-    finish_viewers, serial, wait_until, Browser, ChatView, Check, Origin, OriginConfig,
-    StaticServer,
-};
+use lucarne_e2e::studio::{start_origin, type_secret, TOKEN};
+use lucarne_e2e::{finish_viewers, serial, wait_until, Browser, ChatView, Check};
 use serde_json::Value;
 
 /// Page loads, sockets welcomed.
 const READY: Duration = Duration::from_secs(20);
 /// From a click in one browser to the other's screen, on one machine.
 const DELIVERY: Duration = Duration::from_secs(5);
-const TOKEN: &str = "e2e-broadcaster-token";
 
 /// The first widget's pinned question (`null` when none), and its question lines'
 /// vote buttons, from inside its shadow root.
@@ -80,32 +77,8 @@ async fn console_click(browser: &Browser, text: &str, class: &str) -> Result<()>
 async fn a_viewers_question_is_voted_pinned_over_the_widget_and_the_overlay_then_answered(
 ) -> Result<()> {
     let _one_at_a_time = serial().await;
-    let dir = tempfile::Builder::new()
-        .prefix("lucarne-e2e-questions-")
-        .tempdir()?;
-    let site = StaticServer::start(dir.path()).await?;
-    let mut config = OriginConfig::from_env()?;
-    config.extra_args = [
-        "--no-demo",
-        "--embed-origin",
-        &site.url(),
-        "--stream-key",
-        "e2e-key=studio",
-        "--broadcaster-token",
-        TOKEN,
-    ]
-    .map(String::from)
-    .to_vec();
-    let origin = Origin::start_with(config).await?;
+    let (_dir, site, origin, _rtmp_port) = start_origin().await?;
     let s = origin.url();
-    std::fs::write(
-        dir.path().join("live.html"),
-        format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"></head>\n\
-             <body><script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
-             </body></html>\n"
-        ),
-    )?;
     let console = Browser::launch_from_env().await?;
     let viewer = match Browser::launch_from_env().await {
         Ok(b) => b,
@@ -117,13 +90,7 @@ async fn a_viewers_question_is_voted_pinned_over_the_widget_and_the_overlay_then
     let question = "Which lens is that?";
     let result = async {
         console.goto(&format!("{s}/studio/studio")).await?;
-        console
-            .execute(
-                "document.getElementById('secret').value = arguments[0];\n\
-                 document.getElementById('unlock').requestSubmit();",
-                vec![Value::from(TOKEN)],
-            )
-            .await?;
+        type_secret(&console, TOKEN).await?;
         wait_js(&console, CONSOLE_JS, "the console's chat", |c| {
             c["chatOpen"] == true
         })

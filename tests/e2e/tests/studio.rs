@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lucarne_e2e::studio::{
-    click, figure_number, health as console_health, state as console_state, type_secret,
-    wait_for as wait_console,
+    click, figure_number, health as console_health, start_origin, start_origin_with,
+    state as console_state, type_secret, wait_for as wait_console, TOKEN,
 };
 use lucarne_e2e::{
-    finish_viewers, free_port, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine,
-    Origin, OriginConfig, Probe, RtmpPublisher, StaticServer, TcpProxy,
+    finish_viewers, only_on_any, serial, wait_until, Browser, ChatView, Check, Engine, Probe,
+    RtmpPublisher, TcpProxy,
 };
 use serde_json::Value;
 
@@ -35,55 +35,10 @@ const READY: Duration = Duration::from_secs(20);
 const FIRST_FRAMES: Duration = Duration::from_secs(5);
 /// From a viewer's click to the console's screen, on one machine.
 const DELIVERY: Duration = Duration::from_secs(5);
-const TOKEN: &str = "e2e-broadcaster-token";
 /// Why WebKit does not run the go-live test (also in xtask's ENGINE_ONLY).
 const WEBKIT_RECORDER: &str = "KNOWN GAP: WebKitGTK 2.50's MediaRecorder, with its mock camera \
      (which previews fine), hands no data here: no chunk per 200 ms timeslice and a 0-byte blob \
      at stop, for video/mp4 (the only type it takes), also with GStreamer's x264enc installed";
-
-/// A server with the `studio` stream (key `e2e-key`, the broadcaster token [`TOKEN`])
-/// and a site on another origin whose `live.html` embeds it.
-async fn start_origin() -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
-    start_origin_with(&[]).await
-}
-
-/// [`start_origin`] with more server arguments.
-async fn start_origin_with(
-    extra: &[&str],
-) -> Result<(tempfile::TempDir, StaticServer, Origin, u16)> {
-    let dir = tempfile::Builder::new()
-        .prefix("lucarne-e2e-studio-")
-        .tempdir()?;
-    let site = StaticServer::start(dir.path()).await?;
-    let rtmp_port = free_port()?;
-    let mut config = OriginConfig::from_env()?;
-    config.extra_args = vec![
-        "--no-demo".into(),
-        "--embed-origin".into(),
-        site.url(),
-        "--rtmp-listen".into(),
-        format!("127.0.0.1:{rtmp_port}"),
-        "--stream-key".into(),
-        "e2e-key=studio".into(),
-        "--broadcaster-token".into(),
-        TOKEN.into(),
-    ];
-    config
-        .extra_args
-        .extend(extra.iter().map(|a| a.to_string()));
-    let origin = Origin::start_with(config).await?;
-    let s = origin.url();
-    std::fs::write(
-        dir.path().join("live.html"),
-        format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>Masterclass</title></head>\n<body><h1>Masterclass, live</h1>\n\
-             <script async src=\"{s}/lucarne.js\" data-src=\"{s}/s/studio\"></script>\n\
-             </body></html>\n"
-        ),
-    )?;
-    Ok((dir, site, origin, rtmp_port))
-}
 
 /// Clicks "Delete" on the console's chat line that shows `text`.
 async fn browser_click_delete(browser: &Browser, text: &str) -> Result<()> {

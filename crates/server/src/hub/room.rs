@@ -634,17 +634,7 @@ impl Room {
                 seq: 0,
                 id: id.to_owned(),
             });
-            let epoch = self.lock().log.epoch();
-            return cluster
-                .append(&self.id, epoch, now_ms, &event)
-                .await
-                .map(|a| match a {
-                    Appended::New(seq) | Appended::Duplicate(seq) => seq,
-                })
-                .map_err(|e| {
-                    tracing::warn!(room = %self.id, "chat: redis: {e}");
-                    unavailable()
-                });
+            return self.append_shared(cluster, now_ms, &event).await;
         }
         let mut st = self.lock();
         if st.log.remove_chat(id) == Removal::Unknown {
@@ -652,16 +642,10 @@ impl Room {
         }
         // Removed from the window, or older: the store may still have it.
         self.record(&mut st, Change::Removed { id: id.to_owned() });
-        let (seq, frame, event) = st.log.publish(now_ms, |new| {
-            RoomEvent::Deleted(Deleted {
-                seq: new.seq,
-                id: id.to_owned(),
-            })
-        });
-        st.questions.see(&event.event);
-        self.record(&mut st, Change::Appended(event));
-        self.fanout.send(Outbound::Event { seq, frame });
-        Ok(seq)
+        let id = id.to_owned();
+        Ok(self.publish_local(&mut st, now_ms, |seq| {
+            RoomEvent::Deleted(Deleted { seq, id })
+        }))
     }
 
     /// A viewer's +1 on an open question; `Ok(false)` when it did not count (not an
@@ -743,23 +727,46 @@ impl Room {
     async fn publish_event(&self, make: impl FnOnce(Seq) -> RoomEvent) -> Result<(), Refusal> {
         let now_ms = now_ms();
         if let Some(cluster) = &self.cluster {
-            let event = make(0);
-            let epoch = self.lock().log.epoch();
-            return cluster
-                .append(&self.id, epoch, now_ms, &event)
+            return self
+                .append_shared(cluster, now_ms, &make(0))
                 .await
-                .map(|_| ())
-                .map_err(|e| {
-                    tracing::warn!(room = %self.id, "chat: redis: {e}");
-                    unavailable()
-                });
+                .map(|_| ());
         }
-        let mut st = self.lock();
+        self.publish_local(&mut self.lock(), now_ms, make);
+        Ok(())
+    }
+
+    /// With `--redis`: appends a staff's event (seq left 0) to the room's stream; it
+    /// comes back to every node by the follower. Refused `unavailable` without Redis.
+    async fn append_shared(
+        &self,
+        cluster: &Cluster,
+        now_ms: u64,
+        event: &RoomEvent,
+    ) -> Result<Seq, Refusal> {
+        let epoch = self.lock().log.epoch();
+        match cluster.append(&self.id, epoch, now_ms, event).await {
+            Ok(Appended::New(seq) | Appended::Duplicate(seq)) => Ok(seq),
+            Err(e) => {
+                tracing::warn!(room = %self.id, "chat: redis: {e}");
+                Err(unavailable())
+            }
+        }
+    }
+
+    /// On one node: gives a staff's event the next seq, follows it in the questions,
+    /// records it and sends it, under the lock the caller holds.
+    fn publish_local(
+        &self,
+        st: &mut State,
+        now_ms: u64,
+        make: impl FnOnce(Seq) -> RoomEvent,
+    ) -> Seq {
         let (seq, frame, event) = st.log.publish(now_ms, |id| make(id.seq));
         st.questions.see(&event.event);
-        self.record(&mut st, Change::Appended(event));
+        self.record(st, Change::Appended(event));
         self.fanout.send(Outbound::Event { seq, frame });
-        Ok(())
+        seq
     }
 
     /// Moderation: bans an identity and closes its connections (on every node).
