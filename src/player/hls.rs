@@ -34,6 +34,22 @@
 //! that number is not in it; its init segment follows (`mse` changes the SourceBuffer's
 //! type when the codecs differ).
 //!
+//! # LL-HLS parts
+//! A live media playlist that lists parts (`EXT-X-PART-INF`, `EXT-X-PART`) of fMP4
+//! segments and whose server blocks reloads (`CAN-BLOCK-RELOAD=YES`) is followed part
+//! by part, `PART-HOLD-BACK` behind the newest (`LatencyPolicy::ll_hls`): the loader
+//! starts on the newest independent part that leaves that much (`part_start`), loads
+//! each listed part, and asks for the next one with a blocking reload
+//! (`?_HLS_msn=M&_HLS_part=P`, RFC 8216bis 6.2.5.2), which the server answers the moment
+//! that part exists; behind a CDN, every viewer's request for the same next part is
+//! the same URL, answered once. That is two requests a part (about ten a second with
+//! 100 ms parts), each answered as soon as the part is cut. Complete segments the
+//! cursor has none of are loaded whole (after a pause, or at the start when too few
+//! parts are listed); a variant switch waits for a segment's first part. Parts are not
+//! abandoned (a part is a tenth of a segment; the next decision comes soon enough).
+//! This is the path whenever the widget has no push: a stream from another LL-HLS
+//! server, or lucarne's own through a CDN that does not carry WebSockets.
+//!
 //! # MPEG-TS
 //! A segment without `EXT-X-MAP` whose URI ends in `.ts` or whose bytes start like
 //! MPEG-TS (`tracks::ts_uri`, `tracks::ts_bytes`) goes through the TS module (`ts`),
@@ -49,7 +65,7 @@ use super::events::{Event, SourceEvent, Tx};
 use super::fetch::{self, sleep_ms, AbortSlot, Download, FetchError};
 use super::latency::LatencyPolicy;
 use super::mp4::{self, InitInfo};
-use super::playlist::{self, Key, MediaPlaylist, Playlist, PlaylistError, Segment};
+use super::playlist::{self, Key, MediaPlaylist, Part, PartStep, Playlist, PlaylistError, Segment};
 use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
 use super::tracks;
 use super::ts::Transmuxer;
@@ -150,6 +166,7 @@ pub(crate) fn start(
         init_uri: None,
         init: None,
         cursor: None,
+        part: 0,
         backoff: Backoff::new(500.0, 8_000.0),
         down: false,
         ended: false,
@@ -181,6 +198,9 @@ struct Loader {
     init: Option<InitInfo>,
     /// Next media sequence number to load.
     cursor: Option<u64>,
+    /// Following LL-HLS parts: the next part of segment `cursor` to load (0: none of
+    /// it is loaded yet).
+    part: u32,
     backoff: Backoff,
     /// `Down` was reported and `Up` not yet.
     down: bool,
@@ -329,12 +349,29 @@ impl Loader {
             if media.ended && self.cursor.is_none() {
                 return self.run_vod(media).await;
             }
-            let policy = LatencyPolicy::hls(media.target_duration);
+            let parts = media.low_latency();
+            let policy = if parts {
+                LatencyPolicy::ll_hls(media.part_hold_back(), media.part_target)
+            } else {
+                self.part = 0;
+                LatencyPolicy::hls(media.target_duration)
+            };
             self.send(SourceEvent::Policy(policy));
-
-            let loaded_any = self.load_segments(&media, &policy).await;
+            if parts {
+                self.place_for_parts(&media, &policy);
+            }
+            let loaded_any = if self.part == 0 {
+                self.load_segments(&media, &policy).await
+            } else {
+                // Inside a segment: its remaining parts come next.
+                self.switched = false;
+                false
+            };
             if !self.alive.get() {
                 return;
+            }
+            if parts && !self.switched && self.follow_parts(&media).await {
+                continue;
             }
             if media.ended && self.cursor.is_some_and(|c| c >= media.end_msn()) {
                 self.send(SourceEvent::Ended);
@@ -450,12 +487,19 @@ impl Loader {
             self.url = u.clone();
             self.current = i;
             self.cursor = Some(msn);
+            self.part = 0;
             self.switched = true;
         }
     }
 
-    /// Loads a segment, feeding the ABR its progress and its timing.
-    async fn download(&mut self, url: &str, duration_s: f64) -> Result<Got, FetchError> {
+    /// Loads a segment or part, feeding the ABR its progress (when it may be
+    /// abandoned) and its timing.
+    async fn download(
+        &mut self,
+        url: &str,
+        duration_s: f64,
+        abandonable: bool,
+    ) -> Result<Got, FetchError> {
         let mut d = Download::start(url, SEGMENT_TIMEOUT_MS, &self.slot)?;
         loop {
             if let Some(data) = d.step(PROGRESS_MS).await? {
@@ -474,7 +518,9 @@ impl Loader {
                 return Ok(Got::Data(data));
             }
             let ahead_s = self.ahead();
-            let Some(abr) = &mut self.abr else { continue };
+            let Some(abr) = self.abr.as_mut().filter(|_| abandonable) else {
+                continue;
+            };
             let p = Progress {
                 rendition: self.current,
                 loaded: d.loaded,
@@ -542,7 +588,7 @@ impl Loader {
             };
             let mut attempt = 0;
             let data = loop {
-                let got = match self.download(&url, seg.duration).await {
+                let got = match self.download(&url, seg.duration, true).await {
                     Ok(Got::Data(d)) => self.decrypt(&seg, d).await.map(Got::Data),
                     other => other,
                 };
@@ -604,6 +650,123 @@ impl Loader {
             loaded = true;
         }
         loaded
+    }
+
+    /// Where to follow parts from: the cursor while it is in the playlist and within
+    /// the policy's reach of the edge, else the newest independent part that leaves
+    /// the hold back (or, when none does, whatever `load_segments` picks).
+    fn place_for_parts(&mut self, media: &MediaPlaylist, policy: &LatencyPolicy) {
+        let within = self.cursor.is_some_and(|c| {
+            media.part_step(c, self.part) != PartStep::Lost
+                && media.duration_from(c) <= policy.target + policy.jump_after
+        });
+        if !within {
+            self.part = 0;
+            self.cursor = None;
+            if let Some((msn, index)) = media.part_start(policy.target) {
+                self.cursor = Some(msn);
+                self.part = index;
+            }
+        }
+    }
+
+    /// Follows the live edge part by part from the cursor (see the module doc). True
+    /// if any part loaded. Stops when a whole segment is the better way on, the cursor
+    /// left the playlist, the ABR picks another variant, the browser wants no more
+    /// media, or a request fails (the regular reload that follows reports it).
+    async fn follow_parts(&mut self, first: &MediaPlaylist) -> bool {
+        let mut latest: Option<MediaPlaylist> = None;
+        let mut loaded = false;
+        while self.alive.get() && self.wanted.get() {
+            let media = latest.as_ref().unwrap_or(first);
+            let Some(msn) = self.cursor else { break };
+            let part = match media.part_step(msn, self.part) {
+                PartStep::Part(p) => p.clone(),
+                PartStep::Next => {
+                    self.cursor = Some(msn + 1);
+                    self.part = 0;
+                    continue;
+                }
+                PartStep::Segment | PartStep::Lost => break,
+                PartStep::Wait => {
+                    let wait_ms = (3000.0 * media.target_duration).clamp(0.0, 30_000.0) as u32;
+                    let url = blocking_url(&self.url, msn, self.part);
+                    let fresh =
+                        match fetch::text(&url, PLAYLIST_TIMEOUT_MS + wait_ms, &self.slot).await {
+                            Ok(text) => playlist::parse(&text),
+                            Err(_) => break,
+                        };
+                    match fresh {
+                        Ok(Playlist::Media(m)) if m.low_latency() => latest = Some(m),
+                        // Ended, or no longer LL-HLS: the regular reload takes it.
+                        _ => break,
+                    }
+                    continue;
+                }
+            };
+            if self.part == 0 {
+                if let Some(mut abr) = self.abr.take() {
+                    let i = self.decide(&mut abr, media.target_duration);
+                    self.abr = Some(abr);
+                    if i != self.current {
+                        self.switch(i, msn);
+                        break;
+                    }
+                }
+            }
+            let map = media.segments.last().and_then(|s| s.map.clone());
+            match self.load_part(media, &part, map).await {
+                Some(got) => {
+                    self.part += 1;
+                    loaded |= got;
+                }
+                None => break,
+            }
+        }
+        loaded
+    }
+
+    /// Loads part `p` of `media` (after init segment `map` when that is not the one
+    /// sent) and sends it with the live edge it shows. `Some(false)`: missing, skipped;
+    /// `None`: following parts should stop (the part is tried again later).
+    async fn load_part(
+        &mut self,
+        media: &MediaPlaylist,
+        p: &Part,
+        map: Option<String>,
+    ) -> Option<bool> {
+        if let Some(map) = map {
+            if replay::after_init(self.load_init(&map).await) != AfterInit::Proceed {
+                return None;
+            }
+        }
+        let url = fetch::resolve(&p.uri, &self.url)?;
+        let data = match self.download(&url, p.duration, false).await {
+            Ok(Got::Data(d)) => d,
+            Err(FetchError::Status(404 | 410)) => {
+                self.send(SourceEvent::Warning(format!(
+                    "part {}.{} is missing (404); skipped",
+                    p.msn, p.index
+                )));
+                return Some(false);
+            }
+            Ok(Got::Abandoned(_)) | Err(_) => return None,
+        };
+        if !self.alive.get() {
+            return None;
+        }
+        let head_len = data.length().min(64 * 1024);
+        let start = self
+            .init
+            .as_ref()
+            .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
+        self.send(SourceEvent::Media(data));
+        self.sent(p.duration);
+        if let Some(start) = start {
+            let edge = start + p.duration + media.duration_after_part(p.msn, p.index);
+            self.send(SourceEvent::Edge(edge));
+        }
+        Some(true)
     }
 
     /// Transmuxes TS segment `seg` and sends its tracks. `Some(false)`: skipped;
@@ -838,6 +1001,12 @@ impl Loader {
             }
         }
     }
+}
+
+/// `url` asking for part `part` of segment `msn`: a blocking playlist reload.
+fn blocking_url(url: &str, msn: u64, part: u32) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}_HLS_msn={msn}&_HLS_part={part}")
 }
 
 fn codecs_supported(codecs: &str) -> bool {

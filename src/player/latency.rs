@@ -50,6 +50,29 @@ impl LatencyPolicy {
         }
     }
 
+    /// For LL-HLS parts, `hold_back` (the playlist's `PART-HOLD-BACK`) behind the
+    /// newest part: like the push, but media comes a part at a time, so the catch-up
+    /// waits for a part's worth of drift and never speeds up on less than a part.
+    pub fn ll_hls(hold_back: f64, part_target: f64) -> Self {
+        let part = if part_target.is_finite() && part_target > 0.0 {
+            part_target.min(2.0)
+        } else {
+            0.2
+        };
+        let target = if hold_back.is_finite() && hold_back >= part {
+            hold_back.min(6.0)
+        } else {
+            3.0 * part
+        };
+        LatencyPolicy {
+            target,
+            catch_up_after: part.max(0.05),
+            min_ahead: part,
+            ease_off_below: 0.75 * part,
+            ..LatencyPolicy::low_latency()
+        }
+    }
+
     /// For HLS, following the usual three-target-durations hold back.
     pub fn hls(target_duration: f64) -> Self {
         let td = if target_duration.is_finite() && target_duration > 0.0 {
@@ -144,6 +167,20 @@ impl LatencyPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ll_hls_follows_the_part_hold_back_a_part_at_a_time() {
+        let p = LatencyPolicy::ll_hls(0.5, 0.1);
+        assert_eq!(p.target, 0.5);
+        assert_eq!(p.catch_up_after, 0.1);
+        assert_eq!(p.min_ahead, 0.1);
+        assert!((p.ease_off_below - 0.075).abs() < 1e-9);
+        assert_eq!(p.jump_after, LatencyPolicy::low_latency().jump_after);
+        // Nonsense from a playlist falls back to three parts, or to sane bounds.
+        assert!((LatencyPolicy::ll_hls(0.0, 0.2).target - 0.6).abs() < 1e-9);
+        assert!((LatencyPolicy::ll_hls(f64::NAN, f64::NAN).target - 0.6).abs() < 1e-9);
+        assert_eq!(LatencyPolicy::ll_hls(60.0, 1.0).target, 6.0);
+    }
 
     fn obs(position: f64, edge: f64, ahead: f64) -> Observation {
         Observation {

@@ -6,6 +6,10 @@
 //! size budget is that of hls.js's light build. Unknown tags are ignored, as the RFC
 //! asks. Pure: no web-sys.
 
+/// At most this many parts are read from a playlist (a server lists those of the last
+/// three target durations: about 30 with 100 ms parts).
+const MAX_PARTS: usize = 2000;
+
 /// A parsed playlist.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Playlist {
@@ -197,6 +201,38 @@ fn iv_hex(s: &str) -> Option<[u8; 16]> {
     Some(n.to_be_bytes())
 }
 
+/// One `EXT-X-PART` (LL-HLS, RFC 8216bis 4.4.4.9): a piece of a segment, listed as soon
+/// as it exists, before the segment it belongs to is complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// The segment it belongs to.
+    pub msn: u64,
+    /// Its place in that segment, from 0.
+    pub index: u32,
+    /// URI as written.
+    pub uri: String,
+    /// Seconds.
+    pub duration: f64,
+    /// `INDEPENDENT=YES`: it starts with a frame that needs no earlier one.
+    pub independent: bool,
+}
+
+/// What to do next when following the live edge part by part ([`MediaPlaylist::part_step`]).
+#[derive(Debug, PartialEq)]
+pub enum PartStep<'a> {
+    /// Load this part.
+    Part(&'a Part),
+    /// The segment is complete and none of it was loaded: load it whole.
+    Segment,
+    /// The segment is complete and its listed parts from here on are loaded: go on at
+    /// part 0 of the next one.
+    Next,
+    /// Not listed yet: ask for it with a blocking reload.
+    Wait,
+    /// Out of the playlist (fell out of its window, or far ahead): start again.
+    Lost,
+}
+
 /// A media playlist.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaPlaylist {
@@ -208,6 +244,16 @@ pub struct MediaPlaylist {
     pub segments: Vec<Segment>,
     /// `EXT-X-ENDLIST`: the broadcast is over.
     pub ended: bool,
+    /// LL-HLS parts, oldest first: those of the last few complete segments, then those
+    /// of the segment being made (after the last segment line).
+    pub parts: Vec<Part>,
+    /// `EXT-X-PART-INF:PART-TARGET`, seconds; 0 without parts.
+    pub part_target: f64,
+    /// `EXT-X-SERVER-CONTROL:PART-HOLD-BACK`, seconds; 0 when not given.
+    pub part_hold_back: f64,
+    /// `EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES`: the server holds a reload asking
+    /// for a part (`_HLS_msn`, `_HLS_part`) until that part exists.
+    pub can_block_reload: bool,
 }
 
 /// Why a playlist was rejected.
@@ -317,6 +363,8 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
     // The last tag was an `EXT-X-KEY`: a further one offers the same segments in
     // another key system, and one this player decrypts is kept over one it cannot.
     let mut keys_offered = false;
+    // Parts listed since the last segment line: they belong to the next segment.
+    let mut part_index = 0u32;
 
     for line in lines {
         if let Some(tag) = line.strip_prefix('#') {
@@ -357,6 +405,34 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
                     map = Some(attribute(value, "URI").ok_or_else(|| bad(line))?.to_owned())
                 }
                 "EXT-X-ENDLIST" => media.ended = true,
+                "EXT-X-PART-INF" => {
+                    media.part_target = attribute(value, "PART-TARGET")
+                        .and_then(decimal)
+                        .ok_or_else(|| bad(line))?
+                }
+                "EXT-X-SERVER-CONTROL" => {
+                    media.can_block_reload = attribute(value, "CAN-BLOCK-RELOAD") == Some("YES");
+                    if let Some(v) = attribute(value, "PART-HOLD-BACK") {
+                        media.part_hold_back = decimal(v).ok_or_else(|| bad(line))?;
+                    }
+                }
+                "EXT-X-PART" => {
+                    if media.parts.len() >= MAX_PARTS {
+                        return Err(PlaylistError::BadTag("more than 2000 parts".into()));
+                    }
+                    let uri = attribute(value, "URI").ok_or_else(|| bad(line))?;
+                    let duration = attribute(value, "DURATION")
+                        .and_then(decimal)
+                        .ok_or_else(|| bad(line))?;
+                    media.parts.push(Part {
+                        msn: *msn.get_or_insert(media.media_sequence),
+                        index: part_index,
+                        uri: uri.to_owned(),
+                        duration,
+                        independent: attribute(value, "INDEPENDENT") == Some("YES"),
+                    });
+                    part_index = part_index.saturating_add(1);
+                }
                 "EXT-X-KEY" => {
                     let k = Key::parse(value).ok_or_else(|| bad(line))?;
                     let keep = keys_offered && !matches!(key, Some(Key::Unsupported(_)));
@@ -376,6 +452,7 @@ pub fn parse(text: &str) -> Result<Playlist, PlaylistError> {
             });
         } else if let Some(d) = duration.take() {
             let n = *msn.get_or_insert(media.media_sequence);
+            part_index = 0;
             media.segments.push(Segment {
                 msn: n,
                 uri: line.to_owned(),
@@ -417,6 +494,81 @@ impl MediaPlaylist {
             .iter()
             .filter(|s| s.msn >= msn)
             .map(|s| s.duration)
+            .sum()
+    }
+
+    /// Parts are listed, the server blocks reloads for them, and the broadcast goes on:
+    /// the live edge can be followed part by part. Only for fMP4 segments in the clear
+    /// (parts of MPEG-TS or AES-128 segments are loaded as whole segments).
+    pub fn low_latency(&self) -> bool {
+        self.part_target > 0.0
+            && self.can_block_reload
+            && !self.ended
+            && self
+                .segments
+                .last()
+                .is_some_and(|s| s.map.is_some() && s.key.is_none())
+    }
+
+    /// Where to start following parts `hold_back` seconds behind the newest: the
+    /// newest independent part that leaves at least that much after its start (a
+    /// decoder can begin there). `None` when no listed part does.
+    pub fn part_start(&self, hold_back: f64) -> Option<(u64, u32)> {
+        let mut acc = 0.0;
+        self.parts.iter().rev().find_map(|p| {
+            acc += p.duration;
+            (p.independent && acc >= hold_back - 1e-6).then_some((p.msn, p.index))
+        })
+    }
+
+    /// What comes next when following parts at part `index` of segment `msn`.
+    pub fn part_step(&self, msn: u64, index: u32) -> PartStep<'_> {
+        if let Some(p) = self.part(msn, index) {
+            return PartStep::Part(p);
+        }
+        if msn < self.media_sequence {
+            return PartStep::Lost;
+        }
+        if self.get(msn).is_some() {
+            return if index == 0 {
+                PartStep::Segment
+            } else {
+                PartStep::Next
+            };
+        }
+        // The segment being made, or the first part of the next one (what a blocking
+        // reload for a part past the last of a segment waits for, §6.2.5.2).
+        if msn == self.end_msn() || (msn == self.end_msn() + 1 && index == 0) {
+            PartStep::Wait
+        } else {
+            PartStep::Lost
+        }
+    }
+
+    /// How far behind the newest part to play: `PART-HOLD-BACK`, else the three part
+    /// targets the spec asks servers for.
+    pub fn part_hold_back(&self) -> f64 {
+        if self.part_hold_back > 0.0 {
+            self.part_hold_back
+        } else {
+            3.0 * self.part_target
+        }
+    }
+
+    /// Part `index` of segment `msn`, when listed.
+    pub fn part(&self, msn: u64, index: u32) -> Option<&Part> {
+        self.parts
+            .iter()
+            .rev()
+            .find(|p| p.msn == msn && p.index == index)
+    }
+
+    /// Seconds of parts listed after part `index` of segment `msn`.
+    pub fn duration_after_part(&self, msn: u64, index: u32) -> f64 {
+        self.parts
+            .iter()
+            .filter(|p| (p.msn, p.index) > (msn, index))
+            .map(|p| p.duration)
             .sum()
     }
 
@@ -816,5 +968,103 @@ mod tests {
         assert_eq!(attribute("A=1,CODECS=\"a,b\",C=x", "CODECS"), Some("a,b"));
         assert_eq!(attribute("A=1,CODECS=\"a,b\",C=x", "C"), Some("x"));
         assert_eq!(attribute("A=\"unterminated", "A"), None);
+    }
+
+    /// lucarne-server's LL-HLS playlist as it serves it (abridged to two segments).
+    const LLHLS: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n\
+        #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.500,HOLD-BACK=3.000\n\
+        #EXT-X-PART-INF:PART-TARGET=0.100\n#EXT-X-MEDIA-SEQUENCE:41\n\
+        #EXT-X-MAP:URI=\"init.mp4\"\n\
+        #EXT-X-PART:DURATION=0.10000,URI=\"41.0.m4s\",INDEPENDENT=YES\n\
+        #EXT-X-PART:DURATION=0.10000,URI=\"41.1.m4s\"\n\
+        #EXTINF:0.20000,\n41.m4s\n\
+        #EXT-X-PART:DURATION=0.10000,URI=\"42.0.m4s\",INDEPENDENT=YES\n\
+        #EXT-X-PART:DURATION=0.08000,URI=\"42.1.m4s\"\n\
+        #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"42.2.m4s\"\n";
+
+    #[test]
+    fn ll_hls_parts_belong_to_their_segment_and_the_open_one() {
+        let m = media(LLHLS);
+        assert!(m.low_latency());
+        assert_eq!(m.part_target, 0.1);
+        assert_eq!(m.part_hold_back(), 0.5);
+        assert_eq!(m.segments.len(), 1);
+        assert_eq!(m.end_msn(), 42);
+        let names: Vec<_> = m.parts.iter().map(|p| (p.msn, p.index)).collect();
+        assert_eq!(names, [(41, 0), (41, 1), (42, 0), (42, 1)]);
+        assert_eq!(m.part(42, 1).map(|p| p.uri.as_str()), Some("42.1.m4s"));
+        assert!(m.part(42, 0).is_some_and(|p| p.independent));
+        assert!(!m.part(42, 1).unwrap().independent);
+        assert_eq!(m.part(42, 2), None);
+        assert!((m.duration_after_part(41, 1) - 0.18).abs() < 1e-9);
+        assert_eq!(m.duration_after_part(42, 1), 0.0);
+    }
+
+    #[test]
+    fn following_parts_loads_listed_ones_waits_for_the_next_and_skips_complete_segments() {
+        let m = media(LLHLS);
+        assert!(matches!(m.part_step(42, 1), PartStep::Part(p) if p.uri == "42.1.m4s"));
+        // The hinted part, and the first of the segment after the open one.
+        assert_eq!(m.part_step(42, 2), PartStep::Wait);
+        assert_eq!(m.part_step(43, 0), PartStep::Wait);
+        assert_eq!(m.part_step(43, 1), PartStep::Lost);
+        assert_eq!(m.part_step(44, 0), PartStep::Lost);
+        // Segment 41 is complete: past its last part, on to 42; nothing of it yet, whole.
+        assert_eq!(m.part_step(41, 2), PartStep::Next);
+        // Its parts no longer listed (older than the part window): whole.
+        let older = LLHLS
+            .replace(
+                "#EXT-X-PART:DURATION=0.10000,URI=\"41.0.m4s\",INDEPENDENT=YES\n",
+                "",
+            )
+            .replace("#EXT-X-PART:DURATION=0.10000,URI=\"41.1.m4s\"\n", "");
+        assert_eq!(media(&older).part_step(41, 0), PartStep::Segment);
+        assert_eq!(media(&older).part_step(41, 1), PartStep::Next);
+        assert_eq!(m.part_step(40, 0), PartStep::Lost);
+    }
+
+    #[test]
+    fn parts_start_on_an_independent_part_at_the_hold_back() {
+        let m = media(LLHLS);
+        // 0.18 s after 42.0's start: not enough for 0.5 s, so 41.0 (0.38 s) is too
+        // short too; none qualifies.
+        assert_eq!(m.part_start(0.5), None);
+        assert_eq!(m.part_start(0.3), Some((41, 0)));
+        assert_eq!(m.part_start(0.15), Some((42, 0)));
+        assert_eq!(m.part_start(0.0), Some((42, 0)));
+    }
+
+    #[test]
+    fn parts_without_blocking_or_after_the_end_are_not_followed() {
+        let plain = LLHLS.replace("CAN-BLOCK-RELOAD=YES,", "");
+        assert!(!media(&plain).low_latency());
+        assert!(!media(&format!("{LLHLS}#EXT-X-ENDLIST\n")).low_latency());
+        // Without PART-HOLD-BACK, three part targets.
+        let no_hold = LLHLS.replace(",PART-HOLD-BACK=0.500", "");
+        assert!((media(&no_hold).part_hold_back() - 0.3).abs() < 1e-9);
+        assert!(!media("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\na.m4s\n").low_latency());
+        // MPEG-TS (no EXT-X-MAP) and AES-128 segments go whole.
+        assert!(!media(&LLHLS.replace("#EXT-X-MAP:URI=\"init.mp4\"\n", "")).low_latency());
+        let key = "#EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n#EXT-X-MAP";
+        assert!(!media(&LLHLS.replace("#EXT-X-MAP", key)).low_latency());
+    }
+
+    #[test]
+    fn broken_parts_are_errors_and_a_flood_of_parts_is_refused() {
+        let no_uri = LLHLS.replace("URI=\"42.1.m4s\"", "X=1");
+        assert!(matches!(parse(&no_uri), Err(PlaylistError::BadTag(_))));
+        let bad_duration = LLHLS.replace("DURATION=0.08000", "DURATION=soon");
+        assert!(matches!(
+            parse(&bad_duration),
+            Err(PlaylistError::BadTag(_))
+        ));
+        let mut flood = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:1\n");
+        for i in 0..=MAX_PARTS {
+            flood.push_str(&format!("#EXT-X-PART:DURATION=0.1,URI=\"{i}.m4s\"\n"));
+        }
+        assert!(matches!(parse(&flood), Err(PlaylistError::BadTag(_))));
+        // A media sequence after a part would renumber it.
+        let late = LLHLS.replace("#EXT-X-MEDIA-SEQUENCE:41\n", "") + "#EXT-X-MEDIA-SEQUENCE:9\n";
+        assert!(matches!(parse(&late), Err(PlaylistError::BadTag(_))));
     }
 }

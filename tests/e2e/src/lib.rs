@@ -28,6 +28,8 @@
 //!   the chat toggle; taps on the picture), a busy room ([`ChatFirehose`]: other
 //!   viewers posting N messages a second) and a page that counts its chat sockets
 //!   ([`phone::socket_spy_page`]).
+//! - [`cdn`]: HTTP clients following LL-HLS part by part, and the tally of nginx's
+//!   access log saying how many part requests reached the origin.
 //! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
 //!   bench/measure.js's results; [`abr_bench`]: the ABR benchmark's schedule and
 //!   figures (`src/bin/bench_abr.rs`).
@@ -54,6 +56,7 @@
 
 pub mod abr_bench;
 pub mod bench_pages;
+pub mod cdn;
 pub mod chat;
 pub mod cluster;
 pub mod crowd;

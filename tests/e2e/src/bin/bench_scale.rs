@@ -17,17 +17,18 @@
 //!   LL-HLS playlist for `--seconds` after its first frame; latency is read from each
 //!   presented frame by bench/measure.js, as `bench playback` does. The page counts
 //!   the parts and whole segments hls.js loaded (stderr: `loaded`).
-//! - `lucarne_llhls_latency_p50_s`: not measured: the widget does not play LL-HLS parts
-//!   yet. The line says so, so that the key is present and honest.
+//! - `lucarne_llhls_latency_p50_s`: the widget (`bench/lucarne.html?llhls=1`: the HLS
+//!   playlist and no low-latency push, so it follows the LL-HLS parts) on the same
+//!   playlist, in the same browser engine, measured the same way, one after the other.
 //!
 //! Environment: `LUCARNE_SERVER_BIN` (the release server), `LUCARNE_DIST`,
 //! `LUCARNE_E2E_ENGINE` (Chromium by default), as the other benchmarks.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use lucarne_e2e::bench_pages;
+use lucarne_e2e::cdn::{self, PartTally};
 use lucarne_e2e::cluster::Nginx;
 use lucarne_e2e::process::free_port;
 use lucarne_e2e::stats::percentile;
@@ -79,9 +80,13 @@ async fn main() -> Result<()> {
     if let Err(e) = &cdn {
         eprintln!("bench_scale: cdn: {e:#}");
     }
-    let hlsjs = hlsjs_llhls_latency(&origin, opts.seconds).await;
+    let hlsjs = llhls_latency(&origin, "hlsjs", opts.seconds).await;
     if let Err(e) = &hlsjs {
         eprintln!("bench_scale: hls.js: {e:#}");
+    }
+    let lucarne = llhls_latency(&origin, "lucarne", opts.seconds).await;
+    if let Err(e) = &lucarne {
+        eprintln!("bench_scale: lucarne: {e:#}");
     }
     eprintln!(
         "bench_scale: media scale time {:.0} s",
@@ -94,127 +99,51 @@ async fn main() -> Result<()> {
     };
     println!("cdn_origin_requests_per_part: {}", fmt(&cdn, 2));
     println!("hlsjs_llhls_latency_p50_s: {}", fmt(&hlsjs, 3));
-    println!(
-        "lucarne_llhls_latency_p50_s: not measured (the widget does not play LL-HLS parts yet)"
-    );
+    println!("lucarne_llhls_latency_p50_s: {}", fmt(&lucarne, 3));
     Ok(())
 }
 
 /// The origin's requests per distinct part with `opts.clients` clients behind nginx.
 async fn cdn_origin_requests_per_part(origin: &Origin, opts: &Options) -> Result<f64> {
     let nginx = Nginx::start(free_port()?, &[origin.port()]).await?;
-    let base = nginx.url();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let follow_for = opts.follow;
-    let clients: Vec<_> = (0..opts.clients)
-        .map(|_| tokio::spawn(follow(http.clone(), base.clone(), follow_for)))
-        .collect();
-    let mut received = 0;
-    for c in clients {
-        received += c.await.context("a client panicked")??;
-    }
+    let received = cdn::follow_many(&nginx.url(), "demo", opts.clients, opts.follow).await?;
     // Let nginx write its log.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = nginx.access_tail(usize::MAX);
-
-    // Per part: requests from clients, and those nginx did not answer from its cache.
-    let mut asked: HashMap<&str, (u32, u32)> = HashMap::new();
-    for line in log.lines() {
-        let mut f = line.split(' ');
-        let (Some(uri), Some(cache)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let is_part = uri
-            .strip_prefix("/live/demo/")
-            .and_then(|u| u.strip_suffix(".m4s"))
-            .is_some_and(|u| u.split('.').count() == 2 && !u.contains('?'));
-        if !is_part {
-            continue;
-        }
-        let e = asked.entry(uri).or_default();
-        e.0 += 1;
-        if cache != "HIT" {
-            e.1 += 1;
-        }
-    }
-    if asked.is_empty() {
+    let tally = PartTally::read(&nginx.access_tail(usize::MAX), "demo");
+    if tally.parts() == 0 {
         bail!("no part in nginx's access log: {}", nginx.log_tail(20));
     }
-    let to_origin: u32 = asked.values().map(|v| v.1).sum();
-    let client_requests: u32 = asked.values().map(|v| v.0).sum();
-    let per_part = f64::from(to_origin) / asked.len() as f64;
     eprintln!(
         "bench_scale: cdn: {} clients received {received} parts in {} s: {} distinct parts, \
-         {client_requests} part requests, {to_origin} to the origin ({per_part:.2} per part)",
+         {} part requests, {} to the origin ({:.2} per part)",
         opts.clients,
-        follow_for.as_secs(),
-        asked.len()
+        opts.follow.as_secs(),
+        tally.parts(),
+        tally.client_requests(),
+        tally.to_origin(),
+        tally.per_part()
     );
-    Ok(per_part)
+    Ok(tally.per_part())
 }
 
-/// The next part a client asks for: the playlist's preload hint, `(msn, part)`.
-fn hint(playlist: &str) -> Option<(u64, u64)> {
-    let line = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))?;
-    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
-    let mut n = uri.strip_suffix(".m4s")?.split('.');
-    Some((n.next()?.parse().ok()?, n.next()?.parse().ok()?))
-}
-
-/// One client following the live edge part by part for `follow_for`; returns the number
-/// of parts it received.
-async fn follow(http: reqwest::Client, base: String, follow_for: Duration) -> Result<usize> {
-    let text = |url: String| {
-        let http = http.clone();
-        async move {
-            let r = http.get(&url).send().await?;
-            if r.status() != 200 {
-                bail!("{url}: {}", r.status());
-            }
-            Ok::<String, anyhow::Error>(r.text().await?)
-        }
-    };
-    let playlist = text(format!("{base}/live/demo/index.m3u8")).await?;
-    let mut next = hint(&playlist).context("no preload hint in the playlist")?;
-    let mut got = 0;
-    let end = Instant::now() + follow_for;
-    while Instant::now() < end {
-        let (msn, part) = next;
-        let playlist = text(format!(
-            "{base}/live/demo/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
-        ))
-        .await?;
-        let r = http
-            .get(format!("{base}/live/demo/{msn}.{part}.m4s"))
-            .send()
-            .await?;
-        if r.status() != 200 {
-            bail!("part {msn}.{part}: {}", r.status());
-        }
-        r.bytes().await?;
-        got += 1;
-        next = hint(&playlist).context("no preload hint in the playlist")?;
-    }
-    Ok(got)
-}
-
-/// hls.js in lowLatencyMode on the origin's LL-HLS playlist: p50 latency of the
-/// presented frames over `seconds` after the first one.
-async fn hlsjs_llhls_latency(origin: &Origin, seconds: u64) -> Result<f64> {
+/// `page` (`hlsjs`: hls.js in lowLatencyMode; `lucarne`: the widget without its push)
+/// on the origin's LL-HLS playlist: p50 latency of the presented frames over `seconds`
+/// after the first one.
+async fn llhls_latency(origin: &Origin, page: &str, seconds: u64) -> Result<f64> {
     let pages = StaticServer::start(bench_pages::dir()).await?;
     let browser = Browser::launch_from_env().await?;
-    let url = format!("{}/hlsjs.html?server={}&llhls=1", pages.url(), origin.url());
-    eprintln!("bench_scale: hls.js in {}: {url}", browser.engine().name());
-    let result = play(&browser, &url, seconds).await;
+    let url = format!(
+        "{}/{page}.html?server={}&llhls=1",
+        pages.url(),
+        origin.url()
+    );
+    eprintln!("bench_scale: {page} in {}: {url}", browser.engine().name());
+    let result = play(&browser, page, &url, seconds).await;
     let _ = browser.close().await;
     result
 }
 
-async fn play(browser: &Browser, url: &str, seconds: u64) -> Result<f64> {
+async fn play(browser: &Browser, page: &str, url: &str, seconds: u64) -> Result<f64> {
     browser.goto(url).await?;
     let start = Instant::now();
     loop {
@@ -231,15 +160,15 @@ async fn play(browser: &Browser, url: &str, seconds: u64) -> Result<f64> {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let m = bench_pages::read(browser).await?.unwrap_or_default();
     if !m.errors.is_empty() {
-        eprintln!("bench_scale: hls.js: page errors: {:?}", m.errors);
+        eprintln!("bench_scale: {page}: page errors: {:?}", m.errors);
     }
     for key in ["hls_state", "config", "loaded"] {
         if let Some(v) = m.raw.get(key) {
-            eprintln!("bench_scale: hls.js: {key} {v}");
+            eprintln!("bench_scale: {page}: {key} {v}");
         }
     }
     eprintln!(
-        "bench_scale: hls.js: {} samples, p95 {:?} s, {} stalls, {} unreadable frames",
+        "bench_scale: {page}: {} samples, p95 {:?} s, {} stalls, {} unreadable frames",
         m.samples.len(),
         percentile(&m.samples, 95.0),
         m.stalls,
