@@ -66,24 +66,9 @@ fn show_error(host: &HtmlElement, message: &str) {
 }
 
 /// The page's language (`<html lang>`), else the browser's preferences.
-fn page_lang(document: &web_sys::Document) -> Lang {
-    let page = document
-        .document_element()
-        .and_then(|e| e.get_attribute("lang"));
-    let browser: Vec<String> = web_sys::window()
-        .map(|w| {
-            w.navigator()
-                .languages()
-                .iter()
-                .filter_map(|l| l.as_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    Lang::pick(
-        page.iter()
-            .map(String::as_str)
-            .chain(browser.iter().map(String::as_str)),
-    )
+fn page_lang() -> Lang {
+    let languages = crate::player::audio::viewer_languages();
+    Lang::pick(languages.iter().map(String::as_str))
 }
 
 /// Mounts a widget in `host` with `options` (a plain object or a `dataset`).
@@ -126,7 +111,7 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         max_height: opts.max_height,
     };
     let look = Look {
-        lang: opts.lang.unwrap_or_else(|| page_lang(&document)),
+        lang: opts.lang.unwrap_or_else(|| page_lang()),
         light: opts.light,
         style: [
             ("accent", &opts.accent),

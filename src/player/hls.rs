@@ -50,6 +50,11 @@
 //! This is the path whenever the widget has no push: a stream from another LL-HLS
 //! server, or lucarne's own through a CDN that does not carry WebSockets.
 //!
+//! # Demuxed audio
+//! A variant naming an `AUDIO` group whose chosen rendition has its own playlist plays
+//! it through a second SourceBuffer, followed by `audio` (see there); this loader
+//! loads its init segment with the video's and sends the video as track 0.
+//!
 //! # MPEG-TS
 //! A segment without `EXT-X-MAP` whose URI ends in `.ts` or whose bytes start like
 //! MPEG-TS (`tracks::ts_uri`, `tracks::ts_bytes`) goes through the TS module (`ts`),
@@ -70,7 +75,7 @@ use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
 use super::tracks;
 use super::ts::Transmuxer;
 use super::unplayable::{self, Failure, Reason};
-use super::{decrypt, mse};
+use super::{audio, decrypt, mse};
 use crate::net::backoff::Backoff;
 use js_sys::Uint8Array;
 use std::cell::Cell;
@@ -134,13 +139,16 @@ impl Default for Conditions {
 pub(crate) struct HlsSource {
     alive: Rc<Cell<bool>>,
     slot: AbortSlot,
+    audio_slot: AbortSlot,
 }
 
 impl Drop for HlsSource {
     fn drop(&mut self) {
         self.alive.set(false);
-        if let Some(c) = self.slot.borrow_mut().take() {
-            c.abort();
+        for slot in [&self.slot, &self.audio_slot] {
+            if let Some(c) = slot.borrow_mut().take() {
+                c.abort();
+            }
         }
     }
 }
@@ -156,6 +164,7 @@ pub(crate) fn start(
 ) -> HlsSource {
     let alive = Rc::new(Cell::new(true));
     let slot = AbortSlot::default();
+    let audio_slot = AbortSlot::default();
     let task = Loader {
         url,
         generation,
@@ -180,9 +189,16 @@ pub(crate) fn start(
         unseen_at: 0,
         keys: decrypt::Keys::default(),
         ts: TsState::default(),
+        audio_url: None,
+        audio_mime: None,
+        audio_slot: audio_slot.clone(),
     };
     wasm_bindgen_futures::spawn_local(task.run());
-    HlsSource { alive, slot }
+    HlsSource {
+        alive,
+        slot,
+        audio_slot,
+    }
 }
 
 struct Loader {
@@ -227,6 +243,13 @@ struct Loader {
     keys: decrypt::Keys,
     /// The MPEG-TS path, for a stream whose segments are TS.
     ts: TsState,
+    /// The demuxed audio rendition's media playlist, when the variants name one.
+    audio_url: Option<String>,
+    /// Its type, once its init segment went out with the video's: the audio follower
+    /// runs and the video is sent as track 0.
+    audio_mime: Option<String>,
+    /// The audio follower's requests.
+    audio_slot: AbortSlot,
 }
 
 /// How many unreadable TS segments, none read before them, make the stream fatal.
@@ -316,6 +339,16 @@ impl Loader {
                         let r = unplayable::codecs(list.split(','), mse::type_supported);
                         return self.send(SourceEvent::Unplayable(r));
                     }
+                    self.audio_url =
+                        variants
+                            .iter()
+                            .find_map(|v| v.audio.as_deref())
+                            .and_then(|group| {
+                                let renditions = playlist::audio_renditions(&text);
+                                let langs = audio::viewer_languages();
+                                let r = playlist::choose_audio(&renditions, group, &langs)?;
+                                fetch::resolve(r.uri.as_deref()?, &self.url)
+                            });
                     if !self.ladder(variants) {
                         self.send(SourceEvent::Fatal(
                             "no playable variant in the playlist".into(),
@@ -349,7 +382,7 @@ impl Loader {
             if media.ended && self.cursor.is_none() {
                 return self.run_vod(media).await;
             }
-            let parts = media.low_latency();
+            let parts = media.low_latency() && self.audio_url.is_none();
             let policy = if parts {
                 LatencyPolicy::ll_hls(media.part_hold_back(), media.part_target)
             } else {
@@ -641,7 +674,7 @@ impl Loader {
                 .init
                 .as_ref()
                 .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
-            self.send(SourceEvent::Media(data));
+            self.media(data);
             self.sent(seg.duration);
             if let Some(start) = start {
                 // Media time of the end of the playlist, anchored on this segment.
@@ -760,13 +793,85 @@ impl Loader {
             .init
             .as_ref()
             .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
-        self.send(SourceEvent::Media(data));
+        self.media(data);
         self.sent(p.duration);
         if let Some(start) = start {
             let edge = start + p.duration + media.duration_after_part(p.msn, p.index);
             self.send(SourceEvent::Edge(edge));
         }
         Some(true)
+    }
+
+    /// Sends media for the video (the only track, or track 0 beside demuxed audio).
+    fn media(&self, data: Uint8Array) {
+        if self.audio_mime.is_some() {
+            self.send(SourceEvent::Track(0, data));
+        } else {
+            self.send(SourceEvent::Media(data));
+        }
+    }
+
+    /// Sends video init segment `data` (of type `video`) beside the demuxed audio: the
+    /// first time, the audio's init segment is loaded, both tracks are declared and the
+    /// audio follower starts; after a variant switch, only the video track changes. A
+    /// rendition that cannot be loaded or played leaves the video alone, with a warning.
+    async fn demuxed(&mut self, video: String, data: Uint8Array) {
+        if self.audio_mime.is_none() {
+            match self.audio_init().await {
+                Ok((mime, init)) => {
+                    self.send(SourceEvent::Tracks(vec![video, mime.clone()]));
+                    self.send(SourceEvent::Track(0, data));
+                    self.send(SourceEvent::Track(1, init));
+                    self.audio_mime = Some(mime);
+                    if let Some(url) = self.audio_url.clone() {
+                        audio::follow(
+                            url,
+                            self.generation,
+                            self.tx.clone(),
+                            self.alive.clone(),
+                            self.wanted.clone(),
+                            self.audio_slot.clone(),
+                        );
+                    }
+                }
+                Err(why) => {
+                    self.send(SourceEvent::Warning(format!(
+                        "demuxed audio: {why}; playing the video without it"
+                    )));
+                    self.audio_url = None;
+                    self.send(SourceEvent::Init(data));
+                }
+            }
+            return;
+        }
+        let audio = self.audio_mime.clone().unwrap_or_default();
+        self.send(SourceEvent::Tracks(vec![video, audio]));
+        self.send(SourceEvent::Track(0, data));
+    }
+
+    /// The demuxed audio rendition's type and init segment.
+    async fn audio_init(&self) -> Result<(String, Uint8Array), String> {
+        let url = self.audio_url.clone().unwrap_or_default();
+        let text = fetch::text(&url, PLAYLIST_TIMEOUT_MS, &self.audio_slot)
+            .await
+            .map_err(|e| format!("playlist {url}: {e}"))?;
+        let map = match playlist::parse(&text) {
+            Ok(Playlist::Media(m)) => m.segments.into_iter().find_map(|s| s.map),
+            _ => None,
+        }
+        .and_then(|m| fetch::resolve(&m, &url))
+        .ok_or_else(|| format!("{url} is not an fMP4 media playlist"))?;
+        let init = fetch::bytes(&map, SEGMENT_TIMEOUT_MS, &self.audio_slot)
+            .await
+            .map_err(|e| format!("init segment {map}: {e}"))?;
+        let info = mp4::parse_init(&init.to_vec())
+            .filter(|i| !i.has_video)
+            .ok_or_else(|| format!("{map} is not an audio init segment"))?;
+        let mime = info.mime();
+        if !mse::type_supported(&mime) {
+            return Err(format!("this browser cannot play {mime}"));
+        }
+        Ok((mime, init))
     }
 
     /// Transmuxes TS segment `seg` and sends its tracks. `Some(false)`: skipped;
@@ -991,7 +1096,10 @@ impl Loader {
                     return InitOutcome::Aborted;
                 }
                 self.init_uri = Some(url);
-                self.send(SourceEvent::Init(data));
+                match self.init.as_ref().map(InitInfo::mime) {
+                    Some(video) if self.audio_url.is_some() => self.demuxed(video, data).await,
+                    _ => self.send(SourceEvent::Init(data)),
+                }
                 InitOutcome::Ready
             }
             Err(FetchError::Aborted) => InitOutcome::Aborted,

@@ -50,6 +50,8 @@ pub mod tracks;
 pub mod unplayable;
 
 #[cfg(target_arch = "wasm32")]
+pub(crate) mod audio;
+#[cfg(target_arch = "wasm32")]
 mod decrypt;
 #[cfg(target_arch = "wasm32")]
 pub mod engine;

@@ -35,7 +35,15 @@ pub enum HlsSource {
     /// three times with `-var_stream_map` into `master.m3u8` and `v0/`, `v1/`, `v2/`
     /// (highest first), 2 s segments on keyframes shared by all three.
     Ladder,
+    /// Demuxed audio, as CMAF packagers publish it: a video-only variant
+    /// (testsrc2, `video/`) naming an `AUDIO` group of two renditions with their own
+    /// playlists, English (a 440 Hz sine, `DEFAULT=YES`, `en/`) and French (880 Hz,
+    /// `fr/`), in `master.m3u8`.
+    DemuxedAudio,
 }
+
+/// [`HlsSource::DemuxedAudio`]'s folders: the video, then each audio language.
+pub const DEMUXED_FOLDERS: [&str; 3] = ["video", "en", "fr"];
 
 /// The ladder's renditions: (width, height, video kbit/s). With 64 kbit/s of audio
 /// and the 10 % ffmpeg adds, `BANDWIDTH` is 2 490 400, 796 400 and 246 400: the
@@ -56,8 +64,9 @@ pub struct FfmpegHls {
     dir: TempDir,
     /// Path inside `dir` (and URL path) of the playlist's folder, e.g. "hls".
     subdir: String,
-    /// A multivariant stream ([`HlsSource::Ladder`]).
-    ladder: bool,
+    /// A multivariant stream's folder of the (highest) video rendition
+    /// ([`HlsSource::Ladder`], [`HlsSource::DemuxedAudio`]); `None`: a media playlist.
+    media_folder: Option<String>,
     /// The segments' file extension: "m4s", or "ts" for [`HlsSource::TestPatternTs`].
     ext: &'static str,
 }
@@ -86,10 +95,12 @@ impl FfmpegHls {
         // temp_file: a segment only appears under its name once complete.
         let mut flags = "delete_segments+independent_segments+temp_file".to_owned();
         let ladder = matches!(source, HlsSource::Ladder);
+        let demuxed = matches!(source, HlsSource::DemuxedAudio);
         let ts = matches!(source, HlsSource::TestPatternTs);
         match &source {
             HlsSource::TestPattern | HlsSource::TestPatternTs => args.extend(test_pattern_args()),
             HlsSource::Ladder => args.extend(ladder_args()),
+            HlsSource::DemuxedAudio => args.extend(demuxed_args()),
             HlsSource::LiveClip(clip) => {
                 args.extend(live_clip_args(clip, dir.path()).await?);
                 // Players that rebase timestamps (hls.js) still know the wall
@@ -117,7 +128,19 @@ impl FfmpegHls {
         }
         let ext = if ts { "ts" } else { "m4s" };
         // One folder per rendition (`%v`: 0 is the highest), init_0.mp4 and so on.
-        let folder = if ladder {
+        let folder = if demuxed {
+            args.extend(
+                [
+                    "-master_pl_name",
+                    "master.m3u8",
+                    "-var_stream_map",
+                    "v:0,agroup:aud,name:video a:0,agroup:aud,language:en,name:en,default:yes \
+                     a:1,agroup:aud,language:fr,name:fr",
+                ]
+                .map(str::to_owned),
+            );
+            hls.join("%v")
+        } else if ladder {
             args.extend(
                 [
                     "-master_pl_name",
@@ -147,7 +170,13 @@ impl FfmpegHls {
             server,
             dir,
             subdir,
-            ladder,
+            media_folder: if demuxed {
+                Some(DEMUXED_FOLDERS[0].to_owned())
+            } else if ladder {
+                Some(Self::rendition_folder(0))
+            } else {
+                None
+            },
             ext,
         };
         me.wait_for_segments(2, Duration::from_secs(20)).await?;
@@ -162,7 +191,7 @@ impl FfmpegHls {
 
     /// The URL path of the playlist the viewer is given, e.g. "/hls/index.m3u8".
     pub fn path(&self) -> String {
-        let name = if self.ladder {
+        let name = if self.media_folder.is_some() {
             "master.m3u8"
         } else {
             "index.m3u8"
@@ -202,12 +231,12 @@ impl FfmpegHls {
         )
     }
 
-    /// "v0/" for a ladder (whose media playlists all number segments alike), else "".
+    /// "v0/" for a ladder (whose media playlists all number segments alike), "video/"
+    /// for demuxed audio, else "".
     fn media_folder(&self) -> String {
-        if self.ladder {
-            format!("{}/", Self::rendition_folder(0))
-        } else {
-            String::new()
+        match &self.media_folder {
+            Some(f) => format!("{f}/"),
+            None => String::new(),
         }
     }
 
@@ -295,6 +324,32 @@ fn test_pattern_args() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// [`HlsSource::DemuxedAudio`]'s inputs and encoders: the test pattern's video, and
+/// two sines, one per language.
+fn demuxed_args() -> Vec<String> {
+    let mut args = test_pattern_args();
+    // The test pattern's one sine becomes the English one; the French one is added.
+    let sine = args
+        .iter()
+        .position(|a| a.starts_with("sine="))
+        .expect("the test pattern has a sine");
+    args[sine] = "sine=frequency=440:sample_rate=48000".into();
+    let maps = args
+        .iter()
+        .position(|a| a == "-map")
+        .expect("the test pattern maps its inputs");
+    let french = [
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=48000",
+    ];
+    args.splice(maps..maps, french.map(String::from));
+    args.extend(["-map", "2:a"].map(String::from));
+    args
 }
 
 /// [`HlsSource::Ladder`]'s input and encoders, ultrafast so three live encodes keep

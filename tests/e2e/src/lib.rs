@@ -30,6 +30,7 @@
 //!   ([`phone::socket_spy_page`]).
 //! - [`cdn`]: HTTP clients following LL-HLS part by part, and the tally of nginx's
 //!   access log saying how many part requests reached the origin.
+//! - [`sound`]: listening to the widget's `<video>` (Web Audio, decoded-audio counters).
 //! - [`bench_pages`]: the pages in bench/, their npm dependency, and reading
 //!   bench/measure.js's results; [`abr_bench`]: the ABR benchmark's schedule and
 //!   figures (`src/bin/bench_abr.rs`).
@@ -66,6 +67,7 @@ pub mod origin;
 pub mod phone;
 pub mod process;
 pub mod publisher;
+pub mod sound;
 pub mod static_server;
 pub mod stats;
 pub mod studio;
