@@ -111,7 +111,7 @@ pub fn mount(host: HtmlElement, options: JsValue) -> Result<Widget, JsError> {
         max_height: opts.max_height,
     };
     let look = Look {
-        lang: opts.lang.unwrap_or_else(|| page_lang()),
+        lang: opts.lang.unwrap_or_else(page_lang),
         light: opts.light,
         style: [
             ("accent", &opts.accent),
