@@ -360,6 +360,29 @@ impl Abr {
         self.current
     }
 
+    /// The rendition one step above the current one that the caps allow (`None` at
+    /// the top, before any decision, or with the viewer's fixed height): what a probe
+    /// of the link would try next.
+    pub fn above(&self) -> Option<usize> {
+        if self.choice != Choice::Auto {
+            return None;
+        }
+        let ladder = self.ladder();
+        let pos = self.position(&ladder, self.current?);
+        ladder.get(pos + 1).copied()
+    }
+
+    /// Rendition `i` is playing already (a push that starts on the source): the next
+    /// decision moves from it.
+    pub fn set_current(&mut self, i: usize) {
+        self.current = Some(i);
+    }
+
+    /// Rendition `i` as given.
+    pub fn rendition(&self, i: usize) -> Option<Rendition> {
+        self.renditions.get(i).copied()
+    }
+
     /// A request completed.
     pub fn loaded(&mut self, sample: &Sample) {
         self.estimator.sample(sample);

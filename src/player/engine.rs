@@ -226,16 +226,21 @@ impl Engine {
         match self.recovery.source(offered) {
             Some(SourceKind::Push) => {
                 let url = self.sources.low_latency.clone().unwrap_or_default();
-                if let Some(p) = self
+                let early = self
                     .early_socket
                     .take()
-                    .and_then(|e| PushSource::adopt(&e, self.generation, self.tx.clone()))
-                {
-                    self.active = Some(Active::Push(p));
-                    return;
-                }
-                match PushSource::open(&url, self.generation, self.tx.clone()) {
-                    Ok(p) => self.active = Some(Active::Push(p)),
+                    .and_then(|e| PushSource::adopt(&e, self.generation, self.tx.clone()));
+                match early.map_or_else(
+                    || PushSource::open(&url, self.generation, self.tx.clone()),
+                    Ok,
+                ) {
+                    Ok(p) => {
+                        // A ladder's other rungs have pushes too (`push` switches).
+                        if let Some(hls) = self.sources.hls.clone() {
+                            p.follow_ladder(hls, self.playback.hls_playhead().conditions);
+                        }
+                        self.active = Some(Active::Push(p));
+                    }
                     Err(e) => self.fatal(e),
                 }
             }

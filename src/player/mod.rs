@@ -9,7 +9,7 @@
 //! source after failures, the status while waiting, what follows an end), [`replay`]
 //! (the replay loader's next step), [`mp4`] (codecs and fragment times), [`channel`]
 //! (the event queue), [`abr`] (bandwidth estimate, which rendition next, abandoning a
-//! download that would stall), [`unplayable`] (why a stream cannot play, for the
+//! download that would stall), [`push_abr`] (which ladder rendition the push plays), [`unplayable`] (why a stream cannot play, for the
 //! viewer).
 //!
 //! Browser glue (wasm32 only): `mse` is the only module that touches MediaSource,
@@ -43,6 +43,7 @@ pub mod channel;
 pub mod latency;
 pub mod mp4;
 pub mod playlist;
+pub mod push_abr;
 pub mod recovery;
 pub mod replay;
 pub mod stall;

@@ -190,9 +190,88 @@ pub fn fragment_start(data: &[u8], init: &InitInfo) -> Option<f64> {
         .reduce(f64::min)
 }
 
+/// Whether a media fragment starts on a frame a decoder can begin at: the first
+/// sample of every track is a sync sample (`sample_is_non_sync_sample` clear in its
+/// `trun` flags, else `tfhd`'s defaults). Flags found nowhere (the `trex` defaults of
+/// the init segment) count as sync; a fragment that is not one is not.
+pub fn starts_on_keyframe(data: &[u8]) -> bool {
+    let Some(moof) = child(data, b"moof") else {
+        return false;
+    };
+    boxes(moof)
+        .filter(|b| &b.kind == b"traf")
+        .all(|traf| first_sample_flags(traf.body).is_none_or(|f| f & 0x0001_0000 == 0))
+}
+
+/// The first sample's flags in a `traf`: `trun`'s `first_sample_flags`, its first
+/// per-sample flags, or `tfhd`'s `default_sample_flags`.
+fn first_sample_flags(traf: &[u8]) -> Option<u32> {
+    if let Some(trun) = child(traf, b"trun") {
+        let flags = be_u32(trun, 0)? & 0x00ff_ffff;
+        let mut at = 8 + if flags & 0x1 != 0 { 4 } else { 0 };
+        if flags & 0x4 != 0 {
+            return be_u32(trun, at);
+        }
+        if flags & 0x400 != 0 {
+            at += [0x100, 0x200].iter().filter(|&&f| flags & f != 0).count() * 4;
+            return be_u32(trun, at);
+        }
+    }
+    let tfhd = child(traf, b"tfhd")?;
+    let flags = be_u32(tfhd, 0)? & 0x00ff_ffff;
+    if flags & 0x20 == 0 {
+        return None;
+    }
+    let at = 8 + [(0x1, 8), (0x2, 4), (0x8, 4), (0x10, 4)]
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| n)
+        .sum::<usize>();
+    be_u32(tfhd, at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_a_fragment_that_starts_on_a_keyframe() {
+        // trun with data offset and per-sample duration, size, flags (as the origin
+        // writes it), two samples.
+        let trun = |first: u32| {
+            let mut t = vec![0, 0, 0x07, 0x01];
+            t.extend_from_slice(&2u32.to_be_bytes());
+            t.extend_from_slice(&0u32.to_be_bytes());
+            for f in [first, 0x0101_0000] {
+                t.extend_from_slice(&512u32.to_be_bytes());
+                t.extend_from_slice(&100u32.to_be_bytes());
+                t.extend_from_slice(&f.to_be_bytes());
+            }
+            bx(b"trun", &t)
+        };
+        let frag = |flags: u32| {
+            let tfhd = bx(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 1]);
+            let moof = bx(b"moof", &bx(b"traf", &[tfhd, trun(flags)].concat()));
+            [moof, bx(b"mdat", b"x")].concat()
+        };
+        assert!(starts_on_keyframe(&frag(0x0200_0000)));
+        assert!(!starts_on_keyframe(&frag(0x0101_0000)));
+        // first_sample_flags, and tfhd's default flags.
+        let mut t = vec![0, 0, 0, 0x05];
+        t.extend_from_slice(&1u32.to_be_bytes());
+        t.extend_from_slice(&0u32.to_be_bytes());
+        t.extend_from_slice(&0x0101_0000u32.to_be_bytes());
+        let moof = bx(b"moof", &bx(b"traf", &bx(b"trun", &t)));
+        assert!(!starts_on_keyframe(&moof));
+        let mut tfhd = vec![0, 0x02, 0, 0x20];
+        tfhd.extend_from_slice(&1u32.to_be_bytes());
+        tfhd.extend_from_slice(&0x0101_0000u32.to_be_bytes());
+        let moof = bx(b"moof", &bx(b"traf", &bx(b"tfhd", &tfhd)));
+        assert!(!starts_on_keyframe(&moof));
+        assert!(!starts_on_keyframe(b"garbage"));
+        let seg = include_bytes!("../../tests/fixtures/demo-0.m4s");
+        assert!(starts_on_keyframe(seg));
+    }
 
     fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();

@@ -7,6 +7,11 @@
 //! source (360 high), and when the link falls below the source's bitrate it steps down
 //! to 180. The playing height is what the page is told: `detail.height` of the
 //! widget's `lucarne:status` events.
+//!
+//! Over the low-latency push too (the page also gives `data-ll`): the widget starts on
+//! the source's push, steps down to the 180p rung's push when the link falls, and back
+//! to the source's when it rises; the page records every WebSocket the widget opens,
+//! so the test sees the pushes it switched between.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -84,8 +89,18 @@ fn publish(url: &str) -> Result<Spawned> {
     Ok(process)
 }
 
+/// Records every WebSocket the page opens (`window.__sockets`: URLs in order).
+const SOCKET_SPY: &str = "<script>window.__sockets = []; (() => { const W = window.WebSocket; \
+    window.WebSocket = function (url, protocols) { window.__sockets.push(String(url)); \
+    return protocols === undefined ? new W(url) : new W(url, protocols); }; \
+    window.WebSocket.prototype = W.prototype; \
+    for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) window.WebSocket[k] = W[k]; \
+    })();</script>";
+
 impl Setup {
-    async fn start(bps: u64) -> Result<Self> {
+    /// The origin with its ladder, a link of `bps`, and the page: with `push`, it also
+    /// gives the widget the low-latency push (through the same link).
+    async fn start(bps: u64, push: bool) -> Result<Self> {
         let rtmp = free_port()?;
         let mut config = OriginConfig::from_env()?;
         config.extra_args = [
@@ -129,12 +144,17 @@ impl Setup {
         let link = Throttle::start(upstream, bps).await?;
         let dir = tempfile::tempdir()?;
         // The listener goes before the loader, so no event is missed.
+        let ll = if push {
+            format!(" data-ll=\"{}/live/studio/ll\"", link.url())
+        } else {
+            String::new()
+        };
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Ladder</title>\n\
              <script>window.__heights = []; document.addEventListener('lucarne:status', \
-             e => window.__heights.push(e.detail.height));</script></head>\n<body>\n\
+             e => window.__heights.push(e.detail.height));</script>{SOCKET_SPY}</head>\n<body>\n\
              <h1>A broadcast with its ladder</h1>\n\
-             <script src=\"{}/lucarne.js\" data-stream=\"{}/live/studio/index.m3u8\"></script>\n\
+             <script src=\"{}/lucarne.js\" data-stream=\"{}/live/studio/index.m3u8\"{ll}></script>\n\
              </body>\n</html>\n",
             origin.url(),
             link.url(),
@@ -205,7 +225,7 @@ async fn observe(
 async fn lucarnes_own_ladder_plays_the_source_on_a_fast_link_and_steps_down_when_it_falls(
 ) -> Result<()> {
     let _one_at_a_time = serial().await;
-    let setup = Setup::start(8 * MBIT).await?;
+    let setup = Setup::start(8 * MBIT, false).await?;
     let browser = Browser::launch_from_env().await?;
     run_scenario(
         "lucarnes_own_ladder_plays_the_source_on_a_fast_link_and_steps_down_when_it_falls",
@@ -250,4 +270,88 @@ async fn step_down(browser: &Browser, setup: &Setup) -> Result<()> {
         "at 0.5 Mbit/s 180p did not last: heights {held:?}"
     );
     Ok(())
+}
+
+/// The WebSockets the page opened, in order.
+async fn sockets(browser: &Browser) -> Result<Vec<String>> {
+    let v: Value = browser
+        .execute("return window.__sockets || [];", vec![])
+        .await?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_push_lucarnes_ladder_steps_down_when_the_link_falls_and_up_when_it_rises(
+) -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let setup = Setup::start(8 * MBIT, true).await?;
+    let browser = Browser::launch_from_env().await?;
+    run_scenario(
+        "over_the_push_lucarnes_ladder_steps_down_when_the_link_falls_and_up_when_it_rises",
+        browser,
+        async |browser| {
+            browser.goto(&setup.page).await?;
+            Probe::widget()
+                .wait_playing(browser, READY)
+                .await
+                .context("the broadcast with its ladder never played over the push")?;
+            let (_, start) = observe(browser, Duration::from_secs(20), |h| h == 360).await?;
+            ensure!(
+                start.last().is_some_and(|&(_, h)| h == 360),
+                "on an 8 Mbit/s link the push did not play the 640×360 source: heights {start:?}"
+            );
+            let opened = sockets(browser).await?;
+            ensure!(
+                opened.iter().any(|u| u.ends_with("/live/studio/ll")),
+                "the widget opened no push: {opened:?}"
+            );
+
+            setup.link.set_bps(MBIT / 2);
+            let (low, down) = observe(browser, Duration::from_secs(45), |h| h == 180).await?;
+            let opened = sockets(browser).await?;
+            ensure!(
+                down.last().is_some_and(|&(_, h)| h == 180),
+                "at 0.5 Mbit/s the push did not step down to 180 in 45 s: heights {down:?}; \
+                 sockets {opened:?}; {}",
+                low.describe()
+            );
+            ensure!(
+                opened.iter().any(|u| u.ends_with("/live/studio/180p/ll")),
+                "it stepped down, but not to the 180p rung's push: sockets {opened:?}"
+            );
+            eprintln!("ladder push: 0.5 Mbit/s: heights {down:?}");
+            let (steady, _) = observe(browser, Duration::from_secs(6), |_| false).await?;
+            ensure!(
+                steady.frames_grown() > 0 && steady.advanced_s() > 3.0,
+                "at 180p the picture does not move: {}",
+                steady.describe()
+            );
+
+            setup.link.set_bps(8 * MBIT);
+            let (high, up) = observe(browser, Duration::from_secs(60), |h| h == 360).await?;
+            let opened = sockets(browser).await?;
+            ensure!(
+                up.last().is_some_and(|&(_, h)| h == 360),
+                "back at 8 Mbit/s the push did not step up to 360 in 60 s: heights {up:?}; \
+                 sockets {opened:?}; {}",
+                high.describe()
+            );
+            let last_source = opened.iter().rposition(|u| u.ends_with("/live/studio/ll"));
+            let last_low = opened.iter().rposition(|u| u.ends_with("/180p/ll"));
+            ensure!(
+                last_source > last_low,
+                "it stepped up, but not by opening the source's push again: sockets {opened:?}"
+            );
+            eprintln!("ladder push: 8 Mbit/s again: heights {up:?}; sockets {opened:?}");
+            Ok(())
+        },
+        || setup.artifacts(),
+    )
+    .await
 }
