@@ -45,10 +45,13 @@
 //! the same URL, answered once. That is two requests a part (about ten a second with
 //! 100 ms parts), each answered as soon as the part is cut. Complete segments the
 //! cursor has none of are loaded whole (after a pause, or at the start when too few
-//! parts are listed); a variant switch waits for a segment's first part. Parts are not
-//! abandoned (a part is a tenth of a segment; the next decision comes soon enough).
-//! This is the path whenever the widget has no push: a stream from another LL-HLS
-//! server, or lucarne's own through a CDN that does not carry WebSockets.
+//! parts are listed). This is the path whenever the widget has no push: a stream from
+//! another LL-HLS server, or lucarne's own through a CDN that does not carry
+//! WebSockets. A ladder is loaded by whole segments: a part is a tenth of a segment,
+//! mostly smaller than a TCP window (a 180p part is 2.5 KB), so its download measures
+//! the round trip, not the link, and the ABR would never see room to go up (seen: a
+//! ladder on parts stayed at 180p on an 8 Mbit/s link). Behind a CDN, a ladder plays
+//! three segments from live; with the push, its rungs switch at push latency.
 //!
 //! # Demuxed audio
 //! A variant naming an `AUDIO` group whose chosen rendition has its own playlist plays
@@ -382,7 +385,8 @@ impl Loader {
             if media.ended && self.cursor.is_none() {
                 return self.run_vod(media).await;
             }
-            let parts = media.low_latency() && self.audio_url.is_none();
+            // One rendition only: see the module doc.
+            let parts = media.low_latency() && self.audio_url.is_none() && self.abr.is_none();
             let policy = if parts {
                 LatencyPolicy::ll_hls(media.part_hold_back(), media.part_target)
             } else {
@@ -705,8 +709,8 @@ impl Loader {
 
     /// Follows the live edge part by part from the cursor (see the module doc). True
     /// if any part loaded. Stops when a whole segment is the better way on, the cursor
-    /// left the playlist, the ABR picks another variant, the browser wants no more
-    /// media, or a request fails (the regular reload that follows reports it).
+    /// left the playlist, the browser wants no more media, or a request fails (the
+    /// regular reload that follows reports it).
     async fn follow_parts(&mut self, first: &MediaPlaylist) -> bool {
         let mut latest: Option<MediaPlaylist> = None;
         let mut loaded = false;
@@ -737,16 +741,6 @@ impl Loader {
                     continue;
                 }
             };
-            if self.part == 0 {
-                if let Some(mut abr) = self.abr.take() {
-                    let i = self.decide(&mut abr, media.target_duration);
-                    self.abr = Some(abr);
-                    if i != self.current {
-                        self.switch(i, msn);
-                        break;
-                    }
-                }
-            }
             let map = media.segments.last().and_then(|s| s.map.clone());
             match self.load_part(media, &part, map).await {
                 Some(got) => {

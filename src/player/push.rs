@@ -240,12 +240,14 @@ async fn run_ladder(inner: Rc<RefCell<Inner>>, alive: Rc<Cell<bool>>, slot: Abor
             probe
         };
         let Some(url) = probe else { continue };
-        let Some(sample) = probe_rung(&url, &slot).await else {
-            continue;
-        };
+        let sample = probe_rung(&url, &slot).await;
         let mut guard = inner.borrow_mut();
         let Some(l) = guard.ladder.as_mut() else {
             return;
+        };
+        let Some(sample) = sample else {
+            l.policy.probe_failed(js_sys::Date::now());
+            continue;
         };
         let to = l.policy.probed(js_sys::Date::now(), &sample);
         let mut c = l.conditions.get();

@@ -9,15 +9,20 @@
 //!   constant while the link keeps up, whatever the two clocks' offset, and grows by
 //!   the shortfall when it does not. When the lag exceeds the smallest of the last
 //!   [`LAG_WINDOW_MS`] by more than [`BEHIND_S`], the push has a backlog: what arrived
-//!   over that window is then what the link carried, and becomes a sample. The
-//!   estimate drops and [`Abr::next`] steps down (to the highest rung the new estimate
-//!   keeps, often several at once).
-//! - **Probing** (up, careful): every [`PROBE_EVERY_MS`] (after [`PROBE_FIRST_MS`], and
-//!   not within [`UP_HOLD_MS`](super::abr::UP_HOLD_MS) of a step down) the source
-//!   downloads the newest complete segment of the rung above ([`Abr::above`]) over
-//!   HTTP; that download is a sample like an HLS one, and [`Abr::next`] goes up by its
-//!   usual rules (80 % of the link, the hold after a step down). A segment is a second
-//!   of the higher rung: about 10 % more traffic while it probes, none at the top.
+//!   since the last chunk that came on time is what the link carried, and becomes a
+//!   sample. The estimate drops and [`Abr::next`] steps down (to the highest rung the
+//!   new estimate keeps, often several at once).
+//! - **Probing** (up, careful): after [`PROBE_FIRST_MS`], and not within
+//!   [`UP_HOLD_MS`](super::abr::UP_HOLD_MS) of a step down, the source downloads the
+//!   newest complete segment of the rung above ([`Abr::above`]) over HTTP; that
+//!   download is a sample like an HLS one, and [`Abr::next`] goes up by its usual rules
+//!   (80 % of the link, the hold after a step down). The estimate believes a rise only
+//!   once some nine media seconds agree (its slow window), and a probe is one second
+//!   of media: a probe that finds room for the rung above is followed by the next one
+//!   [`PROBE_FAST_MS`] later; one that does not doubles the wait, from
+//!   [`PROBE_SLOW_MS`] up to [`PROBE_MAX_MS`]. So a link that came back is believed in
+//!   about half a minute, and a link that stays poor costs a second of the higher rung
+//!   every half minute at most, none at the top.
 //!
 //! The caps (player size × `devicePixelRatio`, `data-max-height`, the viewer's pick in
 //! the quality menu) are [`Abr`]'s.
@@ -32,8 +37,12 @@ pub const LAG_WINDOW_MS: f64 = 10_000.0;
 pub const BEHIND_S: f64 = 0.6;
 /// First probe after the push starts, milliseconds.
 pub const PROBE_FIRST_MS: f64 = 3_000.0;
-/// Probes after that, milliseconds.
-pub const PROBE_EVERY_MS: f64 = 10_000.0;
+/// The next probe after one that found room for the rung above, milliseconds.
+pub const PROBE_FAST_MS: f64 = 3_000.0;
+/// The next probe after one that did not, milliseconds (doubling each time).
+pub const PROBE_SLOW_MS: f64 = 8_000.0;
+/// The longest wait between probes, milliseconds.
+pub const PROBE_MAX_MS: f64 = 32_000.0;
 /// Chunks remembered (bounds the window; 100 ms chunks for 10 s, and some).
 const MAX_CHUNKS: usize = 200;
 /// What each push decision is asked for: a segment's worth of media, seconds.
@@ -71,6 +80,10 @@ pub struct PushAbr {
     current: usize,
     chunks: VecDeque<Arrival>,
     next_probe_ms: f64,
+    /// The wait after a probe that finds no room.
+    probe_wait_ms: f64,
+    /// The rung a probe is under way for.
+    probing: Option<usize>,
 }
 
 impl PushAbr {
@@ -84,6 +97,8 @@ impl PushAbr {
             current: start,
             chunks: VecDeque::new(),
             next_probe_ms: now_ms + PROBE_FIRST_MS,
+            probe_wait_ms: PROBE_SLOW_MS,
+            probing: None,
         }
     }
 
@@ -155,14 +170,40 @@ impl PushAbr {
         if now_ms < self.next_probe_ms {
             return None;
         }
-        self.next_probe_ms = now_ms + PROBE_EVERY_MS;
-        self.abr.above()
+        // Until the probe answers (or for the longest wait, if it never does).
+        self.next_probe_ms = now_ms + PROBE_MAX_MS;
+        self.probing = self.abr.above();
+        self.probing
     }
 
-    /// A probe's download completed; some rendition to switch to.
+    /// A probe's download completed at `now_ms`; some rendition to switch to.
     pub fn probed(&mut self, now_ms: f64, sample: &Sample) -> Option<usize> {
         self.abr.loaded(sample);
+        let need = self
+            .probing
+            .take()
+            .and_then(|j| self.abr.rendition(j))
+            .map_or(f64::INFINITY, |r| {
+                r.bandwidth as f64 / super::abr::UP_FACTOR
+            });
+        let secs = (sample.total_ms - sample.ttfb_ms) / 1000.0;
+        let rate = sample.bytes as f64 * 8.0 / secs.max(0.001);
+        if rate >= need {
+            self.probe_wait_ms = PROBE_SLOW_MS;
+            self.next_probe_ms = now_ms + PROBE_FAST_MS;
+        } else {
+            self.next_probe_ms = now_ms + self.probe_wait_ms;
+            self.probe_wait_ms = (self.probe_wait_ms * 2.0).min(PROBE_MAX_MS);
+        }
         self.decide(now_ms)
+    }
+
+    /// The probe under way failed at `now_ms` (no playlist, no segment): the next one
+    /// waits as after one that found no room.
+    pub fn probe_failed(&mut self, now_ms: f64) {
+        self.probing = None;
+        self.next_probe_ms = now_ms + self.probe_wait_ms;
+        self.probe_wait_ms = (self.probe_wait_ms * 2.0).min(PROBE_MAX_MS);
     }
 
     /// Decides again now (the caps or the viewer's pick changed): a new rendition, if
@@ -289,7 +330,7 @@ mod tests {
         assert_eq!(p.current(), 1);
         let later = 60_000.0;
         assert_eq!(p.probe_due(later), Some(0));
-        assert_eq!(p.probe_due(later + 1.0), None, "one probe per period");
+        assert_eq!(p.probe_due(later + 1.0), None, "one probe at a time");
         // A second of the source (200 KB) in 1.5 s: 1.07 Mbit/s, too slow.
         let slow = Sample {
             bytes: 200_000,
@@ -305,13 +346,18 @@ mod tests {
             ..slow
         };
         let mut up = None;
-        for k in 1..10 {
-            let now = later + k as f64 * PROBE_EVERY_MS;
-            if p.probe_due(now).is_some() {
-                up = up.or(p.probed(now, &fast));
+        let mut probes = 0;
+        for k in 1..200 {
+            let now = later + k as f64 * 500.0;
+            if up.is_none() && p.probe_due(now).is_some() {
+                probes += 1;
+                up = p.probed(now, &fast).map(|i| (i, now - later));
             }
         }
-        assert_eq!(up, Some(0));
+        let (to, after) = up.expect("went up");
+        assert_eq!(to, 0);
+        // The slow probe's wait (8 s), then a probe every 3 s.
+        assert!(after < 40_000.0, "up after {after} ms, {probes} probes");
         assert_eq!(
             p.probe_due(later + 200_000.0),
             None,

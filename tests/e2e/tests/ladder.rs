@@ -334,11 +334,13 @@ async fn over_the_push_lucarnes_ladder_steps_down_when_the_link_falls_and_up_whe
             );
 
             setup.link.set_bps(8 * MBIT);
-            let (high, up) = observe(browser, Duration::from_secs(60), |h| h == 360).await?;
+            // A rise is believed once probes add up to some nine seconds of media
+            // (push_abr's module doc): 18-49 s measured on the three engines.
+            let (high, up) = observe(browser, Duration::from_secs(90), |h| h == 360).await?;
             let opened = sockets(browser).await?;
             ensure!(
                 up.last().is_some_and(|&(_, h)| h == 360),
-                "back at 8 Mbit/s the push did not step up to 360 in 60 s: heights {up:?}; \
+                "back at 8 Mbit/s the push did not step up to 360 in 90 s: heights {up:?}; \
                  sockets {opened:?}; {}",
                 high.describe()
             );
