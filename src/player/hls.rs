@@ -714,6 +714,8 @@ impl Loader {
     async fn follow_parts(&mut self, first: &MediaPlaylist) -> bool {
         let mut latest: Option<MediaPlaylist> = None;
         let mut loaded = false;
+        // Blocking reloads answered without the part asked for.
+        let mut unheld = 0;
         while self.alive.get() && self.wanted.get() {
             let media = latest.as_ref().unwrap_or(first);
             let Some(msn) = self.cursor else { break };
@@ -734,6 +736,16 @@ impl Loader {
                             Err(_) => break,
                         };
                     match fresh {
+                        // Still without the part: the server (or a cache in front)
+                        // did not hold the request. Twice is not chance: the regular
+                        // reloads take over rather than ask again at once.
+                        Ok(Playlist::Media(m)) if m.part_step(msn, self.part) == PartStep::Wait => {
+                            unheld += 1;
+                            if unheld >= 2 {
+                                break;
+                            }
+                            latest = Some(m);
+                        }
                         Ok(Playlist::Media(m)) if m.low_latency() => latest = Some(m),
                         // Ended, or no longer LL-HLS: the regular reload takes it.
                         _ => break,
