@@ -673,17 +673,7 @@ impl Loader {
                 }
                 continue;
             }
-            let head_len = data.length().min(64 * 1024);
-            let start = self
-                .init
-                .as_ref()
-                .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
-            self.media(data);
-            self.sent(seg.duration);
-            if let Some(start) = start {
-                // Media time of the end of the playlist, anchored on this segment.
-                self.send(SourceEvent::Edge(start + media.duration_from(msn)));
-            }
+            self.deliver(data, seg.duration, media.duration_from(msn));
             loaded = true;
         }
         loaded
@@ -794,18 +784,24 @@ impl Loader {
         if !self.alive.get() {
             return None;
         }
+        let to_edge = p.duration + media.duration_after_part(p.msn, p.index);
+        self.deliver(data, p.duration, to_edge);
+        Some(true)
+    }
+
+    /// Sends fMP4 media of `duration_s` (a segment or a part) and the live edge: the
+    /// end of the playlist, `to_edge_s` after the media's start (read from its `tfdt`).
+    fn deliver(&mut self, data: Uint8Array, duration_s: f64, to_edge_s: f64) {
         let head_len = data.length().min(64 * 1024);
         let start = self
             .init
             .as_ref()
             .and_then(|i| mp4::fragment_start(&data.subarray(0, head_len).to_vec(), i));
         self.media(data);
-        self.sent(p.duration);
+        self.sent(duration_s);
         if let Some(start) = start {
-            let edge = start + p.duration + media.duration_after_part(p.msn, p.index);
-            self.send(SourceEvent::Edge(edge));
+            self.send(SourceEvent::Edge(start + to_edge_s));
         }
-        Some(true)
     }
 
     /// Sends media for the video (the only track, or track 0 beside demuxed audio).

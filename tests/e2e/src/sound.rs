@@ -3,10 +3,13 @@
 //! per-engine assertion that audio was decoded ([`expect_audio_decoded`]). Used by the
 //! MPEG-TS and demuxed-audio tests.
 
-use anyhow::{ensure, Result};
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
 use crate::engine::{Browser, Engine};
+use crate::widget::{Probe, Watch};
 
 /// Installs, for the next click anywhere on the page, a Web Audio graph on the widget's
 /// `<video>` (`createMediaElementSource` into an `AnalyserNode`): built inside the
@@ -121,4 +124,52 @@ pub fn expect_audio_decoded(
         );
     }
     Ok(())
+}
+
+/// What [`listen_while_playing`] saw: the audio before the viewer unmuted, while
+/// listening, and after 5 s of playback; and that playback.
+#[derive(Debug)]
+pub struct Listened {
+    pub before: Audio,
+    pub heard: Audio,
+    pub after: Audio,
+    pub watch: Watch,
+}
+
+impl Listened {
+    /// Asserts the audio was decoded (see [`expect_audio_decoded`]).
+    pub fn expect_audio_decoded(&self, engine: Engine) -> Result<()> {
+        expect_audio_decoded(engine, &self.heard, &self.before, &self.after)
+    }
+}
+
+/// Waits for the widget to play `what`, unmutes it with its badge as a viewer would
+/// (the click also builds the [`LISTEN_JS`] graph that listens to the video), listens,
+/// and watches 5 s of playback, which must be smooth and move on.
+pub async fn listen_while_playing(browser: &Browser, what: &str) -> Result<Listened> {
+    let widget = Probe::widget();
+    widget
+        .wait_playing(browser, Duration::from_secs(20))
+        .await
+        .with_context(|| format!("{what} never played"))?;
+    let before = audio(browser, false).await?;
+    browser.execute(LISTEN_JS, vec![]).await?;
+    browser
+        .click_in_shadow(".lucarne-host", 0, ".unmute-badge")
+        .await?;
+    let heard = audio(browser, true).await?;
+    let watch = widget.watch(browser, Duration::from_secs(5)).await?;
+    let after = audio(browser, false).await?;
+    watch.expect_smooth()?;
+    ensure!(
+        watch.frames_grown() > 30 && watch.advanced_s() > 3.0,
+        "{what} does not play on: {}",
+        watch.describe()
+    );
+    Ok(Listened {
+        before,
+        heard,
+        after,
+        watch,
+    })
 }

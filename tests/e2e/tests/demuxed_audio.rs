@@ -6,11 +6,9 @@
 //! sound is decoded (per engine, as `lucarne_e2e::sound` can see it), and only the
 //! French rendition was loaded.
 
-use std::time::Duration;
-
-use anyhow::{ensure, Context, Result};
-use lucarne_e2e::sound::{audio, expect_audio_decoded, LISTEN_JS};
-use lucarne_e2e::{embed_page, run_scenario, serial, Browser, FfmpegHls, HlsSource, Origin, Probe};
+use anyhow::{ensure, Result};
+use lucarne_e2e::sound::listen_while_playing;
+use lucarne_e2e::{embed_page, run_scenario, serial, Browser, FfmpegHls, HlsSource, Origin};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demuxed_audio_plays_with_sound_in_the_pages_language() -> Result<()> {
@@ -34,33 +32,14 @@ async fn demuxed_audio_plays_with_sound_in_the_pages_language() -> Result<()> {
         browser,
         async |browser| {
             browser.goto(&url).await?;
-            let widget = Probe::widget();
-            widget
-                .wait_playing(browser, Duration::from_secs(20))
-                .await
-                .context("the stream with demuxed audio never played")?;
-            let before = audio(browser, false).await?;
-            // The viewer unmutes with the widget's badge; the click also builds the
-            // Web Audio graph that listens to the video.
-            browser.execute(LISTEN_JS, vec![]).await?;
-            browser
-                .click_in_shadow(".lucarne-host", 0, ".unmute-badge")
-                .await?;
-            let heard = audio(browser, true).await?;
-            let watch = widget.watch(browser, Duration::from_secs(5)).await?;
-            let after = audio(browser, false).await?;
-            watch.expect_smooth()?;
-            ensure!(
-                watch.frames_grown() > 30 && watch.advanced_s() > 3.0,
-                "the stream does not play on: {}",
-                watch.describe()
-            );
+            let listened = listen_while_playing(browser, "the stream with demuxed audio").await?;
+            let (watch, heard) = (&listened.watch, &listened.heard);
             ensure!(
                 watch.last().error.is_none(),
                 "the widget shows an error: {}",
                 watch.describe()
             );
-            expect_audio_decoded(browser.engine(), &heard, &before, &after)?;
+            listened.expect_audio_decoded(browser.engine())?;
 
             let served = stream.server().faults().served();
             let segments_of = |lang: &str| {

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use lucarne_e2e::sound::{audio, expect_audio_decoded, LISTEN_JS};
+use lucarne_e2e::sound::{audio, listen_while_playing};
 use lucarne_e2e::{
     embed_page, run_scenario, serial, wait_until, Browser, Check, FfmpegHls, HlsSource, Origin,
     Probe, StaticServer,
@@ -58,27 +58,9 @@ async fn a_ts_live_stream_plays_with_sound() -> Result<()> {
         browser,
         async |browser| {
             browser.goto(&url).await?;
-            let widget = Probe::widget();
-            widget
-                .wait_playing(browser, Duration::from_secs(20))
-                .await
-                .with_context(|| format!("the MPEG-TS stream {} never played", stream.url()))?;
-            let before = audio(browser, false).await?;
-            // The viewer unmutes with the widget's badge; the click also builds the
-            // Web Audio graph that listens to the video.
-            browser.execute(LISTEN_JS, vec![]).await?;
-            browser
-                .click_in_shadow(".lucarne-host", 0, ".unmute-badge")
-                .await?;
-            let heard = audio(browser, true).await?;
-            let watch = widget.watch(browser, Duration::from_secs(5)).await?;
-            let after = audio(browser, false).await?;
-            watch.expect_smooth()?;
-            ensure!(
-                watch.frames_grown() > 30 && watch.advanced_s() > 3.0,
-                "the TS stream does not play on: {}",
-                watch.describe()
-            );
+            let what = format!("the MPEG-TS stream {}", stream.url());
+            let listened = listen_while_playing(browser, &what).await?;
+            let (watch, heard, after) = (&listened.watch, &listened.heard, &listened.after);
             ensure!(
                 watch.last().status.as_deref() == Some("playing") && watch.last().error.is_none(),
                 "the TS stream plays but the widget shows {:?} (error {:?}); {}",
@@ -90,7 +72,7 @@ async fn a_ts_live_stream_plays_with_sound() -> Result<()> {
                 after.ts_requested,
                 "played without requesting the TS module?"
             );
-            expect_audio_decoded(browser.engine(), &heard, &before, &after)?;
+            listened.expect_audio_decoded(browser.engine())?;
             eprintln!(
                 "a_ts_live_stream_plays_with_sound: {}; audio {} -> {}",
                 watch.describe(),
