@@ -71,6 +71,20 @@ pub enum AppError {
     /// A blocked LL-HLS request the stream did not reach in time.
     #[error("not available in time: {0}")]
     NotYet(String),
+    /// An edge cannot reach its origin (see [`crate::edge`]).
+    #[error("{0}")]
+    Upstream(String),
+}
+
+impl From<crate::edge::EdgeError> for AppError {
+    fn from(e: crate::edge::EdgeError) -> AppError {
+        use crate::edge::EdgeError;
+        match e {
+            EdgeError::NotFound(id) => AppError::NoStream(id),
+            EdgeError::Offline(id) => AppError::Offline(id),
+            e @ EdgeError::Unavailable(..) => AppError::Upstream(e.to_string()),
+        }
+    }
 }
 
 impl IntoResponse for AppError {
@@ -81,6 +95,7 @@ impl IntoResponse for AppError {
             }
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotYet(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
         };
         tracing::debug!("{status}: {self}");
         // A 404 for a segment that will exist in a moment must not be cached, nor a 503
@@ -217,11 +232,16 @@ fn path_refused(e: &std::io::Error) -> bool {
     )
 }
 
-fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
-    state
-        .origin
-        .stream(id)
-        .ok_or_else(|| AppError::NoStream(id.to_owned()))
+/// The live stream `id`: this node's, else on an edge the origin's (relayed, see
+/// [`crate::edge`]).
+async fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
+    if let Some(s) = state.origin.stream(id) {
+        return Ok(s);
+    }
+    match &state.edge {
+        Some(edge) if state.origin.channel(id).is_none() => Ok(edge.stream(id).await?),
+        _ => Err(AppError::NoStream(id.to_owned())),
+    }
 }
 
 /// What a widget needs to play a stream (the `data-src` short form).
@@ -247,10 +267,12 @@ async fn stream_info(
 ) -> Result<Response, AppError> {
     let (live_state, replay) = match state.origin.channel(&id) {
         Some(c) => (c.state().stream_state(), c.replay().map(|(url, _)| url)),
-        None => {
-            stream(&state, &id)?;
-            (StreamState::Live, None)
-        }
+        None => match stream(&state, &id).await {
+            Ok(_) => (StreamState::Live, None),
+            // An edge relaying a channel nobody broadcasts on.
+            Err(AppError::Offline(_)) => (StreamState::Offline, None),
+            Err(e) => return Err(e),
+        },
     };
     Ok((
         [(header::CACHE_CONTROL, "no-cache")],

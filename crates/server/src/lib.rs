@@ -9,6 +9,8 @@
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`ingest`]: RTMP publishers going live (the RTMP session and who may publish;
 //!   their media goes to a [`media`] channel).
+//! - [`edge`]: `--origin`: streams ingested on another node, relayed on demand from its
+//!   push into local [`media`] streams and served from here.
 //! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`metrics`]: what `/metrics` reports, read from the hub and the origin at scrape.
@@ -20,10 +22,12 @@
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
-//! Layers import only those below them: `http` → `hub`, `ingest` and `studio` → `media`.
+//! Layers import only those below them: `http` → `hub`, `ingest`, `edge` and `studio` →
+//! `media`.
 
 pub mod access;
 pub mod client;
+pub mod edge;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -84,6 +88,9 @@ pub struct Config {
     /// Private broadcasts.
     #[command(flatten)]
     pub access: access::AccessConfig,
+    /// Edge node options (`--origin`).
+    #[command(flatten)]
+    pub edge: edge::EdgeConfig,
 }
 
 /// Shared by every request handler.
@@ -103,6 +110,8 @@ pub struct AppState {
     pub access: Arc<access::Access>,
     /// The broadcaster consoles: who may go live from the browser, who is.
     pub studio: Arc<studio::Studio>,
+    /// With `--origin`: the streams relayed from the origin.
+    pub edge: Option<Arc<edge::Edge>>,
 }
 
 /// Why the server could not start.
@@ -134,6 +143,9 @@ pub enum StartError {
     /// `--private` without a usable `--playback-secret`.
     #[error("{0}")]
     Access(#[from] access::AccessError),
+    /// `--origin` is not an `http://` URL.
+    #[error("{0}")]
+    Edge(#[from] edge::EdgeConfigError),
     /// `--ladder` without a usable ffmpeg.
     #[error("{0}")]
     Ladder(#[from] media::ladder::LadderError),
@@ -180,8 +192,13 @@ impl Server {
             )?)),
         };
         let origin = Arc::new(Origin::default());
+        let edge = match &config.edge.origin {
+            Some(url) => Some(edge::Edge::new(url, origin.clone(), config.hls_window)?),
+            None => None,
+        };
         let mut sources = Vec::new();
-        if !config.no_demo {
+        // An edge's `demo` is the origin's.
+        if !config.no_demo && edge.is_none() {
             let clip = Arc::new(Clip::load(&config.media.join("demo.mp4"))?);
             sources.push(origin.start_demo("demo", clip, config.hls_window, config.chunk_ms)?);
             if let Some(l) = &ladder {
@@ -261,6 +278,7 @@ impl Server {
             hub.clone(),
             origin.clone(),
             drain.clone(),
+            edge.clone(),
         ));
         let studio = Arc::new(studio::Studio::new(
             keys.clone(),
@@ -275,6 +293,7 @@ impl Server {
             metrics,
             access,
             studio,
+            edge,
         });
         let drain_delay = std::time::Duration::from_secs(serve_config.drain_delay_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -65,7 +65,7 @@ pub(super) async fn playlist(
     let stream = match (state.origin.stream(&id), state.origin.channel(&id)) {
         (Some(s), _) => s,
         (None, Some(channel)) => return replay_playlist(&channel).await,
-        (None, None) => return Err(AppError::NoStream(id)),
+        (None, None) => super::stream(&state, &id).await?,
     };
     if !state.config.ingest.ladder.is_empty() {
         let body = Bytes::from(ladder::source_multivariant(&stream));
@@ -143,7 +143,7 @@ pub(super) async fn init_segment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    Ok(init_response(super::stream(&state, &id)?.init()))
+    Ok(init_response(super::stream(&state, &id).await?.init()))
 }
 
 fn init_response(init: Bytes) -> Response {
@@ -164,7 +164,7 @@ pub(super) async fn media(
     Path((id, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let stream = super::stream(&state, &id)?;
+    let stream = super::stream(&state, &id).await?;
     if name == "source.m3u8" {
         return media_playlist(&stream, query.as_deref()).await;
     }
@@ -172,12 +172,12 @@ pub(super) async fn media(
 }
 
 /// The rendition `name` (`360p`) of live stream `id`.
-pub(super) fn rendition(
+pub(super) async fn rendition(
     state: &AppState,
     id: &str,
     name: &str,
 ) -> Result<Arc<LiveStream>, AppError> {
-    let source = super::stream(state, id)?;
+    let source = super::stream(state, id).await?;
     ladder::parse_rendition_name(name)
         .and_then(|h| source.rendition(h))
         .ok_or_else(|| AppError::NoStream(format!("{id}/{name}")))
@@ -189,7 +189,7 @@ pub(super) async fn rendition_playlist(
     Path((id, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let stream = rendition(&state, &id, &name)?;
+    let stream = rendition(&state, &id, &name).await?;
     media_playlist(&stream, query.as_deref()).await
 }
 
@@ -198,7 +198,7 @@ pub(super) async fn rendition_media(
     State(state): State<AppState>,
     Path((id, name, file)): Path<(String, String, String)>,
 ) -> Result<Response, AppError> {
-    let stream = rendition(&state, &id, &name)?;
+    let stream = rendition(&state, &id, &name).await?;
     if file == "init.mp4" {
         return Ok(init_response(stream.init()));
     }

@@ -12,6 +12,8 @@
 //! - [`remux`] turns a publisher's FLV tags (as RTMP delivers them) into CMAF.
 //! - [`channel`] is a stream id publishers go live on (ingest), with its lifecycle.
 //! - [`replay`] records broadcasts and serves them back as VOD.
+//! - [`relay`] frames the push for edge nodes: each chunk with its segment and part
+//!   numbers, so an edge rebuilds the same playlist.
 //!
 //! [`Origin`] owns the set of streams and channels, and the tasks that feed them.
 //!
@@ -27,6 +29,7 @@ pub mod health;
 pub mod ladder;
 pub mod live;
 pub mod playlist;
+pub mod relay;
 pub mod remux;
 pub mod replay;
 
@@ -120,6 +123,23 @@ impl Origin {
             .collect();
         ids.extend(self.channels().iter().map(|c| c.id.clone()));
         ids
+    }
+
+    /// Publishes `stream` under its id, replacing any stream of that id (an edge's
+    /// relayed streams come and go; see `crate::edge`).
+    pub fn add_stream(&self, stream: Arc<LiveStream>) {
+        self.insert(stream);
+    }
+
+    /// Withdraws `stream`, if it is still the one published under its id.
+    pub fn remove_stream(&self, stream: &Arc<LiveStream>) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams
+            .get(&stream.id)
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            streams.remove(&stream.id);
+        }
     }
 
     fn insert(&self, stream: Arc<LiveStream>) {

@@ -1,0 +1,312 @@
+//! Edge nodes: `lucarne-server --origin http://ORIGIN` serves streams ingested on
+//! another node, so the low-latency push and HLS fan out from many nodes.
+//!
+//! # How a stream gets here
+//! The first request on this node for a stream it does not publish itself (its
+//! playlist, push socket, init segment…) starts a *relay*: one WebSocket to the
+//! origin's push, `ws://ORIGIN/live/{id}/ll?relay=1`, whatever the number of local
+//! viewers. Its binary messages are [`relay`](crate::media::relay) frames: the init
+//! segment, then every chunk with the origin's segment and part numbers, starting with
+//! the origin's playlist window. Each chunk goes into a local
+//! [`LiveStream`](crate::media::live::LiveStream) published in the local
+//! [`Origin`](crate::media::Origin), exactly as the demo loop or RTMP ingest feed one
+//! on the origin. So the edge's playlist, segments, LL-HLS parts (blocking reload
+//! included) and push are the origin's code serving the origin's numbers and bytes:
+//! a player moving between nodes (a load balancer, a CDN failing over) finds the same
+//! `EXT-X-MEDIA-SEQUENCE`, the same part names and the same media.
+//!
+//! Why the push rather than polling playlists: the push delivers each chunk as it is
+//! cut, with one socket and no request per part; polling would add a playlist reload
+//! and a part request per chunk, and a blocking-reload round trip of latency. The push
+//! lacked only each chunk's place in the playlist, which `?relay=1` adds.
+//!
+//! # While nobody watches
+//! A relay lives while the stream is wanted: a lookup in the last [`IDLE_AFTER`], or a
+//! push socket open on it (HLS players reload the playlist every segment, so they keep
+//! it wanted). Then the relay closes and the local copy goes.
+//!
+//! # When the origin goes away
+//! The local copy keeps being served (segments, parts; the playlist stops growing)
+//! while the relay reconnects with backoff ([`RETRY_MIN`] doubling to [`RETRY_MAX`]).
+//! A reconnection's backlog overlaps what the copy has; [`continuity`] skips the
+//! overlap and appends what is new, so a short cut is a pause for players. If chunks
+//! were lost (a longer cut, an origin restart), the copy restarts at the next keyframe
+//! as a new local stream: its push subscribers are closed with 1001 and reconnect, its
+//! playlist continues with the origin's numbers. If the origin is not back within
+//! [`HOLD`], the copy is withdrawn: push sockets are closed (1001, as an origin that
+//! stops does), playlists answer 502 until it is back. A channel's state words
+//! (`offline`, `ended`) are followed: `ended` ends the local copy at once.
+//!
+//! An unknown stream on the origin is a 404 here; an origin that cannot be reached is a
+//! 502. A lookup waits at most [`FIRST_MEDIA`] for the relay's first media.
+//!
+//! # Bounds
+//! Relay messages over [`MAX_MESSAGE`] end the connection (tungstenite refuses them
+//! before buffering); a malformed one too (it is logged, the relay reconnects). At most
+//! [`MAX_RELAYS`] streams are relayed at once; ids are checked with
+//! [`valid_stream_id`](crate::media::valid_stream_id) before anything is dialled.
+//!
+//! # Chat and the rest
+//! An edge runs the chat hub like any node: run every node with the same `--redis` so
+//! a room is one room across nodes (see `crate::hub::cluster`); without it an edge's
+//! chat is its own. Ladder renditions are not relayed: an edge serves the source
+//! rendition's media playlist at `index.m3u8`. Replays stay on the origin. The
+//! upstream must be `http://` (the relay is plain WebSocket; put TLS at the load
+//! balancer, or keep origin and edges on a private network).
+//!
+//! Layer: beside `ingest`, a source for [`crate::media`]; imports nothing from `http`
+//! or `hub`.
+
+pub mod continuity;
+mod relay;
+
+use crate::media::live::LiveStream;
+use crate::media::Origin;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A relay with no lookup for this long and no push socket closes.
+pub const IDLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a local copy is served after its upstream went away.
+pub const HOLD: Duration = Duration::from_secs(10);
+/// First reconnection delay.
+pub const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest reconnection delay.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a lookup waits for a new relay's first media.
+pub const FIRST_MEDIA: Duration = Duration::from_secs(5);
+/// Largest relay message taken (an init segment, or one chunk with its header).
+pub const MAX_MESSAGE: usize = 16 << 20;
+/// Streams relayed at once.
+pub const MAX_RELAYS: usize = 256;
+
+/// Edge options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EdgeConfig {
+    /// Serve streams ingested on this origin (`http://HOST:PORT`): this node becomes an
+    /// edge. Its own demo stream is then off.
+    #[arg(long = "origin", env = "LUCARNE_ORIGIN")]
+    pub origin: Option<String>,
+}
+
+/// Why `--origin` is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeConfigError {
+    /// Not an `http://host[:port]` URL.
+    #[error("--origin {0:?}: expected http://HOST[:PORT] (TLS belongs to the load balancer)")]
+    Url(String),
+}
+
+/// Why an edge cannot serve a stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EdgeError {
+    /// The origin has no such stream.
+    #[error("the origin has no stream {0:?}")]
+    NotFound(String),
+    /// The origin has the channel, and nobody is broadcasting on it.
+    #[error("stream {0:?} is offline on the origin")]
+    Offline(String),
+    /// The origin cannot be reached, or sent nothing in time.
+    #[error("the origin is unavailable for {0:?}: {1}")]
+    Unavailable(String, String),
+}
+
+/// What a relay has for lookups.
+#[derive(Debug, Clone)]
+enum Relayed {
+    /// Connecting; nothing yet.
+    Connecting,
+    /// Serving this local copy.
+    Live(Arc<LiveStream>),
+    /// The origin says: no such stream.
+    Missing,
+    /// The origin says: a channel nobody broadcasts on (or its broadcast ended).
+    Offline,
+    /// No copy, and the origin cannot be reached.
+    Unreachable(String),
+}
+
+/// One stream being relayed.
+#[derive(Debug)]
+struct Relay {
+    state: watch::Sender<Relayed>,
+    /// The last lookup (any request for the stream on this node).
+    wanted: Mutex<tokio::time::Instant>,
+    /// Whether the upstream socket is open now (`/metrics`).
+    connected: watch::Sender<bool>,
+}
+
+impl Relay {
+    fn touch(&self) {
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    fn last_wanted(&self) -> tokio::time::Instant {
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The upstream of this node, and the streams relayed from it.
+#[derive(Debug)]
+pub struct Edge {
+    /// `ws://host:port` of the origin.
+    upstream: String,
+    /// Where the local copies are published.
+    origin: Arc<Origin>,
+    /// Segments per playlist (`--hls-window`, the same on every node).
+    window: usize,
+    relays: Mutex<HashMap<String, Arc<Relay>>>,
+    /// Aborted on drop: relays are the server's tasks.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A relay's upstream state, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamState {
+    /// Stream id.
+    pub stream: String,
+    /// The upstream socket is open.
+    pub connected: bool,
+}
+
+impl Edge {
+    /// An edge of `origin_url` (`--origin`), publishing copies in `origin`.
+    pub fn new(
+        origin_url: &str,
+        origin: Arc<Origin>,
+        window: usize,
+    ) -> Result<Arc<Edge>, EdgeConfigError> {
+        let bad = || EdgeConfigError::Url(origin_url.to_owned());
+        let rest = origin_url.strip_prefix("http://").ok_or_else(bad)?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(bad());
+        }
+        Ok(Arc::new(Edge {
+            upstream: format!("ws://{host}"),
+            origin,
+            window,
+            relays: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The local copy of `id`, starting a relay if none runs, waiting at most
+    /// [`FIRST_MEDIA`] for a new relay's first media.
+    pub async fn stream(self: &Arc<Self>, id: &str) -> Result<Arc<LiveStream>, EdgeError> {
+        if !crate::media::valid_stream_id(id) {
+            return Err(EdgeError::NotFound(id.to_owned()));
+        }
+        let relay = self.relay(id)?;
+        relay.touch();
+        let mut rx = relay.state.subscribe();
+        let settled = tokio::time::timeout(
+            FIRST_MEDIA,
+            rx.wait_for(|s| !matches!(s, Relayed::Connecting)),
+        )
+        .await;
+        let state = match settled {
+            Ok(Ok(s)) => s.clone(),
+            Ok(Err(_)) => Relayed::Unreachable("relay stopped".into()),
+            Err(_) => Relayed::Unreachable("no media in time".into()),
+        };
+        match state {
+            Relayed::Live(s) => Ok(s),
+            Relayed::Missing => Err(EdgeError::NotFound(id.to_owned())),
+            Relayed::Offline => Err(EdgeError::Offline(id.to_owned())),
+            Relayed::Unreachable(why) => Err(EdgeError::Unavailable(id.to_owned(), why)),
+            Relayed::Connecting => Err(EdgeError::Unavailable(id.to_owned(), "connecting".into())),
+        }
+    }
+
+    /// The running relay of `id`, or a new one.
+    fn relay(self: &Arc<Self>, id: &str) -> Result<Arc<Relay>, EdgeError> {
+        let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = relays.get(id) {
+            return Ok(r.clone());
+        }
+        if relays.len() >= MAX_RELAYS {
+            return Err(EdgeError::Unavailable(
+                id.to_owned(),
+                format!("this edge relays {MAX_RELAYS} streams already"),
+            ));
+        }
+        let relay = Arc::new(Relay {
+            state: watch::channel(Relayed::Connecting).0,
+            wanted: Mutex::new(tokio::time::Instant::now()),
+            connected: watch::channel(false).0,
+        });
+        relays.insert(id.to_owned(), relay.clone());
+        drop(relays);
+        let task = tokio::spawn(relay::run(
+            relay::Upstream {
+                edge: Arc::downgrade(self),
+                url: format!(
+                    "{}/live/{id}/ll?{}",
+                    self.upstream,
+                    crate::media::relay::RELAY_QUERY
+                ),
+                origin: self.origin.clone(),
+                id: id.to_owned(),
+                window: self.window,
+            },
+            relay.clone(),
+        ));
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        Ok(relay)
+    }
+
+    /// Forgets `relay` (its task ended).
+    fn forget(&self, id: &str, relay: &Arc<Relay>) {
+        let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if relays.get(id).is_some_and(|r| Arc::ptr_eq(r, relay)) {
+            relays.remove(id);
+        }
+    }
+
+    /// Each relay's upstream state, by stream id.
+    pub fn upstreams(&self) -> Vec<UpstreamState> {
+        let relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<UpstreamState> = relays
+            .iter()
+            .map(|(id, r)| UpstreamState {
+                stream: id.clone(),
+                connected: *r.connected.borrow(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.stream.cmp(&b.stream));
+        out
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        for t in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_is_an_http_host() {
+        let origin = Arc::new(Origin::default());
+        let e = Edge::new("http://10.0.0.5:8080/", origin.clone(), 6).unwrap();
+        assert_eq!(e.upstream, "ws://10.0.0.5:8080");
+        for bad in ["https://a", "a:80", "http://", "http://a/b", "http://u@a"] {
+            assert!(Edge::new(bad, origin.clone(), 6).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! Edge nodes over real sockets: an origin publishing the demo, an edge started with
+//! `--origin` pointing at it, and clients of the edge. What they must see: the origin's
+//! playlist numbers and media bytes, LL-HLS blocking reload, the push to many viewers
+//! for one upstream subscription, 404 for what the origin does not have, and the edge
+//! riding out an origin that is killed and restarted.
+
+use futures_util::StreamExt;
+use lucarne_server::{Config, Server};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn config(dir: &Path, origin: Option<String>) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dist: dir.join("dist"),
+        pages: workspace().join("static"),
+        media: workspace().join("media"),
+        no_demo: false,
+        hls_window: 6,
+        chunk_ms: 100,
+        data_dir: dir.join("data"),
+        hub: lucarne_server::hub::HubConfig {
+            chat_db: Some(":memory:".into()),
+            ..Default::default()
+        },
+        ingest: Default::default(),
+        serve: Default::default(),
+        access: Default::default(),
+        edge: lucarne_server::edge::EdgeConfig { origin },
+    }
+}
+
+/// A node serving in this process.
+struct Node {
+    server: Server,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn node(origin: Option<String>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), origin))
+        .await
+        .expect("server starts");
+    let base = format!("http://{}", server.local_addr());
+    Node {
+        server,
+        base,
+        _dir: dir,
+    }
+}
+
+/// An origin with the demo, and an edge of it.
+async fn origin_and_edge() -> (Node, Node) {
+    let origin = node(None).await;
+    let edge = node(Some(origin.base.clone())).await;
+    (origin, edge)
+}
+
+async fn get(url: &str) -> (u16, bytes::Bytes) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.bytes().await.unwrap_or_default()),
+        Err(_) => (0, bytes::Bytes::new()),
+    }
+}
+
+async fn text(url: &str) -> (u16, String) {
+    let (status, body) = get(url).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn ok_bytes(url: &str) -> bytes::Bytes {
+    let (status, body) = get(url).await;
+    assert_eq!(status, 200, "{url}");
+    body
+}
+
+/// Polls `url` until `ok` holds, or fails after `limit`.
+async fn until(url: &str, limit: Duration, ok: impl Fn(u16, &str) -> bool) -> String {
+    let end = Instant::now() + limit;
+    loop {
+        let (status, body) = text(url).await;
+        if ok(status, &body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < end,
+            "{url} never became what was expected; last: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The complete segments a playlist lists.
+fn segments(playlist: &str) -> Vec<u64> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_suffix(".m4s"))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+/// The `(msn, part)` of the preload hint.
+fn hint(playlist: &str) -> (u64, u64) {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
+    let uri = line.split("URI=\"").nth(1).unwrap().trim_end_matches('"');
+    let mut n = uri.trim_end_matches(".m4s").split('.');
+    (
+        n.next().unwrap().parse().unwrap(),
+        n.next().unwrap().parse().unwrap(),
+    )
+}
+
+/// `name{stream="…"}` in the node's `/metrics`.
+async fn metric(base: &str, name: &str, stream: &str) -> Option<f64> {
+    let (status, body) = text(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    let prefix = format!("{name}{{stream=\"{stream}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+async fn metric_until(
+    base: &str,
+    name: &str,
+    stream: &str,
+    limit: Duration,
+    ok: impl Fn(Option<f64>) -> bool,
+) {
+    let end = Instant::now() + limit;
+    loop {
+        let v = metric(base, name, stream).await;
+        if ok(v) {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{name}{{stream={stream:?}}} stayed {v:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn push(base: &str, id: &str) -> Socket {
+    let url = format!("{}/live/{id}/ll", base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("push socket opens")
+        .0
+}
+
+/// The next binary message, within five seconds.
+async fn binary(ws: &mut Socket) -> bytes::Bytes {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("the socket stays open")
+            .expect("a readable message");
+        match m {
+            Message::Binary(b) => return b,
+            Message::Text(t) => panic!("a state word on a live stream: {t}"),
+            _ => {}
+        }
+    }
+}
+
+fn is_fragment(b: &[u8]) -> bool {
+    b.len() > 8 && &b[4..8] == b"moof"
+}
+
+#[tokio::test]
+async fn an_edge_serves_the_origins_playlist_numbers_and_media_bytes() {
+    let (origin, edge) = origin_and_edge().await;
+    let on_edge = until(
+        &format!("{}/live/demo/index.m3u8", edge.base),
+        Duration::from_secs(10),
+        |s, _| s == 200,
+    )
+    .await;
+    let on_origin = text(&format!("{}/live/demo/index.m3u8", origin.base))
+        .await
+        .1;
+    assert!(on_edge.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{on_edge}");
+    // The relay brought the origin's whole window with its first request.
+    let listed = segments(&on_edge);
+    assert_eq!(listed.len(), 6, "{on_edge}");
+    let first = segments(&on_origin);
+    assert!(
+        media_sequence(&on_edge).abs_diff(media_sequence(&on_origin)) <= 1,
+        "edge:\n{on_edge}\norigin:\n{on_origin}"
+    );
+    let common: Vec<u64> = listed
+        .iter()
+        .copied()
+        .filter(|m| first.contains(m))
+        .collect();
+    assert!(common.len() >= 5, "edge {listed:?}, origin {first:?}");
+
+    assert_eq!(
+        ok_bytes(&format!("{}/live/demo/init.mp4", edge.base)).await,
+        ok_bytes(&format!("{}/live/demo/init.mp4", origin.base)).await,
+        "the same init segment"
+    );
+    for msn in common {
+        let a = ok_bytes(&format!("{}/live/demo/{msn}.m4s", edge.base)).await;
+        let b = ok_bytes(&format!("{}/live/demo/{msn}.m4s", origin.base)).await;
+        assert!(is_fragment(&a));
+        assert_eq!(
+            a, b,
+            "segment {msn}: the same bytes on the edge and the origin"
+        );
+        let part = ok_bytes(&format!("{}/live/demo/{msn}.3.m4s", edge.base)).await;
+        assert_eq!(
+            part,
+            ok_bytes(&format!("{}/live/demo/{msn}.3.m4s", origin.base)).await
+        );
+    }
+    // `/s/{id}` (the loader's short form) works through the edge too.
+    let (status, info) = text(&format!("{}/s/demo", edge.base)).await;
+    assert_eq!(status, 200);
+    assert!(info.contains("\"live\":true"), "{info}");
+    drop(origin.server);
+}
+
+#[tokio::test]
+async fn the_edge_playlist_keeps_up_with_the_origin_through_blocking_reloads() {
+    let (origin, edge) = origin_and_edge().await;
+    let url = format!("{}/live/demo/index.m3u8", edge.base);
+    let mut playlist = until(&url, Duration::from_secs(10), |s, _| s == 200).await;
+    // Follow the live edge part by part for two seconds of media, as an LL-HLS player
+    // does: each request is answered once the hinted part exists.
+    let start = segments(&playlist).last().copied().unwrap();
+    let mut reloads = 0;
+    while segments(&playlist).last().copied().unwrap() < start + 2 {
+        let (msn, part) = hint(&playlist);
+        let (status, next) = text(&format!("{url}?_HLS_msn={msn}&_HLS_part={part}")).await;
+        assert_eq!(status, 200, "{next}");
+        let named = format!("URI=\"{msn}.{part}.m4s\"");
+        assert!(
+            next.lines()
+                .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&named)),
+            "the answer lists the part it waited for ({named}):\n{next}"
+        );
+        let on_edge = ok_bytes(&format!("{}/live/demo/{msn}.{part}.m4s", edge.base)).await;
+        let on_origin = ok_bytes(&format!("{}/live/demo/{msn}.{part}.m4s", origin.base)).await;
+        assert_eq!(on_edge, on_origin, "part {msn}.{part}");
+        playlist = next;
+        reloads += 1;
+        assert!(
+            reloads < 100,
+            "two seconds of 100 ms parts took {reloads} reloads"
+        );
+    }
+    assert!(reloads >= 10, "followed part by part ({reloads} reloads)");
+}
+
+#[tokio::test]
+async fn twenty_push_viewers_on_an_edge_are_one_subscriber_on_the_origin() {
+    let (origin, edge) = origin_and_edge().await;
+    let init = ok_bytes(&format!("{}/live/demo/init.mp4", origin.base)).await;
+    let mut viewers = Vec::new();
+    for _ in 0..20 {
+        viewers.push(push(&edge.base, "demo").await);
+    }
+    for ws in &mut viewers {
+        assert_eq!(binary(ws).await, init, "the origin's init segment first");
+        for _ in 0..12 {
+            assert!(is_fragment(&binary(ws).await), "then CMAF chunks");
+        }
+    }
+    let long = Duration::from_secs(5);
+    metric_until(&edge.base, "lucarne_push_subscribers", "demo", long, |v| {
+        v == Some(20.0)
+    })
+    .await;
+    assert_eq!(
+        metric(&origin.base, "lucarne_push_subscribers", "demo").await,
+        Some(1.0),
+        "one upstream subscription for twenty viewers"
+    );
+    assert_eq!(
+        metric(&edge.base, "lucarne_edge_upstream_connected", "demo").await,
+        Some(1.0)
+    );
+    // They keep playing: a chunk each, a second later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for ws in &mut viewers {
+        assert!(is_fragment(&binary(ws).await));
+    }
+}
+
+#[tokio::test]
+async fn a_stream_the_origin_does_not_have_is_404_on_the_edge() {
+    let (origin, edge) = origin_and_edge().await;
+    for path in [
+        "/live/nope/index.m3u8",
+        "/live/nope/init.mp4",
+        "/live/nope/5.m4s",
+        "/api/streams/nope",
+        "/live/NOPE/index.m3u8",
+    ] {
+        let (status, body) = text(&format!("{}{path}", edge.base)).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let url = format!("{}/live/nope/ll", edge.base.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 404),
+        other => panic!("expected a 404 handshake, got {:?}", other.map(|_| ())),
+    }
+    // Nothing lingers upstream for it.
+    assert_eq!(
+        metric(&origin.base, "lucarne_push_subscribers", "nope").await,
+        None
+    );
+    metric_until(
+        &edge.base,
+        "lucarne_edge_upstream_connected",
+        "nope",
+        Duration::from_secs(5),
+        |v| v.is_none(),
+    )
+    .await;
+}
+
+/// The server binary as a child process, so it can be killed.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An origin with the demo on `listen`, as a process.
+fn spawn_origin(dir: &Path, listen: &str) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lucarne-server"))
+        .args(["--listen", listen, "--drain-delay-secs", "0"])
+        .args(["--chat-db", ":memory:"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--dist")
+        .arg(dir.join("dist"))
+        .arg("--pages")
+        .arg(workspace().join("static"))
+        .arg("--media")
+        .arg(workspace().join("media"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("lucarne-server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("lucarne-server listening on http://") {
+            break a.trim().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Process { child, addr }
+}
+
+/// Reads the push socket until its close frame, within `limit`; its code.
+async fn close_code(ws: &mut Socket, limit: Duration) -> Option<u16> {
+    tokio::time::timeout(limit, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(frame) = m {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn an_edge_serves_what_it_has_while_the_origin_is_killed_then_follows_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut origin = spawn_origin(dir.path(), "127.0.0.1:0");
+    let origin_base = format!("http://{}", origin.addr);
+    let edge = node(Some(origin_base.clone())).await;
+    let url = format!("{}/live/demo/index.m3u8", edge.base);
+    // A full window (the origin's demo may still be filling it as it starts).
+    let before = until(&url, Duration::from_secs(10), |s, p| {
+        s == 200 && segments(p).len() == 6
+    })
+    .await;
+    let mut viewer = push(&edge.base, "demo").await;
+    binary(&mut viewer).await;
+
+    origin.child.kill().unwrap();
+    origin.child.wait().unwrap();
+    let long = Duration::from_secs(10);
+    metric_until(
+        &edge.base,
+        "lucarne_edge_upstream_connected",
+        "demo",
+        long,
+        |v| v == Some(0.0),
+    )
+    .await;
+    // The origin is gone: the edge still serves the segments it has.
+    let (status, stale) = text(&url).await;
+    assert_eq!(status, 200, "{stale}");
+    let newest = *segments(&stale).last().unwrap_or_else(|| panic!("{stale}"));
+    assert!(newest >= *segments(&before).last().unwrap());
+    assert_eq!(
+        get(&format!("{}/live/demo/{newest}.m4s", edge.base))
+            .await
+            .0,
+        200
+    );
+
+    // Back on the same address.
+    let restarted = spawn_origin(dir.path(), &origin.addr.to_string());
+    let origin_base = format!("http://{}", restarted.addr);
+    let resumed = until(&url, Duration::from_secs(20), |s, p| {
+        s == 200 && segments(p).last().is_some_and(|m| *m > newest + 1)
+    })
+    .await;
+    let msn = *segments(&resumed).last().unwrap();
+    assert_eq!(
+        ok_bytes(&format!("{}/live/demo/{msn}.m4s", edge.base)).await,
+        ok_bytes(&format!("{origin_base}/live/demo/{msn}.m4s")).await,
+        "after the restart, the restarted origin's segments"
+    );
+    metric_until(
+        &edge.base,
+        "lucarne_edge_upstream_connected",
+        "demo",
+        long,
+        |v| v == Some(1.0),
+    )
+    .await;
+    // Push viewers get the stream again (on the socket they kept, or a new one).
+    let mut again = push(&edge.base, "demo").await;
+    binary(&mut again).await;
+    for _ in 0..5 {
+        assert!(is_fragment(&binary(&mut again).await));
+    }
+    assert_eq!(
+        metric(&origin_base, "lucarne_push_subscribers", "demo").await,
+        Some(1.0),
+        "one relay again"
+    );
+    drop(viewer);
+}
+
+#[tokio::test]
+async fn an_edge_withdraws_the_stream_when_the_origin_stays_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = spawn_origin(dir.path(), "127.0.0.1:0");
+    let edge = node(Some(format!("http://{}", origin.addr))).await;
+    let url = format!("{}/live/demo/index.m3u8", edge.base);
+    until(&url, Duration::from_secs(10), |s, _| s == 200).await;
+    let mut viewer = push(&edge.base, "demo").await;
+    binary(&mut viewer).await;
+    drop(origin);
+    // Held for a while, then gone: viewers are told to go (as by an origin that
+    // stops), and playlists say the origin is unavailable.
+    let limit = lucarne_server::edge::HOLD + Duration::from_secs(10);
+    assert_eq!(
+        close_code(&mut viewer, limit).await,
+        Some(1001),
+        "the push socket is closed with 1001 (going away)"
+    );
+    until(&url, Duration::from_secs(5), |s, _| s == 502).await;
+    let (status, _) = text(&format!("{}/api/streams/demo", edge.base)).await;
+    assert_eq!(status, 502);
+}
