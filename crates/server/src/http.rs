@@ -235,12 +235,20 @@ fn path_refused(e: &std::io::Error) -> bool {
 /// The live stream `id`: this node's, else on an edge the origin's (relayed, see
 /// [`crate::edge`]).
 async fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
+    viewed(state, id);
     if let Some(s) = state.origin.stream(id) {
         return Ok(s);
     }
     match &state.edge {
         Some(edge) if state.origin.channel(id).is_none() => Ok(edge.stream(id).await?),
         _ => Err(AppError::NoStream(id.to_owned())),
+    }
+}
+
+/// A request for stream `id`: on an edge, its relay stays wanted.
+fn viewed(state: &AppState, id: &str) {
+    if let Some(edge) = &state.edge {
+        edge.touch(id);
     }
 }
 

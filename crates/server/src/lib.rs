@@ -192,10 +192,7 @@ impl Server {
             )?)),
         };
         let origin = Arc::new(Origin::default());
-        let edge = match &config.edge.origin {
-            Some(url) => Some(edge::Edge::new(url, origin.clone(), config.hls_window)?),
-            None => None,
-        };
+        let edge = edge::Edge::new(&config.edge, origin.clone(), config.hls_window)?;
         let mut sources = Vec::new();
         // An edge's `demo` is the origin's.
         if !config.no_demo && edge.is_none() {

@@ -13,6 +13,7 @@
 //! | `lucarne_stream_keyframe_interval_seconds` | gauge | `stream` | the median segment duration in the window: a segment opens at every keyframe (the remuxer cuts there), so this is the encoder's GOP |
 //! | `lucarne_stream_segment_lag_seconds` | gauge | `stream` | wall clock minus the media time at the end of the newest complete segment: up to one keyframe interval when healthy |
 //! | `lucarne_edge_upstream_connected` | gauge | `stream` | on an edge (`--origin`), each relayed stream: 1 while its upstream socket to the origin is open, 0 while it reconnects (see [`crate::edge`]) |
+//! | `lucarne_edge_relays_started_total` | counter | — | on an edge, relays opened to the origin since the node started: one per stream while it is watched, so a rate above the number of streams watched means relays churn |
 //! | `lucarne_stream_chunk_lag_seconds` | gauge | `stream` | wall clock minus the media time at the end of the newest chunk (what the push sends and LL-HLS parts are cut from): about a chunk plus the publisher's delay when healthy, growing when the source stalls |
 //!
 //! Media times are wall-clock based (an RTMP publisher's timeline starts at the
@@ -170,6 +171,12 @@ struct Upstreams(Arc<Edge>);
 impl Collector for Upstreams {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let upstreams = self.0.upstreams();
+        ConstCounter::new(self.0.relays_started()).encode(encoder.encode_descriptor(
+            "lucarne_edge_relays_started",
+            "Relays opened to the origin since the node started.",
+            None,
+            MetricType::Counter,
+        )?)?;
         family(
             &mut encoder,
             (

@@ -34,7 +34,10 @@ fn config(dir: &Path, origin: Option<String>) -> Config {
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
-        edge: lucarne_server::edge::EdgeConfig { origin },
+        edge: lucarne_server::edge::EdgeConfig {
+            origin,
+            edge_idle_secs: 2,
+        },
     }
 }
 
@@ -135,6 +138,15 @@ async fn metric(base: &str, name: &str, stream: &str) -> Option<f64> {
     let (status, body) = text(&format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     let prefix = format!("{name}{{stream=\"{stream}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// `name` (no labels) in the node's `/metrics`.
+async fn bare_metric(base: &str, name: &str) -> Option<f64> {
+    let (_, body) = text(&format!("{base}/metrics")).await;
+    let prefix = format!("{name} ");
     body.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
@@ -344,6 +356,71 @@ async fn a_stream_the_origin_does_not_have_is_404_on_the_edge() {
         |v| v.is_none(),
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_relay_lasts_while_viewers_ask_and_closes_after_the_last() {
+    let (origin, edge) = origin_and_edge().await;
+    let url = format!("{}/live/demo/index.m3u8", edge.base);
+    // An HLS viewer reloading its playlist for longer than the idle time (2 s here).
+    let watching = Instant::now();
+    while watching.elapsed() < Duration::from_secs(5) {
+        let (status, p) = text(&url).await;
+        assert_eq!(status, 200, "{p}");
+        // One relay all along: it never closed and reopened under the viewer.
+        assert_eq!(
+            metric(&origin.base, "lucarne_push_subscribers", "demo").await,
+            Some(1.0),
+            "after {:?}",
+            watching.elapsed()
+        );
+        assert_eq!(
+            bare_metric(&edge.base, "lucarne_edge_relays_started_total").await,
+            Some(1.0),
+            "after {:?}",
+            watching.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        metric(&origin.base, "lucarne_push_subscribers", "demo").await,
+        Some(1.0),
+        "the relay stayed while the viewer reloaded"
+    );
+    assert_eq!(
+        metric(&edge.base, "lucarne_edge_upstream_connected", "demo").await,
+        Some(1.0)
+    );
+    // The viewer leaves: the relay closes.
+    let long = Duration::from_secs(10);
+    metric_until(
+        &origin.base,
+        "lucarne_push_subscribers",
+        "demo",
+        long,
+        |v| v == Some(0.0),
+    )
+    .await;
+    metric_until(
+        &edge.base,
+        "lucarne_edge_upstream_connected",
+        "demo",
+        long,
+        |v| v.is_none(),
+    )
+    .await;
+    // A new viewer brings it back.
+    let (status, p) = text(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        bare_metric(&edge.base, "lucarne_edge_relays_started_total").await,
+        Some(2.0)
+    );
+    assert_eq!(segments(&p).len(), 6, "{p}");
+    assert_eq!(
+        metric(&origin.base, "lucarne_push_subscribers", "demo").await,
+        Some(1.0)
+    );
 }
 
 /// The server binary as a child process, so it can be killed.

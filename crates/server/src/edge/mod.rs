@@ -21,9 +21,10 @@
 //! lacked only each chunk's place in the playlist, which `?relay=1` adds.
 //!
 //! # While nobody watches
-//! A relay lives while the stream is wanted: a lookup in the last [`IDLE_AFTER`], or a
-//! push socket open on it (HLS players reload the playlist every segment, so they keep
-//! it wanted). Then the relay closes and the local copy goes.
+//! A relay lives while the stream is wanted: a request for it on this node in the last
+//! [`IDLE_AFTER`] (`--edge-idle-secs`), or a push socket open on it (HLS players reload
+//! the playlist every segment, so they keep it wanted). Then the relay closes and the
+//! local copy goes.
 //!
 //! # When the origin goes away
 //! The local copy keeps being served (segments, parts; the playlist stops growing)
@@ -67,7 +68,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// A relay with no lookup for this long and no push socket closes.
+/// A relay with no request for this long and no push socket closes (the default of
+/// `--edge-idle-secs`).
 pub const IDLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a local copy is served after its upstream went away.
 pub const HOLD: Duration = Duration::from_secs(10);
@@ -89,6 +91,10 @@ pub struct EdgeConfig {
     /// edge. Its own demo stream is then off.
     #[arg(long = "origin", env = "LUCARNE_ORIGIN")]
     pub origin: Option<String>,
+    /// On an edge, seconds after its last request (and last push socket) that a
+    /// stream's relay from the origin closes. 0 means the default, 30.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub edge_idle_secs: u64,
 }
 
 /// Why `--origin` is not usable.
@@ -157,7 +163,11 @@ pub struct Edge {
     origin: Arc<Origin>,
     /// Segments per playlist (`--hls-window`, the same on every node).
     window: usize,
+    /// See [`IDLE_AFTER`].
+    idle_after: Duration,
     relays: Mutex<HashMap<String, Arc<Relay>>>,
+    /// Relays started since the node started (`/metrics`: churn shows as a rate).
+    started: std::sync::atomic::AtomicU64,
     /// Aborted on drop: relays are the server's tasks.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -174,23 +184,41 @@ pub struct UpstreamState {
 impl Edge {
     /// An edge of `origin_url` (`--origin`), publishing copies in `origin`.
     pub fn new(
-        origin_url: &str,
+        config: &EdgeConfig,
         origin: Arc<Origin>,
         window: usize,
-    ) -> Result<Arc<Edge>, EdgeConfigError> {
+    ) -> Result<Option<Arc<Edge>>, EdgeConfigError> {
+        let Some(origin_url) = config.origin.as_deref() else {
+            return Ok(None);
+        };
         let bad = || EdgeConfigError::Url(origin_url.to_owned());
         let rest = origin_url.strip_prefix("http://").ok_or_else(bad)?;
         let host = rest.trim_end_matches('/');
         if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
             return Err(bad());
         }
-        Ok(Arc::new(Edge {
+        let idle_after = match config.edge_idle_secs {
+            0 => IDLE_AFTER,
+            s => Duration::from_secs(s),
+        };
+        Ok(Some(Arc::new(Edge {
             upstream: format!("ws://{host}"),
             origin,
             window,
+            idle_after,
             relays: Mutex::new(HashMap::new()),
+            started: std::sync::atomic::AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
-        }))
+        })))
+    }
+
+    /// A request for `id` reached this node: its relay, if one runs, stays wanted
+    /// (requests served from the local copy do not go through [`Edge::stream`]).
+    pub fn touch(&self, id: &str) {
+        let relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = relays.get(id) {
+            r.touch();
+        }
     }
 
     /// The local copy of `id`, starting a relay if none runs, waiting at most
@@ -240,6 +268,8 @@ impl Edge {
         });
         relays.insert(id.to_owned(), relay.clone());
         drop(relays);
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let task = tokio::spawn(relay::run(
             relay::Upstream {
                 edge: Arc::downgrade(self),
@@ -251,6 +281,7 @@ impl Edge {
                 origin: self.origin.clone(),
                 id: id.to_owned(),
                 window: self.window,
+                idle_after: self.idle_after,
             },
             relay.clone(),
         ));
@@ -266,6 +297,11 @@ impl Edge {
         if relays.get(id).is_some_and(|r| Arc::ptr_eq(r, relay)) {
             relays.remove(id);
         }
+    }
+
+    /// Relays started so far.
+    pub fn relays_started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Each relay's upstream state, by stream id.
@@ -303,10 +339,20 @@ mod tests {
     #[test]
     fn the_origin_is_an_http_host() {
         let origin = Arc::new(Origin::default());
-        let e = Edge::new("http://10.0.0.5:8080/", origin.clone(), 6).unwrap();
+        let config = |url: &str| EdgeConfig {
+            origin: Some(url.to_owned()),
+            edge_idle_secs: 0,
+        };
+        let e = Edge::new(&config("http://10.0.0.5:8080/"), origin.clone(), 6)
+            .unwrap()
+            .unwrap();
         assert_eq!(e.upstream, "ws://10.0.0.5:8080");
+        assert_eq!(e.idle_after, IDLE_AFTER);
         for bad in ["https://a", "a:80", "http://", "http://a/b", "http://u@a"] {
-            assert!(Edge::new(bad, origin.clone(), 6).is_err(), "{bad}");
+            assert!(Edge::new(&config(bad), origin.clone(), 6).is_err(), "{bad}");
         }
+        assert!(Edge::new(&EdgeConfig::default(), origin, 6)
+            .unwrap()
+            .is_none());
     }
 }

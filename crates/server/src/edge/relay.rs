@@ -2,7 +2,7 @@
 //! feeds (see the parent module for the policy).
 
 use super::continuity::{Continuity, Verdict};
-use super::{Edge, Relay, Relayed, HOLD, IDLE_AFTER, MAX_MESSAGE, RETRY_MAX, RETRY_MIN};
+use super::{Edge, Relay, Relayed, HOLD, MAX_MESSAGE, RETRY_MAX, RETRY_MIN};
 use crate::media::live::{LiveStream, PackagedChunk};
 use crate::media::relay::{self, Frame};
 use crate::media::Origin;
@@ -36,6 +36,8 @@ pub(super) struct Upstream {
     pub(super) id: String,
     /// Segments per playlist (`--hls-window`).
     pub(super) window: usize,
+    /// Unwanted this long, the relay closes.
+    pub(super) idle_after: Duration,
 }
 
 /// The local copy: the stream being fed, and what it has.
@@ -94,7 +96,7 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
                     )
                     .await;
                 }
-                if !wanted(&relay, copy.as_ref()) {
+                if !wanted(&up, &relay, copy.as_ref()) {
                     break;
                 }
                 delay = (delay * 2).min(RETRY_MAX);
@@ -117,8 +119,8 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
 }
 
 /// Someone asked for the stream lately, or a push socket is open on the copy.
-fn wanted(relay: &Relay, copy: Option<&Copy>) -> bool {
-    relay.last_wanted().elapsed() < IDLE_AFTER
+fn wanted(up: &Upstream, relay: &Relay, copy: Option<&Copy>) -> bool {
+    relay.last_wanted().elapsed() < up.idle_after
         || copy.is_some_and(|c| c.stream.push_subscribers() > 0)
 }
 
@@ -158,7 +160,7 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
         let message = tokio::select! {
             m = ws.next() => m,
             _ = tick.tick() => {
-                if !wanted(relay, copy.as_ref()) {
+                if !wanted(up, relay, copy.as_ref()) {
                     let _ = ws.close(None).await;
                     break SessionEnd::Idle;
                 }
@@ -232,12 +234,14 @@ fn on_state(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, word: &str) {
     } else if word == StreamState::Ended.as_str() {
         tracing::info!(stream = %up.id, "the broadcast ended on the origin");
         withdraw(up, relay, copy);
+        up.origin.remember_relayed(&up.id);
         relay.state.send_replace(Relayed::Offline);
     } else if copy.is_none()
         && [StreamState::Offline, StreamState::Unsupported]
             .iter()
             .any(|s| s.as_str() == word)
     {
+        up.origin.remember_relayed(&up.id);
         relay.state.send_replace(Relayed::Offline);
     }
     // `offline` during a broadcast: the origin keeps the stream through its grace
@@ -316,6 +320,7 @@ fn publish(up: &Upstream, relay: &Relay, copy: &mut Copy) {
         return;
     }
     copy.published = true;
+    up.origin.remember_relayed(&up.id);
     up.origin.add_stream(copy.stream.clone());
     relay.state.send_replace(Relayed::Live(copy.stream.clone()));
 }

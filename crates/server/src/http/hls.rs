@@ -62,6 +62,7 @@ pub(super) async fn playlist(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    super::viewed(&state, &id);
     let stream = match (state.origin.stream(&id), state.origin.channel(&id)) {
         (Some(s), _) => s,
         (None, Some(channel)) => return replay_playlist(&channel).await,

@@ -109,6 +109,7 @@ pub(super) async fn low_latency(
     let Some(ws) = push_upgrade(version, ws) else {
         return Ok(needs_http11());
     };
+    super::viewed(&state, &id);
     if let Some(channel) = state.origin.channel(&id) {
         let counted = state.drain.push_opened(&id);
         let stopping = state.drain.stopping();

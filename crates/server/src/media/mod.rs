@@ -47,7 +47,14 @@ use live::LiveStream;
 pub struct Origin {
     streams: RwLock<HashMap<String, Arc<LiveStream>>>,
     channels: RwLock<HashMap<String, Arc<Channel>>>,
+    /// On an edge: ids the upstream origin has been seen to publish (a stream's room
+    /// is admitted while its copy is away; see `crate::edge`). At most
+    /// [`MAX_RELAYED_IDS`].
+    relayed: RwLock<std::collections::HashSet<String>>,
 }
+
+/// Upstream ids an edge remembers (see [`Origin::relayed`]).
+pub const MAX_RELAYED_IDS: usize = 1024;
 
 /// Whether a stream is on air, as the chat and the API report it.
 pub use lucarne_protocol::StreamState;
@@ -104,12 +111,25 @@ impl Origin {
         futures_util::future::join_all(closing).await;
     }
 
-    /// Whether `id` is on air; `None` if no such stream or channel exists.
+    /// Whether `id` is on air; `None` if no such stream or channel exists (here, or on
+    /// an edge's upstream as far as it has seen).
     pub fn stream_state(&self, id: &str) -> Option<StreamState> {
         if let Some(c) = self.channel(id) {
             return Some(c.state().stream_state());
         }
-        self.stream(id).map(|_| StreamState::Live)
+        if self.stream(id).is_some() {
+            return Some(StreamState::Live);
+        }
+        let relayed = self.relayed.read().unwrap_or_else(|e| e.into_inner());
+        relayed.contains(id).then_some(StreamState::Offline)
+    }
+
+    /// An edge saw its upstream publish `id` (kept, up to [`MAX_RELAYED_IDS`]).
+    pub fn remember_relayed(&self, id: &str) {
+        let mut relayed = self.relayed.write().unwrap_or_else(|e| e.into_inner());
+        if relayed.len() < MAX_RELAYED_IDS && !relayed.contains(id) {
+            relayed.insert(id.to_owned());
+        }
     }
 
     /// Ids of all streams and channels.
