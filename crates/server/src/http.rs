@@ -273,14 +273,16 @@ async fn stream_info(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    if state.origin.channel(&id).is_none() {
+        // On an edge, the origin's stream or channel (then mirrored here).
+        match stream(&state, &id).await {
+            Ok(_) | Err(AppError::Offline(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let (live_state, replay) = match state.origin.channel(&id) {
         Some(c) => (c.state().stream_state(), c.replay().map(|(url, _)| url)),
-        None => match stream(&state, &id).await {
-            Ok(_) => (StreamState::Live, None),
-            // An edge relaying a channel nobody broadcasts on.
-            Err(AppError::Offline(_)) => (StreamState::Offline, None),
-            Err(e) => return Err(e),
-        },
+        None => (StreamState::Live, None),
     };
     Ok((
         [(header::CACHE_CONTROL, "no-cache")],

@@ -4,6 +4,8 @@
 //! for one upstream subscription, 404 for what the origin does not have, and the edge
 //! riding out an origin that is killed and restarted.
 
+mod publisher;
+
 use futures_util::StreamExt;
 use lucarne_server::{Config, Server};
 use std::io::{BufRead, BufReader};
@@ -421,6 +423,91 @@ async fn the_relay_lasts_while_viewers_ask_and_closes_after_the_last() {
         metric(&origin.base, "lucarne_push_subscribers", "demo").await,
         Some(1.0)
     );
+}
+
+/// The next text message (a state word), skipping media, within `limit`.
+async fn word(ws: &mut Socket, limit: Duration) -> String {
+    tokio::time::timeout(limit, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a state word in time")
+}
+
+async fn state_on(base: &str, id: &str) -> String {
+    let (status, body) = text(&format!("{base}/api/streams/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), None);
+    c.no_demo = true;
+    c.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();
+    c.ingest.stream_keys = vec!["k=studio".into()];
+    c.ingest.ingest_grace_secs = 1;
+    let origin = Server::start(c).await.expect("origin starts");
+    let origin_base = format!("http://{}", origin.local_addr());
+    let rtmp = format!("rtmp://{}/live/k", origin.rtmp_addr().unwrap());
+    let edge = node(Some(origin_base.clone())).await;
+
+    // Nobody broadcasts yet: the edge says so, as the origin does.
+    assert_eq!(state_on(&edge.base, "studio").await, "offline");
+    let mut viewer = push(&edge.base, "studio").await;
+    assert_eq!(word(&mut viewer, Duration::from_secs(5)).await, "offline");
+
+    let mut ffmpeg = publisher::spawn(
+        publisher::command(&rtmp, 4.0, publisher::H264, true).stderr(Stdio::null()),
+    );
+    // The same socket plays the broadcast: the origin's init, then chunks.
+    let init = binary(&mut viewer).await;
+    assert_eq!(
+        init,
+        ok_bytes(&format!("{origin_base}/live/studio/init.mp4")).await
+    );
+    for _ in 0..5 {
+        assert!(is_fragment(&binary(&mut viewer).await));
+    }
+    assert_eq!(state_on(&edge.base, "studio").await, "live");
+    let playlist = until(
+        &format!("{}/live/studio/index.m3u8", edge.base),
+        Duration::from_secs(10),
+        |s, p| s == 200 && !segments(p).is_empty(),
+    )
+    .await;
+    let msn = segments(&playlist)[0];
+    assert_eq!(
+        ok_bytes(&format!("{}/live/studio/{msn}.m4s", edge.base)).await,
+        ok_bytes(&format!("{origin_base}/live/studio/{msn}.m4s")).await
+    );
+    assert_eq!(
+        metric(&origin_base, "lucarne_push_subscribers", "studio").await,
+        Some(1.0),
+        "the edge's relay"
+    );
+
+    // The broadcaster stops: after the origin's grace period the broadcast ends, and
+    // the edge's viewer hears it on the socket it kept.
+    let _ = ffmpeg.wait();
+    let mut heard = Vec::new();
+    while heard.last().map(String::as_str) != Some("ended") {
+        heard.push(word(&mut viewer, Duration::from_secs(15)).await);
+    }
+    assert!(
+        heard.iter().all(|w| w == "offline" || w == "ended"),
+        "{heard:?}"
+    );
+    assert_eq!(state_on(&edge.base, "studio").await, "ended");
+    drop(origin);
 }
 
 /// The server binary as a child process, so it can be killed.

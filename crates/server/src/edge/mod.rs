@@ -35,8 +35,16 @@
 //! as a new local stream: its push subscribers are closed with 1001 and reconnect, its
 //! playlist continues with the origin's numbers. If the origin is not back within
 //! [`HOLD`], the copy is withdrawn: push sockets are closed (1001, as an origin that
-//! stops does), playlists answer 502 until it is back. A channel's state words
-//! (`offline`, `ended`) are followed: `ended` ends the local copy at once.
+//! stops does), playlists answer 502 until it is back.
+//!
+//! # Channels
+//! When the origin's stream is a channel (RTMP ingest, the browser console), its relay
+//! says so first, and the edge mirrors it as a local
+//! [`Channel`](crate::media::channel::Channel) with no publisher: push viewers here
+//! follow its state words (`offline`, `live`, `ended`) on a socket that stays open
+//! across broadcasts, and `/api/streams/{id}` reports its state, as on the origin. A
+//! broadcast ending there ends here at once; the origin going away past [`HOLD`] reads
+//! `offline` here, and the next broadcast plays on the same sockets.
 //!
 //! An unknown stream on the origin is a 404 here; an origin that cannot be reached is a
 //! 502. A lookup waits at most [`FIRST_MEDIA`] for the relay's first media.
@@ -282,6 +290,7 @@ impl Edge {
                 id: id.to_owned(),
                 window: self.window,
                 idle_after: self.idle_after,
+                mirror: std::sync::OnceLock::new(),
             },
             relay.clone(),
         ));

@@ -3,13 +3,14 @@
 
 use super::continuity::{Continuity, Verdict};
 use super::{Edge, Relay, Relayed, HOLD, MAX_MESSAGE, RETRY_MAX, RETRY_MIN};
+use crate::media::channel::Channel;
 use crate::media::live::{LiveStream, PackagedChunk};
 use crate::media::relay::{self, Frame};
 use crate::media::Origin;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use lucarne_protocol::StreamState;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -38,6 +39,9 @@ pub(super) struct Upstream {
     pub(super) window: usize,
     /// Unwanted this long, the relay closes.
     pub(super) idle_after: Duration,
+    /// When the origin's stream is a channel: its mirror here, through which copies
+    /// are published (and state words said to push viewers).
+    pub(super) mirror: OnceLock<Arc<Channel>>,
 }
 
 /// The local copy: the stream being fed, and what it has.
@@ -104,6 +108,9 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
         }
     }
     withdraw(&up, &relay, &mut copy);
+    if let Some(mirror) = up.mirror.get() {
+        up.origin.remove_channel(mirror);
+    }
     if let Some(edge) = up.edge.upgrade() {
         edge.forget(&up.id, &relay);
     }
@@ -118,10 +125,12 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
     relay.connected.send_replace(false);
 }
 
-/// Someone asked for the stream lately, or a push socket is open on the copy.
+/// Someone asked for the stream lately, or a push socket is open on the copy (or
+/// follows the mirrored channel).
 fn wanted(up: &Upstream, relay: &Relay, copy: Option<&Copy>) -> bool {
     relay.last_wanted().elapsed() < up.idle_after
         || copy.is_some_and(|c| c.stream.push_subscribers() > 0)
+        || up.mirror.get().is_some_and(|c| c.watchers() > 0)
 }
 
 /// Ends the local copy: its push subscribers and blocked requests are let go, and
@@ -129,9 +138,14 @@ fn wanted(up: &Upstream, relay: &Relay, copy: Option<&Copy>) -> bool {
 /// come).
 fn withdraw(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) {
     if let Some(c) = copy.take() {
-        // Only removed if still the one published under its id.
-        up.origin.remove_stream(&c.stream);
-        c.stream.finish();
+        match up.mirror.get() {
+            Some(mirror) => mirror.mirror_withdraw(&c.stream),
+            None => {
+                // Only removed if still the one published under its id.
+                up.origin.remove_stream(&c.stream);
+                c.stream.finish();
+            }
+        }
         relay.state.send_replace(Relayed::Connecting);
     }
 }
@@ -225,27 +239,44 @@ fn unreachable(relay: &Relay, copy: &Option<Copy>, why: String) -> SessionEnd {
     SessionEnd::Lost { fed: false }
 }
 
-/// A channel state word from the origin.
+/// A text message from the origin: the relay's markers, or a channel state word.
 fn on_state(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, word: &str) {
+    if word == relay::CHANNEL {
+        up.origin.remember_relayed(&up.id);
+        up.mirror.get_or_init(|| {
+            let mirror = Channel::mirror(&up.id, up.window);
+            up.origin.add_channel(mirror.clone());
+            mirror
+        });
+        return;
+    }
     if word == relay::BACKLOG_END {
         if let Some(c) = copy.as_mut() {
             publish(up, relay, c);
         }
-    } else if word == StreamState::Ended.as_str() {
+        return;
+    }
+    let Some(state) = [
+        StreamState::Offline,
+        StreamState::Unsupported,
+        StreamState::Ended,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == word) else {
+        return;
+    };
+    if state == StreamState::Ended {
         tracing::info!(stream = %up.id, "the broadcast ended on the origin");
         withdraw(up, relay, copy);
-        up.origin.remember_relayed(&up.id);
-        relay.state.send_replace(Relayed::Offline);
-    } else if copy.is_none()
-        && [StreamState::Offline, StreamState::Unsupported]
-            .iter()
-            .any(|s| s.as_str() == word)
-    {
-        up.origin.remember_relayed(&up.id);
-        relay.state.send_replace(Relayed::Offline);
     }
     // `offline` during a broadcast: the origin keeps the stream through its grace
     // period, and so does the copy.
+    if let Some(mirror) = up.mirror.get() {
+        mirror.mirror_state(state);
+    }
+    if copy.is_none() {
+        relay.state.send_replace(Relayed::Offline);
+    }
 }
 
 /// Puts one relay message into the local copy. A copy restarted after a hole is
@@ -321,6 +352,9 @@ fn publish(up: &Upstream, relay: &Relay, copy: &mut Copy) {
     }
     copy.published = true;
     up.origin.remember_relayed(&up.id);
-    up.origin.add_stream(copy.stream.clone());
+    match up.mirror.get() {
+        Some(mirror) => mirror.mirror_live(copy.stream.clone()),
+        None => up.origin.add_stream(copy.stream.clone()),
+    }
     relay.state.send_replace(Relayed::Live(copy.stream.clone()));
 }

@@ -110,6 +110,16 @@ pub(super) async fn low_latency(
         return Ok(needs_http11());
     };
     super::viewed(&state, &id);
+    let mut stream = None;
+    if state.origin.channel(&id).is_none() {
+        // On an edge this may find the origin's channel, mirrored here (offline: then
+        // the socket follows the mirror's state).
+        match super::stream(&state, &id).await {
+            Ok(s) => stream = Some(s),
+            Err(AppError::Offline(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     if let Some(channel) = state.origin.channel(&id) {
         let counted = state.drain.push_opened(&id);
         let stopping = state.drain.stopping();
@@ -118,7 +128,7 @@ pub(super) async fn low_latency(
             drop(counted);
         }));
     }
-    let stream = super::stream(&state, &id).await?;
+    let stream = stream.ok_or_else(|| AppError::NoStream(id.clone()))?;
     Ok(push_stream(ws, &state, &id, stream, reader))
 }
 
@@ -210,6 +220,9 @@ async fn push_channel(
     reader: Reader,
 ) {
     let mut rx = channel.watch();
+    if reader == Reader::Relay && send_text(&mut socket, relay::CHANNEL).await.is_err() {
+        return;
+    }
     let reports = channel.latency_reports();
     let mut inbound = Inbound {
         reports: Some(&reports),

@@ -445,6 +445,81 @@ impl Channel {
     }
 }
 
+/// Mirroring: an edge node (see `crate::edge`) shows a channel ingested on its origin
+/// as a local channel with no publisher. The relay builds the broadcast's stream and
+/// says what the origin's channel says; push sockets and the API follow the mirror as
+/// they follow a channel fed by ingest.
+impl Channel {
+    /// A channel that only mirrors another node's: nothing is recorded, and no grace
+    /// period runs here (the origin's decides).
+    pub fn mirror(id: &str, window: usize) -> Arc<Channel> {
+        let channel = Channel::new(
+            id,
+            ChannelConfig {
+                window,
+                chunk_ms: 0,
+                grace: Duration::ZERO,
+                replays: None,
+            },
+        );
+        // No publisher may take it: its media comes from the origin.
+        channel.lock().closed = true;
+        channel
+    }
+
+    /// The origin's broadcast is on with `stream` (a new one finishes the old).
+    pub fn mirror_live(&self, stream: Arc<LiveStream>) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.stream.replace(stream.clone()) {
+            if !Arc::ptr_eq(&old, &stream) {
+                old.finish();
+            }
+        }
+        drop(inner);
+        self.state.send_replace(ChannelState::Live(stream));
+    }
+
+    /// The origin's channel says `state` (its publisher dropped, was refused, or the
+    /// broadcast ended). Offline and unsupported keep the stream, as the origin does
+    /// through its grace period; ended finishes it.
+    pub fn mirror_state(&self, state: StreamState) {
+        let next = match state {
+            StreamState::Live | StreamState::Unknown => return,
+            StreamState::Offline => ChannelState::Offline,
+            StreamState::Unsupported => ChannelState::Unsupported,
+            StreamState::Ended => ChannelState::Ended,
+        };
+        let ended = matches!(next, ChannelState::Ended)
+            .then(|| self.lock().stream.take())
+            .flatten();
+        self.state.send_replace(next);
+        if let Some(s) = ended {
+            s.finish();
+        }
+    }
+
+    /// The mirrored `stream` is withdrawn (the origin is out of reach): viewers hear
+    /// `offline`, as when a publisher drops.
+    pub fn mirror_withdraw(&self, stream: &Arc<LiveStream>) {
+        let mut inner = self.lock();
+        if inner
+            .stream
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            inner.stream = None;
+            drop(inner);
+            self.state.send_replace(ChannelState::Offline);
+        }
+        stream.finish();
+    }
+
+    /// Sockets following the channel's state (its push viewers, on an edge).
+    pub fn watchers(&self) -> usize {
+        self.state.receiver_count()
+    }
+}
+
 /// A broadcast being ended: what was taken from the channel under its lock, finished
 /// outside it.
 struct Ending {

@@ -93,6 +93,18 @@ impl Origin {
             .collect()
     }
 
+    /// Withdraws `channel` (an edge's mirror, see `crate::edge`), if it is still the
+    /// one under its id.
+    pub fn remove_channel(&self, channel: &Arc<Channel>) {
+        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        if channels
+            .get(&channel.id)
+            .is_some_and(|c| Arc::ptr_eq(c, channel))
+        {
+            channels.remove(&channel.id);
+        }
+    }
+
     /// Adds an ingest channel.
     pub fn add_channel(&self, channel: Arc<Channel>) {
         self.channels

@@ -16,7 +16,8 @@
 //! ([`LiveStream::subscribe_with_window`](super::live::LiveStream::subscribe_with_window)).
 //! The backlog is followed by the text message [`BACKLOG_END`]: from there on, chunks
 //! are live (an edge publishes its copy then, with the whole window). Other text
-//! messages are the channel state words, as for players.
+//! messages are the channel state words, as for players, and [`CHANNEL`] first when
+//! the stream is a channel.
 //!
 //! Why a header in the binary message rather than a text frame before each chunk: one
 //! message is one chunk, so nothing pairs two frames across a dropped connection, and
@@ -29,6 +30,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// The query a relay subscriber adds to the push URL.
 pub const RELAY_QUERY: &str = "relay=1";
+
+/// The first text message of a relay subscription to a channel (an ingest stream id,
+/// which has state words), before anything else.
+pub const CHANNEL: &str = "channel";
 
 /// The text message that ends a relay subscription's backlog.
 pub const BACKLOG_END: &str = "backlog-end";
