@@ -181,6 +181,9 @@ impl Server {
     /// Binds, starts the demo source and serves in the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let access = Arc::new(access::Access::new(&config.access)?);
+        if config.edge.origin.is_some() && !config.ingest.ladder.is_empty() {
+            return Err(edge::EdgeConfigError::Ladder.into());
+        }
         let ladder = match config.ingest.ladder.as_slice() {
             [] => None,
             heights => Some(Arc::new(media::ladder::Ladder::new(

@@ -447,8 +447,9 @@ async fn state_on(base: &str, id: &str) -> String {
     v["state"].as_str().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
+/// An origin with the channel `studio` (key `k`, 1 s grace period) and no demo; its
+/// HTTP base and RTMP URL.
+async fn channel_origin() -> (Server, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), None);
     c.no_demo = true;
@@ -456,8 +457,14 @@ async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
     c.ingest.stream_keys = vec!["k=studio".into()];
     c.ingest.ingest_grace_secs = 1;
     let origin = Server::start(c).await.expect("origin starts");
-    let origin_base = format!("http://{}", origin.local_addr());
+    let base = format!("http://{}", origin.local_addr());
     let rtmp = format!("rtmp://{}/live/k", origin.rtmp_addr().unwrap());
+    (origin, base, rtmp, dir)
+}
+
+#[tokio::test]
+async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
+    let (origin, origin_base, rtmp, _dir) = channel_origin().await;
     let edge = node(Some(origin_base.clone())).await;
 
     // Nobody broadcasts yet: the edge says so, as the origin does.
@@ -508,6 +515,43 @@ async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
     );
     assert_eq!(state_on(&edge.base, "studio").await, "ended");
     drop(origin);
+}
+
+#[tokio::test]
+async fn an_edge_that_stops_sends_its_viewers_away_without_ending_the_broadcast() {
+    let (_origin, origin_base, rtmp, _dir) = channel_origin().await;
+    let edge = node(Some(origin_base)).await;
+    let mut ffmpeg = publisher::spawn(
+        publisher::command(&rtmp, 30.0, publisher::H264, true).stderr(Stdio::null()),
+    );
+    let mut viewer = push(&edge.base, "studio").await;
+    // Offline until the broadcast starts, then media.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), viewer.next()).await {
+            Ok(Some(Ok(Message::Binary(_)))) => break,
+            Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), "offline"),
+            other => panic!("expected the broadcast, got {other:?}"),
+        }
+    }
+    edge.server.shutdown().await;
+    // 1001, and no "ended": the broadcast goes on at the origin.
+    let mut words = Vec::new();
+    let code = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(m)) = viewer.next().await {
+            match m {
+                Message::Text(t) => words.push(t.to_string()),
+                Message::Close(f) => return f.map(|f| u16::from(f.code)),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("the edge closes the socket");
+    assert_eq!(code, Some(1001));
+    assert!(!words.iter().any(|w| w == "ended"), "{words:?}");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
 }
 
 /// The server binary as a child process, so it can be killed.

@@ -59,7 +59,13 @@
 //! An edge runs the chat hub like any node: run every node with the same `--redis` so
 //! a room is one room across nodes (see `crate::hub::cluster`); without it an edge's
 //! chat is its own. Ladder renditions are not relayed: an edge serves the source
-//! rendition's media playlist at `index.m3u8`. Replays stay on the origin. The
+//! rendition's media playlist at `index.m3u8` (where an origin with `--ladder` serves a
+//! multivariant playlist), and refuses `--ladder` itself. Relaying them would take one
+//! relay per rendition, started with the source's and re-attached to each new copy of
+//! it, and the origin telling which heights it makes; not done yet. Replays stay on the
+//! origin (a load balancer that retries 404s on the next node, as `deploy/nginx.conf`
+//! does, finds them there). An edge's own stop does not end a mirrored broadcast: its
+//! push viewers get 1001 and come back through another node. The
 //! upstream must be `http://` (the relay is plain WebSocket; put TLS at the load
 //! balancer, or keep origin and edges on a private network).
 //!
@@ -111,6 +117,11 @@ pub enum EdgeConfigError {
     /// Not an `http://host[:port]` URL.
     #[error("--origin {0:?}: expected http://HOST[:PORT] (TLS belongs to the load balancer)")]
     Url(String),
+    /// `--ladder` on an edge: renditions are not relayed (see the module doc).
+    #[error(
+        "--ladder cannot be used with --origin: an edge relays the origin's source rendition only"
+    )]
+    Ladder,
 }
 
 /// Why an edge cannot serve a stream.

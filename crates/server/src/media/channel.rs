@@ -124,6 +124,9 @@ pub struct Channel {
     inner: Mutex<Inner>,
     /// Taken after `inner` when both are.
     health: Mutex<Health>,
+    /// An edge's mirror of the origin's channel (see [`Channel::mirror`]): its
+    /// broadcasts are the origin's to end, not this node's.
+    mirror: bool,
 }
 
 /// A channel's broadcast health (see [`super::health`]).
@@ -194,6 +197,7 @@ impl Channel {
             state: watch::channel(initial).0,
             inner: Mutex::new(Inner::default()),
             health: Mutex::new(Health::default()),
+            mirror: false,
         })
     }
 
@@ -383,6 +387,11 @@ impl Channel {
     /// resolves once its replay is on disk. Later media from a still-connected
     /// publisher goes nowhere.
     pub async fn close(&self) {
+        if self.mirror {
+            // The broadcast goes on at the origin: viewers are only sent away (1001),
+            // with no "ended", and come back through another node.
+            return;
+        }
         let ending = {
             let mut inner = self.lock();
             inner.closed = true;
@@ -453,18 +462,23 @@ impl Channel {
     /// A channel that only mirrors another node's: nothing is recorded, and no grace
     /// period runs here (the origin's decides).
     pub fn mirror(id: &str, window: usize) -> Arc<Channel> {
-        let channel = Channel::new(
-            id,
-            ChannelConfig {
+        Arc::new(Channel {
+            id: id.to_owned(),
+            config: ChannelConfig {
                 window,
                 chunk_ms: 0,
                 grace: Duration::ZERO,
                 replays: None,
             },
-        );
-        // No publisher may take it: its media comes from the origin.
-        channel.lock().closed = true;
-        channel
+            state: watch::channel(ChannelState::Offline).0,
+            // No publisher may take it: its media comes from the origin.
+            inner: Mutex::new(Inner {
+                closed: true,
+                ..Inner::default()
+            }),
+            health: Mutex::new(Health::default()),
+            mirror: true,
+        })
     }
 
     /// The origin's broadcast is on with `stream` (a new one finishes the old).
