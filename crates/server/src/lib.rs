@@ -195,7 +195,12 @@ impl Server {
             )?)),
         };
         let origin = Arc::new(Origin::default());
-        let edge = edge::Edge::new(&config.edge, origin.clone(), config.hls_window)?;
+        let edge = edge::Edge::new(
+            &config.edge,
+            origin.clone(),
+            config.hls_window,
+            access.clone(),
+        )?;
         let mut sources = Vec::new();
         // An edge's `demo` is the origin's.
         if !config.no_demo && edge.is_none() {

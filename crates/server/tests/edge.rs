@@ -554,6 +554,58 @@ async fn an_edge_that_stops_sends_its_viewers_away_without_ending_the_broadcast(
     let _ = ffmpeg.wait();
 }
 
+#[tokio::test]
+async fn a_private_stream_plays_on_an_edge_with_a_viewers_token_and_not_without() {
+    const SECRET: &str = "edge-test-playback-secret-0123456789";
+    let private = |c: &mut Config| {
+        c.access.private_streams = vec!["demo".into()];
+        c.access.playback_secret = Some(SECRET.into());
+    };
+    let (origin_dir, edge_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut c = config(origin_dir.path(), None);
+    private(&mut c);
+    let origin = Server::start(c).await.unwrap();
+    let origin_base = format!("http://{}", origin.local_addr());
+    let mut c = config(edge_dir.path(), Some(origin_base.clone()));
+    private(&mut c);
+    let edge = Server::start(c).await.unwrap();
+    let edge_base = format!("http://{}", edge.local_addr());
+
+    let url = format!("{edge_base}/live/demo/index.m3u8");
+    assert_eq!(text(&url).await.0, 403, "no token, no stream");
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = lucarne_server::access::mint(SECRET.as_bytes(), "demo", expiry);
+    let playlist = until(
+        &format!("{url}?token={token}"),
+        Duration::from_secs(10),
+        |s, _| s == 200,
+    )
+    .await;
+    let msn = *segments_signed(&playlist).last().unwrap();
+    assert_eq!(
+        ok_bytes(&format!("{edge_base}/live/demo/{msn}.m4s?token={token}")).await,
+        ok_bytes(&format!("{origin_base}/live/demo/{msn}.m4s?token={token}")).await
+    );
+    assert_eq!(
+        metric(&origin_base, "lucarne_push_subscribers", "demo").await,
+        Some(1.0),
+        "the edge's relay signed its own way in"
+    );
+}
+
+/// The segments of a playlist whose URIs carry a token.
+fn segments_signed(playlist: &str) -> Vec<u64> {
+    playlist
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('?').next()?.strip_suffix(".m4s")?.parse().ok())
+        .collect()
+}
+
 /// The server binary as a child process, so it can be killed.
 struct Process {
     child: Child,

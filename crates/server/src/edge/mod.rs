@@ -75,6 +75,7 @@
 pub mod continuity;
 mod relay;
 
+use crate::access::Access;
 use crate::media::live::LiveStream;
 use crate::media::Origin;
 use std::collections::HashMap;
@@ -184,6 +185,9 @@ pub struct Edge {
     window: usize,
     /// See [`IDLE_AFTER`].
     idle_after: Duration,
+    /// Private streams (`--private`, `--playback-secret`, the same as the origin's):
+    /// the relay signs its own playback token.
+    access: Arc<Access>,
     relays: Mutex<HashMap<String, Arc<Relay>>>,
     /// Relays started since the node started (`/metrics`: churn shows as a rate).
     started: std::sync::atomic::AtomicU64,
@@ -206,6 +210,7 @@ impl Edge {
         config: &EdgeConfig,
         origin: Arc<Origin>,
         window: usize,
+        access: Arc<Access>,
     ) -> Result<Option<Arc<Edge>>, EdgeConfigError> {
         let Some(origin_url) = config.origin.as_deref() else {
             return Ok(None);
@@ -225,6 +230,7 @@ impl Edge {
             origin,
             window,
             idle_after,
+            access,
             relays: Mutex::new(HashMap::new()),
             started: std::sync::atomic::AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
@@ -297,6 +303,7 @@ impl Edge {
                     self.upstream,
                     crate::media::relay::RELAY_QUERY
                 ),
+                access: self.access.clone(),
                 origin: self.origin.clone(),
                 id: id.to_owned(),
                 window: self.window,
@@ -359,19 +366,28 @@ mod tests {
     #[test]
     fn the_origin_is_an_http_host() {
         let origin = Arc::new(Origin::default());
+        let access = Arc::new(Access::new(&Default::default()).unwrap());
         let config = |url: &str| EdgeConfig {
             origin: Some(url.to_owned()),
             edge_idle_secs: 0,
         };
-        let e = Edge::new(&config("http://10.0.0.5:8080/"), origin.clone(), 6)
-            .unwrap()
-            .unwrap();
+        let e = Edge::new(
+            &config("http://10.0.0.5:8080/"),
+            origin.clone(),
+            6,
+            access.clone(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.upstream, "ws://10.0.0.5:8080");
         assert_eq!(e.idle_after, IDLE_AFTER);
         for bad in ["https://a", "a:80", "http://", "http://a/b", "http://u@a"] {
-            assert!(Edge::new(&config(bad), origin.clone(), 6).is_err(), "{bad}");
+            assert!(
+                Edge::new(&config(bad), origin.clone(), 6, access.clone()).is_err(),
+                "{bad}"
+            );
         }
-        assert!(Edge::new(&EdgeConfig::default(), origin, 6)
+        assert!(Edge::new(&EdgeConfig::default(), origin, 6, access)
             .unwrap()
             .is_none());
     }

@@ -22,6 +22,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_AFTER: Duration = Duration::from_secs(5);
 /// …and the upstream is given up after this long without one (a silent host).
 const SILENT_FOR: Duration = Duration::from_secs(15);
+/// A private stream's relay token is valid this long (checked at the handshake only).
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How often an idle or lost relay looks at its clock.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -31,6 +33,8 @@ pub(super) struct Upstream {
     pub(super) edge: Weak<Edge>,
     /// `ws://origin/live/{id}/ll?relay=1`.
     pub(super) url: String,
+    /// Signs the relay's playback token when the stream is private.
+    pub(super) access: Arc<crate::access::Access>,
     /// The local streams.
     pub(super) origin: Arc<Origin>,
     /// Stream id.
@@ -155,7 +159,12 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let connecting = tokio_tungstenite::connect_async_with_config(&up.url, Some(config), true);
+    let now = (crate::media::now_ns() / 1_000_000_000) as u64;
+    let url = match up.access.mint_for(&up.id, now, TOKEN_TTL.as_secs()) {
+        Some(token) => format!("{}&token={token}", up.url),
+        None => up.url.clone(),
+    };
+    let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
     let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(tungstenite::Error::Http(r))) if r.status() == 404 => return SessionEnd::Missing,
