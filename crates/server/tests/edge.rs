@@ -606,6 +606,77 @@ fn segments_signed(playlist: &str) -> Vec<u64> {
         .collect()
 }
 
+/// A stand-in origin whose relay connections get, in turn, each of `sessions`' messages
+/// (then stay open); its address.
+async fn fake_origin(sessions: Vec<Vec<Message>>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut sessions = sessions.into_iter();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let messages = sessions.next().unwrap_or_default();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                for m in messages {
+                    if futures_util::SinkExt::send(&mut ws, m).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_relay_messages_are_refused_and_the_edge_recovers() {
+    use lucarne_server::edge::MAX_MESSAGE;
+    use lucarne_server::media::relay::{encode_chunk, encode_init, BACKLOG_END};
+    let mut good = vec![Message::Binary(encode_init(b"init"))];
+    for msn in [100u64, 101] {
+        for part in 0..10u32 {
+            let start = msn as f64 + f64::from(part) / 10.0;
+            let media = vec![part as u8; 8];
+            good.push(Message::Binary(encode_chunk(msn, part, start, 0.1, &media)));
+        }
+    }
+    good.push(Message::Binary(encode_chunk(102, 0, 102.0, 0.1, b"next")));
+    good.push(Message::Text(BACKLOG_END.into()));
+    let upstream = fake_origin(vec![
+        // An unknown kind of message.
+        vec![Message::Binary(bytes::Bytes::from_static(b"\x09junk"))],
+        // A chunk cut inside its header.
+        vec![
+            Message::Binary(encode_init(b"init")),
+            Message::Binary(encode_chunk(1, 0, 1.0, 0.1, b"x").slice(..12)),
+        ],
+        // One byte over the limit.
+        vec![Message::Binary(vec![2u8; MAX_MESSAGE + 1].into())],
+        good,
+    ])
+    .await;
+    let edge = node(Some(format!("http://{upstream}"))).await;
+    let url = format!("{}/live/x/index.m3u8", edge.base);
+    let (status, body) = text(&url).await;
+    assert_eq!(
+        status, 502,
+        "a malformed upstream is the origin's fault: {body}"
+    );
+    assert!(body.contains("malformed"), "{body}");
+    // The relay reconnects (backoff), survives the next two, and serves the fourth.
+    let playlist = until(&url, Duration::from_secs(15), |s, _| s == 200).await;
+    assert_eq!(segments(&playlist), [100, 101], "{playlist}");
+    let segment = ok_bytes(&format!("{}/live/x/100.m4s", edge.base)).await;
+    let expected: Vec<u8> = (0..10u8).flat_map(|p| vec![p; 8]).collect();
+    assert_eq!(segment.to_vec(), expected);
+}
+
 /// The server binary as a child process, so it can be killed.
 struct Process {
     child: Child,

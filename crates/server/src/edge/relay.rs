@@ -168,8 +168,8 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
     let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(tungstenite::Error::Http(r))) if r.status() == 404 => return SessionEnd::Missing,
-        Ok(Err(e)) => return unreachable(relay, copy, e.to_string()),
-        Err(_) => return unreachable(relay, copy, "connection timed out".into()),
+        Ok(Err(e)) => return lost(relay, copy, false, e.to_string()),
+        Err(_) => return lost(relay, copy, false, "connection timed out".into()),
     };
     tracing::info!(stream = %up.id, "relaying from the origin");
     relay.connected.send_replace(true);
@@ -189,7 +189,7 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
                 }
                 if heard.elapsed() >= SILENT_FOR {
                     tracing::warn!(stream = %up.id, "the origin is silent: reconnecting");
-                    break SessionEnd::Lost { fed };
+                    break lost(relay, copy, fed, "the origin is silent".into());
                 }
                 if heard.elapsed() >= PING_AFTER && !pinged {
                     pinged = true;
@@ -213,7 +213,7 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
                 }
                 Err(e) => {
                     tracing::warn!(stream = %up.id, "malformed relay message: {e}; reconnecting");
-                    break SessionEnd::Lost { fed };
+                    break lost(relay, copy, fed, format!("malformed relay message: {e}"));
                 }
             },
             Some(Ok(Message::Text(t))) => {
@@ -223,10 +223,12 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
                 on_state(up, relay, copy, t.as_str());
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Ok(Message::Close(_))) | None => break SessionEnd::Lost { fed },
+            Some(Ok(Message::Close(_))) | None => {
+                break lost(relay, copy, fed, "the origin closed the relay".into())
+            }
             Some(Err(e)) => {
                 tracing::warn!(stream = %up.id, "upstream: {e}; reconnecting");
-                break SessionEnd::Lost { fed };
+                break lost(relay, copy, fed, e.to_string());
             }
         }
     };
@@ -234,18 +236,19 @@ async fn session(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) -> Sessi
     end
 }
 
-/// A failed connection: lookups waiting on a relay with no copy are told at once.
-fn unreachable(relay: &Relay, copy: &Option<Copy>, why: String) -> SessionEnd {
+/// The upstream is lost (or was never reached): with no copy to serve, lookups are
+/// told why at once instead of waiting for media that is not coming.
+fn lost(relay: &Relay, copy: &Option<Copy>, fed: bool, why: String) -> SessionEnd {
     if copy.is_none() {
         relay.state.send_if_modified(|s| {
-            let first = matches!(s, Relayed::Connecting | Relayed::Unreachable(_));
-            if first {
+            let waiting = matches!(s, Relayed::Connecting | Relayed::Unreachable(_));
+            if waiting {
                 *s = Relayed::Unreachable(why.clone());
             }
-            first
+            waiting
         });
     }
-    SessionEnd::Lost { fed: false }
+    SessionEnd::Lost { fed }
 }
 
 /// A text message from the origin: the relay's markers, or a channel state word.
