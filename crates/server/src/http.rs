@@ -8,7 +8,9 @@
 //!   (its `init.mp4`, segments, parts and `ll` push beside it; see
 //!   [`crate::media::ladder`]).
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
-//!   [`push`]).
+//!   [`push`]); `?relay=1` for an edge node.
+//! - on an edge (`--origin`), a stream this node does not publish is looked up on the
+//!   origin and relayed (see [`crate::edge`]); an origin out of reach is a 502.
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
 //! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
 //!   broadcast ended, its `index.m3u8` is the newest replay's playlist.

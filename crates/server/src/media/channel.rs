@@ -644,3 +644,45 @@ impl Drop for Publisher {
             .unpublished(self.session, resume, self.remuxer.started());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Arc<LiveStream> {
+        Arc::new(LiveStream::new("s", Bytes::from_static(b"init"), 3))
+    }
+
+    #[test]
+    fn a_mirror_follows_the_origins_broadcast_and_takes_no_publisher() {
+        let mirror = Channel::mirror("s", 3);
+        assert!(matches!(mirror.publish(), Err(Refused::Closing(_))));
+        let first = stream();
+        mirror.mirror_live(first.clone());
+        assert!(matches!(mirror.state(), ChannelState::Live(s) if Arc::ptr_eq(&s, &first)));
+        // The publisher dropped on the origin: the stream stays through its grace.
+        mirror.mirror_state(StreamState::Offline);
+        assert!(matches!(mirror.state(), ChannelState::Offline));
+        assert!(mirror.stream().is_some() && !first.is_finished());
+        // A new broadcast replaces (and finishes) the old stream.
+        let second = stream();
+        mirror.mirror_live(second.clone());
+        assert!(first.is_finished() && !second.is_finished());
+        mirror.mirror_state(StreamState::Ended);
+        assert!(matches!(mirror.state(), ChannelState::Ended));
+        assert!(second.is_finished() && mirror.stream().is_none());
+    }
+
+    #[tokio::test]
+    async fn stopping_the_node_leaves_a_mirrored_broadcast_on() {
+        let mirror = Channel::mirror("s", 3);
+        let live = stream();
+        mirror.mirror_live(live.clone());
+        mirror.close().await;
+        assert!(
+            matches!(mirror.state(), ChannelState::Live(_)),
+            "no 'ended'"
+        );
+        assert!(!live.is_finished());
+    }
+}

@@ -683,6 +683,30 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_subscription_starts_with_every_part_of_the_window_numbered() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        for msn in 50..56 {
+            feed_segment(&stream, msn);
+        }
+        stream.push_chunk(packaged(56, 56.0, true, 0));
+        stream.push_chunk(packaged(56, 56.1, false, 1));
+        let sub = stream.subscribe_with_window();
+        let placed: Vec<(u64, u32)> = sub.backlog.iter().map(|c| (c.msn, c.part)).collect();
+        // The playlist's three complete segments (53, 54, 55), then the open one.
+        let mut expected: Vec<(u64, u32)> = (53..56)
+            .flat_map(|m| (0..10).map(move |p| (m, p)))
+            .collect();
+        expected.extend([(56, 0), (56, 1)]);
+        assert_eq!(placed, expected);
+        for c in &sub.backlog {
+            assert_eq!(Some(c.bytes.clone()), stream.part(c.msn, u64::from(c.part)));
+            assert!((c.start - (c.msn as f64 + f64::from(c.part) / 10.0)).abs() < 1e-9);
+        }
+        // Sequence numbers run on, so the live feed is de-duplicated against them.
+        assert!(sub.backlog.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    }
+
+    #[test]
     fn chunks_before_the_first_keyframe_are_dropped() {
         let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
         stream.push_chunk(chunk(99.5, false));
