@@ -606,6 +606,64 @@ fn segments_signed(playlist: &str) -> Vec<u64> {
         .collect()
 }
 
+#[tokio::test]
+async fn an_origins_ladder_is_served_by_the_edge_with_the_same_renditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), None);
+    // The demo clip is 480x270: a 180p rendition is made of it, with ffmpeg.
+    c.ingest.ladder = vec![180];
+    c.ingest.ladder_preset = "ultrafast".into();
+    let origin = Server::start(c).await.expect("origin starts");
+    let origin_base = format!("http://{}", origin.local_addr());
+    let edge = node(Some(origin_base.clone())).await;
+
+    let index = until(
+        &format!("{}/live/demo/index.m3u8", edge.base),
+        Duration::from_secs(30),
+        |s, p| s == 200 && p.contains("180p/index.m3u8"),
+    )
+    .await;
+    assert!(index.contains("#EXT-X-STREAM-INF:"), "{index}");
+    assert!(index.contains("source.m3u8"), "{index}");
+    assert!(index.contains("RESOLUTION=320x180"), "{index}");
+    let low = until(
+        &format!("{}/live/demo/180p/index.m3u8", edge.base),
+        Duration::from_secs(10),
+        |s, p| s == 200 && !segments(p).is_empty(),
+    )
+    .await;
+    let on_origin = text(&format!("{origin_base}/live/demo/180p/index.m3u8"))
+        .await
+        .1;
+    let msn = *segments(&low)
+        .iter()
+        .find(|m| segments(&on_origin).contains(m))
+        .unwrap_or_else(|| panic!("no common segment:\n{low}\n{on_origin}"));
+    assert_eq!(
+        ok_bytes(&format!("{}/live/demo/180p/init.mp4", edge.base)).await,
+        ok_bytes(&format!("{origin_base}/live/demo/180p/init.mp4")).await
+    );
+    assert_eq!(
+        ok_bytes(&format!("{}/live/demo/180p/{msn}.m4s", edge.base)).await,
+        ok_bytes(&format!("{origin_base}/live/demo/180p/{msn}.m4s")).await,
+        "rendition segment {msn}"
+    );
+    let source = text(&format!("{}/live/demo/source.m3u8", edge.base)).await;
+    assert_eq!(source.0, 200);
+    assert_eq!(
+        metric(&origin_base, "lucarne_push_subscribers", "demo").await,
+        Some(2.0),
+        "one relay for the source, one for the rendition"
+    );
+    // A rendition the origin does not make is not dialled for.
+    assert_eq!(
+        text(&format!("{}/live/demo/720p/index.m3u8", edge.base))
+            .await
+            .0,
+        404
+    );
+}
+
 /// A stand-in origin whose relay connections get, in turn, each of `sessions`' messages
 /// (then stay open); its address.
 async fn fake_origin(sessions: Vec<Vec<Message>>) -> SocketAddr {

@@ -58,16 +58,23 @@
 //! # Chat and the rest
 //! An edge runs the chat hub like any node: run every node with the same `--redis` so
 //! a room is one room across nodes (see `crate::hub::cluster`); without it an edge's
-//! chat is its own. Ladder renditions are not relayed: an edge serves the source
-//! rendition's media playlist at `index.m3u8` (where an origin with `--ladder` serves a
-//! multivariant playlist), and refuses `--ladder` itself. Relaying them would take one
-//! relay per rendition, started with the source's and re-attached to each new copy of
-//! it, and the origin telling which heights it makes; not done yet. Replays stay on the
-//! origin (a load balancer that retries 404s on the next node, as `deploy/nginx.conf`
-//! does, finds them there). An edge's own stop does not end a mirrored broadcast: its
-//! push viewers get 1001 and come back through another node. The
-//! upstream must be `http://` (the relay is plain WebSocket; put TLS at the load
-//! balancer, or keep origin and edges on a private network).
+//! chat is its own. Private streams (`--private`) play through an edge given the
+//! origin's `--private` and `--playback-secret`: it checks its viewers' tokens as the
+//! origin does, and its relay signs its own. Replays stay on the origin (a load
+//! balancer that retries 404s on the next node, as `deploy/nginx.conf` does, finds
+//! them there). An edge's own stop does not end a mirrored broadcast: its push viewers
+//! get 1001 and come back through another node. The upstream must be `http://` (the
+//! relay is plain WebSocket; put TLS at the load balancer, or keep origin and edges on
+//! a private network).
+//!
+//! # Renditions
+//! With `--ladder` on the origin, its relay says which heights it makes (a
+//! [`LADDER`](crate::media::relay::LADDER) message). The edge's `index.m3u8` is then the
+//! same multivariant playlist (source at `source.m3u8`, each rendition with media at
+//! `{height}p/index.m3u8`), and each rendition is relayed on its own from the origin's
+//! `/live/{id}/{height}p/ll?relay=1`, started by the multivariant playlist's request
+//! and kept by its viewers like any relay: one upstream subscription per rendition.
+//! The edge refuses `--ladder` itself (it transcodes nothing).
 //!
 //! Layer: beside `ingest`, a source for [`crate::media`]; imports nothing from `http`
 //! or `hub`.
@@ -118,10 +125,8 @@ pub enum EdgeConfigError {
     /// Not an `http://host[:port]` URL.
     #[error("--origin {0:?}: expected http://HOST[:PORT] (TLS belongs to the load balancer)")]
     Url(String),
-    /// `--ladder` on an edge: renditions are not relayed (see the module doc).
-    #[error(
-        "--ladder cannot be used with --origin: an edge relays the origin's source rendition only"
-    )]
+    /// `--ladder` on an edge: the origin's renditions are relayed, none is made here.
+    #[error("--ladder cannot be used with --origin: an edge relays the origin's renditions")]
     Ladder,
 }
 
@@ -162,6 +167,9 @@ struct Relay {
     wanted: Mutex<tokio::time::Instant>,
     /// Whether the upstream socket is open now (`/metrics`).
     connected: watch::Sender<bool>,
+    /// The heights of the renditions the origin makes of the stream (its
+    /// [`LADDER`](crate::media::relay::LADDER) message); empty without a ladder.
+    ladder: Mutex<Vec<u32>>,
 }
 
 impl Relay {
@@ -252,37 +260,71 @@ impl Edge {
         if !crate::media::valid_stream_id(id) {
             return Err(EdgeError::NotFound(id.to_owned()));
         }
-        let relay = self.relay(id)?;
-        relay.touch();
-        let mut rx = relay.state.subscribe();
-        let settled = tokio::time::timeout(
-            FIRST_MEDIA,
-            rx.wait_for(|s| !matches!(s, Relayed::Connecting)),
-        )
-        .await;
-        let state = match settled {
-            Ok(Ok(s)) => s.clone(),
-            Ok(Err(_)) => Relayed::Unreachable("relay stopped".into()),
-            Err(_) => Relayed::Unreachable("no media in time".into()),
-        };
-        match state {
-            Relayed::Live(s) => Ok(s),
-            Relayed::Missing => Err(EdgeError::NotFound(id.to_owned())),
-            Relayed::Offline => Err(EdgeError::Offline(id.to_owned())),
-            Relayed::Unreachable(why) => Err(EdgeError::Unavailable(id.to_owned(), why)),
-            Relayed::Connecting => Err(EdgeError::Unavailable(id.to_owned(), "connecting".into())),
-        }
+        let relay = self.relay(id, id, None)?;
+        settled(id, &relay).await
     }
 
-    /// The running relay of `id`, or a new one.
-    fn relay(self: &Arc<Self>, id: &str) -> Result<Arc<Relay>, EdgeError> {
+    /// The rendition of `height` of `id` (the origin's `{height}p`), relayed on its own
+    /// once the source's relay learnt that the origin makes it.
+    pub async fn rendition(
+        self: &Arc<Self>,
+        id: &str,
+        height: u32,
+    ) -> Result<Arc<LiveStream>, EdgeError> {
+        let key = format!("{id}/{}", crate::media::ladder::rendition_name(height));
+        if !self.ladder_of(id).contains(&height) {
+            return Err(EdgeError::NotFound(key));
+        }
+        let relay = self.relay(&key, id, Some(height))?;
+        settled(&key, &relay).await
+    }
+
+    /// With a ladder on the origin, the renditions to list in `id`'s multivariant
+    /// playlist (those relayed here with media; the others' relays are started, for
+    /// the next request); `None` without one.
+    pub fn ladder(self: &Arc<Self>, id: &str) -> Option<Vec<(u32, Arc<LiveStream>)>> {
+        let heights = self.ladder_of(id);
+        if heights.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for h in heights {
+            let key = format!("{id}/{}", crate::media::ladder::rendition_name(h));
+            let Ok(relay) = self.relay(&key, id, Some(h)) else {
+                continue;
+            };
+            relay.touch();
+            let state = relay.state.borrow().clone();
+            if let Relayed::Live(s) = state {
+                out.push((h, s));
+            }
+        }
+        Some(out)
+    }
+
+    fn ladder_of(&self, id: &str) -> Vec<u32> {
+        let relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        relays.get(id).map_or_else(Vec::new, |r| {
+            r.ladder.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
+    }
+
+    /// The running relay under `key`, or a new one of stream `id` (of its rendition of
+    /// `height`, if given).
+    fn relay(
+        self: &Arc<Self>,
+        key: &str,
+        id: &str,
+        height: Option<u32>,
+    ) -> Result<Arc<Relay>, EdgeError> {
         let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = relays.get(id) {
+        if let Some(r) = relays.get(key) {
+            r.touch();
             return Ok(r.clone());
         }
         if relays.len() >= MAX_RELAYS {
             return Err(EdgeError::Unavailable(
-                id.to_owned(),
+                key.to_owned(),
                 format!("this edge relays {MAX_RELAYS} streams already"),
             ));
         }
@@ -290,8 +332,9 @@ impl Edge {
             state: watch::channel(Relayed::Connecting).0,
             wanted: Mutex::new(tokio::time::Instant::now()),
             connected: watch::channel(false).0,
+            ladder: Mutex::new(Vec::new()),
         });
-        relays.insert(id.to_owned(), relay.clone());
+        relays.insert(key.to_owned(), relay.clone());
         drop(relays);
         self.started
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -299,13 +342,15 @@ impl Edge {
             relay::Upstream {
                 edge: Arc::downgrade(self),
                 url: format!(
-                    "{}/live/{id}/ll?{}",
+                    "{}/live/{key}/ll?{}",
                     self.upstream,
                     crate::media::relay::RELAY_QUERY
                 ),
                 access: self.access.clone(),
                 origin: self.origin.clone(),
                 id: id.to_owned(),
+                key: key.to_owned(),
+                rendition: height.is_some(),
                 window: self.window,
                 idle_after: self.idle_after,
                 mirror: std::sync::OnceLock::new(),
@@ -343,6 +388,29 @@ impl Edge {
             .collect();
         out.sort_by(|a, b| a.stream.cmp(&b.stream));
         out
+    }
+}
+
+/// What `relay` has for a lookup of `key`, once it has something, within
+/// [`FIRST_MEDIA`].
+async fn settled(key: &str, relay: &Relay) -> Result<Arc<LiveStream>, EdgeError> {
+    let mut rx = relay.state.subscribe();
+    let settled = tokio::time::timeout(
+        FIRST_MEDIA,
+        rx.wait_for(|s| !matches!(s, Relayed::Connecting)),
+    )
+    .await;
+    let state = match settled {
+        Ok(Ok(s)) => s.clone(),
+        Ok(Err(_)) => Relayed::Unreachable("relay stopped".into()),
+        Err(_) => Relayed::Unreachable("no media in time".into()),
+    };
+    match state {
+        Relayed::Live(s) => Ok(s),
+        Relayed::Missing => Err(EdgeError::NotFound(key.to_owned())),
+        Relayed::Offline => Err(EdgeError::Offline(key.to_owned())),
+        Relayed::Unreachable(why) => Err(EdgeError::Unavailable(key.to_owned(), why)),
+        Relayed::Connecting => Err(EdgeError::Unavailable(key.to_owned(), "connecting".into())),
     }
 }
 

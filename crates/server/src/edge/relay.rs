@@ -39,6 +39,11 @@ pub(super) struct Upstream {
     pub(super) origin: Arc<Origin>,
     /// Stream id.
     pub(super) id: String,
+    /// The relay's key among the edge's relays: the stream id, or `{id}/{height}p`.
+    pub(super) key: String,
+    /// A ladder rendition: its copy is served through the edge's lookups only (the
+    /// rendition routes), never published under the stream's id.
+    pub(super) rendition: bool,
     /// Segments per playlist (`--hls-window`).
     pub(super) window: usize,
     /// Unwanted this long, the relay closes.
@@ -116,7 +121,7 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
         up.origin.remove_channel(mirror);
     }
     if let Some(edge) = up.edge.upgrade() {
-        edge.forget(&up.id, &relay);
+        edge.forget(&up.key, &relay);
     }
     // Lookups still waiting hear why; later ones start a new relay.
     relay.state.send_if_modified(|s| {
@@ -144,6 +149,7 @@ fn withdraw(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>) {
     if let Some(c) = copy.take() {
         match up.mirror.get() {
             Some(mirror) => mirror.mirror_withdraw(&c.stream),
+            None if up.rendition => c.stream.finish(),
             None => {
                 // Only removed if still the one published under its id.
                 up.origin.remove_stream(&c.stream);
@@ -268,6 +274,10 @@ fn on_state(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, word: &str) {
         }
         return;
     }
+    if let Some(heights) = relay::parse_ladder(word) {
+        *relay.ladder.lock().unwrap_or_else(|e| e.into_inner()) = heights;
+        return;
+    }
     let Some(state) = [
         StreamState::Offline,
         StreamState::Unsupported,
@@ -363,9 +373,12 @@ fn publish(up: &Upstream, relay: &Relay, copy: &mut Copy) {
         return;
     }
     copy.published = true;
-    up.origin.remember_relayed(&up.id);
+    if !up.rendition {
+        up.origin.remember_relayed(&up.id);
+    }
     match up.mirror.get() {
         Some(mirror) => mirror.mirror_live(copy.stream.clone()),
+        None if up.rendition => {}
         None => up.origin.add_stream(copy.stream.clone()),
     }
     relay.state.send_replace(Relayed::Live(copy.stream.clone()));

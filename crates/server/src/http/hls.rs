@@ -72,6 +72,12 @@ pub(super) async fn playlist(
         let body = Bytes::from(ladder::source_multivariant(&stream));
         return Ok(playlist_response(body, PLAIN_PLAYLIST_CACHE));
     }
+    // An edge of an origin with a ladder: the same multivariant playlist, of the
+    // renditions relayed here.
+    if let Some(renditions) = state.edge.as_ref().and_then(|e| e.ladder(&id)) {
+        let body = Bytes::from(ladder::multivariant_of(&stream, &renditions));
+        return Ok(playlist_response(body, PLAIN_PLAYLIST_CACHE));
+    }
     media_playlist(&stream, query.as_deref()).await
 }
 
@@ -179,9 +185,14 @@ pub(super) async fn rendition(
     name: &str,
 ) -> Result<Arc<LiveStream>, AppError> {
     let source = super::stream(state, id).await?;
-    ladder::parse_rendition_name(name)
-        .and_then(|h| source.rendition(h))
-        .ok_or_else(|| AppError::NoStream(format!("{id}/{name}")))
+    let height = ladder::parse_rendition_name(name);
+    if let Some(s) = height.and_then(|h| source.rendition(h)) {
+        return Ok(s);
+    }
+    match (&state.edge, height) {
+        (Some(edge), Some(h)) => Ok(edge.rendition(id, h).await?),
+        _ => Err(AppError::NoStream(format!("{id}/{name}"))),
+    }
 }
 
 /// `GET /live/{id}/{height}p/index.m3u8`: a rendition's media playlist.

@@ -120,16 +120,20 @@ pub(super) async fn low_latency(
             Err(e) => return Err(e),
         }
     }
+    // An edge learns that the origin makes renditions (see [`relay::LADDER`]).
+    let heights = &state.config.ingest.ladder;
+    let hello =
+        (reader == Reader::Relay && !heights.is_empty()).then(|| relay::ladder_message(heights));
     if let Some(channel) = state.origin.channel(&id) {
         let counted = state.drain.push_opened(&id);
         let stopping = state.drain.stopping();
         return Ok(ws.on_upgrade(move |socket| async move {
-            push_channel(socket, channel, stopping, reader).await;
+            push_channel(socket, channel, stopping, reader, hello).await;
             drop(counted);
         }));
     }
     let stream = stream.ok_or_else(|| AppError::NoStream(id.clone()))?;
-    Ok(push_stream(ws, &state, &id, stream, reader))
+    Ok(push_stream(ws, &state, &id, stream, reader, hello))
 }
 
 /// `GET /live/{id}/{height}p/ll`: the push of a ladder rendition (see
@@ -146,7 +150,7 @@ pub(super) async fn rendition_low_latency(
         return Ok(needs_http11());
     };
     let stream = super::hls::rendition(&state, &id, &name).await?;
-    Ok(push_stream(ws, &state, &id, stream, reader))
+    Ok(push_stream(ws, &state, &id, stream, reader, None))
 }
 
 /// The upgrade of a push socket, with its frame limits; `None` for an HTTP/1.0
@@ -171,6 +175,7 @@ fn push_stream(
     id: &str,
     stream: Arc<LiveStream>,
     reader: Reader,
+    hello: Option<String>,
 ) -> Response {
     let counted = state.drain.push_opened(id);
     let mut stopping = state.drain.stopping();
@@ -180,6 +185,11 @@ fn push_stream(
         let mut inbound = Inbound {
             reports: reports.as_ref(),
         };
+        if let Some(hello) = hello {
+            if send_text(&mut socket, hello).await.is_err() {
+                return;
+            }
+        }
         match push(
             &mut socket,
             stream,
@@ -218,10 +228,16 @@ async fn push_channel(
     channel: Arc<Channel>,
     mut stopping: Stopping,
     reader: Reader,
+    hello: Option<String>,
 ) {
     let mut rx = channel.watch();
     if reader == Reader::Relay && send_text(&mut socket, relay::CHANNEL).await.is_err() {
         return;
+    }
+    if let Some(hello) = hello {
+        if send_text(&mut socket, hello).await.is_err() {
+            return;
+        }
     }
     let reports = channel.latency_reports();
     let mut inbound = Inbound {
@@ -445,7 +461,8 @@ fn over_hard_limit(e: axum::Error) -> bool {
     )
 }
 
-async fn send_text(socket: &mut WebSocket, text: &'static str) -> Result<(), ()> {
+async fn send_text(socket: &mut WebSocket, text: impl Into<String>) -> Result<(), ()> {
+    let text: String = text.into();
     match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

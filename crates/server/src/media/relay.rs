@@ -35,6 +35,31 @@ pub const RELAY_QUERY: &str = "relay=1";
 /// which has state words), before anything else.
 pub const CHANNEL: &str = "channel";
 
+/// The prefix of the text message that says the origin makes lower renditions of the
+/// stream (`--ladder`): `ladder 360,180`, sent first (after [`CHANNEL`]). An edge then
+/// serves a multivariant playlist and relays each rendition on its own.
+pub const LADDER: &str = "ladder ";
+
+/// Most renditions a ladder message may name.
+pub const MAX_LADDER: usize = 8;
+
+/// The ladder message for `heights`.
+pub fn ladder_message(heights: &[u32]) -> String {
+    let list: Vec<String> = heights.iter().map(u32::to_string).collect();
+    format!("{LADDER}{}", list.join(","))
+}
+
+/// The heights a ladder message names; `None` if `text` is not one, or names more
+/// than [`MAX_LADDER`] or a height that is not a rendition's.
+pub fn parse_ladder(text: &str) -> Option<Vec<u32>> {
+    let list = text.strip_prefix(LADDER)?;
+    let heights: Vec<u32> = list
+        .split(',')
+        .map(|h| super::ladder::parse_height(h).ok())
+        .collect::<Option<_>>()?;
+    (!heights.is_empty() && heights.len() <= MAX_LADDER).then_some(heights)
+}
+
 /// The text message that ends a relay subscription's backlog.
 pub const BACKLOG_END: &str = "backlog-end";
 
@@ -158,6 +183,25 @@ mod tests {
             decode(&encode_init(b"ftypmoov")),
             Ok(Frame::Init(Bytes::from_static(b"ftypmoov")))
         );
+    }
+
+    #[test]
+    fn a_ladder_message_names_bounded_heights() {
+        assert_eq!(
+            parse_ladder(&ladder_message(&[360, 180])),
+            Some(vec![360, 180])
+        );
+        for bad in [
+            "ladder ",
+            "ladder x",
+            "ladder 361",
+            "ladders 360",
+            "offline",
+        ] {
+            assert_eq!(parse_ladder(bad), None, "{bad}");
+        }
+        let many = ladder_message(&[180; MAX_LADDER + 1]);
+        assert_eq!(parse_ladder(&many), None);
     }
 
     #[test]
