@@ -55,6 +55,7 @@ pub fn parse_ladder(text: &str) -> Option<Vec<u32>> {
     let list = text.strip_prefix(LADDER)?;
     let heights: Vec<u32> = list
         .split(',')
+        .take(MAX_LADDER + 1)
         .map(|h| super::ladder::parse_height(h).ok())
         .collect::<Option<_>>()?;
     (!heights.is_empty() && heights.len() <= MAX_LADDER).then_some(heights)
