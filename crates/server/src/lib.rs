@@ -263,6 +263,13 @@ impl Server {
         for channel in origin.channels() {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }
+        if let Some(edge) = &edge {
+            sources.push(tokio::spawn(tell_chat_mirrors(
+                edge.mirrors(),
+                hub.clone(),
+                origin.clone(),
+            )));
+        }
         let mut rtmp_addr = None;
         if !keys.fixed().is_empty() {
             let addr = config.ingest.rtmp_listen;
@@ -412,6 +419,53 @@ async fn tell_chat(channel: Arc<media::channel::Channel>, hub: Arc<hub::Hub>) {
         let state = rx.borrow_and_update().stream_state();
         if let Err(e) = hub.set_stream_state(&channel.id, state).await {
             tracing::warn!(stream = %channel.id, "cannot tell the chat about the stream: {e}");
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// On an edge: tells each mirrored channel's chat room its state, while the mirror is
+/// in the origin (see [`edge::Edge::mirrors`]).
+async fn tell_chat_mirrors(
+    mut mirrors: tokio::sync::broadcast::Receiver<Arc<media::channel::Channel>>,
+    hub: Arc<hub::Hub>,
+    origin: Arc<Origin>,
+) {
+    loop {
+        match mirrors.recv().await {
+            Ok(mirror) => {
+                tokio::spawn(tell_chat_mirror(mirror, hub.clone(), origin.clone()));
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} mirrored channels not followed by the chat");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn tell_chat_mirror(
+    mirror: Arc<media::channel::Channel>,
+    hub: Arc<hub::Hub>,
+    origin: Arc<Origin>,
+) {
+    let mut rx = mirror.watch();
+    let mut told = None;
+    loop {
+        let here = origin
+            .channel(&mirror.id)
+            .is_some_and(|c| Arc::ptr_eq(&c, &mirror));
+        if !here {
+            return;
+        }
+        let state = rx.borrow_and_update().stream_state();
+        if told != Some(state) {
+            if let Err(e) = hub.set_stream_state(&mirror.id, state).await {
+                tracing::warn!(stream = %mirror.id, "cannot tell the chat about the stream: {e}");
+            }
+            told = Some(state);
         }
         if rx.changed().await.is_err() {
             return;

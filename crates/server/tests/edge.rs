@@ -4,9 +4,11 @@
 //! for one upstream subscription, 404 for what the origin does not have, and the edge
 //! riding out an origin that is killed and restarted.
 
+mod hub_support;
 mod publisher;
 
 use futures_util::StreamExt;
+use lucarne_protocol::{ServerMessage, StreamState};
 use lucarne_server::{Config, Server};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -471,6 +473,10 @@ async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
     assert_eq!(state_on(&edge.base, "studio").await, "offline");
     let mut viewer = push(&edge.base, "studio").await;
     assert_eq!(word(&mut viewer, Duration::from_secs(5)).await, "offline");
+    // The edge's chat room of the stream follows it too.
+    let (mut chat, welcome) =
+        hub_support::Client::join(edge.server.local_addr(), "studio", hub_support::hello()).await;
+    assert_eq!(welcome.stream_state, StreamState::Offline);
 
     let mut ffmpeg = publisher::spawn(
         publisher::command(&rtmp, 4.0, publisher::H264, true).stderr(Stdio::null()),
@@ -485,6 +491,8 @@ async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
         assert!(is_fragment(&binary(&mut viewer).await));
     }
     assert_eq!(state_on(&edge.base, "studio").await, "live");
+    chat.next_where(|m| matches!(m, ServerMessage::StreamState(c) if c.state == StreamState::Live))
+        .await;
     let playlist = until(
         &format!("{}/live/studio/index.m3u8", edge.base),
         Duration::from_secs(10),
@@ -514,6 +522,10 @@ async fn a_broadcast_on_the_origin_plays_on_the_edge_and_ends_there_too() {
         "{heard:?}"
     );
     assert_eq!(state_on(&edge.base, "studio").await, "ended");
+    chat.next_where(
+        |m| matches!(m, ServerMessage::StreamState(c) if c.state == StreamState::Ended),
+    )
+    .await;
     drop(origin);
 }
 

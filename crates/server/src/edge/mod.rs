@@ -44,7 +44,8 @@
 //! follow its state words (`offline`, `live`, `ended`) on a socket that stays open
 //! across broadcasts, and `/api/streams/{id}` reports its state, as on the origin. A
 //! broadcast ending there ends here at once; the origin going away past [`HOLD`] reads
-//! `offline` here, and the next broadcast plays on the same sockets.
+//! `offline` here, and the next broadcast plays on the same sockets. The edge's chat
+//! room of the stream is told the mirror's state, as a node tells its own channels'.
 //!
 //! An unknown stream on the origin is a 404 here; an origin that cannot be reached is a
 //! 502. A lookup waits at most [`FIRST_MEDIA`] for the relay's first media.
@@ -199,6 +200,9 @@ pub struct Edge {
     relays: Mutex<HashMap<String, Arc<Relay>>>,
     /// Relays started since the node started (`/metrics`: churn shows as a rate).
     started: std::sync::atomic::AtomicU64,
+    /// Each channel mirrored here as it appears, for the chat hub to follow its state
+    /// (see [`Edge::mirrors`]).
+    mirrors: tokio::sync::broadcast::Sender<Arc<crate::media::channel::Channel>>,
     /// Aborted on drop: relays are the server's tasks.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -241,6 +245,7 @@ impl Edge {
             access,
             relays: Mutex::new(HashMap::new()),
             started: std::sync::atomic::AtomicU64::new(0),
+            mirrors: tokio::sync::broadcast::channel(64).0,
             tasks: Mutex::new(Vec::new()),
         })))
     }
@@ -369,6 +374,13 @@ impl Edge {
         if relays.get(id).is_some_and(|r| Arc::ptr_eq(r, relay)) {
             relays.remove(id);
         }
+    }
+
+    /// The channels mirrored here from now on, as they appear: the server tells each
+    /// one's chat room its state, as it does for its own channels. A mirror that leaves
+    /// the origin (its relay ended) wakes its followers without a state change.
+    pub fn mirrors(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::media::channel::Channel>> {
+        self.mirrors.subscribe()
     }
 
     /// Relays started so far.

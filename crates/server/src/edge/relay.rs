@@ -119,6 +119,7 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
     withdraw(&up, &relay, &mut copy);
     if let Some(mirror) = up.mirror.get() {
         up.origin.remove_channel(mirror);
+        mirror.retire_mirror();
     }
     if let Some(edge) = up.edge.upgrade() {
         edge.forget(&up.key, &relay);
@@ -139,7 +140,7 @@ pub(super) async fn run(up: Upstream, relay: Arc<Relay>) {
 fn wanted(up: &Upstream, relay: &Relay, copy: Option<&Copy>) -> bool {
     relay.last_wanted().elapsed() < up.idle_after
         || copy.is_some_and(|c| c.stream.push_subscribers() > 0)
-        || up.mirror.get().is_some_and(|c| c.watchers() > 0)
+        || up.mirror.get().is_some_and(|c| c.push_sockets() > 0)
 }
 
 /// Ends the local copy: its push subscribers and blocked requests are let go, and
@@ -264,6 +265,10 @@ fn on_state(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, word: &str) {
         up.mirror.get_or_init(|| {
             let mirror = Channel::mirror(&up.id, up.window);
             up.origin.add_channel(mirror.clone());
+            if let Some(edge) = up.edge.upgrade() {
+                // No receiver (no chat to tell) is fine.
+                let _ = edge.mirrors.send(mirror.clone());
+            }
             mirror
         });
         return;

@@ -136,6 +136,8 @@ struct Health {
     viewers: ViewerLatencies,
     /// The last push socket number given out.
     sockets: u64,
+    /// Push sockets open now (each holds a [`LatencyReports`]).
+    open: usize,
 }
 
 /// What [`Channel::ingest_health`] reports.
@@ -170,7 +172,9 @@ impl LatencyReports {
 
 impl Drop for LatencyReports {
     fn drop(&mut self) {
-        self.channel.health().viewers.forget(self.socket);
+        let mut h = self.channel.health();
+        h.viewers.forget(self.socket);
+        h.open = h.open.saturating_sub(1);
     }
 }
 
@@ -225,6 +229,7 @@ impl Channel {
     pub fn latency_reports(self: &Arc<Self>) -> LatencyReports {
         let mut h = self.health();
         h.sockets += 1;
+        h.open += 1;
         LatencyReports {
             channel: self.clone(),
             socket: h.sockets,
@@ -528,9 +533,15 @@ impl Channel {
         stream.finish();
     }
 
-    /// Sockets following the channel's state (its push viewers, on an edge).
-    pub fn watchers(&self) -> usize {
-        self.state.receiver_count()
+    /// Push sockets open on the channel.
+    pub fn push_sockets(&self) -> usize {
+        self.health().open
+    }
+
+    /// The mirror is withdrawn (its relay ended): whoever follows its state wakes up to
+    /// find it gone from the origin. Its state is unchanged.
+    pub fn retire_mirror(&self) {
+        self.state.send_modify(|_| {});
     }
 }
 
