@@ -762,8 +762,14 @@ impl Drop for Process {
 
 /// An origin with the demo on `listen`, as a process.
 fn spawn_origin(dir: &Path, listen: &str) -> Process {
+    spawn_origin_with(dir, listen, 6)
+}
+
+/// [`spawn_origin`] with `window` segments per playlist.
+fn spawn_origin_with(dir: &Path, listen: &str, window: usize) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lucarne-server"))
         .args(["--listen", listen, "--drain-delay-secs", "0"])
+        .args(["--hls-window", &window.to_string()])
         .args(["--chat-db", ":memory:"])
         .arg("--data-dir")
         .arg(dir.join("data"))
@@ -901,4 +907,61 @@ async fn an_edge_withdraws_the_stream_when_the_origin_stays_away() {
     until(&url, Duration::from_secs(5), |s, _| s == 502).await;
     let (status, _) = text(&format!("{}/api/streams/demo", edge.base)).await;
     assert_eq!(status, 502);
+}
+
+#[tokio::test]
+async fn an_origin_away_longer_than_its_window_restarts_the_edges_copy_with_the_origins_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut origin = spawn_origin_with(dir.path(), "127.0.0.1:0", 3);
+    let edge_dir = tempfile::tempdir().unwrap();
+    let mut c = config(edge_dir.path(), Some(format!("http://{}", origin.addr)));
+    c.hls_window = 3;
+    let edge = Server::start(c).await.unwrap();
+    let edge_base = format!("http://{}", edge.local_addr());
+    let url = format!("{edge_base}/live/demo/index.m3u8");
+    until(&url, Duration::from_secs(10), |s, p| {
+        s == 200 && segments(p).len() == 3
+    })
+    .await;
+    let mut viewer = push(&edge_base, "demo").await;
+    for _ in 0..5 {
+        binary(&mut viewer).await;
+    }
+
+    origin.child.kill().unwrap();
+    origin.child.wait().unwrap();
+    // Away for longer than the origin's window (3 segments of 1 s and the open one), so
+    // the edge's last segment cannot be completed from the restarted origin's backlog.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let restarted = spawn_origin_with(dir.path(), &origin.addr.to_string(), 3);
+    let origin_base = format!("http://{}", restarted.addr);
+
+    // The viewer's copy was replaced: it is sent away to come back.
+    assert_eq!(
+        close_code(&mut viewer, Duration::from_secs(15)).await,
+        Some(1001)
+    );
+    let mut again = push(&edge_base, "demo").await;
+    binary(&mut again).await;
+    assert!(is_fragment(&binary(&mut again).await));
+    // Every segment the edge lists is the origin's, byte for byte: none was left
+    // truncated by the outage.
+    let playlist = until(&url, Duration::from_secs(10), |s, p| {
+        s == 200 && segments(p).len() == 3
+    })
+    .await;
+    let mut compared = 0;
+    for msn in segments(&playlist) {
+        let (status, on_origin) = get(&format!("{origin_base}/live/demo/{msn}.m4s")).await;
+        if status != 200 {
+            continue; // Slid out of what the origin keeps meanwhile.
+        }
+        assert_eq!(
+            ok_bytes(&format!("{edge_base}/live/demo/{msn}.m4s")).await,
+            on_origin,
+            "segment {msn}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 2, "compared {compared} segments of\n{playlist}");
 }

@@ -8,6 +8,12 @@
 //! restarted at the next keyframe (a new local stream, see `super`), and what lies
 //! between is dropped.
 //!
+//! After a reconnection, the copy's last segment may have lost its tail while the edge
+//! was away: the next segment's keyframe continues the copy only once the new
+//! subscription's backlog showed that segment (then its missing parts come with it).
+//! A backlog that starts later (the origin was away longer than its window) restarts
+//! the copy.
+//!
 //! Pure: the caller feeds `(msn, part)` pairs.
 
 /// What to do with a chunk.
@@ -26,12 +32,22 @@ pub enum Verdict {
 pub struct Continuity {
     last: Option<(u64, u32)>,
     broken: bool,
+    /// Reconnected, and the new backlog has not shown the last segment yet.
+    unverified: bool,
 }
 
 impl Continuity {
+    /// A new subscription starts: see the module doc.
+    pub fn reconnected(&mut self) {
+        self.unverified = self.last.is_some();
+    }
+
     /// Decides for the chunk `part` of segment `msn`, and remembers it when it is taken.
     pub fn check(&mut self, msn: u64, part: u32) -> Verdict {
         let keyframe = part == 0;
+        if self.last.is_some_and(|(m, _)| m == msn) {
+            self.unverified = false;
+        }
         let verdict = match self.last {
             None if keyframe => Verdict::Append,
             None => Verdict::Skip,
@@ -39,7 +55,12 @@ impl Continuity {
             Some((m, p)) if !self.broken && msn == m && Some(part) == p.checked_add(1) => {
                 Verdict::Append
             }
-            Some((m, _)) if !self.broken && keyframe && Some(msn) == m.checked_add(1) => {
+            Some((m, _))
+                if !self.broken
+                    && !self.unverified
+                    && keyframe
+                    && Some(msn) == m.checked_add(1) =>
+            {
                 Verdict::Append
             }
             Some(_) if keyframe => Verdict::Restart,
@@ -51,6 +72,7 @@ impl Continuity {
         if verdict != Verdict::Skip {
             self.last = Some((msn, part));
             self.broken = false;
+            self.unverified = false;
         }
         verdict
     }
@@ -91,6 +113,25 @@ mod tests {
             ]),
             [Append, Append, Append, Append, Skip, Skip, Skip, Skip, Append]
         );
+    }
+
+    #[test]
+    fn after_a_reconnection_the_next_segment_follows_only_a_segment_the_backlog_showed() {
+        let mut c = Continuity::default();
+        for p in 0..4 {
+            c.check(10, p);
+        }
+        // Back while segment 10 is still in the window: its tail comes, then 11.
+        c.reconnected();
+        let seen: Vec<Verdict> = [(9, 0), (10, 0), (10, 3), (10, 4), (11, 0)]
+            .iter()
+            .map(|&(m, p)| c.check(m, p))
+            .collect();
+        assert_eq!(seen, [Skip, Skip, Skip, Append, Append]);
+        // Back after segment 11 left the window: its tail is lost, the copy restarts.
+        c.reconnected();
+        assert_eq!(c.check(12, 0), Restart);
+        assert_eq!(c.check(12, 1), Append);
     }
 
     #[test]

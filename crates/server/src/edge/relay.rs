@@ -311,8 +311,10 @@ fn on_state(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, word: &str) {
 fn feed(up: &Upstream, relay: &Relay, copy: &mut Option<Copy>, frame: Frame, in_backlog: bool) {
     match frame {
         Frame::Init(init) => {
-            if copy.as_ref().is_some_and(|c| c.stream.init() == init) {
-                return; // A reconnection: the same stream goes on.
+            if let Some(c) = copy.as_mut().filter(|c| c.stream.init() == init) {
+                // A reconnection: the same stream goes on, from what it had.
+                c.continuity.reconnected();
+                return;
             }
             let generation = copy.as_ref().map_or(0, |c| c.generation + 1);
             withdraw(up, relay, copy);
