@@ -7,9 +7,8 @@
 //! origin's push, `ws://ORIGIN/live/{id}/ll?relay=1`, whatever the number of local
 //! viewers. Its binary messages are [`relay`](crate::media::relay) frames: the init
 //! segment, then every chunk with the origin's segment and part numbers, starting with
-//! the origin's playlist window. Each chunk goes into a local
-//! [`LiveStream`](crate::media::live::LiveStream) published in the local
-//! [`Origin`](crate::media::Origin), exactly as the demo loop or RTMP ingest feed one
+//! the origin's playlist window. Each chunk goes into a local [`LiveStream`] published
+//! in the local [`Origin`], exactly as the demo loop or RTMP ingest feed one
 //! on the origin. So the edge's playlist, segments, LL-HLS parts (blocking reload
 //! included) and push are the origin's code serving the origin's numbers and bytes:
 //! a player moving between nodes (a load balancer, a CDN failing over) finds the same
@@ -30,12 +29,17 @@
 //! The local copy keeps being served (segments, parts; the playlist stops growing)
 //! while the relay reconnects with backoff ([`RETRY_MIN`] doubling to [`RETRY_MAX`]).
 //! A reconnection's backlog overlaps what the copy has; [`continuity`] skips the
-//! overlap and appends what is new, so a short cut is a pause for players. If chunks
-//! were lost (a longer cut, an origin restart), the copy restarts at the next keyframe
-//! as a new local stream: its push subscribers are closed with 1001 and reconnect, its
-//! playlist continues with the origin's numbers. If the origin is not back within
-//! [`HOLD`], the copy is withdrawn: push sockets are closed (1001, as an origin that
-//! stops does), playlists answer 502 until it is back.
+//! overlap and appends what is new, so a short cut (an origin restarted within its
+//! playlist window: the demo is made alike on the wall clock) is a pause for players.
+//! If chunks were lost (a cut longer than the window, a relay that fell behind), the
+//! copy restarts at the next keyframe as a new local stream: its push subscribers are
+//! closed with 1001 and reconnect, its playlist continues with the origin's numbers. If
+//! the origin is not back within [`HOLD`], the copy is withdrawn: push sockets are
+//! closed (1001, as an origin that stops does), playlists answer 502 until it is back.
+//!
+//! The origin counts each relay as one push subscriber (`lucarne_push_subscribers`);
+//! the edge reports `lucarne_edge_upstream_connected` per relay and
+//! `lucarne_edge_relays_started_total` (see [`crate::metrics`]).
 //!
 //! # Channels
 //! When the origin's stream is a channel (RTMP ingest, the browser console), its relay

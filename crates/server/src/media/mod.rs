@@ -53,7 +53,7 @@ pub struct Origin {
     relayed: RwLock<std::collections::HashSet<String>>,
 }
 
-/// Upstream ids an edge remembers (see [`Origin::relayed`]).
+/// Upstream ids an edge remembers (see [`Origin::remember_relayed`]).
 pub const MAX_RELAYED_IDS: usize = 1024;
 
 /// Whether a stream is on air, as the chat and the API report it.
