@@ -8,7 +8,9 @@
 //!   (its `init.mp4`, segments, parts and `ll` push beside it; see
 //!   [`crate::media::ladder`]).
 //! - `/live/{id}/ll`: WebSocket low-latency push (init segment, then chunks; see
-//!   [`push`]).
+//!   [`push`]); `?relay=1` for an edge node.
+//! - on an edge (`--origin`), a stream this node does not publish is looked up on the
+//!   origin and relayed (see [`crate::edge`]); an origin out of reach is a 502.
 //! - `/api/streams/{id}`: what a widget needs to play a stream.
 //! - `/replays/{stream}/{broadcast}/...`: recorded broadcasts (VOD HLS). Once a channel's
 //!   broadcast ended, its `index.m3u8` is the newest replay's playlist.
@@ -71,6 +73,20 @@ pub enum AppError {
     /// A blocked LL-HLS request the stream did not reach in time.
     #[error("not available in time: {0}")]
     NotYet(String),
+    /// An edge cannot reach its origin (see [`crate::edge`]).
+    #[error("{0}")]
+    Upstream(String),
+}
+
+impl From<crate::edge::EdgeError> for AppError {
+    fn from(e: crate::edge::EdgeError) -> AppError {
+        use crate::edge::EdgeError;
+        match e {
+            EdgeError::NotFound(id) => AppError::NoStream(id),
+            EdgeError::Offline(id) => AppError::Offline(id),
+            e @ EdgeError::Unavailable(..) => AppError::Upstream(e.to_string()),
+        }
+    }
 }
 
 impl IntoResponse for AppError {
@@ -81,6 +97,7 @@ impl IntoResponse for AppError {
             }
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotYet(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
         };
         tracing::debug!("{status}: {self}");
         // A 404 for a segment that will exist in a moment must not be cached, nor a 503
@@ -217,11 +234,24 @@ fn path_refused(e: &std::io::Error) -> bool {
     )
 }
 
-fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
-    state
-        .origin
-        .stream(id)
-        .ok_or_else(|| AppError::NoStream(id.to_owned()))
+/// The live stream `id`: this node's, else on an edge the origin's (relayed, see
+/// [`crate::edge`]).
+async fn stream(state: &AppState, id: &str) -> Result<Arc<LiveStream>, AppError> {
+    viewed(state, id);
+    if let Some(s) = state.origin.stream(id) {
+        return Ok(s);
+    }
+    match &state.edge {
+        Some(edge) if state.origin.channel(id).is_none() => Ok(edge.stream(id).await?),
+        _ => Err(AppError::NoStream(id.to_owned())),
+    }
+}
+
+/// A request for stream `id`: on an edge, its relay stays wanted.
+fn viewed(state: &AppState, id: &str) {
+    if let Some(edge) = &state.edge {
+        edge.touch(id);
+    }
 }
 
 /// What a widget needs to play a stream (the `data-src` short form).
@@ -245,12 +275,16 @@ async fn stream_info(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    if state.origin.channel(&id).is_none() {
+        // On an edge, the origin's stream or channel (then mirrored here).
+        match stream(&state, &id).await {
+            Ok(_) | Err(AppError::Offline(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let (live_state, replay) = match state.origin.channel(&id) {
         Some(c) => (c.state().stream_state(), c.replay().map(|(url, _)| url)),
-        None => {
-            stream(&state, &id)?;
-            (StreamState::Live, None)
-        }
+        None => (StreamState::Live, None),
     };
     Ok((
         [(header::CACHE_CONTROL, "no-cache")],

@@ -9,6 +9,8 @@
 //! - [`hub`]: chat, hearts and viewer count over WebSocket; moderation; persistence.
 //! - [`ingest`]: RTMP publishers going live (the RTMP session and who may publish;
 //!   their media goes to a [`media`] channel).
+//! - [`edge`]: `--origin`: streams ingested on another node, relayed on demand from its
+//!   push into local [`media`] streams and served from here.
 //! - [`client`]: what counts as one client for per-address limits (ingest and hub).
 //! - [`serve`]: accepting connections: header-read timeout, connection cap, shutdown.
 //! - [`metrics`]: what `/metrics` reports, read from the hub and the origin at scrape.
@@ -20,10 +22,12 @@
 //! - [`Config`] and [`Server`]: what `main.rs` parses and starts; tests start the same
 //!   server on `127.0.0.1:0`.
 //!
-//! Layers import only those below them: `http` → `hub`, `ingest` and `studio` → `media`.
+//! Layers import only those below them: `http` → `hub`, `ingest`, `edge` and `studio` →
+//! `media`.
 
 pub mod access;
 pub mod client;
+pub mod edge;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -84,6 +88,9 @@ pub struct Config {
     /// Private broadcasts.
     #[command(flatten)]
     pub access: access::AccessConfig,
+    /// Edge node options (`--origin`).
+    #[command(flatten)]
+    pub edge: edge::EdgeConfig,
 }
 
 /// Shared by every request handler.
@@ -103,6 +110,8 @@ pub struct AppState {
     pub access: Arc<access::Access>,
     /// The broadcaster consoles: who may go live from the browser, who is.
     pub studio: Arc<studio::Studio>,
+    /// With `--origin`: the streams relayed from the origin.
+    pub edge: Option<Arc<edge::Edge>>,
 }
 
 /// Why the server could not start.
@@ -134,6 +143,9 @@ pub enum StartError {
     /// `--private` without a usable `--playback-secret`.
     #[error("{0}")]
     Access(#[from] access::AccessError),
+    /// `--origin` is not an `http://` URL.
+    #[error("{0}")]
+    Edge(#[from] edge::EdgeConfigError),
     /// `--ladder` without a usable ffmpeg.
     #[error("{0}")]
     Ladder(#[from] media::ladder::LadderError),
@@ -169,6 +181,9 @@ impl Server {
     /// Binds, starts the demo source and serves in the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let access = Arc::new(access::Access::new(&config.access)?);
+        if config.edge.origin.is_some() && !config.ingest.ladder.is_empty() {
+            return Err(edge::EdgeConfigError::Ladder.into());
+        }
         let ladder = match config.ingest.ladder.as_slice() {
             [] => None,
             heights => Some(Arc::new(media::ladder::Ladder::new(
@@ -180,8 +195,15 @@ impl Server {
             )?)),
         };
         let origin = Arc::new(Origin::default());
+        let edge = edge::Edge::new(
+            &config.edge,
+            origin.clone(),
+            config.hls_window,
+            access.clone(),
+        )?;
         let mut sources = Vec::new();
-        if !config.no_demo {
+        // An edge's `demo` is the origin's.
+        if !config.no_demo && edge.is_none() {
             let clip = Arc::new(Clip::load(&config.media.join("demo.mp4"))?);
             sources.push(origin.start_demo("demo", clip, config.hls_window, config.chunk_ms)?);
             if let Some(l) = &ladder {
@@ -241,6 +263,13 @@ impl Server {
         for channel in origin.channels() {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }
+        if let Some(edge) = &edge {
+            sources.push(tokio::spawn(tell_chat_mirrors(
+                edge.mirrors(),
+                hub.clone(),
+                origin.clone(),
+            )));
+        }
         let mut rtmp_addr = None;
         if !keys.fixed().is_empty() {
             let addr = config.ingest.rtmp_listen;
@@ -261,6 +290,7 @@ impl Server {
             hub.clone(),
             origin.clone(),
             drain.clone(),
+            edge.clone(),
         ));
         let studio = Arc::new(studio::Studio::new(
             keys.clone(),
@@ -275,6 +305,7 @@ impl Server {
             metrics,
             access,
             studio,
+            edge,
         });
         let drain_delay = std::time::Duration::from_secs(serve_config.drain_delay_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -388,6 +419,53 @@ async fn tell_chat(channel: Arc<media::channel::Channel>, hub: Arc<hub::Hub>) {
         let state = rx.borrow_and_update().stream_state();
         if let Err(e) = hub.set_stream_state(&channel.id, state).await {
             tracing::warn!(stream = %channel.id, "cannot tell the chat about the stream: {e}");
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// On an edge: tells each mirrored channel's chat room its state, while the mirror is
+/// in the origin (see [`edge::Edge::mirrors`]).
+async fn tell_chat_mirrors(
+    mut mirrors: tokio::sync::broadcast::Receiver<Arc<media::channel::Channel>>,
+    hub: Arc<hub::Hub>,
+    origin: Arc<Origin>,
+) {
+    loop {
+        match mirrors.recv().await {
+            Ok(mirror) => {
+                tokio::spawn(tell_chat_mirror(mirror, hub.clone(), origin.clone()));
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} mirrored channels not followed by the chat");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn tell_chat_mirror(
+    mirror: Arc<media::channel::Channel>,
+    hub: Arc<hub::Hub>,
+    origin: Arc<Origin>,
+) {
+    let mut rx = mirror.watch();
+    let mut told = None;
+    loop {
+        let here = origin
+            .channel(&mirror.id)
+            .is_some_and(|c| Arc::ptr_eq(&c, &mirror));
+        if !here {
+            return;
+        }
+        let state = rx.borrow_and_update().stream_state();
+        if told != Some(state) {
+            if let Err(e) = hub.set_stream_state(&mirror.id, state).await {
+                tracing::warn!(stream = %mirror.id, "cannot tell the chat about the stream: {e}");
+            }
+            told = Some(state);
         }
         if rx.changed().await.is_err() {
             return;

@@ -12,6 +12,8 @@
 //! | `lucarne_stream_bitrate_bits_per_second` | gauge | `stream` | bytes of the complete segments in the playlist window over their media duration: the source's bitrate (an RTMP publisher's, or the demo loop's) plus CMAF framing (about 2 %) |
 //! | `lucarne_stream_keyframe_interval_seconds` | gauge | `stream` | the median segment duration in the window: a segment opens at every keyframe (the remuxer cuts there), so this is the encoder's GOP |
 //! | `lucarne_stream_segment_lag_seconds` | gauge | `stream` | wall clock minus the media time at the end of the newest complete segment: up to one keyframe interval when healthy |
+//! | `lucarne_edge_upstream_connected` | gauge | `stream` | on an edge (`--origin`), each relayed stream: 1 while its upstream socket to the origin is open, 0 while it reconnects (see [`crate::edge`]) |
+//! | `lucarne_edge_relays_started_total` | counter | — | on an edge, relays opened to the origin since the node started: one per stream while it is watched, so a rate above the number of streams watched means relays churn |
 //! | `lucarne_stream_chunk_lag_seconds` | gauge | `stream` | wall clock minus the media time at the end of the newest chunk (what the push sends and LL-HLS parts are cut from): about a chunk plus the publisher's delay when healthy, growing when the source stalls |
 //!
 //! Media times are wall-clock based (an RTMP publisher's timeline starts at the
@@ -20,7 +22,8 @@
 //! old timeline, and the lag then includes the time it was away.
 //!
 //! Labels are bounded: `stream` takes only configured stream ids (the demo, the
-//! `--stream-key` ids), `room` only rooms loaded: every stream's, and with
+//! `--stream-key` ids; on an edge, the streams relayed now: the origin's ids, at most
+//! [`crate::edge::MAX_RELAYS`]), `room` only rooms loaded: every stream's, and with
 //! `--free-rooms` at most `--max-rooms` made-up ones. Stream metrics appear once the
 //! stream has a complete segment.
 //!
@@ -39,6 +42,7 @@
 //!
 //! Must not: report a metric nothing feeds, or label one with an unbounded value.
 
+use crate::edge::Edge;
 use crate::http::ops::Drain;
 use crate::hub::Hub;
 use crate::media::live::Production;
@@ -62,11 +66,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics read from `hub`, `origin` and `drain` (push sockets) at each scrape.
-    pub fn new(hub: Arc<Hub>, origin: Arc<Origin>, drain: Arc<Drain>) -> Metrics {
+    /// Metrics read from `hub`, `origin`, `drain` (push sockets) and an edge's relays
+    /// at each scrape.
+    pub fn new(
+        hub: Arc<Hub>,
+        origin: Arc<Origin>,
+        drain: Arc<Drain>,
+        edge: Option<Arc<Edge>>,
+    ) -> Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Chat(hub)));
         registry.register_collector(Box::new(Streams { origin, drain }));
+        if let Some(edge) = edge {
+            registry.register_collector(Box::new(Upstreams(edge)));
+        }
         Metrics { registry }
     }
 
@@ -147,6 +160,34 @@ impl Collector for Chat {
             rooms
                 .iter()
                 .map(|(id, info, _)| (&**id, ConstCounter::new(info.hearts_total))),
+        )
+    }
+}
+
+/// An edge's relays: whether each is connected to the origin.
+#[derive(Debug)]
+struct Upstreams(Arc<Edge>);
+
+impl Collector for Upstreams {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let upstreams = self.0.upstreams();
+        ConstCounter::new(self.0.relays_started()).encode(encoder.encode_descriptor(
+            "lucarne_edge_relays_started",
+            "Relays opened to the origin since the node started.",
+            None,
+            MetricType::Counter,
+        )?)?;
+        family(
+            &mut encoder,
+            (
+                "lucarne_edge_upstream_connected",
+                "1 while the stream's relay socket to the origin is open, 0 while it reconnects.",
+                MetricType::Gauge,
+            ),
+            "stream",
+            upstreams
+                .iter()
+                .map(|u| (u.stream.as_str(), ConstGauge::new(i64::from(u.connected)))),
         )
     }
 }

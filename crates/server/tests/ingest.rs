@@ -41,6 +41,7 @@ async fn start(grace_secs: u64) -> Origin {
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     };
     config.hub.chat_db = Some(":memory:".into());
     config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();

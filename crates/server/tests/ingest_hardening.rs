@@ -48,6 +48,7 @@ async fn start() -> Origin {
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     };
     config.hub.chat_db = Some(":memory:".into());
     config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();

@@ -45,6 +45,7 @@ async fn start_with(ladder: &[u32], no_demo: bool, ffmpeg: Option<PathBuf>) -> O
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     };
     config.hub.chat_db = Some(":memory:".into());
     config.ingest.rtmp_listen = "127.0.0.1:0".parse().unwrap();

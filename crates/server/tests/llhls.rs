@@ -26,6 +26,7 @@ fn config(dir: &Path) -> Config {
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     }
 }
 

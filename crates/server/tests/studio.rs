@@ -73,6 +73,7 @@ async fn start_with(ffmpeg: Option<PathBuf>, private: bool) -> (Server, String, 
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     };
     config.hub.chat_db = Some(":memory:".into());
     config.hub.broadcaster_token = Some(TOKEN.into());

@@ -62,13 +62,20 @@ pub(super) async fn playlist(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    super::viewed(&state, &id);
     let stream = match (state.origin.stream(&id), state.origin.channel(&id)) {
         (Some(s), _) => s,
         (None, Some(channel)) => return replay_playlist(&channel).await,
-        (None, None) => return Err(AppError::NoStream(id)),
+        (None, None) => super::stream(&state, &id).await?,
     };
     if !state.config.ingest.ladder.is_empty() {
         let body = Bytes::from(ladder::source_multivariant(&stream));
+        return Ok(playlist_response(body, PLAIN_PLAYLIST_CACHE));
+    }
+    // An edge of an origin with a ladder: the same multivariant playlist, of the
+    // renditions relayed here.
+    if let Some(renditions) = state.edge.as_ref().and_then(|e| e.ladder(&id)) {
+        let body = Bytes::from(ladder::multivariant_of(&stream, &renditions));
         return Ok(playlist_response(body, PLAIN_PLAYLIST_CACHE));
     }
     media_playlist(&stream, query.as_deref()).await
@@ -143,7 +150,7 @@ pub(super) async fn init_segment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    Ok(init_response(super::stream(&state, &id)?.init()))
+    Ok(init_response(super::stream(&state, &id).await?.init()))
 }
 
 fn init_response(init: Bytes) -> Response {
@@ -164,7 +171,7 @@ pub(super) async fn media(
     Path((id, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let stream = super::stream(&state, &id)?;
+    let stream = super::stream(&state, &id).await?;
     if name == "source.m3u8" {
         return media_playlist(&stream, query.as_deref()).await;
     }
@@ -172,15 +179,20 @@ pub(super) async fn media(
 }
 
 /// The rendition `name` (`360p`) of live stream `id`.
-pub(super) fn rendition(
+pub(super) async fn rendition(
     state: &AppState,
     id: &str,
     name: &str,
 ) -> Result<Arc<LiveStream>, AppError> {
-    let source = super::stream(state, id)?;
-    ladder::parse_rendition_name(name)
-        .and_then(|h| source.rendition(h))
-        .ok_or_else(|| AppError::NoStream(format!("{id}/{name}")))
+    let source = super::stream(state, id).await?;
+    let height = ladder::parse_rendition_name(name);
+    if let Some(s) = height.and_then(|h| source.rendition(h)) {
+        return Ok(s);
+    }
+    match (&state.edge, height) {
+        (Some(edge), Some(h)) => Ok(edge.rendition(id, h).await?),
+        _ => Err(AppError::NoStream(format!("{id}/{name}"))),
+    }
 }
 
 /// `GET /live/{id}/{height}p/index.m3u8`: a rendition's media playlist.
@@ -189,7 +201,7 @@ pub(super) async fn rendition_playlist(
     Path((id, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let stream = rendition(&state, &id, &name)?;
+    let stream = rendition(&state, &id, &name).await?;
     media_playlist(&stream, query.as_deref()).await
 }
 
@@ -198,7 +210,7 @@ pub(super) async fn rendition_media(
     State(state): State<AppState>,
     Path((id, name, file)): Path<(String, String, String)>,
 ) -> Result<Response, AppError> {
-    let stream = rendition(&state, &id, &name)?;
+    let stream = rendition(&state, &id, &name).await?;
     if file == "init.mp4" {
         return Ok(init_response(stream.init()));
     }

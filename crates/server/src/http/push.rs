@@ -28,15 +28,23 @@
 //! after the state word of a broadcast the stop just ended, so players move on instead
 //! of waiting on a silent socket. Open sockets are counted per stream for `/metrics`.
 //!
+//! # Relay subscribers
+//! An edge node (see [`crate::edge`]) subscribes with `?relay=1`: its binary messages
+//! are then [`relay`] frames (each chunk with its segment and part numbers), and its
+//! backlog starts with the playlist window's complete segments, so the edge serves the
+//! same playlist from its first request. It is counted as one push subscriber, like a
+//! player.
+//!
 //! Must not keep per-subscriber queues: the source fans out, subscribers skip.
 
 use super::ops::Stopping;
 use crate::http::AppError;
 use crate::media::channel::{Channel, ChannelState, LatencyReports};
-use crate::media::live::LiveStream;
+use crate::media::live::{Chunk, LiveStream};
+use crate::media::relay;
 use crate::AppState;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use lucarne_protocol::push::{LatencyReport, MAX_REPORT_BYTES};
@@ -57,26 +65,75 @@ const HARD_FRAME_LIMIT: usize = 64 * 1024;
 /// How long a refused subscriber gets to answer our close before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// `GET /live/{id}/ll`.
+/// Who reads a push socket: a player (bare chunks) or an edge node (relay frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Player,
+    Relay,
+}
+
+impl Reader {
+    fn of(query: Option<&str>) -> Reader {
+        let relay = query.is_some_and(|q| q.split('&').any(|kv| kv == relay::RELAY_QUERY));
+        if relay {
+            Reader::Relay
+        } else {
+            Reader::Player
+        }
+    }
+
+    fn init(self, init: bytes::Bytes) -> bytes::Bytes {
+        match self {
+            Reader::Player => init,
+            Reader::Relay => relay::encode_init(&init),
+        }
+    }
+
+    fn chunk(self, c: &Chunk) -> bytes::Bytes {
+        match self {
+            Reader::Player => c.bytes.clone(),
+            Reader::Relay => relay::encode_chunk(c.msn, c.part, c.start, c.duration, &c.bytes),
+        }
+    }
+}
+
+/// `GET /live/{id}/ll` (`?relay=1`: an edge node, see the module doc).
 pub(super) async fn low_latency(
     version: Version,
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let reader = Reader::of(query.as_deref());
     let Some(ws) = push_upgrade(version, ws) else {
         return Ok(needs_http11());
     };
+    super::viewed(&state, &id);
+    let mut stream = None;
+    if state.origin.channel(&id).is_none() {
+        // On an edge this may find the origin's channel, mirrored here (offline: then
+        // the socket follows the mirror's state).
+        match super::stream(&state, &id).await {
+            Ok(s) => stream = Some(s),
+            Err(AppError::Offline(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // An edge learns that the origin makes renditions (see [`relay::LADDER`]).
+    let heights = &state.config.ingest.ladder;
+    let hello =
+        (reader == Reader::Relay && !heights.is_empty()).then(|| relay::ladder_message(heights));
     if let Some(channel) = state.origin.channel(&id) {
         let counted = state.drain.push_opened(&id);
         let stopping = state.drain.stopping();
         return Ok(ws.on_upgrade(move |socket| async move {
-            push_channel(socket, channel, stopping).await;
+            push_channel(socket, channel, stopping, reader, hello).await;
             drop(counted);
         }));
     }
-    let stream = super::stream(&state, &id)?;
-    Ok(push_stream(ws, &state, &id, stream))
+    let stream = stream.ok_or_else(|| AppError::NoStream(id.clone()))?;
+    Ok(push_stream(ws, &state, &id, stream, reader, hello))
 }
 
 /// `GET /live/{id}/{height}p/ll`: the push of a ladder rendition (see
@@ -86,12 +143,14 @@ pub(super) async fn rendition_low_latency(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let reader = Reader::of(query.as_deref());
     let Some(ws) = push_upgrade(version, ws) else {
         return Ok(needs_http11());
     };
-    let stream = super::hls::rendition(&state, &id, &name)?;
-    Ok(push_stream(ws, &state, &id, stream))
+    let stream = super::hls::rendition(&state, &id, &name).await?;
+    Ok(push_stream(ws, &state, &id, stream, reader, None))
 }
 
 /// The upgrade of a push socket, with its frame limits; `None` for an HTTP/1.0
@@ -115,6 +174,8 @@ fn push_stream(
     state: &AppState,
     id: &str,
     stream: Arc<LiveStream>,
+    reader: Reader,
+    hello: Option<String>,
 ) -> Response {
     let counted = state.drain.push_opened(id);
     let mut stopping = state.drain.stopping();
@@ -124,10 +185,26 @@ fn push_stream(
         let mut inbound = Inbound {
             reports: reports.as_ref(),
         };
-        if let PushEnd::Stopping =
-            push(&mut socket, stream, None, &mut stopping, &mut inbound).await
+        if let Some(hello) = hello {
+            if send_text(&mut socket, hello).await.is_err() {
+                return;
+            }
+        }
+        match push(
+            &mut socket,
+            stream,
+            None,
+            &mut stopping,
+            &mut inbound,
+            reader,
+        )
+        .await
         {
-            goodbye(&mut socket).await;
+            PushEnd::Stopping => goodbye(&mut socket).await,
+            // The stream finished (a rendition the ladder restarts, an edge's copy
+            // withdrawn or restarted): players come back for the next one.
+            PushEnd::Moved => close_with(&mut socket, away("stream ended")).await,
+            PushEnd::Closed => {}
         }
         drop(counted);
     })
@@ -146,8 +223,22 @@ enum PushEnd {
 /// Follows a channel: its state as a text message (its
 /// [`StreamState`](lucarne_protocol::StreamState) word) when it changes, and while a broadcast is on, its media as [`push`] sends it. The socket
 /// stays open across broadcasts, so a waiting viewer starts playing by itself.
-async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>, mut stopping: Stopping) {
+async fn push_channel(
+    mut socket: WebSocket,
+    channel: Arc<Channel>,
+    mut stopping: Stopping,
+    reader: Reader,
+    hello: Option<String>,
+) {
     let mut rx = channel.watch();
+    if reader == Reader::Relay && send_text(&mut socket, relay::CHANNEL).await.is_err() {
+        return;
+    }
+    if let Some(hello) = hello {
+        if send_text(&mut socket, hello).await.is_err() {
+            return;
+        }
+    }
     let reports = channel.latency_reports();
     let mut inbound = Inbound {
         reports: Some(&reports),
@@ -161,6 +252,7 @@ async fn push_channel(mut socket: WebSocket, channel: Arc<Channel>, mut stopping
                 Some(&mut rx),
                 &mut stopping,
                 &mut inbound,
+                reader,
             )
             .await
             {
@@ -201,18 +293,25 @@ async fn push(
     mut channel: Option<&mut tokio::sync::watch::Receiver<ChannelState>>,
     stopping: &mut Stopping,
     inbound: &mut Inbound<'_>,
+    reader: Reader,
 ) -> PushEnd {
-    let sub = stream.subscribe();
+    let sub = match reader {
+        Reader::Player => stream.subscribe(),
+        Reader::Relay => stream.subscribe_with_window(),
+    };
     let mut live = sub.live;
     let mut last_seq = None;
-    if send(socket, sub.init).await.is_err() {
+    if send(socket, reader.init(sub.init)).await.is_err() {
         return PushEnd::Closed;
     }
     for chunk in sub.backlog {
         last_seq = Some(chunk.seq);
-        if send(socket, chunk.bytes.clone()).await.is_err() {
+        if send(socket, reader.chunk(&chunk)).await.is_err() {
             return PushEnd::Closed;
         }
+    }
+    if reader == Reader::Relay && send_text(socket, relay::BACKLOG_END).await.is_err() {
+        return PushEnd::Closed;
     }
     let mut resync = false;
     loop {
@@ -250,7 +349,7 @@ async fn push(
                     }
                     resync = false;
                     last_seq = Some(chunk.seq);
-                    if send(socket, chunk.bytes.clone()).await.is_err() {
+                    if send(socket, reader.chunk(&chunk)).await.is_err() {
                         return PushEnd::Closed;
                     }
                 }
@@ -335,11 +434,15 @@ async fn close_with(socket: &mut WebSocket, close: Message) {
 /// The server is stopping: 1001, so players reconnect (through the load balancer,
 /// to another node).
 async fn goodbye(socket: &mut WebSocket) {
-    let close = Message::Close(Some(CloseFrame {
+    close_with(socket, away("server stopping")).await;
+}
+
+/// 1001 with `reason`.
+fn away(reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
         code: close_code::AWAY,
-        reason: "server stopping".into(),
-    }));
-    close_with(socket, close).await;
+        reason: reason.into(),
+    }))
 }
 
 fn too_large_close() -> Message {
@@ -358,7 +461,8 @@ fn over_hard_limit(e: axum::Error) -> bool {
     )
 }
 
-async fn send_text(socket: &mut WebSocket, text: &'static str) -> Result<(), ()> {
+async fn send_text(socket: &mut WebSocket, text: impl Into<String>) -> Result<(), ()> {
+    let text: String = text.into();
     match tokio::time::timeout(PUSH_SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

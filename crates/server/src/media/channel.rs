@@ -124,6 +124,9 @@ pub struct Channel {
     inner: Mutex<Inner>,
     /// Taken after `inner` when both are.
     health: Mutex<Health>,
+    /// An edge's mirror of the origin's channel (see [`Channel::mirror`]): its
+    /// broadcasts are the origin's to end, not this node's.
+    mirror: bool,
 }
 
 /// A channel's broadcast health (see [`super::health`]).
@@ -133,6 +136,8 @@ struct Health {
     viewers: ViewerLatencies,
     /// The last push socket number given out.
     sockets: u64,
+    /// Push sockets open now (each holds a [`LatencyReports`]).
+    open: usize,
 }
 
 /// What [`Channel::ingest_health`] reports.
@@ -167,7 +172,9 @@ impl LatencyReports {
 
 impl Drop for LatencyReports {
     fn drop(&mut self) {
-        self.channel.health().viewers.forget(self.socket);
+        let mut h = self.channel.health();
+        h.viewers.forget(self.socket);
+        h.open = h.open.saturating_sub(1);
     }
 }
 
@@ -194,6 +201,7 @@ impl Channel {
             state: watch::channel(initial).0,
             inner: Mutex::new(Inner::default()),
             health: Mutex::new(Health::default()),
+            mirror: false,
         })
     }
 
@@ -221,6 +229,7 @@ impl Channel {
     pub fn latency_reports(self: &Arc<Self>) -> LatencyReports {
         let mut h = self.health();
         h.sockets += 1;
+        h.open += 1;
         LatencyReports {
             channel: self.clone(),
             socket: h.sockets,
@@ -383,6 +392,11 @@ impl Channel {
     /// resolves once its replay is on disk. Later media from a still-connected
     /// publisher goes nowhere.
     pub async fn close(&self) {
+        if self.mirror {
+            // The broadcast goes on at the origin: viewers are only sent away (1001),
+            // with no "ended", and come back through another node.
+            return;
+        }
         let ending = {
             let mut inner = self.lock();
             inner.closed = true;
@@ -442,6 +456,92 @@ impl Channel {
             Ending::take(&mut inner)
         };
         ending.finish(self, true, "broadcast ended").await;
+    }
+}
+
+/// Mirroring: an edge node (see `crate::edge`) shows a channel ingested on its origin
+/// as a local channel with no publisher. The relay builds the broadcast's stream and
+/// says what the origin's channel says; push sockets and the API follow the mirror as
+/// they follow a channel fed by ingest.
+impl Channel {
+    /// A channel that only mirrors another node's: nothing is recorded, and no grace
+    /// period runs here (the origin's decides).
+    pub fn mirror(id: &str, window: usize) -> Arc<Channel> {
+        Arc::new(Channel {
+            id: id.to_owned(),
+            config: ChannelConfig {
+                window,
+                chunk_ms: 0,
+                grace: Duration::ZERO,
+                replays: None,
+            },
+            state: watch::channel(ChannelState::Offline).0,
+            // No publisher may take it: its media comes from the origin.
+            inner: Mutex::new(Inner {
+                closed: true,
+                ..Inner::default()
+            }),
+            health: Mutex::new(Health::default()),
+            mirror: true,
+        })
+    }
+
+    /// The origin's broadcast is on with `stream` (a new one finishes the old).
+    pub fn mirror_live(&self, stream: Arc<LiveStream>) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.stream.replace(stream.clone()) {
+            if !Arc::ptr_eq(&old, &stream) {
+                old.finish();
+            }
+        }
+        drop(inner);
+        self.state.send_replace(ChannelState::Live(stream));
+    }
+
+    /// The origin's channel says `state` (its publisher dropped, was refused, or the
+    /// broadcast ended). Offline and unsupported keep the stream, as the origin does
+    /// through its grace period; ended finishes it.
+    pub fn mirror_state(&self, state: StreamState) {
+        let next = match state {
+            StreamState::Live | StreamState::Unknown => return,
+            StreamState::Offline => ChannelState::Offline,
+            StreamState::Unsupported => ChannelState::Unsupported,
+            StreamState::Ended => ChannelState::Ended,
+        };
+        let ended = matches!(next, ChannelState::Ended)
+            .then(|| self.lock().stream.take())
+            .flatten();
+        self.state.send_replace(next);
+        if let Some(s) = ended {
+            s.finish();
+        }
+    }
+
+    /// The mirrored `stream` is withdrawn (the origin is out of reach): viewers hear
+    /// `offline`, as when a publisher drops.
+    pub fn mirror_withdraw(&self, stream: &Arc<LiveStream>) {
+        let mut inner = self.lock();
+        if inner
+            .stream
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            inner.stream = None;
+            drop(inner);
+            self.state.send_replace(ChannelState::Offline);
+        }
+        stream.finish();
+    }
+
+    /// Push sockets open on the channel.
+    pub fn push_sockets(&self) -> usize {
+        self.health().open
+    }
+
+    /// The mirror is withdrawn (its relay ended): whoever follows its state wakes up to
+    /// find it gone from the origin. Its state is unchanged.
+    pub fn retire_mirror(&self) {
+        self.state.send_modify(|_| {});
     }
 }
 
@@ -553,5 +653,47 @@ impl Drop for Publisher {
         let resume = (self.remuxer.end_ms(), self.remuxer.next_msn());
         self.channel
             .unpublished(self.session, resume, self.remuxer.started());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Arc<LiveStream> {
+        Arc::new(LiveStream::new("s", Bytes::from_static(b"init"), 3))
+    }
+
+    #[test]
+    fn a_mirror_follows_the_origins_broadcast_and_takes_no_publisher() {
+        let mirror = Channel::mirror("s", 3);
+        assert!(matches!(mirror.publish(), Err(Refused::Closing(_))));
+        let first = stream();
+        mirror.mirror_live(first.clone());
+        assert!(matches!(mirror.state(), ChannelState::Live(s) if Arc::ptr_eq(&s, &first)));
+        // The publisher dropped on the origin: the stream stays through its grace.
+        mirror.mirror_state(StreamState::Offline);
+        assert!(matches!(mirror.state(), ChannelState::Offline));
+        assert!(mirror.stream().is_some() && !first.is_finished());
+        // A new broadcast replaces (and finishes) the old stream.
+        let second = stream();
+        mirror.mirror_live(second.clone());
+        assert!(first.is_finished() && !second.is_finished());
+        mirror.mirror_state(StreamState::Ended);
+        assert!(matches!(mirror.state(), ChannelState::Ended));
+        assert!(second.is_finished() && mirror.stream().is_none());
+    }
+
+    #[tokio::test]
+    async fn stopping_the_node_leaves_a_mirrored_broadcast_on() {
+        let mirror = Channel::mirror("s", 3);
+        let live = stream();
+        mirror.mirror_live(live.clone());
+        mirror.close().await;
+        assert!(
+            matches!(mirror.state(), ChannelState::Live(_)),
+            "no 'ended'"
+        );
+        assert!(!live.is_finished());
     }
 }

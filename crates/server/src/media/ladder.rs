@@ -950,6 +950,12 @@ pub fn parse_rendition_name(name: &str) -> Option<u32> {
 /// The multivariant playlist of `source`: itself (at `source.m3u8`), then each
 /// rendition that has a complete segment (at `{height}p/index.m3u8`).
 pub fn source_multivariant(source: &LiveStream) -> String {
+    multivariant_of(source, &source.renditions())
+}
+
+/// The multivariant playlist of `source` and `renditions` (highest first): an edge's
+/// (see `crate::edge`), whose renditions are relayed apart from the source.
+pub fn multivariant_of(source: &LiveStream, renditions: &[(u32, Arc<LiveStream>)]) -> String {
     let mut variants = Vec::new();
     if let Some(info) = describe_init(&source.init()) {
         let bandwidth = source
@@ -961,7 +967,8 @@ pub fn source_multivariant(source: &LiveStream) -> String {
             info,
         });
     }
-    for (height, stream) in source.renditions() {
+    for (height, stream) in renditions {
+        let height = *height;
         let (Some(bandwidth), Some(info)) = (stream.peak_bitrate(), describe_init(&stream.init()))
         else {
             continue;

@@ -58,6 +58,15 @@ pub struct Chunk {
     pub independent: bool,
     /// `moof` + `mdat`.
     pub bytes: Bytes,
+    /// Where it sits in the playlist: media sequence number of its segment, and its
+    /// part number in it (an edge relays both, see [`super::relay`]).
+    pub msn: u64,
+    /// Part number within the segment (0 is the keyframe).
+    pub part: u32,
+    /// Start, unix seconds (media time).
+    pub start: f64,
+    /// Seconds.
+    pub duration: f64,
 }
 
 /// A complete HLS segment.
@@ -65,6 +74,9 @@ pub struct Chunk {
 struct Segment {
     /// Media sequence number; also its file name.
     msn: u64,
+    /// Push sequence number of its first part (its parts follow): a relay backlog
+    /// rebuilt from the segment de-duplicates against the live feed like any chunk.
+    first_seq: u64,
     /// Wall-clock time of its first frame, unix seconds (EXT-X-PROGRAM-DATE-TIME).
     start: f64,
     /// Seconds (EXTINF).
@@ -91,6 +103,24 @@ impl Segment {
             duration: self.duration,
             parts: &self.parts,
         }
+    }
+
+    /// Its parts as the chunks they were (slices of its bytes, no copy).
+    fn chunks(&self) -> impl Iterator<Item = Arc<Chunk>> + '_ {
+        let mut start = self.start;
+        self.parts.iter().enumerate().filter_map(move |(i, p)| {
+            let c = Chunk {
+                seq: self.first_seq + i as u64,
+                independent: p.independent,
+                bytes: self.part(i)?,
+                msn: self.msn,
+                part: u32::try_from(i).ok()?,
+                start,
+                duration: p.duration,
+            };
+            start += p.duration;
+            Some(Arc::new(c))
+        })
     }
 }
 
@@ -125,6 +155,7 @@ impl OpenSegment {
         }
         Segment {
             msn: self.msn,
+            first_seq: self.chunks.first().map_or(0, |c| c.seq),
             start: self.start,
             duration: self.duration,
             bytes: bytes.freeze(),
@@ -332,6 +363,10 @@ impl LiveStream {
             seq,
             independent: chunk.starts_segment,
             bytes: chunk.bytes,
+            msn: open.msn,
+            part: u32::try_from(open.chunks.len()).unwrap_or(u32::MAX),
+            start: chunk.start,
+            duration: chunk.duration,
         });
         open.duration = chunk.start + chunk.duration - open.start;
         open.chunks.push(c.clone());
@@ -389,6 +424,48 @@ impl LiveStream {
                 .unwrap_or_default(),
             live: self.tx.subscribe(),
         }
+    }
+
+    /// Like [`LiveStream::subscribe`], with the playlist window's complete segments
+    /// (every part) before the current one in the backlog: an edge relaying the stream
+    /// starts with the same playlist as here (see [`super::relay`]).
+    pub fn subscribe_with_window(&self) -> Subscription {
+        let st = self.lock();
+        let skip = st.complete.len().saturating_sub(self.window);
+        let mut backlog: Vec<Arc<Chunk>> = st
+            .complete
+            .iter()
+            .skip(skip)
+            .flat_map(Segment::chunks)
+            .collect();
+        if let Some(o) = &st.open {
+            backlog.extend(o.chunks.iter().cloned());
+        }
+        Subscription {
+            init: st.init.clone(),
+            backlog,
+            live: self.tx.subscribe(),
+        }
+    }
+
+    /// Segments listed in the playlist.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// URI of the init segment in the playlist (`init.mp4`, or versioned).
+    pub fn init_uri(&self) -> &str {
+        &self.init_uri
+    }
+
+    /// Open low-latency subscriptions (push sockets, edge relays).
+    pub fn push_subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Whether [`LiveStream::finish`] was called.
+    pub fn is_finished(&self) -> bool {
+        *self.done.borrow()
     }
 
     /// The HLS media playlist: the last `window` complete segments, with LL-HLS parts
@@ -603,6 +680,30 @@ mod tests {
         let next = sub.live.try_recv().unwrap();
         assert_eq!(next.seq, sub.backlog[0].seq + 1);
         assert!(sub.live.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_relay_subscription_starts_with_every_part_of_the_window_numbered() {
+        let stream = LiveStream::new("t", Bytes::from_static(b"init"), 3);
+        for msn in 50..56 {
+            feed_segment(&stream, msn);
+        }
+        stream.push_chunk(packaged(56, 56.0, true, 0));
+        stream.push_chunk(packaged(56, 56.1, false, 1));
+        let sub = stream.subscribe_with_window();
+        let placed: Vec<(u64, u32)> = sub.backlog.iter().map(|c| (c.msn, c.part)).collect();
+        // The playlist's three complete segments (53, 54, 55), then the open one.
+        let mut expected: Vec<(u64, u32)> = (53..56)
+            .flat_map(|m| (0..10).map(move |p| (m, p)))
+            .collect();
+        expected.extend([(56, 0), (56, 1)]);
+        assert_eq!(placed, expected);
+        for c in &sub.backlog {
+            assert_eq!(Some(c.bytes.clone()), stream.part(c.msn, u64::from(c.part)));
+            assert!((c.start - (c.msn as f64 + f64::from(c.part) / 10.0)).abs() < 1e-9);
+        }
+        // Sequence numbers run on, so the live feed is de-duplicated against them.
+        assert!(sub.backlog.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     }
 
     #[test]

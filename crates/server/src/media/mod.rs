@@ -12,6 +12,8 @@
 //! - [`remux`] turns a publisher's FLV tags (as RTMP delivers them) into CMAF.
 //! - [`channel`] is a stream id publishers go live on (ingest), with its lifecycle.
 //! - [`replay`] records broadcasts and serves them back as VOD.
+//! - [`relay`] frames the push for edge nodes: each chunk with its segment and part
+//!   numbers, so an edge rebuilds the same playlist.
 //!
 //! [`Origin`] owns the set of streams and channels, and the tasks that feed them.
 //!
@@ -27,6 +29,7 @@ pub mod health;
 pub mod ladder;
 pub mod live;
 pub mod playlist;
+pub mod relay;
 pub mod remux;
 pub mod replay;
 
@@ -44,7 +47,14 @@ use live::LiveStream;
 pub struct Origin {
     streams: RwLock<HashMap<String, Arc<LiveStream>>>,
     channels: RwLock<HashMap<String, Arc<Channel>>>,
+    /// On an edge: ids the upstream origin has been seen to publish (a stream's room
+    /// is admitted while its copy is away; see `crate::edge`). At most
+    /// [`MAX_RELAYED_IDS`].
+    relayed: RwLock<std::collections::HashSet<String>>,
 }
+
+/// Upstream ids an edge remembers (see [`Origin::remember_relayed`]).
+pub const MAX_RELAYED_IDS: usize = 1024;
 
 /// Whether a stream is on air, as the chat and the API report it.
 pub use lucarne_protocol::StreamState;
@@ -83,6 +93,18 @@ impl Origin {
             .collect()
     }
 
+    /// Withdraws `channel` (an edge's mirror, see `crate::edge`), if it is still the
+    /// one under its id.
+    pub fn remove_channel(&self, channel: &Arc<Channel>) {
+        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        if channels
+            .get(&channel.id)
+            .is_some_and(|c| Arc::ptr_eq(c, channel))
+        {
+            channels.remove(&channel.id);
+        }
+    }
+
     /// Adds an ingest channel.
     pub fn add_channel(&self, channel: Arc<Channel>) {
         self.channels
@@ -101,12 +123,25 @@ impl Origin {
         futures_util::future::join_all(closing).await;
     }
 
-    /// Whether `id` is on air; `None` if no such stream or channel exists.
+    /// Whether `id` is on air; `None` if no such stream or channel exists (here, or on
+    /// an edge's upstream as far as it has seen).
     pub fn stream_state(&self, id: &str) -> Option<StreamState> {
         if let Some(c) = self.channel(id) {
             return Some(c.state().stream_state());
         }
-        self.stream(id).map(|_| StreamState::Live)
+        if self.stream(id).is_some() {
+            return Some(StreamState::Live);
+        }
+        let relayed = self.relayed.read().unwrap_or_else(|e| e.into_inner());
+        relayed.contains(id).then_some(StreamState::Offline)
+    }
+
+    /// An edge saw its upstream publish `id` (kept, up to [`MAX_RELAYED_IDS`]).
+    pub fn remember_relayed(&self, id: &str) {
+        let mut relayed = self.relayed.write().unwrap_or_else(|e| e.into_inner());
+        if relayed.len() < MAX_RELAYED_IDS && !relayed.contains(id) {
+            relayed.insert(id.to_owned());
+        }
     }
 
     /// Ids of all streams and channels.
@@ -120,6 +155,23 @@ impl Origin {
             .collect();
         ids.extend(self.channels().iter().map(|c| c.id.clone()));
         ids
+    }
+
+    /// Publishes `stream` under its id, replacing any stream of that id (an edge's
+    /// relayed streams come and go; see `crate::edge`).
+    pub fn add_stream(&self, stream: Arc<LiveStream>) {
+        self.insert(stream);
+    }
+
+    /// Withdraws `stream`, if it is still the one published under its id.
+    pub fn remove_stream(&self, stream: &Arc<LiveStream>) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams
+            .get(&stream.id)
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            streams.remove(&stream.id);
+        }
     }
 
     fn insert(&self, stream: Arc<LiveStream>) {

@@ -41,6 +41,7 @@ pub fn config(dir: &Path) -> Config {
         ingest: Default::default(),
         serve: Default::default(),
         access: Default::default(),
+        edge: Default::default(),
     };
     c.hub.broadcaster_token = Some(BROADCASTER_TOKEN.into());
     c.hub.moderator_tokens = vec![MODERATOR_TOKEN.into()];
