@@ -98,7 +98,10 @@
 //! What is not covered: a node started after the nodes converged knows only the
 //! winning secret, so a token a loser node signed during the ≤ 2 s of disagreement is
 //! refused there (that viewer becomes a new one). With every node restarted while
-//! Redis was empty, the old secret is gone: only the file avoids that.
+//! Redis was empty, the old secret is gone: only the file avoids that. The client key
+//! of the budgets below is derived from the secret a node started with: a node that
+//! adopts another one later (an old node came back after its grace) counts budgets
+//! apart from the others until it restarts.
 //!
 //! # Per-address budgets
 //! New identities, made-up rooms and wrong secrets per client address (`budgets`) are
