@@ -821,3 +821,36 @@ async fn without_an_answer_from_redis_a_node_limits_wrong_tokens_on_its_own() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn thirty_viewers_opening_a_new_made_up_room_at_once_are_all_welcomed() {
+    let redis = RedisServer::start();
+    // Their identities are not what this is about.
+    let (a, _da) = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.hub.redis = Some(redis.url());
+        c.hub.new_viewers_per_ip = 0;
+        (start(c).await, dir)
+    };
+    let addr = a.local_addr();
+    let joins: Vec<_> = (0..30)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut c = Client::connect_only(addr, "fresh", named(&format!("V{i}"))).await;
+                welcome_or_refusal(&mut c)
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e.message)
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for j in joins {
+        if let Err(why) = j.await.unwrap() {
+            refused.push(why);
+        }
+    }
+    // One room was made (5 a minute per address): the others joined it.
+    assert!(refused.is_empty(), "refused: {refused:?}");
+}

@@ -224,6 +224,8 @@ pub struct Hub {
     origin: Arc<Origin>,
     /// A slot per room id: the `OnceCell` lets one task load a room while others wait.
     rooms: Mutex<admission::Table<Arc<OnceCell<Arc<Room>>>>>,
+    /// Held while a client pays for a made-up room and its slot is made (see `open`).
+    creating: tokio::sync::Mutex<()>,
     keyer: Keyer,
     /// Per client address: new identities, made-up rooms opened, wrong staff tokens.
     budgets: Budgets,
@@ -273,6 +275,7 @@ impl Hub {
             store,
             origin,
             rooms: Mutex::default(),
+            creating: tokio::sync::Mutex::new(()),
             closing: watch::channel(false).0,
             sessions: AtomicUsize::new(0),
             sessions_gone: Notify::new(),
@@ -330,8 +333,11 @@ impl Hub {
         if !self.admits(id) {
             return Err(HubError::NoSuchRoom);
         }
-        // A made-up room is paid for by its client before it is created; the budget may
-        // be in Redis, so it is spent outside the lock and the table looked at again.
+        // A made-up room is paid for by its client before it is created. The budget may
+        // be in Redis, so it is spent outside the table's lock, under `creating`: clients
+        // racing to open the same new room wait there and find it made (only the first
+        // pays, and none is refused because others paid).
+        let mut creating = None;
         let mut paid = false;
         let cell = loop {
             let unpaid = {
@@ -361,12 +367,18 @@ impl Hub {
                     }
                 }
             };
+            if creating.is_none() {
+                creating = Some(self.creating.lock().await);
+                // Look again: it may have been made while this one waited.
+                continue;
+            }
             self.budgets
                 .take(Spend::NewRoom, unpaid)
                 .await
                 .map_err(HubError::ClientLimit)?;
             paid = true;
         };
+        drop(creating);
         let room = cell
             .get_or_try_init(|| async {
                 let stored = self.store.load_room(id, room::MAX_EVENTS).await?;
