@@ -30,7 +30,8 @@
 //! the server process (`/proc/PID/stat`, user + system) while `MESSAGES` chat posts by
 //! viewers (the flood limit lifted) reach `--cpu-viewers` viewers, on one node without
 //! Redis and on one node on Redis, `--cpu-runs` times each, alternated, the median
-//! kept. CPU time, not delay, so it is comparable on a busy machine.
+//! kept (and redis-server's CPU time in the Redis runs). CPU time, not delay, so it is
+//! comparable on a busy machine.
 //!
 //! Output: a `# ` line per step, then `name: value` summary lines.
 //!
@@ -1053,15 +1054,18 @@ async fn cpu(mut opts: Options, pinned: bool) -> Result<()> {
         opts.cpu_runs,
         if pinned { "on CPU 1" } else { "unpinned" }
     );
-    let (mut local, mut shared) = (Vec::new(), Vec::new());
+    let (mut local, mut shared, mut in_redis) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..opts.cpu_runs {
-        let ms = cpu_run(&opts, None, pinned).await?;
+        let (ms, _) = cpu_run(&opts, None, pinned).await?;
         println!("# run {run}: one node without Redis: {ms:.0} ms of CPU");
         local.push(ms);
         let redis = RedisProc::start(pinned).await?;
-        let ms = cpu_run(&opts, Some(&redis.url()), pinned).await?;
-        println!("# run {run}: one node on Redis: {ms:.0} ms of CPU");
+        let (ms, redis_ms) = cpu_run(&opts, Some((&redis.url(), redis.0.pid())), pinned).await?;
+        println!(
+            "# run {run}: one node on Redis: {ms:.0} ms of CPU, redis-server {redis_ms:.0} ms"
+        );
         shared.push(ms);
+        in_redis.push(redis_ms);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -1072,13 +1076,17 @@ async fn cpu(mut opts: Options, pinned: bool) -> Result<()> {
     println!("cpu_ms_per_10k_messages_local: {:.0}", per(l));
     println!("cpu_ms_per_10k_messages_redis: {:.0}", per(r));
     println!("cpu_redis_over_local: {:.2}", r / l);
+    println!(
+        "cpu_ms_per_10k_messages_in_redis_server: {:.0}",
+        per(median(&mut in_redis))
+    );
     Ok(())
 }
 
 /// One `--cpu` run: a fresh server, its viewers, then the posts; the server's CPU time
 /// (ms) from the first post until a probe viewer has seen the last.
-async fn cpu_run(opts: &Options, redis: Option<&str>, pinned: bool) -> Result<f64> {
-    let server = start_server(opts, Kind::Lucarne, redis, pinned).await?;
+async fn cpu_run(opts: &Options, redis: Option<(&str, u32)>, pinned: bool) -> Result<(f64, f64)> {
+    let server = start_server(opts, Kind::Lucarne, redis.map(|r| r.0), pinned).await?;
     let room = "cpu";
     let viewers = join_many(server.port, Kind::Lucarne, room, opts.cpu_viewers).await?;
     let stop = Arc::new(tokio::sync::Notify::new());
@@ -1100,6 +1108,7 @@ async fn cpu_run(opts: &Options, redis: Option<&str>, pinned: bool) -> Result<f6
     tokio::time::sleep(SETTLE).await;
     let pid = server.pid();
     let before = cpu_ticks(pid);
+    let redis_before = redis.map_or(0, |r| cpu_ticks(r.1));
     let each = n_each(opts.cpu_messages);
     let every = Duration::from_secs_f64(CPU_SENDERS as f64 / CPU_RATE);
     for (i, mut ws) in senders.into_iter().enumerate() {
@@ -1143,12 +1152,14 @@ async fn cpu_run(opts: &Options, redis: Option<&str>, pinned: bool) -> Result<f6
     .await
     .with_context(|| format!("the probe saw {seen} of {total} messages in time"))??;
     let ticks = cpu_ticks(pid) - before;
+    let redis_ticks = redis.map_or(0, |r| cpu_ticks(r.1) - redis_before);
     stop.notify_waiters();
     if *closed.lock().unwrap() > 0 {
         bail!("the server closed viewers during the run");
     }
     // Clock ticks are 1/100 s.
-    Ok(ticks as f64 * 10.0 * opts.cpu_messages as f64 / total as f64)
+    let ms = |ticks: u64| ticks as f64 * 10.0 * opts.cpu_messages as f64 / total as f64;
+    Ok((ms(ticks), ms(redis_ticks)))
 }
 
 fn n_each(messages: usize) -> usize {

@@ -60,7 +60,8 @@
 //! take is refused `unavailable`, so the viewer can vote again.
 //!
 //! # Flood limits and mutes
-//! One script (`GATE`) decides a viewer's post for every node, on Redis's clock: the
+//! The append script (`POST`) first decides a viewer's post for every node, on Redis's
+//! clock, in the same round trip as the append (a refused post is not appended): the
 //! mute, slow mode (its interval read from the room's `settings` hash), the blocked
 //! word (found by the node, which keeps the list) and the flood limit, a GCRA of
 //! `--chat-burst` per `--chat-window-ms` whose theoretical arrival time lives in
@@ -180,9 +181,8 @@
 //! `deploy/compose.yaml` runs it).
 //!
 //! # Not yet (issue 14, item 1)
-//! A follower per room (not one `XREAD` for all of a node's rooms); a post costs two round trips (the
-//! gate, then the append); bans are never pruned from Redis (expired ones are skipped
-//! when read).
+//! A follower per room (not one `XREAD` for all of a node's rooms); bans are never
+//! pruned from Redis (expired ones are skipped when read).
 
 use super::log::MessageId;
 use super::store::{Ban, StoredEvent};
@@ -207,23 +207,48 @@ pub enum ClusterError {
     Entry(String),
 }
 
-/// INCR the seq, XADD the event under the id `<seq>-0`, cap the stream; returns the seq.
-/// Refuses (`EPOCH`) when the room's epoch is not the node's: Redis lost the room (a
-/// restart without persistence), and a seq counted again from 1 under the old epoch
-/// would be taken by viewers for events they already have. With a client id
-/// (`ARGV[5]`, the key's lifetime in ms; empty for none), a post whose
-/// `(viewer, clientId)` was appended before is not appended again: its seq comes back
-/// negated.
-const APPEND: &str = r"
+/// Appends an event: INCR the seq, XADD the event under the id `<seq>-0`, cap the
+/// stream; returns `{0, seq}`. Refuses (`EPOCH`) when the room's epoch is not the node's:
+/// Redis lost the room (a restart without persistence), and a seq counted again from 1
+/// under the old epoch would be taken by viewers for events they already have. With a
+/// client id (`ARGV[5]`, the key's lifetime in ms; empty for none), a post whose
+/// `(viewer, clientId)` was appended before is not appended again: `{5, seq}` (before
+/// the gate, as on one node: a re-send spends nothing). With `ARGV[6]` = `1`, a viewer's
+/// post, the post gate decides first, in the same script (one round trip per post): the
+/// mute, slow mode (its interval read from the room's `settings`), the blocked word
+/// (found by the caller: `ARGV[10]`), then the flood limit (GCRA: `ARGV[8]` at once,
+/// then one per `ARGV[7]` ms; past it, a mute of `ARGV[9]` ms); a refusal is `{verdict,
+/// retry_ms, muted_until_ms}` (see [`Verdict`]), its marks in `KEYS[5]`, which expires
+/// when they no longer matter. Redis's clock, so every node measures the same time.
+const POST: &str = r"
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return redis.error_reply('EPOCH the room was lost') end
 if ARGV[5] ~= '' then
   local seen = redis.call('GET', KEYS[4])
-  if seen then return -tonumber(seen) end
+  if seen then return {5, tonumber(seen), 0} end
+end
+if ARGV[6] == '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local m = redis.call('HMGET', KEYS[5], 'muted', 'last', 'tat')
+  local muted, last, tat = tonumber(m[1]) or 0, tonumber(m[2]) or 0, tonumber(m[3]) or 0
+  if muted > now then return {1, muted - now, 0} end
+  local slow = (tonumber(redis.call('HGET', KEYS[6], 'slow')) or 0) * 1000
+  if slow > 0 and last + slow > now then return {2, last + slow - now, 0} end
+  if ARGV[10] == '1' then return {3, 0, 0} end
+  local period, burst, mute = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  tat = math.max(tat, now)
+  if tat - now > period * (burst - 1) then
+    redis.call('HSET', KEYS[5], 'muted', now + mute)
+    redis.call('PEXPIRE', KEYS[5], math.max(mute, tat - now, slow) + 1000)
+    return {4, mute, now + mute}
+  end
+  redis.call('HSET', KEYS[5], 'tat', tat + period, 'last', now)
+  redis.call('PEXPIRE', KEYS[5], math.max(tat + period - now, slow) + 1000)
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'ts', ARGV[2], 'e', ARGV[3])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[5]) end
-return seq
+return {0, seq, 0}
 ";
 
 /// How long a post's `(viewer, clientId)` is remembered in Redis, so a re-send through
@@ -238,6 +263,17 @@ pub(crate) enum Appended {
     New(Seq),
     /// The same post (viewer and client id) was stored before, with this seq.
     Duplicate(Seq),
+    /// The post gate refused it; nothing stored.
+    Refused(Verdict),
+}
+
+/// A viewer's post, for the gate in [`Cluster::append`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gated<'a> {
+    /// Whose post it is.
+    pub(crate) viewer_id: &'a str,
+    /// Whether the node found a blocked word in it.
+    pub(crate) blocked: bool,
 }
 
 /// Adds a node's batch of hearts to the room's total and to its hearts stream (for
@@ -287,32 +323,6 @@ if last then
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('%d-%d', seq, sub), 'n', ARGV[2], 'c', ARGV[6])
 return 1
-";
-
-/// The post gate of one identity in one room, for every node at once: mute, slow
-/// mode, blocked word (decided by the caller, passed in), then the flood limit (GCRA:
-/// `burst` at once, then one per `period`; past it, a mute). Returns `{verdict,
-/// retry_ms, muted_until_ms}` (see [`Verdict`]); the marks expire when they no longer
-/// matter. Redis's clock, so every node measures the same time.
-const GATE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local m = redis.call('HMGET', KEYS[1], 'muted', 'last', 'tat')
-local muted, last, tat = tonumber(m[1]) or 0, tonumber(m[2]) or 0, tonumber(m[3]) or 0
-if muted > now then return {1, muted - now, 0} end
-local slow = (tonumber(redis.call('HGET', KEYS[2], 'slow')) or 0) * 1000
-if slow > 0 and last + slow > now then return {2, last + slow - now, 0} end
-if ARGV[4] == '1' then return {3, 0, 0} end
-local period, burst, mute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-tat = math.max(tat, now)
-if tat - now > period * (burst - 1) then
-  redis.call('HSET', KEYS[1], 'muted', now + mute)
-  redis.call('PEXPIRE', KEYS[1], math.max(mute, tat - now, slow) + 1000)
-  return {4, mute, now + mute}
-end
-redis.call('HSET', KEYS[1], 'tat', tat + period, 'last', now)
-redis.call('PEXPIRE', KEYS[1], math.max(tat + period - now, slow) + 1000)
-return {0, 0, 0}
 ";
 
 /// Sets this node's viewer count of a room (field = node id, value = `count:expiry`,
@@ -503,12 +513,12 @@ pub struct Cluster {
     client: redis::Client,
     /// Shared, reconnecting: appends, epochs, seqs.
     conn: ConnectionManager,
-    append: redis::Script,
+    /// Appends (a viewer's post: gates, then appends), in one round trip.
+    post: redis::Script,
     presence: redis::Script,
     hearts: redis::Script,
     vote: redis::Script,
     control: redis::Script,
-    gate: redis::Script,
     hold_secret: redis::Script,
     budget: redis::Script,
     /// This process among the nodes (its field in the viewer-count hashes, its mark on
@@ -554,11 +564,9 @@ impl Control {
     }
 }
 
-/// What the shared gate said of a post (see the `GATE` script).
+/// Why the shared gate refused a post (see the `POST` script).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Counted: post it.
-    Pass,
     /// Muted for this much longer.
     Muted { retry_ms: u64 },
     /// Slow mode: the next post in this much.
@@ -657,12 +665,11 @@ impl Cluster {
         let mut cluster = Cluster {
             client,
             conn,
-            append: redis::Script::new(APPEND),
+            post: redis::Script::new(POST),
             presence: redis::Script::new(PRESENCE),
             hearts: redis::Script::new(HEARTS),
             vote: redis::Script::new(VOTE),
             control: redis::Script::new(CONTROL),
-            gate: redis::Script::new(GATE),
             hold_secret: redis::Script::new(HOLD_SECRET),
             budget: redis::Script::new(BUDGET),
             node: format!("{:016x}", rand::random::<u64>()),
@@ -934,6 +941,8 @@ impl Cluster {
         epoch: Epoch,
         ts: u64,
         event: &RoomEvent,
+        gate: Option<Gated<'_>>,
+        config: &super::HubConfig,
     ) -> Result<Appended, ClusterError> {
         let mut conn = self.conn.clone();
         let json = serde_json::to_string(event).expect("events serialise");
@@ -944,24 +953,36 @@ impl Cluster {
                 .map(|c| key(room, &format!("cid:{}:{c}", m.viewer_id))),
             _ => None,
         };
-        let seq: i64 = self
-            .append
-            .key(key(room, "seq"))
+        let burst = config.chat_burst.max(1);
+        let period = (config.chat_window_ms / u64::from(burst)).max(1);
+        let mut call = self.post.prepare_invoke();
+        call.key(key(room, "seq"))
             .key(key(room, "log"))
             .key(key(room, "epoch"))
             .key(once.clone().unwrap_or_else(|| key(room, "cid")))
+            .key(key(
+                room,
+                &format!("viewer:{}", gate.map_or("", |g| g.viewer_id)),
+            ))
+            .key(key(room, "settings"))
             .arg(super::room::MAX_EVENTS)
             .arg(ts)
             .arg(json)
             .arg(epoch)
             .arg(once.map_or(String::new(), |_| CLIENT_ID_TTL.as_millis().to_string()))
-            .invoke_async(&mut conn)
-            .patiently()
-            .await?;
-        Ok(if seq < 0 {
-            Appended::Duplicate(seq.unsigned_abs())
-        } else {
-            Appended::New(seq.unsigned_abs())
+            .arg(u8::from(gate.is_some()))
+            .arg(period)
+            .arg(burst)
+            .arg(config.mute_secs.saturating_mul(1000))
+            .arg(u8::from(gate.is_some_and(|g| g.blocked)));
+        let (what, n, until): (u8, u64, u64) = call.invoke_async(&mut conn).patiently().await?;
+        Ok(match what {
+            0 => Appended::New(n),
+            5 => Appended::Duplicate(n),
+            1 => Appended::Refused(Verdict::Muted { retry_ms: n }),
+            2 => Appended::Refused(Verdict::Slow { retry_ms: n }),
+            3 => Appended::Refused(Verdict::Blocked),
+            _ => Appended::Refused(Verdict::Flooded { until_ms: until }),
         })
     }
 
@@ -1054,40 +1075,6 @@ impl Cluster {
             .patiently()
             .await?;
         Ok(changed == 1)
-    }
-
-    /// The shared post gate for `viewer_id` in `room`: `chat_burst` posts per
-    /// `chat_window_ms`, muted `mute_secs` past it, slow mode as the room's state says;
-    /// `blocked` when the text has a blocked word (refused after a mute or slow mode, as
-    /// on one node).
-    pub(crate) async fn admit(
-        &self,
-        room: &str,
-        viewer_id: &str,
-        blocked: bool,
-        config: &super::HubConfig,
-    ) -> Result<Verdict, ClusterError> {
-        let burst = config.chat_burst.max(1);
-        let period = (config.chat_window_ms / u64::from(burst)).max(1);
-        let mut conn = self.conn.clone();
-        let (verdict, retry, until): (u8, u64, u64) = self
-            .gate
-            .key(key(room, &format!("viewer:{viewer_id}")))
-            .key(key(room, "settings"))
-            .arg(period)
-            .arg(burst)
-            .arg(config.mute_secs.saturating_mul(1000))
-            .arg(u8::from(blocked))
-            .invoke_async(&mut conn)
-            .patiently()
-            .await?;
-        Ok(match verdict {
-            0 => Verdict::Pass,
-            1 => Verdict::Muted { retry_ms: retry },
-            2 => Verdict::Slow { retry_ms: retry },
-            3 => Verdict::Blocked,
-            _ => Verdict::Flooded { until_ms: until },
-        })
     }
 
     /// Sets this node's viewer count of `room`; returns the count over all nodes.
