@@ -26,6 +26,13 @@
 //! on one node without Redis (both nodes pinned to CPU 1, so the two set-ups get the
 //! same core; the delay is measured at probes on both nodes).
 //!
+//! `--cpu MESSAGES` measures what a message costs the server instead: the CPU time of
+//! the server process (`/proc/PID/stat`, user + system) while `MESSAGES` chat posts by
+//! viewers (the flood limit lifted) reach `--cpu-viewers` viewers, on one node without
+//! Redis and on one node on Redis, `--cpu-runs` times each, alternated, the median
+//! kept (and redis-server's CPU time in the Redis runs). CPU time, not delay, so it is
+//! comparable on a busy machine.
+//!
 //! Output: a `# ` line per step, then `name: value` summary lines.
 //!
 //! Run from the workspace root:
@@ -111,6 +118,14 @@ struct Options {
     scale_viewers: usize,
     /// Time allowed for one server's ramp.
     ramp_budget: Duration,
+    /// `--cpu`: messages per run (0: not this mode).
+    cpu_messages: usize,
+    /// `--cpu`: viewers each message reaches.
+    cpu_viewers: usize,
+    /// `--cpu`: runs per set-up.
+    cpu_runs: usize,
+    /// Extra arguments for lucarne-server.
+    server_args: Vec<String>,
 }
 
 impl Options {
@@ -134,6 +149,10 @@ fn options() -> Result<Options> {
         scale: false,
         scale_viewers: 2000,
         ramp_budget: RAMP_BUDGET,
+        cpu_messages: 0,
+        cpu_viewers: 200,
+        cpu_runs: 3,
+        server_args: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -148,6 +167,9 @@ fn options() -> Result<Options> {
             "--idle-only" => o.idle_only = true,
             "--redis" => o.redis = Some(value()?.clone()),
             "--scale" => o.scale = true,
+            "--cpu" => o.cpu_messages = value()?.parse::<usize>()?.clamp(100, 1_000_000),
+            "--cpu-viewers" => o.cpu_viewers = value()?.parse::<usize>()?.clamp(1, 19_000),
+            "--cpu-runs" => o.cpu_runs = value()?.parse::<usize>()?.clamp(1, 20),
             "--scale-viewers" => o.scale_viewers = value()?.parse::<usize>()?.max(PROBE_EVERY),
             "--ramp-seconds" => {
                 o.ramp_budget = Duration::from_secs(value()?.parse::<u64>()?.clamp(5, 600))
@@ -163,6 +185,7 @@ fn options() -> Result<Options> {
                 "usage: lucarne-bench-chat [--server-bin PATH] [--max-viewers N] [--idle-viewers N]\n\
                  [--rate MSG_PER_S] [--history N] [--idle-only] [--only lucarne|ws]\n\
                  [--redis URL] [--ramp-seconds N] [--scale [--scale-viewers N]]\n\
+                 [--cpu MESSAGES [--cpu-viewers N] [--cpu-runs N]]\n\
                  (run from the workspace root)"
             ),
         }
@@ -225,6 +248,8 @@ fn main() -> Result<()> {
         .block_on(async {
             if opts.scale {
                 scale(opts, pinned).await
+            } else if opts.cpu_messages > 0 {
+                cpu(opts, pinned).await
             } else {
                 run(opts, pinned).await
             }
@@ -418,6 +443,7 @@ async fn start_server(
             if let Some(url) = redis {
                 cmd.args(["--redis", url]);
             }
+            cmd.args(&opts.server_args);
             data = Some(TempDir(dir));
         }
         Kind::Ws => {
@@ -1006,4 +1032,136 @@ impl RedisProc {
                 .is_ok_and(|r| r.is_ok())
             && &buf == b"+PONG\r\n"
     }
+}
+
+/// Senders in `--cpu`; each posts its share of the messages.
+const CPU_SENDERS: usize = 20;
+/// Messages per second over all senders in `--cpu` (paced, so both set-ups get the same
+/// load and the same batching chances).
+const CPU_RATE: f64 = 1000.0;
+
+/// `--cpu`: the server's CPU time per message, without and with Redis (see the module
+/// doc).
+async fn cpu(mut opts: Options, pinned: bool) -> Result<()> {
+    opts.server_args = ["--chat-burst", "1000000", "--chat-window-ms", "1"]
+        .map(String::from)
+        .to_vec();
+    let n = opts.cpu_messages;
+    println!(
+        "# server CPU per message: {n} posts at {CPU_RATE} msg/s by {CPU_SENDERS} viewers to {} \
+         viewers, {} runs each, server {}",
+        opts.cpu_viewers,
+        opts.cpu_runs,
+        if pinned { "on CPU 1" } else { "unpinned" }
+    );
+    let (mut local, mut shared, mut in_redis) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..opts.cpu_runs {
+        let (ms, _) = cpu_run(&opts, None, pinned).await?;
+        println!("# run {run}: one node without Redis: {ms:.0} ms of CPU");
+        local.push(ms);
+        let redis = RedisProc::start(pinned).await?;
+        let (ms, redis_ms) = cpu_run(&opts, Some((&redis.url(), redis.0.pid())), pinned).await?;
+        println!(
+            "# run {run}: one node on Redis: {ms:.0} ms of CPU, redis-server {redis_ms:.0} ms"
+        );
+        shared.push(ms);
+        in_redis.push(redis_ms);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let per = |ms: f64| ms * 10_000.0 / n as f64;
+    let (l, r) = (median(&mut local), median(&mut shared));
+    println!("cpu_ms_per_10k_messages_local: {:.0}", per(l));
+    println!("cpu_ms_per_10k_messages_redis: {:.0}", per(r));
+    println!("cpu_redis_over_local: {:.2}", r / l);
+    println!(
+        "cpu_ms_per_10k_messages_in_redis_server: {:.0}",
+        per(median(&mut in_redis))
+    );
+    Ok(())
+}
+
+/// One `--cpu` run: a fresh server, its viewers, then the posts; the server's CPU time
+/// (ms) from the first post until a probe viewer has seen the last.
+async fn cpu_run(opts: &Options, redis: Option<(&str, u32)>, pinned: bool) -> Result<(f64, f64)> {
+    let server = start_server(opts, Kind::Lucarne, redis.map(|r| r.0), pinned).await?;
+    let room = "cpu";
+    let viewers = join_many(server.port, Kind::Lucarne, room, opts.cpu_viewers).await?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let closed = Arc::new(Mutex::new(0));
+    let mut viewers = viewers.into_iter();
+    loop {
+        let group: Vec<Ws> = viewers.by_ref().take(DRAIN_GROUP).collect();
+        if group.is_empty() {
+            break;
+        }
+        drain(group, closed.clone(), stop.clone());
+    }
+    let mut probe = join(server.port, Kind::Lucarne, room, HELLO).await?;
+    let mut senders = Vec::new();
+    for i in 0..CPU_SENDERS {
+        let hello = format!(r#"{{"type":"hello","protocolVersion":1,"name":"sender {i}"}}"#);
+        senders.push(join(server.port, Kind::Lucarne, room, &hello).await?);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let pid = server.pid();
+    let before = cpu_ticks(pid);
+    let redis_before = redis.map_or(0, |r| cpu_ticks(r.1));
+    let each = n_each(opts.cpu_messages);
+    let every = Duration::from_secs_f64(CPU_SENDERS as f64 / CPU_RATE);
+    for (i, mut ws) in senders.into_iter().enumerate() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let offset = every.mul_f64(i as f64 / CPU_SENDERS as f64);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+            let mut buf = vec![0u8; 64 * 1024];
+            for k in 0..each {
+                tick.tick().await;
+                let text = format!(
+                    r#"{{"type":"chat","text":"{k} hello from the benchmark","clientId":"c{i}-{k}"}}"#
+                );
+                if ws.send(Message::text(text)).await.is_err() {
+                    eprintln!("# sender {i} lost its connection");
+                    return;
+                }
+                if let MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+                    while matches!(tcp.try_read(&mut buf), Ok(n) if n > 0) {}
+                }
+            }
+            // Keep the socket open until the run ends.
+            stop.notified().await;
+        });
+    }
+    let total = each * CPU_SENDERS;
+    let mut seen = 0;
+    let deadline = Duration::from_secs_f64(total as f64 / CPU_RATE * 3.0 + 30.0);
+    tokio::time::timeout(deadline, async {
+        while seen < total {
+            match probe.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str().starts_with("{\"type\":\"chat\"") => {
+                    seen += 1
+                }
+                Some(Ok(_)) => {}
+                other => bail!("probe lost: {other:?}"),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .with_context(|| format!("the probe saw {seen} of {total} messages in time"))??;
+    let ticks = cpu_ticks(pid) - before;
+    let redis_ticks = redis.map_or(0, |r| cpu_ticks(r.1) - redis_before);
+    stop.notify_waiters();
+    if *closed.lock().unwrap() > 0 {
+        bail!("the server closed viewers during the run");
+    }
+    // Clock ticks are 1/100 s.
+    let ms = |ticks: u64| ticks as f64 * 10.0 * opts.cpu_messages as f64 / total as f64;
+    Ok((ms(ticks), ms(redis_ticks)))
+}
+
+fn n_each(messages: usize) -> usize {
+    messages.div_ceil(CPU_SENDERS)
 }

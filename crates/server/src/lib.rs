@@ -134,6 +134,9 @@ pub enum StartError {
     /// The chat database could not be opened.
     #[error("chat store: {0}")]
     Store(#[from] hub::store::StoreError),
+    /// `--identity-secret-file` is unusable.
+    #[error("{0}")]
+    IdentitySecret(#[from] hub::identity::SecretFileError),
     /// `--redis` was given and Redis did not answer.
     #[error("chat cluster: {0}")]
     Cluster(#[from] hub::cluster::ClusterError),
@@ -255,11 +258,17 @@ impl Server {
         hub_config
             .embed_origins
             .extend(hub::origins::own(addr, &config.serve.public_origins));
-        let cluster = match &config.hub.redis {
-            Some(url) => Some(Arc::new(hub::cluster::Cluster::connect(url).await?)),
+        let secret = match &config.hub.identity_secret_file {
+            Some(path) => Some(hub::identity::secret_from_file(path)?),
             None => None,
         };
-        let hub = hub::Hub::clustered(hub_config, store, cluster, origin.clone());
+        let cluster = match &config.hub.redis {
+            Some(url) => Some(Arc::new(
+                hub::cluster::Cluster::connect(url, secret.is_none()).await?,
+            )),
+            None => None,
+        };
+        let hub = hub::Hub::clustered(hub_config, store, cluster, secret, origin.clone());
         for channel in origin.channels() {
             sources.push(tokio::spawn(tell_chat(channel, hub.clone())));
         }

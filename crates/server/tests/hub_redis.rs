@@ -668,3 +668,189 @@ async fn two_hundred_disconnects_to_random_nodes_lose_nothing_and_duplicate_noth
         report.mid_welcome
     );
 }
+
+#[tokio::test]
+async fn after_redis_restarts_without_its_data_a_node_started_then_and_the_nodes_before_know_the_same_viewers(
+) {
+    let mut redis = RedisServer::start();
+    let (a, _da) = node(&redis).await;
+    let (_, from_a) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    redis.stop();
+    redis.restart();
+    // B starts at once: Redis has no identity secret, and A may not have noticed yet.
+    let (b, _db) = node(&redis).await;
+    let (_, on_b) = Client::join(b.local_addr(), "room", same_viewer(&from_a)).await;
+    assert_eq!(
+        on_b.viewer_id, from_a.viewer_id,
+        "A's viewer is the same viewer on B (its token accepted)"
+    );
+    assert_eq!(on_b.viewer_token, from_a.viewer_token);
+    let (_, from_b) = Client::join(b.local_addr(), "room", named("Bo")).await;
+    // A lost its room with Redis: `rejoin` waits out its "try again later".
+    let (_, on_a) = rejoin(a.local_addr(), same_viewer(&from_b)).await;
+    assert_eq!(
+        on_a.viewer_id, from_b.viewer_id,
+        "B's viewer is the same viewer on A (its token accepted)"
+    );
+    // A node started after that knows both.
+    let (c, _dc) = node(&redis).await;
+    for w in [&from_a, &from_b] {
+        let (_, on_c) = Client::join(c.local_addr(), "room", same_viewer(w)).await;
+        assert_eq!(on_c.viewer_id, w.viewer_id, "known on C too");
+    }
+}
+
+#[tokio::test]
+async fn with_an_identity_secret_file_nodes_know_each_others_viewers_whatever_redis_lost() {
+    let mut redis = RedisServer::start();
+    let secret = tempfile::tempdir().unwrap();
+    let file = secret.path().join("identity-secret");
+    std::fs::write(&file, "7f3c1e9a5b2d48c6a0e1f7b3d9c5a2e8\n").unwrap();
+    let with_file = |dir: &TempDir, redis: &RedisServer| {
+        let mut c = config(dir.path());
+        c.hub.redis = Some(redis.url());
+        c.hub.identity_secret_file = Some(file.clone());
+        c
+    };
+    let da = tempfile::tempdir().unwrap();
+    let a = start(with_file(&da, &redis)).await;
+    let (_, from_a) = Client::join(a.local_addr(), "room", named("Ana")).await;
+    redis.stop();
+    redis.restart();
+    let db = tempfile::tempdir().unwrap();
+    let b = start(with_file(&db, &redis)).await;
+    let (_, on_b) = Client::join(b.local_addr(), "room", same_viewer(&from_a)).await;
+    assert_eq!(
+        on_b.viewer_id, from_a.viewer_id,
+        "the file's secret, on both"
+    );
+    // A node without the file signs with another secret: the file is what decides.
+    let (c, _dc) = node(&redis).await;
+    let (_, on_c) = Client::join(c.local_addr(), "room", same_viewer(&from_a)).await;
+    assert_ne!(on_c.viewer_id, from_a.viewer_id);
+    // A file too short to be a secret stops the node at start.
+    std::fs::write(&file, "short").unwrap();
+    let dd = tempfile::tempdir().unwrap();
+    let refused = lucarne_server::Server::start(with_file(&dd, &redis)).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("at least 32 bytes")),
+        "{refused:?}"
+    );
+}
+
+/// Welcomed (`Ok`), or the refusal and close code.
+async fn welcome_or_refusal(c: &mut Client) -> Result<Welcome, (ErrorFrame, Option<u16>)> {
+    let mut error = None;
+    loop {
+        match c.next().await {
+            Seen::Frame(ServerMessage::Welcome(w)) => return Ok(w),
+            Seen::Frame(ServerMessage::Error(e)) => error = Some(e),
+            Seen::Frame(_) => {}
+            Seen::Closed(code) => return Err((error.expect("an error before the close"), code)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_address_gets_one_budget_of_new_identities_over_two_nodes_not_one_per_node() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes_with(&redis, |c| c.hub.new_viewers_per_ip = 3).await;
+    let (mut welcomed, mut refused) = (0, Vec::new());
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let mut c = Client::connect_only(node.local_addr(), "room", named(&format!("V{i}"))).await;
+        match welcome_or_refusal(&mut c).await {
+            Ok(_) => welcomed += 1,
+            Err((e, code)) => refused.push((e.code, code, e.message)),
+        }
+    }
+    assert_eq!(welcomed, 3, "one node's budget, not two: {refused:?}");
+    for (code, close, message) in &refused {
+        assert_eq!((*code, *close), (ErrorCode::RateLimited, Some(1013)));
+        assert!(message.contains("new viewers"), "{message}");
+    }
+}
+
+/// `PUT /api/rooms/room/slow-mode` with bearer `token`: the status.
+async fn slow_mode_with(addr: std::net::SocketAddr, token: &str) -> u16 {
+    reqwest::Client::new()
+        .put(format!("http://{addr}/api/rooms/room/slow-mode"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(r#"{"seconds":1}"#)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn wrong_staff_tokens_from_one_address_are_limited_over_two_nodes_as_on_one() {
+    let redis = RedisServer::start();
+    let (a, b, _da, _db) = two_nodes(&redis).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        statuses.push(slow_mode_with(node.local_addr(), &format!("guess-{i}")).await);
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 429, 429, 429],
+        "5 guesses a minute for the address, over both nodes"
+    );
+}
+
+#[tokio::test]
+async fn without_an_answer_from_redis_a_node_limits_wrong_tokens_on_its_own() {
+    let redis = RedisServer::start();
+    let (a, _da) = node(&redis).await;
+    redis.pause();
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(slow_mode_with(a.local_addr(), &format!("guess-{i}")).await);
+    }
+    // Neither open (no limit) nor closed (everyone refused): the node's own count.
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn thirty_viewers_opening_a_new_made_up_room_at_once_are_all_welcomed() {
+    let redis = RedisServer::start();
+    // Their identities are not what this is about.
+    let (a, _da) = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.hub.redis = Some(redis.url());
+        c.hub.new_viewers_per_ip = 0;
+        (start(c).await, dir)
+    };
+    let addr = a.local_addr();
+    let joins: Vec<_> = (0..30)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut c = Client::connect_only(addr, "fresh", named(&format!("V{i}"))).await;
+                welcome_or_refusal(&mut c)
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e.message)
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for j in joins {
+        if let Err(why) = j.await.unwrap() {
+            refused.push(why);
+        }
+    }
+    // One room was made (5 a minute per address): the others joined it.
+    assert!(refused.is_empty(), "refused: {refused:?}");
+}

@@ -161,12 +161,16 @@ async fn staff_room(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let role = match token {
-        Some(t) => state.hub.staff_role(t, client).map_err(|wait| ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: ErrorCode::RateLimited,
-            message: "Too many wrong tokens from this address.".into(),
-            retry_after: Some(wait),
-        })?,
+        Some(t) => state
+            .hub
+            .staff_role(t, client)
+            .await
+            .map_err(|wait| ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: ErrorCode::RateLimited,
+                message: "Too many wrong tokens from this address.".into(),
+                retry_after: Some(wait),
+            })?,
         None => None,
     };
     if role.is_none() {

@@ -13,7 +13,8 @@
 //!     total is saved.
 //!   - `fanout`: the broadcast ring a room's sessions read.
 //! - `admission`: which rooms are held: streams' always, made-up ones bounded.
-//! - `budget`: per-client-address budgets (new identities, made-up rooms, token guesses).
+//! - `budget`: per-client-address budgets (new identities, made-up rooms, token guesses);
+//!   `budgets`: the hub's, shared through Redis with `--redis`.
 //! - `confusable`: names compared as they look (Unicode TR39 skeletons).
 //! - `session`: one WebSocket (any `Sink`/`Stream` of messages): hello/welcome, limits,
 //!   forwarding the room to the socket.
@@ -33,6 +34,7 @@
 mod admission;
 pub mod api;
 mod budget;
+mod budgets;
 pub mod cluster;
 mod confusable;
 mod fanout;
@@ -58,7 +60,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 pub use budget::ClientKey;
-use budget::{Budget, Keyer, Rate};
+use budget::Keyer;
+use budgets::{Budgets, Spend};
 use identity::Identities;
 use lucarne_protocol::{ChatDoor, Refusal, Role, StreamState, MAX_FRAME_BYTES};
 use room::Room;
@@ -146,6 +149,12 @@ pub struct HubConfig {
     /// Without it, one node: the chat store alone.
     #[arg(long, env = "LUCARNE_REDIS")]
     pub redis: Option<String>,
+    /// File holding the secret that signs viewer identities (at least 32 bytes, e.g.
+    /// `openssl rand -hex 32`). It wins over the one the chat store or Redis keeps: give
+    /// every node the same file and identities survive losing either. Without it, one
+    /// node keeps its secret in the chat store, several share one through Redis.
+    #[arg(long, env = "LUCARNE_IDENTITY_SECRET_FILE")]
+    pub identity_secret_file: Option<PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -168,6 +177,7 @@ impl Default for HubConfig {
             new_viewers_per_ip: 10,
             client_ip_header: None,
             redis: None,
+            identity_secret_file: None,
         }
     }
 }
@@ -214,11 +224,11 @@ pub struct Hub {
     origin: Arc<Origin>,
     /// A slot per room id: the `OnceCell` lets one task load a room while others wait.
     rooms: Mutex<admission::Table<Arc<OnceCell<Arc<Room>>>>>,
+    /// Held while a client pays for a made-up room and its slot is made (see `open`).
+    creating: tokio::sync::Mutex<()>,
     keyer: Keyer,
     /// Per client address: new identities, made-up rooms opened, wrong staff tokens.
-    new_viewers: Mutex<Budget>,
-    new_rooms: Mutex<Budget>,
-    token_guesses: Mutex<Budget>,
+    budgets: Budgets,
     closing: watch::Sender<bool>,
     sessions: AtomicUsize,
     sessions_gone: Notify,
@@ -236,36 +246,44 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub over `store`.
     pub fn new(config: HubConfig, store: Arc<dyn Store>, origin: Arc<Origin>) -> Arc<Hub> {
-        Hub::clustered(config, store, None, origin)
+        Hub::clustered(config, store, None, None, origin)
     }
 
-    /// A hub over `store` whose rooms are shared through `cluster` (`--redis`).
+    /// A hub over `store` whose rooms are shared through `cluster` (`--redis`), signing
+    /// identities with `secret` when the operator gave one (`--identity-secret-file`).
     pub fn clustered(
         config: HubConfig,
         store: Arc<dyn Store>,
         cluster: Option<Arc<cluster::Cluster>>,
+        secret: Option<[u8; 32]>,
         origin: Arc<Origin>,
     ) -> Arc<Hub> {
         // With Redis, one secret for every node: an identity is the same viewer on all
-        // of them (see `cluster`).
-        let secret = cluster
-            .as_ref()
-            .map_or_else(|| store.secret(), |c| c.secret());
-        Arc::new(Hub {
-            cluster,
+        // of them (see `cluster`), and one address is one client key on all of them.
+        let shared = secret.or_else(|| cluster.as_ref().and_then(|c| c.secret()));
+        let secret = shared.unwrap_or_else(|| store.secret());
+        let keyer = match (&cluster, shared) {
+            (Some(_), Some(s)) => Keyer::shared(&s),
+            _ => Keyer::default(),
+        };
+        let hub = Arc::new(Hub {
             identities: Identities::new(secret),
-            new_viewers: Mutex::new(Budget::new(Rate::per_minute(config.new_viewers_per_ip))),
-            new_rooms: Mutex::new(Budget::new(Rate::per_minute(NEW_ROOMS_PER_MIN))),
-            token_guesses: Mutex::new(Budget::new(Rate::per_minute(TOKEN_GUESSES_PER_MIN))),
-            keyer: Keyer::default(),
+            budgets: Budgets::new(config.new_viewers_per_ip, cluster.clone()),
+            cluster,
+            keyer,
             config: Arc::new(config),
             store,
             origin,
             rooms: Mutex::default(),
+            creating: tokio::sync::Mutex::new(()),
             closing: watch::channel(false).0,
             sessions: AtomicUsize::new(0),
             sessions_gone: Notify::new(),
-        })
+        });
+        if hub.cluster.as_ref().is_some_and(|c| c.secret().is_some()) {
+            tokio::spawn(keep_secret(Arc::downgrade(&hub)));
+        }
+        hub
     }
 
     /// The hub's options.
@@ -315,35 +333,52 @@ impl Hub {
         if !self.admits(id) {
             return Err(HubError::NoSuchRoom);
         }
-        let cell = {
-            let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-            // A room lost with Redis (`--redis`) is retired in its slot: load it again.
-            let held = rooms
-                .get(id)
-                .filter(|c| !c.get().is_some_and(|r| r.is_retired()));
-            match held {
-                Some(cell) => cell,
-                None => {
-                    rooms.remove(id);
-                    let kind = if self.is_stream(id) {
-                        Kind::Stream
-                    } else {
-                        Kind::Free
-                    };
-                    if let (Kind::Free, Some(client)) = (kind, client) {
-                        lock(&self.new_rooms)
-                            .take(client, std::time::Instant::now())
-                            .map_err(HubError::ClientLimit)?;
-                    }
-                    let slot = Arc::new(OnceCell::new());
-                    rooms
-                        .insert(id, kind, self.config.max_rooms, slot, |c| {
-                            c.get().is_some_and(|r| r.try_retire())
-                        })
-                        .map_err(|_| HubError::TooManyRooms)?
+        // A made-up room is paid for by its client before it is created. The budget may
+        // be in Redis, so it is spent outside the table's lock, under `creating`: clients
+        // racing to open the same new room wait there and find it made (only the first
+        // pays, and none is refused because others paid).
+        let mut creating = None;
+        let mut paid = false;
+        let cell = loop {
+            let unpaid = {
+                let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+                // A room lost with Redis (`--redis`) is retired in its slot: load it again.
+                let held = rooms
+                    .get(id)
+                    .filter(|c| !c.get().is_some_and(|r| r.is_retired()));
+                if let Some(cell) = held {
+                    break cell;
                 }
+                let kind = if self.is_stream(id) {
+                    Kind::Stream
+                } else {
+                    Kind::Free
+                };
+                match (kind, client) {
+                    (Kind::Free, Some(client)) if !paid => client,
+                    _ => {
+                        rooms.remove(id);
+                        let slot = Arc::new(OnceCell::new());
+                        break rooms
+                            .insert(id, kind, self.config.max_rooms, slot, |c| {
+                                c.get().is_some_and(|r| r.try_retire())
+                            })
+                            .map_err(|_| HubError::TooManyRooms)?;
+                    }
+                }
+            };
+            if creating.is_none() {
+                creating = Some(self.creating.lock().await);
+                // Look again: it may have been made while this one waited.
+                continue;
             }
+            self.budgets
+                .take(Spend::NewRoom, unpaid)
+                .await
+                .map_err(HubError::ClientLimit)?;
+            paid = true;
         };
+        drop(creating);
         let room = cell
             .get_or_try_init(|| async {
                 let stored = self.store.load_room(id, room::MAX_EVENTS).await?;
@@ -378,17 +413,15 @@ impl Hub {
 
     /// The role `token` grants `client`, if any; `Err(retry_after)` when the client
     /// sent too many wrong tokens lately (then the token is not even compared).
-    pub(crate) fn staff_role(
+    pub(crate) async fn staff_role(
         &self,
         token: &str,
         client: ClientKey,
     ) -> Result<Option<Role>, Duration> {
-        let now = std::time::Instant::now();
-        let mut guesses = lock(&self.token_guesses);
-        guesses.check(client, now)?;
+        self.budgets.check(Spend::Guess, client).await?;
         let role = self.role_for_token(token);
         if role.is_none() {
-            guesses.take(client, now)?;
+            self.budgets.take(Spend::Guess, client).await?;
         }
         Ok(role)
     }
@@ -397,24 +430,22 @@ impl Hub {
     /// under the same budget as wrong staff tokens: `Err(retry_after)` when the client
     /// sent too many wrong secrets lately (then `check` is not run); a wrong one spends
     /// one guess.
-    pub(crate) fn secret_attempt(
+    pub(crate) async fn secret_attempt(
         &self,
         client: ClientKey,
         check: impl FnOnce() -> bool,
     ) -> Result<bool, Duration> {
-        let now = std::time::Instant::now();
-        let mut guesses = lock(&self.token_guesses);
-        guesses.check(client, now)?;
+        self.budgets.check(Spend::Guess, client).await?;
         let right = check();
         if !right {
-            guesses.take(client, now)?;
+            self.budgets.take(Spend::Guess, client).await?;
         }
         Ok(right)
     }
 
     /// Spends one of `client`'s new identities; `Err(retry_after)` when none is left.
-    pub(crate) fn new_viewer(&self, client: ClientKey) -> Result<(), Duration> {
-        lock(&self.new_viewers).take(client, std::time::Instant::now())
+    pub(crate) async fn new_viewer(&self, client: ClientKey) -> Result<(), Duration> {
+        self.budgets.take(Spend::NewViewer, client).await
     }
 
     /// The client behind a request: `--client-ip-header` when configured and present,
@@ -544,10 +575,35 @@ impl Hub {
     }
 }
 
-/// Made-up rooms one client address may open per minute.
-const NEW_ROOMS_PER_MIN: u32 = 5;
-/// Wrong staff tokens one client address may try per minute.
-const TOKEN_GUESSES_PER_MIN: u32 = 5;
+/// Keeps the identity secret a node shares through Redis (see `cluster`): every
+/// [`cluster::SECRET_CHECK`], writes it back if Redis lost it, or takes the older one
+/// Redis holds; ends with the hub.
+async fn keep_secret(hub: std::sync::Weak<Hub>) {
+    let mut every = tokio::time::interval(cluster::SECRET_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        if *hub.closing.borrow() {
+            return;
+        }
+        let Some(cluster) = hub.cluster.clone() else {
+            return;
+        };
+        match cluster.keep_secret().await {
+            Ok(change) => {
+                if let Some(newer) = change.accept {
+                    hub.identities.accept(newer);
+                }
+                if let Some(older) = change.adopt {
+                    hub.identities.adopt(older);
+                }
+            }
+            // Redis away: the room followers report it; the next check writes it back.
+            Err(e) => tracing::debug!("chat: identity secret not checked: {e}"),
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

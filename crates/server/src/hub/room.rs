@@ -26,7 +26,8 @@
 //! hearts go out once a tick and are shown as they come back (see `cluster`).
 
 use super::cluster::{
-    Appended, Cluster, ClusterError, Control, Cursor, Item, Opened, Read, Verdict, UNREACHABLE,
+    Appended, Cluster, ClusterError, Control, Cursor, Gated, Item, Opened, Read, Verdict,
+    FOLLOW_COUNT, FOLLOW_GATHER, UNREACHABLE,
 };
 use super::fanout::{Fanout, Outbound};
 use super::gate::{Gate, PostRefusal};
@@ -410,9 +411,20 @@ impl Room {
                 }
             }
         }
-        if author.role.is_viewer() {
-            self.admit_shared(cluster, author, &text).await?;
-        }
+        // A viewer's post is gated by Redis for every node, in the append's round trip:
+        // blocked words are looked for here (the list is kept in step by the stream).
+        let (word, slow_secs, mute) = {
+            let st = self.lock();
+            (
+                st.gate.blocked_word(&text).map(str::to_owned),
+                st.gate.slow_mode_secs(),
+                st.gate.mute(),
+            )
+        };
+        let gate = author.role.is_viewer().then_some(Gated {
+            viewer_id: &author.viewer_id,
+            blocked: word.is_some(),
+        });
         let event = RoomEvent::Chat(ChatMessage {
             seq: 0,
             id: String::new(),
@@ -426,7 +438,10 @@ impl Room {
             question,
         });
         let epoch = self.lock().log.epoch();
-        match cluster.append(&self.id, epoch, now_ms, &event).await {
+        match cluster
+            .append(&self.id, epoch, now_ms, &event, gate, &self.config)
+            .await
+        {
             Ok(Appended::New(seq)) => {
                 self.chats.fetch_add(1, Ordering::Relaxed);
                 Ok(Posted::New(seq))
@@ -434,39 +449,12 @@ impl Room {
             // The first attempt (through this node or another) comes back through the
             // stream, to this viewer too.
             Ok(Appended::Duplicate(seq)) => Ok(Posted::Duplicate(seq)),
-            Err(e) => {
-                tracing::warn!(room = %self.id, "chat: redis: {e}");
-                Err(post_unavailable())
-            }
-        }
-    }
-
-    /// The gate with `--redis`: blocked words are looked for here (the list is kept in
-    /// step by the stream), the rest is decided by Redis for every node at once.
-    async fn admit_shared(
-        &self,
-        cluster: &Cluster,
-        author: &Author,
-        text: &str,
-    ) -> Result<(), PostRefusal> {
-        let (word, slow_secs, mute) = {
-            let st = self.lock();
-            (
-                st.gate.blocked_word(text).map(str::to_owned),
-                st.gate.slow_mode_secs(),
-                st.gate.mute(),
-            )
-        };
-        let config = &self.config;
-        match cluster
-            .admit(&self.id, &author.viewer_id, word.is_some(), config)
-            .await
-        {
-            Ok(Verdict::Pass) => Ok(()),
-            Ok(Verdict::Muted { retry_ms }) => Err(PostRefusal::muted(retry_ms)),
-            Ok(Verdict::Slow { retry_ms }) => Err(PostRefusal::slow(slow_secs, retry_ms)),
-            Ok(Verdict::Blocked) => Err(PostRefusal::blocked(word.as_deref().unwrap_or(""))),
-            Ok(Verdict::Flooded { until_ms }) => Err(PostRefusal::flooded(mute, until_ms)),
+            Ok(Appended::Refused(verdict)) => Err(match verdict {
+                Verdict::Muted { retry_ms } => PostRefusal::muted(retry_ms),
+                Verdict::Slow { retry_ms } => PostRefusal::slow(slow_secs, retry_ms),
+                Verdict::Blocked => PostRefusal::blocked(word.as_deref().unwrap_or("")),
+                Verdict::Flooded { until_ms } => PostRefusal::flooded(mute, until_ms),
+            }),
             Err(e) => {
                 tracing::warn!(room = %self.id, "chat: redis: {e}");
                 Err(post_unavailable())
@@ -745,8 +733,13 @@ impl Room {
         event: &RoomEvent,
     ) -> Result<Seq, Refusal> {
         let epoch = self.lock().log.epoch();
-        match cluster.append(&self.id, epoch, now_ms, event).await {
+        match cluster
+            .append(&self.id, epoch, now_ms, event, None, &self.config)
+            .await
+        {
             Ok(Appended::New(seq) | Appended::Duplicate(seq)) => Ok(seq),
+            // Staff events pass no gate.
+            Ok(Appended::Refused(_)) => Err(unavailable()),
             Err(e) => {
                 tracing::warn!(room = %self.id, "chat: redis: {e}");
                 Err(unavailable())
@@ -989,9 +982,16 @@ async fn follow(cluster: Arc<Cluster>, room: Weak<Room>, mut cursor: Cursor) {
                 if read.items.is_empty() && read.hearts.is_empty() && read.votes.is_empty() {
                     continue;
                 }
+                let full = read.items.len() >= FOLLOW_COUNT;
                 match room.upgrade() {
                     Some(r) => r.apply(read),
                     None => return,
+                }
+                // Under a steady flow each XREAD would return one entry: let a few
+                // gather, so Redis and this node do one read for several (at most
+                // FOLLOW_GATHER more delay; none when the read was full).
+                if !full {
+                    tokio::time::sleep(FOLLOW_GATHER).await;
                 }
             }
             Err(e) => {

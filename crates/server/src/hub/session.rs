@@ -324,7 +324,7 @@ async fn join(
     };
     let role = match hello.auth_token.as_deref() {
         None => Role::Viewer,
-        Some(t) => match hub.staff_role(t, client) {
+        Some(t) => match hub.staff_role(t, client).await {
             Ok(Some(role)) => role,
             Ok(None) => {
                 greeting.push(error_frame(
@@ -341,6 +341,7 @@ async fn join(
         _ if !role.is_viewer() => hub.identities.issue(),
         _ => {
             hub.new_viewer(client)
+                .await
                 .map_err(|wait| later("new viewers", wait))?;
             hub.identities.issue()
         }

@@ -155,7 +155,7 @@ type Refused = (StudioErrorCode, String);
 
 /// The RTMP key to publish `stream` with, when `secret` is its key or the broadcaster
 /// token; wrong secrets are budgeted per client like wrong staff tokens.
-fn authorize(
+async fn authorize(
     state: &AppState,
     client: ClientKey,
     stream: &str,
@@ -163,11 +163,15 @@ fn authorize(
 ) -> Result<String, Refused> {
     let mut key = None;
     let mut broadcaster = false;
-    let right = state.hub.secret_attempt(client, || {
-        broadcaster = state.hub.role_for_token(secret) == Some(lucarne_protocol::Role::Broadcaster);
-        key = state.studio.key_for(stream, secret, broadcaster);
-        broadcaster || key.is_some()
-    });
+    let right = state
+        .hub
+        .secret_attempt(client, || {
+            broadcaster =
+                state.hub.role_for_token(secret) == Some(lucarne_protocol::Role::Broadcaster);
+            key = state.studio.key_for(stream, secret, broadcaster);
+            broadcaster || key.is_some()
+        })
+        .await;
     match (right, key) {
         (Err(retry), _) => Err((
             StudioErrorCode::TooManyAttempts,
@@ -236,7 +240,7 @@ async fn unlock(
         return (StatusCode::NOT_FOUND, "no such stream").into_response();
     }
     let client = state.hub.client_key(&headers, &extensions);
-    match authorize(&state, client, &stream, &body.secret) {
+    match authorize(&state, client, &stream, &body.secret).await {
         // A broadcaster token opens the console (chat, moderation) even where it
         // cannot publish; going live then says why.
         Ok(_) | Err((StudioErrorCode::NotPublishable, _)) => {
@@ -285,7 +289,7 @@ async fn health(
         return (StatusCode::NOT_FOUND, "no such stream").into_response();
     };
     let client = state.hub.client_key(&headers, &extensions);
-    match authorize(&state, client, &stream, &body.secret) {
+    match authorize(&state, client, &stream, &body.secret).await {
         Ok(_) | Err((StudioErrorCode::NotPublishable, _)) => {}
         Err(refused) => return refusal(refused),
     }

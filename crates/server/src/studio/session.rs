@@ -52,7 +52,7 @@ pub(super) async fn run(
         .await;
     };
     let studio = state.studio.clone();
-    if let Err((code, why)) = super::authorize(&state, client, &stream, &start.secret) {
+    if let Err((code, why)) = super::authorize(&state, client, &stream, &start.secret).await {
         return refuse(socket, code, why, POLICY).await;
     }
     let Some(_claim) = studio.claim(&stream) else {
