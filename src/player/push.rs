@@ -368,7 +368,7 @@ impl Inner {
         if i.pending.as_ref().is_some_and(|p| p.socket.id == id) {
             return Inner::pending_message(i, data);
         }
-        if !i.active.as_ref().is_some_and(|s| s.id == id) {
+        if i.active.as_ref().is_none_or(|s| s.id != id) {
             return;
         }
         let Some(event) = classify(data) else { return };
