@@ -352,6 +352,19 @@ impl Watch {
         self.last().frames as i64 - self.first().frames as i64
     }
 
+    /// Whether playback ended the watch paused: the last two samples paused with no
+    /// frame presented between them. One sample alone is not enough: WebKitGTK has been
+    /// seen to report `paused` for a moment while frames went on being presented (a
+    /// full run's cluster test, frames +167 over 5.9 s, no freeze, the next look
+    /// playing).
+    pub fn ends_paused(&self) -> bool {
+        match self.samples.as_slice() {
+            [.., a, b] => a.paused && b.paused && b.frames <= a.frames,
+            [b] => b.paused,
+            [] => false,
+        }
+    }
+
     /// The longest wall-time stretch during which currentTime did not move (a freeze).
     pub fn longest_freeze_s(&self) -> f64 {
         let mut longest = 0.0_f64;
@@ -454,6 +467,20 @@ mod tests {
             frames,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_watch_ends_paused_only_when_two_looks_agree_and_no_frame_came() {
+        let paused = |mut s: PlaybackState| {
+            s.paused = true;
+            s
+        };
+        let w = |samples: Vec<PlaybackState>| Watch { samples };
+        assert!(!w(vec![at(0.0, 1.0, 10), paused(at(0.25, 1.25, 18))]).ends_paused());
+        assert!(!w(vec![paused(at(0.0, 1.0, 10)), paused(at(0.25, 1.25, 18))]).ends_paused());
+        assert!(w(vec![paused(at(0.0, 1.0, 10)), paused(at(0.25, 1.0, 10))]).ends_paused());
+        assert!(w(vec![paused(at(0.0, 1.0, 10))]).ends_paused());
+        assert!(!w(vec![]).ends_paused());
     }
 
     #[test]

@@ -61,7 +61,7 @@ async fn video_comes_back(browser: &Browser, before: &PlaybackState, what: &str)
         watch.describe()
     );
     ensure!(
-        watch.last().frames > before.frames && !watch.last().paused,
+        watch.last().frames > before.frames && !watch.ends_paused(),
         "the video did not play on after {what}: before {}; {}",
         before.describe(),
         watch.describe()
@@ -226,7 +226,7 @@ async fn redis_stopped_for_10_s_keeps_the_video_and_the_chat_comes_back() -> Res
             .watch(&browser, rest.max(Duration::from_secs(2)))
             .await?;
         ensure!(
-            watch.longest_freeze_s() <= 1.0 && !watch.last().paused,
+            watch.longest_freeze_s() <= 1.0 && !watch.ends_paused(),
             "the video stalled while Redis was away: {}",
             watch.describe()
         );
