@@ -319,6 +319,56 @@ impl Probe {
     }
 }
 
+/// Marks the page, so that [`expect_not_reloaded`] can tell a reload happened since.
+pub async fn mark_page(browser: &Browser) -> Result<()> {
+    browser
+        .execute("window.__e2eNotReloaded = true;", vec![])
+        .await?;
+    Ok(())
+}
+
+/// Fails if the page was reloaded since [`mark_page`] (recovery must not reload it).
+pub async fn expect_not_reloaded(browser: &Browser) -> Result<()> {
+    let marker = browser
+        .execute("return window.__e2eNotReloaded === true;", vec![])
+        .await?;
+    if marker != Value::Bool(true) {
+        bail!("the page was reloaded during recovery (marker lost)");
+    }
+    Ok(())
+}
+
+impl Probe {
+    /// After an outage, waits up to 20 s for the widget to play again near live: 30
+    /// frames past `frames_before`, status `playing`, under 3 s behind (the demo's
+    /// media time is unix time), not paused.
+    pub async fn wait_playing_again(
+        &self,
+        browser: &Browser,
+        frames_before: u64,
+    ) -> Result<PlaybackState> {
+        wait_until(
+            "frames to grow again near live with status 'playing' after the origin came back",
+            Duration::from_secs(20),
+            || async {
+                let s = self.state(browser).await?;
+                Ok(
+                    if s.frames > frames_before + 30
+                        && s.status.as_deref() == Some("playing")
+                        && s.latency_s() < 3.0
+                        && !s.paused
+                    {
+                        Check::Done(s)
+                    } else {
+                        Check::NotYet(s.describe())
+                    },
+                )
+            },
+        )
+        .await
+    }
+}
+
 /// Samples taken over a stretch of wall time.
 #[derive(Clone, Debug)]
 pub struct Watch {

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
-use lucarne_e2e::{finish, serial, wait_until, Browser, Check, Origin, OriginConfig, Probe};
-use serde_json::Value;
+use anyhow::{ensure, Context, Result};
+use lucarne_e2e::widget::{expect_not_reloaded, mark_page};
+use lucarne_e2e::{finish, serial, Browser, Origin, OriginConfig, Probe};
 
 /// `name{stream="demo"}` on the node at `base`.
 async fn demo_metric(base: &str, name: &str) -> Result<Option<f64>> {
@@ -84,9 +84,7 @@ async fn an_edge_viewer_plays_on_after_the_origin_restarts() -> Result<()> {
             .wait_playing(&browser, Duration::from_secs(15))
             .await
             .context("the video never started before the fault")?;
-        browser
-            .execute("window.__e2eNotReloaded = true;", vec![])
-            .await?;
+        mark_page(&browser).await?;
 
         origin.stop().await;
         // The origin stays away for 5 s of wall time: that is the scenario.
@@ -99,32 +97,8 @@ async fn an_edge_viewer_plays_on_after_the_origin_restarts() -> Result<()> {
         );
         origin.restart().await?;
 
-        let frames_at_restart = before.frames;
-        wait_until(
-            "frames to grow again near live with status 'playing' after the origin came back",
-            Duration::from_secs(20),
-            || async {
-                let s = widget.state(&browser).await?;
-                Ok(
-                    if s.frames > frames_at_restart + 30
-                        && s.status.as_deref() == Some("playing")
-                        && s.latency_s() < 3.0
-                        && !s.paused
-                    {
-                        Check::Done(s)
-                    } else {
-                        Check::NotYet(s.describe())
-                    },
-                )
-            },
-        )
-        .await?;
-        let marker = browser
-            .execute("return window.__e2eNotReloaded === true;", vec![])
-            .await?;
-        if marker != Value::Bool(true) {
-            bail!("the page was reloaded during recovery (marker lost)");
-        }
+        widget.wait_playing_again(&browser, before.frames).await?;
+        expect_not_reloaded(&browser).await?;
         let watch = widget.watch(&browser, Duration::from_secs(3)).await?;
         watch.expect_smooth()?;
         eprintln!(

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
-use lucarne_e2e::{finish, serial, wait_until, Browser, Check, Origin, Probe};
-use serde_json::Value;
+use anyhow::{ensure, Context, Result};
+use lucarne_e2e::widget::{expect_not_reloaded, mark_page};
+use lucarne_e2e::{finish, serial, Browser, Origin, Probe};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_restart_resumes_near_live() -> Result<()> {
@@ -32,9 +32,7 @@ async fn scenario(browser: &Browser, origin: &mut Origin) -> Result<()> {
         .expect_smooth()
         .context("before the fault")?;
     // A page reload would lose this.
-    browser
-        .execute("window.__e2eNotReloaded = true;", vec![])
-        .await?;
+    mark_page(browser).await?;
 
     origin.stop().await;
     let down = widget
@@ -53,32 +51,8 @@ async fn scenario(browser: &Browser, origin: &mut Origin) -> Result<()> {
     );
     origin.restart().await?;
 
-    let frames_at_restart = before.frames;
-    let back = wait_until(
-        "frames to grow again near live with status 'playing' after the origin came back",
-        Duration::from_secs(20),
-        || async {
-            let s = widget.state(browser).await?;
-            Ok(
-                if s.frames > frames_at_restart + 30
-                    && s.status.as_deref() == Some("playing")
-                    && s.latency_s() < 3.0
-                    && !s.paused
-                {
-                    Check::Done(s)
-                } else {
-                    Check::NotYet(s.describe())
-                },
-            )
-        },
-    )
-    .await?;
-    let marker = browser
-        .execute("return window.__e2eNotReloaded === true;", vec![])
-        .await?;
-    if marker != Value::Bool(true) {
-        bail!("the page was reloaded during recovery (marker lost)");
-    }
+    let back = widget.wait_playing_again(browser, before.frames).await?;
+    expect_not_reloaded(browser).await?;
     let watch = widget.watch(browser, Duration::from_secs(3)).await?;
     watch.expect_smooth()?;
     ensure!(
