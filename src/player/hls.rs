@@ -123,6 +123,19 @@ pub(crate) struct Conditions {
     pub(crate) updates: u32,
 }
 
+impl Conditions {
+    /// What the quality menu offers of rungs of `heights`: those not above the page's
+    /// maximum, and the viewer's pick (0: Auto).
+    pub(crate) fn quality_menu(&self, heights: impl Iterator<Item = u32>) -> SourceEvent {
+        let max = self.max_height.unwrap_or(u32::MAX);
+        let chosen = match self.choice {
+            Choice::Auto => 0,
+            Choice::Height(h) => h,
+        };
+        SourceEvent::Heights(heights.filter(|&h| h <= max).collect(), chosen)
+    }
+}
+
 impl Default for Conditions {
     fn default() -> Self {
         Conditions {
@@ -451,20 +464,7 @@ impl Loader {
             }
         }
         let c = self.playhead.conditions.get();
-        // What the quality menu offers: not above the page's maximum.
-        let max = c.max_height.unwrap_or(u32::MAX);
-        let chosen = match c.choice {
-            Choice::Auto => 0,
-            Choice::Height(h) => h,
-        };
-        self.send(SourceEvent::Heights(
-            ladder
-                .iter()
-                .map(|r| r.height)
-                .filter(|&h| h <= max)
-                .collect(),
-            chosen,
-        ));
+        self.send(c.quality_menu(ladder.iter().map(|r| r.height)));
         let mut abr = Abr::new(ladder, c.estimate_bps);
         self.current = self.decide(&mut abr, 0.0);
         self.abr = (self.variants.len() > 1).then_some(abr);
@@ -1136,6 +1136,6 @@ fn cannot_decrypt(seg: &Segment) -> Option<Reason> {
 }
 
 /// A variant whose codecs the browser can decode (or that does not say).
-fn decodable(v: &playlist::Variant) -> bool {
+pub(super) fn decodable(v: &playlist::Variant) -> bool {
     v.codecs.as_deref().is_none_or(codecs_supported)
 }

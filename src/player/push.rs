@@ -22,7 +22,7 @@
 //! and that chunk go out and the old socket closes. `mse` changes the SourceBuffer's
 //! type when the codecs differ.
 
-use super::abr::{Abr, Choice, Rendition, Sample};
+use super::abr::{Abr, Rendition, Sample};
 use super::events::{Event, SourceEvent, Tx};
 use super::fetch::{self, sleep_ms, AbortSlot, Download};
 use super::hls::Conditions;
@@ -76,7 +76,6 @@ struct Ladder {
     /// Per rung: its push, and its media playlist (for probes).
     pushes: Vec<String>,
     playlists: Vec<String>,
-    heights: Vec<u32>,
     conditions: Rc<Cell<Conditions>>,
 }
 
@@ -159,14 +158,11 @@ impl PushSource {
             };
             let playing = inner.borrow().active.as_ref().map(|s| s.ws.url());
             let mut rungs = Vec::new();
-            for v in &variants {
-                let supported = v.codecs.as_deref().is_none_or(|c| {
-                    super::mse::type_supported(&format!("video/mp4; codecs=\"{c}\""))
-                });
+            for v in variants.iter().filter(|v| super::hls::decodable(v)) {
                 let Some(url) = fetch::resolve(&v.uri, &hls) else {
                     continue;
                 };
-                if let Some(push) = push_abr::push_url(&url).filter(|_| supported) {
+                if let Some(push) = push_abr::push_url(&url) {
                     rungs.push((v, push, url));
                 }
             }
@@ -190,12 +186,10 @@ impl PushSource {
                     .collect(),
                 c.estimate_bps.max(playing_bps),
             );
-            let heights: Vec<u32> = rungs.iter().map(|r| r.0.height).collect();
-            let ladder = Ladder {
+            let mut ladder = Ladder {
                 policy: PushAbr::new(abr, start, js_sys::Date::now()),
                 pushes: rungs.iter().map(|r| r.1.clone()).collect(),
                 playlists: rungs.iter().map(|r| r.2.clone()).collect(),
-                heights,
                 conditions,
             };
             inner.borrow().send(ladder.offer());
@@ -325,18 +319,15 @@ fn attach_with_id(inner: &Rc<RefCell<Inner>>, ws: WebSocket, id: u32) -> Socket 
 }
 
 impl Ladder {
-    /// The quality menu's rungs (heights) and the viewer's pick.
-    fn offer(&self) -> SourceEvent {
-        let c = self.conditions.get();
-        let max = c.max_height.unwrap_or(u32::MAX);
-        let chosen = match c.choice {
-            Choice::Auto => 0,
-            Choice::Height(h) => h,
-        };
-        let mut heights: Vec<u32> = self.heights.iter().copied().filter(|&h| h <= max).collect();
+    /// The quality menu's rungs (heights, tallest first) and the viewer's pick.
+    fn offer(&mut self) -> SourceEvent {
+        let abr = self.policy.abr();
+        let mut heights: Vec<u32> = (0..self.pushes.len())
+            .filter_map(|i| abr.rendition(i).map(|r| r.height))
+            .collect();
         heights.sort_unstable_by(|a, b| b.cmp(a));
         heights.dedup();
-        SourceEvent::Heights(heights, chosen)
+        self.conditions.get().quality_menu(heights.into_iter())
     }
 }
 
@@ -377,7 +368,8 @@ impl Inner {
                 i.info = mp4::parse_init(&d.to_vec());
                 None
             }
-            SourceEvent::Media(d) => {
+            // Chunk times matter only to a ladder: without one, a chunk is not read.
+            SourceEvent::Media(d) if i.ladder.is_some() => {
                 let head = d.subarray(0, d.length().min(64 * 1024)).to_vec();
                 let start = i
                     .info

@@ -21,28 +21,20 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `hub_support`'s node, with the demo (the stream edges relay), the chat in memory
+/// and none of the hub tests' tokens or made-up rooms; an edge of `origin` if given.
 fn config(dir: &Path, origin: Option<String>) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        dist: dir.join("dist"),
-        pages: workspace().join("static"),
-        media: workspace().join("media"),
-        no_demo: false,
-        hls_window: 6,
-        chunk_ms: 100,
-        data_dir: dir.join("data"),
-        hub: lucarne_server::hub::HubConfig {
-            chat_db: Some(":memory:".into()),
-            ..Default::default()
-        },
-        ingest: Default::default(),
-        serve: Default::default(),
-        access: Default::default(),
-        edge: lucarne_server::edge::EdgeConfig {
-            origin,
-            edge_idle_secs: 2,
-        },
-    }
+    let mut c = hub_support::config(dir);
+    c.no_demo = false;
+    c.hub = lucarne_server::hub::HubConfig {
+        chat_db: Some(":memory:".into()),
+        ..Default::default()
+    };
+    c.edge = lucarne_server::edge::EdgeConfig {
+        origin,
+        edge_idle_secs: 2,
+    };
+    c
 }
 
 /// A node serving in this process.
