@@ -298,8 +298,10 @@ impl Browser {
                     std::fs::write(gtk.join("gtk.css"), WEBKIT_NARROW_CHROME)?;
                     env.push(("XDG_CONFIG_HOME", profile.path().display().to_string()));
                 }
+                // Captured (bounded): MiniBrowser's web process reports its crashes
+                // here, the only trace of a page WebKitWebDriver says it lost.
                 let (driver, _) =
-                    Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Discard)?;
+                    Spawned::start("WebKitWebDriver", &driver, args, &env, Output::Capture)?;
                 (driver, webkit_caps(fake_media))
             }
         };
@@ -341,6 +343,12 @@ impl Browser {
     /// The engine of this session.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The last `n` lines the driver and its browser wrote (WebKit only: the other
+    /// drivers' output is discarded, so this is empty for them).
+    pub fn driver_log(&self, n: usize) -> String {
+        self._driver.log().tail(n)
     }
 
     /// The driver's process id, which is also the process group of the browser it

@@ -126,6 +126,7 @@ pub async fn finish(
             let _ = std::fs::write(dir.join("state.txt"), state.describe());
         }
         let _ = std::fs::write(dir.join("error.txt"), format!("{err:#}\n"));
+        write_driver_log(&dir.join("driver.log"), &browser);
         for (file, text) in logs {
             let _ = std::fs::write(dir.join(file), text);
         }
@@ -133,6 +134,22 @@ pub async fn finish(
     }
     let closed = browser.close().await;
     result.and(closed)
+}
+
+/// Saves what the browser's driver wrote (WebKit's: its web process's crash reports)
+/// to `path`, and prints its last lines, as the failure's output is all a CI run shows.
+fn write_driver_log(path: &std::path::Path, browser: &Browser) {
+    let log = browser.driver_log(400);
+    if log.trim().is_empty() {
+        return;
+    }
+    let _ = std::fs::write(path, &log);
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    eprintln!(
+        "{} driver, last lines:\n{}",
+        browser.engine().name(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
 }
 
 /// [`finish`] for a test with several viewers, each a [`Browser`] with a label
@@ -158,6 +175,7 @@ pub async fn finish_viewers(
             if let Ok(chat) = ChatView::widget().snapshot(browser).await {
                 let _ = std::fs::write(dir.join(format!("{label}-chat.txt")), format!("{chat:#?}"));
             }
+            write_driver_log(&dir.join(format!("{label}-driver.log")), browser);
         }
         let _ = std::fs::write(dir.join("error.txt"), format!("{err:#}\n"));
         for (file, text) in logs {

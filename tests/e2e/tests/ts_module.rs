@@ -23,6 +23,8 @@ const PLAY_JS: &str = r#"
 const [origin, name, segments] = arguments;
 window.__ts = window.__ts || {};
 window.__ts[name] = null;
+window.__tsStage = window.__tsStage || {};
+window.__tsStage[name] = 'load';
 (async () => {
   const report = (r) => { window.__ts[name] = r; };
   try {
@@ -69,6 +71,7 @@ window.__ts[name] = null;
         types.push(t.mime);
       }
     }
+    window.__tsStage[name] = 'append';
     for (const out of outputs) {
       for (const kind of ['video', 'audio']) {
         const t = out[kind];
@@ -80,7 +83,14 @@ window.__ts[name] = null;
       }
     }
     ms.endOfStream();
-    await video.play();
+    // play() settles when playback starts; an engine that never starts must still
+    // report (what it buffered, where it stopped) rather than leave the test waiting.
+    window.__tsStage[name] = 'play';
+    const started = await Promise.race([
+      video.play().then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 10000)),
+    ]);
+    window.__tsStage[name] = 'playing';
     const deadline = performance.now() + 15000;
     while (!video.ended && performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
@@ -88,7 +98,7 @@ window.__ts[name] = null;
     const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {};
     const ranges = (tr) => Array.from({ length: tr.length }, (_, i) => [tr.start(i), tr.end(i)]);
     report({
-      ok: true, types, badError, ended: video.ended, currentTime: video.currentTime,
+      ok: true, types, badError, started, ended: video.ended, currentTime: video.currentTime,
       duration: video.duration, frames: q.totalVideoFrames ?? null,
       dropped: q.droppedVideoFrames ?? null,
       video: buffers.video ? ranges(buffers.video.buffered) : [],
@@ -106,16 +116,18 @@ async fn play(browser: &Browser, origin: &str, name: &str, segments: Value) -> R
     browser
         .execute(PLAY_JS, vec![json!(origin), json!(name), segments])
         .await?;
-    let read = format!("return (window.__ts || {{}})['{name}'] || null;");
+    let read = format!(
+        "return [(window.__ts || {{}})['{name}'] || null, (window.__tsStage || {{}})['{name}']];"
+    );
     wait_until(
         &format!("the {name} segments to play through the TS module"),
         Duration::from_secs(40),
         || async {
             let r = browser.execute(&read, vec![]).await?;
-            Ok(if r.is_null() {
-                Check::NotYet("still playing".into())
+            Ok(if r[0].is_null() {
+                Check::NotYet(format!("still at {}", r[1]))
             } else {
-                Check::Done(r)
+                Check::Done(r[0].clone())
             })
         },
     )
