@@ -12,9 +12,11 @@
 //! than playing it silent. A variant switch changes the video track only; the audio
 //! goes on.
 //!
-//! Not handled: parts (a stream with demuxed audio is followed by whole segments),
-//! replays with demuxed audio (they play without sound), a variant switch to another
-//! audio group (the first group's rendition goes on).
+//! A replay's demuxed audio does not come through here: `hls` loads, beside each video
+//! segment, the audio segments that cover the same seconds (its `VodAudio`).
+//!
+//! Not handled: parts (a stream with demuxed audio is followed by whole segments), a
+//! variant switch to another audio group (the first group's rendition goes on).
 
 use super::events::{Event, SourceEvent, Tx};
 use super::fetch::{self, sleep_ms, AbortSlot, FetchError};

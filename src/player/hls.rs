@@ -13,7 +13,8 @@
 //! A playlist that is already complete on first load (`EXT-X-ENDLIST`: a replay) is
 //! played as VOD: from its first segment, loading at most `replay::VOD_AHEAD` seconds
 //! ahead of the playhead, and moving to wherever the viewer seeks (the decisions are
-//! `replay.rs`'s).
+//! `replay.rs`'s). Its demuxed audio, if any, is loaded beside each video segment: the
+//! audio segments covering the same seconds, both playlists starting together.
 //!
 //! After a live broadcast ends the loader keeps polling the playlist, with backoff,
 //! and reports `NewBroadcast` once it is live again: a page left open plays the
@@ -74,7 +75,7 @@ use super::fetch::{self, sleep_ms, AbortSlot, Download, FetchError};
 use super::latency::LatencyPolicy;
 use super::mp4::{self, InitInfo};
 use super::playlist::{self, Key, MediaPlaylist, Part, PartStep, Playlist, PlaylistError, Segment};
-use super::replay::{self, AfterInit, InitOutcome, ReplayPlan, Step};
+use super::replay::{self, AfterInit, AudioPlan, InitOutcome, ReplayPlan, Step};
 use super::tracks;
 use super::ts::Transmuxer;
 use super::unplayable::{self, Failure, Reason};
@@ -208,6 +209,8 @@ pub(crate) fn start(
         audio_url: None,
         audio_mime: None,
         audio_slot: audio_slot.clone(),
+        replay: false,
+        vod_audio: None,
     };
     wasm_bindgen_futures::spawn_local(task.run());
     HlsSource {
@@ -266,6 +269,18 @@ struct Loader {
     audio_mime: Option<String>,
     /// The audio follower's requests.
     audio_slot: AbortSlot,
+    /// Playing a replay (`run_vod`): demuxed audio goes by [`VodAudio`], not the live
+    /// follower.
+    replay: bool,
+    /// A replay's demuxed audio, loaded beside each video segment (no follower runs).
+    vod_audio: Option<VodAudio>,
+}
+
+/// A replay's demuxed audio rendition.
+struct VodAudio {
+    plan: AudioPlan,
+    /// Each segment's URL; `None` for a gap.
+    urls: Vec<Option<String>>,
 }
 
 /// How many unreadable TS segments, none read before them, make the stream fatal.
@@ -820,12 +835,14 @@ impl Loader {
     async fn demuxed(&mut self, video: String, data: Uint8Array) {
         if self.audio_mime.is_none() {
             match self.audio_init().await {
-                Ok((mime, init)) => {
+                Ok((mime, init, vod)) => {
                     self.send(SourceEvent::Tracks(vec![video, mime.clone()]));
                     self.send(SourceEvent::Track(0, data));
                     self.send(SourceEvent::Track(1, init));
                     self.audio_mime = Some(mime);
-                    if let Some(url) = self.audio_url.clone() {
+                    if vod.is_some() {
+                        self.vod_audio = vod;
+                    } else if let Some(url) = self.audio_url.clone() {
                         audio::follow(
                             url,
                             self.generation,
@@ -851,18 +868,28 @@ impl Loader {
         self.send(SourceEvent::Track(0, data));
     }
 
-    /// The demuxed audio rendition's type and init segment.
-    async fn audio_init(&self) -> Result<(String, Uint8Array), String> {
+    /// The demuxed audio rendition's type and init segment, and in a replay its
+    /// segments.
+    async fn audio_init(&self) -> Result<(String, Uint8Array, Option<VodAudio>), String> {
         let url = self.audio_url.clone().unwrap_or_default();
         let text = fetch::text(&url, PLAYLIST_TIMEOUT_MS, &self.audio_slot)
             .await
             .map_err(|e| format!("playlist {url}: {e}"))?;
-        let map = match playlist::parse(&text) {
-            Ok(Playlist::Media(m)) => m.segments.into_iter().find_map(|s| s.map),
-            _ => None,
-        }
-        .and_then(|m| fetch::resolve(&m, &url))
-        .ok_or_else(|| format!("{url} is not an fMP4 media playlist"))?;
+        let Ok(Playlist::Media(audio)) = playlist::parse(&text) else {
+            return Err(format!("{url} is not a media playlist"));
+        };
+        let vod = self.replay.then(|| VodAudio {
+            plan: AudioPlan::new(audio.segments.iter().map(|s| s.duration)),
+            urls: (audio.segments.iter())
+                .map(|s| fetch::resolve(&s.uri, &url).filter(|_| !s.gap))
+                .collect(),
+        });
+        let map = audio
+            .segments
+            .into_iter()
+            .find_map(|s| s.map)
+            .and_then(|m| fetch::resolve(&m, &url))
+            .ok_or_else(|| format!("{url} is not an fMP4 media playlist"))?;
         let init = fetch::bytes(&map, SEGMENT_TIMEOUT_MS, &self.audio_slot)
             .await
             .map_err(|e| format!("init segment {map}: {e}"))?;
@@ -873,7 +900,27 @@ impl Loader {
         if !mse::type_supported(&mime) {
             return Err(format!("this browser cannot play {mime}"));
         }
-        Ok((mime, init))
+        Ok((mime, init, vod))
+    }
+
+    /// In a replay with demuxed audio, loads the audio for the replay's `from..to`
+    /// seconds (the video segment just sent). An audio segment that cannot be loaded
+    /// is skipped with a warning: the picture there waits for sound that never comes,
+    /// and the stall recovery moves on.
+    async fn vod_audio(&mut self, from: f64, to: f64) {
+        let Some(audio) = &mut self.vod_audio else {
+            return;
+        };
+        let urls: Vec<String> = (audio.plan.covering(from, to).into_iter())
+            .filter_map(|k| audio.urls.get(k).cloned().flatten())
+            .collect();
+        for url in urls {
+            match fetch::bytes(&url, SEGMENT_TIMEOUT_MS, &self.audio_slot).await {
+                Ok(data) => self.send(SourceEvent::Track(1, data)),
+                Err(FetchError::Aborted) => return,
+                Err(e) => self.send(SourceEvent::Warning(format!("audio segment {url}: {e}"))),
+            }
+        }
     }
 
     /// Transmuxes TS segment `seg` and sends its tracks. `Some(false)`: skipped;
@@ -973,6 +1020,7 @@ impl Loader {
 
     /// Plays a complete playlist as a replay.
     async fn run_vod(mut self, media: MediaPlaylist) {
+        self.replay = true;
         let segments: Vec<_> = media.segments.iter().filter(|s| !s.gap).cloned().collect();
         let mut plan = ReplayPlan::new(segments.iter().map(|s| s.duration));
         let mut announced = false;
@@ -1049,7 +1097,9 @@ impl Loader {
                     duration: plan.total(),
                 });
             }
-            self.send(SourceEvent::Media(data));
+            self.media(data);
+            let (from, to) = plan.span(i);
+            self.vod_audio(from, to).await;
             plan.advance();
         }
     }

@@ -113,6 +113,48 @@ impl ReplayPlan {
     pub fn advance(&mut self) {
         self.next += 1;
     }
+
+    /// Segment `i`'s start and end, seconds from the replay's start.
+    pub fn span(&self, i: usize) -> (f64, f64) {
+        let start = self.starts.get(i).copied().unwrap_or(self.total);
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.total);
+        (start, end)
+    }
+}
+
+/// A replay's demuxed audio: which of its segments go with each video segment. Both
+/// playlists start at the replay's start (as a packager writes them); their segments
+/// need not line up.
+#[derive(Debug, Clone)]
+pub struct AudioPlan {
+    segments: ReplayPlan,
+    /// The segment handed out last: the next video segment often overlaps it too.
+    last: Option<usize>,
+}
+
+impl AudioPlan {
+    /// A plan for audio segments of these durations.
+    pub fn new(durations: impl IntoIterator<Item = f64>) -> Self {
+        AudioPlan {
+            segments: ReplayPlan::new(durations),
+            last: None,
+        }
+    }
+
+    /// The audio segments that cover `from..to` seconds (a video segment), in order,
+    /// but the one handed out last.
+    pub fn covering(&mut self, from: f64, to: f64) -> Vec<usize> {
+        let found: Vec<usize> = (0..self.segments.starts.len())
+            .filter(|&k| {
+                let (start, end) = self.segments.span(k);
+                start < to && end > from && self.last != Some(k)
+            })
+            .collect();
+        if let Some(&k) = found.last() {
+            self.last = Some(k);
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +178,27 @@ mod tests {
             }
         }
         steps
+    }
+
+    #[test]
+    fn demuxed_audio_covers_each_video_segment_once_whatever_the_boundaries() {
+        // Video in 2 s segments; audio cut a little later, in 1.02 s ones.
+        let video = ReplayPlan::new([2.0; 3]);
+        let mut audio = AudioPlan::new([1.02; 6]);
+        let sent: Vec<Vec<usize>> = (0..3)
+            .map(|i| {
+                let (from, to) = video.span(i);
+                audio.covering(from, to)
+            })
+            .collect();
+        assert_eq!(sent, [vec![0, 1], vec![2, 3], vec![4, 5]]);
+        assert_eq!(video.span(2), (4.0, 6.0));
+
+        // A seek back loads the audio there again, and goes on from there.
+        assert_eq!(audio.covering(0.0, 2.0), [0, 1]);
+        assert_eq!(audio.covering(2.0, 4.0), [2, 3]);
+        // Past the audio's end: nothing.
+        assert!(audio.covering(7.0, 9.0).is_empty());
     }
 
     #[test]

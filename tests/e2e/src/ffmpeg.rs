@@ -6,6 +6,7 @@
 //! Owns the ffmpeg process (killed on drop), the temp dir and its server. Also
 //! parses media playlists, so tests can pick a segment ahead of the live edge.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -253,6 +254,85 @@ impl FfmpegHls {
         MediaPlaylist::parse(&text)
     }
 
+    /// A replay of `seconds` of the [`HlsSource::DemuxedAudio`] stream: each segment
+    /// every rendition lists while it records is copied to `replay/` beside the live
+    /// folders, and the replay's playlists keep the sequence numbers all renditions
+    /// have (so video and audio start together) and end with `EXT-X-ENDLIST`. Returns
+    /// the replay's multivariant playlist URL.
+    pub async fn record_replay(&self, seconds: u64) -> Result<String> {
+        if self.media_folder.as_deref() != Some(DEMUXED_FOLDERS[0]) {
+            bail!("record_replay is for HlsSource::DemuxedAudio");
+        }
+        let live = self.dir.path().join(&self.subdir);
+        let replay = live.join("replay");
+        // Per rendition: its header lines, and (tags, URI) by sequence number.
+        type Recorded = (Vec<String>, BTreeMap<u64, (Vec<String>, String)>);
+        let mut recorded: Vec<Recorded> = vec![Default::default(); DEMUXED_FOLDERS.len()];
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while tokio::time::Instant::now() < end {
+            for (folder, (header, segments)) in DEMUXED_FOLDERS.iter().zip(&mut recorded) {
+                let (dir, out) = (live.join(folder), replay.join(folder));
+                std::fs::create_dir_all(&out)?;
+                let text = std::fs::read_to_string(dir.join("index.m3u8"))?;
+                let (head, listed) = split_playlist(&text)?;
+                if header.is_empty() {
+                    let init = (head.iter())
+                        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+                        .and_then(|l| l.split('"').next())
+                        .with_context(|| format!("{folder}/index.m3u8 has no EXT-X-MAP"))?;
+                    std::fs::copy(dir.join(init), out.join(init))
+                        .with_context(|| format!("copying {folder}/{init}"))?;
+                    *header = head;
+                }
+                for (msn, tags, uri) in listed {
+                    if !segments.contains_key(&msn) {
+                        std::fs::copy(dir.join(&uri), out.join(&uri))
+                            .with_context(|| format!("copying {folder}/{uri}"))?;
+                        segments.insert(msn, (tags, uri));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        let first = (recorded.iter())
+            .filter_map(|(_, s)| s.keys().next().copied())
+            .max()
+            .unwrap_or(0);
+        let last = (recorded.iter())
+            .filter_map(|(_, s)| s.keys().next_back().copied())
+            .min()
+            .unwrap_or(0);
+        if last < first + 2 {
+            bail!("the renditions recorded fewer than 3 segments in common ({first}..={last})");
+        }
+        for (folder, (header, segments)) in DEMUXED_FOLDERS.iter().zip(&recorded) {
+            let mut text = String::new();
+            for line in header {
+                if line.starts_with("#EXT-X-MEDIA-SEQUENCE:") {
+                    text.push_str(&format!("#EXT-X-MEDIA-SEQUENCE:{first}\n"));
+                    text.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+                } else {
+                    text.push_str(&format!("{line}\n"));
+                }
+            }
+            for msn in first..=last {
+                let (tags, uri) = segments
+                    .get(&msn)
+                    .with_context(|| format!("{folder}: segment {msn} was never listed"))?;
+                text.push_str(&format!("{}\n{uri}\n", tags.join("\n")));
+            }
+            text.push_str("#EXT-X-ENDLIST\n");
+            std::fs::write(replay.join(folder).join("index.m3u8"), text)?;
+        }
+        std::fs::copy(live.join("master.m3u8"), replay.join("master.m3u8"))
+            .context("copying master.m3u8")?;
+        Ok(format!(
+            "{}/{}/replay/master.m3u8",
+            self.server.url(),
+            self.subdir
+        ))
+    }
+
     /// ffmpeg's last output lines.
     pub fn log_tail(&self, n: usize) -> String {
         self.process.log().tail(n)
@@ -456,6 +536,32 @@ async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
         "-hls_segment_options".into(),
         "movflags=+frag_discont".into(),
     ])
+}
+
+/// A media playlist as its header lines and its segments: (sequence number, the tag
+/// lines before the URI, the URI).
+type SplitPlaylist = (Vec<String>, Vec<(u64, Vec<String>, String)>);
+
+/// Splits a media playlist (see [`SplitPlaylist`]); at least one segment.
+fn split_playlist(text: &str) -> Result<SplitPlaylist> {
+    let first = MediaPlaylist::parse(text)?.media_sequence;
+    let mut header = Vec::new();
+    let mut segments = Vec::new();
+    let mut tags: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !line.starts_with('#') {
+            let msn = first + segments.len() as u64;
+            segments.push((msn, std::mem::take(&mut tags), line.to_owned()));
+        } else if segments.is_empty() && !line.starts_with("#EXTINF") && tags.is_empty() {
+            header.push(line.to_owned());
+        } else if line != "#EXT-X-ENDLIST" {
+            tags.push(line.to_owned());
+        }
+    }
+    if segments.is_empty() {
+        bail!("the playlist lists no segment");
+    }
+    Ok((header, segments))
 }
 
 /// The parts of a media playlist the tests use.

@@ -4,7 +4,8 @@
 //! embedded on a French page with lucarne's one script tag. The widget plays the video
 //! with the French audio beside it, in its own SourceBuffer: the picture moves, the
 //! sound is decoded (per engine, as `lucarne_e2e::sound` can see it), and only the
-//! French rendition was loaded.
+//! French rendition was loaded. A replay of it (14 s of its segments, with
+//! `EXT-X-ENDLIST`) plays with sound too, on an English page: the English audio beside each video segment.
 
 use anyhow::{ensure, Result};
 use lucarne_e2e::sound::listen_while_playing;
@@ -58,6 +59,68 @@ async fn demuxed_audio_plays_with_sound_in_the_pages_language() -> Result<()> {
             eprintln!(
                 "demuxed_audio: {fr} French audio segments; heard {}; {}",
                 heard.raw,
+                watch.describe()
+            );
+            Ok(())
+        },
+        || {
+            vec![
+                ("server.log", origin.log_tail(100)),
+                ("ffmpeg.log", stream.log_tail(50)),
+                (
+                    "requests.txt",
+                    format!("{:#?}", stream.server().faults().served()),
+                ),
+            ]
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_with_demuxed_audio_plays_with_sound() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let origin = Origin::start().await?;
+    let stream = FfmpegHls::start(HlsSource::DemuxedAudio).await?;
+    let replay = stream.record_replay(14).await?;
+    let page = embed_page(
+        "A replay",
+        &format!("{}/lucarne.js", origin.url()),
+        &replay,
+        None,
+    );
+    std::fs::write(stream.dir().join("replay.html"), page)?;
+    let url = format!("{}/replay.html", stream.server().url());
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_replay_with_demuxed_audio_plays_with_sound",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let listened = listen_while_playing(browser, "the replay with demuxed audio").await?;
+            let watch = &listened.watch;
+            ensure!(
+                watch.last().error.is_none(),
+                "the widget shows an error: {}",
+                watch.describe()
+            );
+            listened.expect_audio_decoded(browser.engine())?;
+            let served = stream.server().faults().served();
+            let count = |prefix: &str| served.iter().filter(|s| s.path.starts_with(prefix)).count();
+            let (en, fr, live) = (
+                count("/hls/replay/en/seg"),
+                count("/hls/replay/fr/seg"),
+                count("/hls/en/"),
+            );
+            ensure!(
+                en >= 2 && fr == 0 && live == 0,
+                "the English page should load the replay's English audio only: {en} English \
+                 segments, {fr} French ones, {live} requests for the live audio"
+            );
+            eprintln!(
+                "demuxed_audio replay: {en} English audio segments; heard {}; {}",
+                listened.heard.raw,
                 watch.describe()
             );
             Ok(())
