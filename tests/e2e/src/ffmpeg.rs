@@ -285,10 +285,10 @@ impl FfmpegHls {
                     *header = head;
                 }
                 for (msn, tags, uri) in listed {
-                    if !segments.contains_key(&msn) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = segments.entry(msn) {
                         std::fs::copy(dir.join(&uri), out.join(&uri))
                             .with_context(|| format!("copying {folder}/{uri}"))?;
-                        segments.insert(msn, (tags, uri));
+                        e.insert((tags, uri));
                     }
                 }
             }
