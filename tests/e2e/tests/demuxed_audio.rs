@@ -5,11 +5,25 @@
 //! with the French audio beside it, in its own SourceBuffer: the picture moves, the
 //! sound is decoded (per engine, as `lucarne_e2e::sound` can see it), and only the
 //! French rendition was loaded. A replay of it (14 s of its segments, with
-//! `EXT-X-ENDLIST`) plays with sound too, on an English page: the English audio beside each video segment.
+//! `EXT-X-ENDLIST`) plays with sound too, on an English page: the English audio beside
+//! each video segment.
 
 use anyhow::{ensure, Result};
 use lucarne_e2e::sound::listen_while_playing;
 use lucarne_e2e::{embed_page, run_scenario, serial, Browser, FfmpegHls, HlsSource, Origin};
+
+/// What a failed test leaves behind: both servers' logs and every request the stream's
+/// origin answered.
+fn logs(origin: &Origin, stream: &FfmpegHls) -> Vec<(&'static str, String)> {
+    vec![
+        ("server.log", origin.log_tail(100)),
+        ("ffmpeg.log", stream.log_tail(50)),
+        (
+            "requests.txt",
+            format!("{:#?}", stream.server().faults().served()),
+        ),
+    ]
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demuxed_audio_plays_with_sound_in_the_pages_language() -> Result<()> {
@@ -63,16 +77,7 @@ async fn demuxed_audio_plays_with_sound_in_the_pages_language() -> Result<()> {
             );
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(100)),
-                ("ffmpeg.log", stream.log_tail(50)),
-                (
-                    "requests.txt",
-                    format!("{:#?}", stream.server().faults().served()),
-                ),
-            ]
-        },
+        || logs(&origin, &stream),
     )
     .await
 }
@@ -125,16 +130,7 @@ async fn a_replay_with_demuxed_audio_plays_with_sound() -> Result<()> {
             );
             Ok(())
         },
-        || {
-            vec![
-                ("server.log", origin.log_tail(100)),
-                ("ffmpeg.log", stream.log_tail(50)),
-                (
-                    "requests.txt",
-                    format!("{:#?}", stream.server().faults().served()),
-                ),
-            ]
-        },
+        || logs(&origin, &stream),
     )
     .await
 }
