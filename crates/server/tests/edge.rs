@@ -2,10 +2,14 @@
 //! `--origin` pointing at it, and clients of the edge. What they must see: the origin's
 //! playlist numbers and media bytes, LL-HLS blocking reload, the push to many viewers
 //! for one upstream subscription, 404 for what the origin does not have, and the edge
-//! riding out an origin that is killed and restarted.
+//! riding out an origin that is killed and restarted. With Redis, a viewer on the edge
+//! chats with one on the origin, even when the chat is the edge's first request for the
+//! stream (its room is the origin's to vouch for: 404 only when the origin lacks the
+//! stream, 503 while the origin is away).
 
 mod hub_support;
 mod publisher;
+mod redis_support;
 
 use futures_util::StreamExt;
 use lucarne_protocol::{ServerMessage, StreamState};
@@ -956,4 +960,94 @@ async fn an_origin_away_longer_than_its_window_restarts_the_edges_copy_with_the_
         compared += 1;
     }
     assert!(compared >= 2, "compared {compared} segments of\n{playlist}");
+}
+
+/// An origin and an edge of it, both on `redis` for the chat (as in
+/// `deploy/compose.yaml`).
+async fn origin_and_edge_on(redis: &redis_support::RedisServer) -> (Node, Node) {
+    let start = |origin: Option<String>| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), origin);
+        c.hub.redis = Some(redis.url());
+        let server = Server::start(c).await.expect("server starts");
+        let base = format!("http://{}", server.local_addr());
+        Node {
+            server,
+            base,
+            _dir: dir,
+        }
+    };
+    let origin = start(None).await;
+    let edge = start(Some(origin.base.clone())).await;
+    (origin, edge)
+}
+
+#[tokio::test]
+async fn a_viewer_on_an_edge_chats_with_one_on_the_origin_before_asking_for_any_media() {
+    let redis = redis_support::RedisServer::start();
+    let (origin, edge) = origin_and_edge_on(&redis).await;
+    // The widget opens its chat as it starts its player: the edge's first request for
+    // this stream may be the chat's.
+    let (mut on_edge, _) =
+        hub_support::Client::join(edge.server.local_addr(), "demo", hub_support::named("Edge"))
+            .await;
+    let (mut on_origin, _) = hub_support::Client::join(
+        origin.server.local_addr(),
+        "demo",
+        hub_support::named("Origin"),
+    )
+    .await;
+    on_edge.chat("from the edge", "e1").await;
+    on_origin.chat("from the origin", "o1").await;
+    // Both read both messages, in the one order Redis gave them, and a count of 2.
+    let mut orders = Vec::new();
+    for c in [&mut on_edge, &mut on_origin] {
+        let mut texts = Vec::new();
+        while texts.len() < 2 {
+            if let ServerMessage::Chat(m) =
+                c.next_where(|m| matches!(m, ServerMessage::Chat(_))).await
+            {
+                texts.push(m.text);
+            }
+        }
+        let mut both = texts.clone();
+        both.sort_unstable();
+        assert_eq!(both, ["from the edge", "from the origin"]);
+        c.next_where(|m| matches!(m, ServerMessage::ViewerCount(v) if v.count == 2))
+            .await;
+        orders.push(texts);
+    }
+    assert_eq!(orders[0], orders[1], "one order on both nodes");
+}
+
+#[tokio::test]
+async fn an_edges_chat_refuses_a_room_the_origin_lacks_for_good_and_an_absent_origin_for_now() {
+    let (_origin, edge) = origin_and_edge().await;
+    let status = |e: tokio_tungstenite::tungstenite::Error| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
+        other => panic!("{other}"),
+    };
+    let addr = edge.server.local_addr();
+    let refused = hub_support::open(addr, "nosuch", None).await.unwrap_err();
+    assert_eq!(
+        status(refused),
+        404,
+        "no such stream on the origin: for good"
+    );
+
+    // An edge whose origin does not answer: try again later, not "no such room".
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let away = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let lonely = node(Some(away)).await;
+    let began = Instant::now();
+    let later = hub_support::open(lonely.server.local_addr(), "demo", None)
+        .await
+        .unwrap_err();
+    assert_eq!(status(later), 503);
+    assert!(
+        began.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        began.elapsed()
+    );
 }
