@@ -49,10 +49,15 @@ struct Node {
 }
 
 async fn node(origin: Option<String>) -> Node {
+    node_on(origin, None).await
+}
+
+/// [`node`], its chat on `redis` when given.
+async fn node_on(origin: Option<String>, redis: Option<String>) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(dir.path(), origin))
-        .await
-        .expect("server starts");
+    let mut c = config(dir.path(), origin);
+    c.hub.redis = redis;
+    let server = Server::start(c).await.expect("server starts");
     let base = format!("http://{}", server.local_addr());
     Node {
         server,
@@ -965,20 +970,8 @@ async fn an_origin_away_longer_than_its_window_restarts_the_edges_copy_with_the_
 /// An origin and an edge of it, both on `redis` for the chat (as in
 /// `deploy/compose.yaml`).
 async fn origin_and_edge_on(redis: &redis_support::RedisServer) -> (Node, Node) {
-    let start = |origin: Option<String>| async {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = config(dir.path(), origin);
-        c.hub.redis = Some(redis.url());
-        let server = Server::start(c).await.expect("server starts");
-        let base = format!("http://{}", server.local_addr());
-        Node {
-            server,
-            base,
-            _dir: dir,
-        }
-    };
-    let origin = start(None).await;
-    let edge = start(Some(origin.base.clone())).await;
+    let origin = node_on(None, Some(redis.url())).await;
+    let edge = node_on(Some(origin.base.clone()), Some(redis.url())).await;
     (origin, edge)
 }
 

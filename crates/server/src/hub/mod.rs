@@ -53,6 +53,7 @@ mod ticker;
 mod upgrade;
 mod window;
 
+use crate::edge::EdgeError;
 use crate::media::Origin;
 use crate::AppState;
 use admission::Kind;
@@ -672,7 +673,6 @@ pub async fn chat_socket(
     // starts the relay the player is about to need) before refusing its room.
     let mut origin_away = false;
     if let Some(edge) = state.edge.as_ref().filter(|_| !hub.admits(&room)) {
-        use crate::edge::EdgeError;
         match edge.stream(&room).await {
             Ok(_) | Err(EdgeError::Offline(_)) => hub.admit_relayed(&room),
             Err(EdgeError::Unavailable(..)) => origin_away = true,
