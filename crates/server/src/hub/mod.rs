@@ -223,10 +223,6 @@ pub struct Hub {
     identities: Identities,
     /// Streams, to tell a joining viewer whether its room is live.
     origin: Arc<Origin>,
-    /// On an edge (`--origin`): streams the origin said it has, whose rooms are
-    /// admitted like a local stream's even when no relay runs here (at most
-    /// [`MAX_RELAYED`] ids; the set starts again when full).
-    relayed: Mutex<std::collections::HashSet<String>>,
     /// A slot per room id: the `OnceCell` lets one task load a room while others wait.
     rooms: Mutex<admission::Table<Arc<OnceCell<Arc<Room>>>>>,
     /// Held while a client pays for a made-up room and its slot is made (see `open`).
@@ -279,7 +275,6 @@ impl Hub {
             config: Arc::new(config),
             store,
             origin,
-            relayed: Mutex::default(),
             rooms: Mutex::default(),
             creating: tokio::sync::Mutex::new(()),
             closing: watch::channel(false).0,
@@ -315,16 +310,6 @@ impl Hub {
 
     fn is_stream(&self, id: &str) -> bool {
         self.origin.stream_state(id).is_some()
-            || (self.relayed.lock().unwrap_or_else(|e| e.into_inner())).contains(id)
-    }
-
-    /// On an edge: the origin has stream `id`, so its room is admitted here too.
-    pub fn admit_relayed(&self, id: &str) {
-        let mut relayed = self.relayed.lock().unwrap_or_else(|e| e.into_inner());
-        if relayed.len() >= MAX_RELAYED {
-            relayed.clear();
-        }
-        relayed.insert(id.to_owned());
     }
 
     /// The room `id`, loaded or created on first use (for the server itself: no
@@ -657,9 +642,6 @@ impl Drop for SessionGuard {
 /// effort, as the rest of the frame is never read).
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 
-/// Stream ids an edge remembers its origin has (see `Hub::relayed`).
-const MAX_RELAYED: usize = 4096;
-
 /// `GET /chat/{room}`: the chat WebSocket. A plain `GET` (no `Upgrade`) answers the
 /// [`ChatDoor`]: whether this page's handshake would be refused for good, and why, which
 /// a page cannot learn from a failed `WebSocket` (see [`Refusal`]).
@@ -669,15 +651,13 @@ pub async fn chat_socket(
     req: Request,
 ) -> Response {
     let hub = state.hub.clone();
-    // On an edge, the chat may be the first request for a stream: ask the origin (which
-    // starts the relay the player is about to need) before refusing its room.
+    // On an edge, the chat may be the first request for a stream: ask the origin before
+    // refusing its room. A relay that finds the stream (live, or a channel offline)
+    // makes the local origin remember it (`Origin::remember_relayed`), which admits the
+    // room; it is also the relay the player is about to need.
     let mut origin_away = false;
     if let Some(edge) = state.edge.as_ref().filter(|_| !hub.admits(&room)) {
-        match edge.stream(&room).await {
-            Ok(_) | Err(EdgeError::Offline(_)) => hub.admit_relayed(&room),
-            Err(EdgeError::Unavailable(..)) => origin_away = true,
-            Err(EdgeError::NotFound(_)) => {}
-        }
+        origin_away = matches!(edge.stream(&room).await, Err(EdgeError::Unavailable(..)));
     }
     let refused = hub.refusal(&room, req.headers()).filter(|_| !origin_away);
     if !upgrade::is_handshake(req.headers()) {
