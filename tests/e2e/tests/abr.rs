@@ -53,8 +53,12 @@ impl Setup {
         // The listener goes before the loader, so no event is missed.
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>ABR</title>\n\
-             <script>performance.setResourceTimingBufferSize(5000); window.__heights = []; document.addEventListener('lucarne:status', \
-             e => window.__heights.push(e.detail.height)); window.__console = []; \
+             <script>performance.setResourceTimingBufferSize(5000); window.__heights = []; window.__at = []; \
+             document.addEventListener('lucarne:status', e => {{ window.__heights.push(e.detail.height); \
+             const h = document.querySelector('.lucarne-host'); \
+             const v = h && h.shadowRoot ? h.shadowRoot.querySelector('video') : null; \
+             window.__at.push(e.detail.height + ' px, data-height ' + (v ? v.getAttribute('data-height') : '-') + \
+             ' at ' + performance.now().toFixed(0) + ' ms'); }}); window.__console = []; \
              for (const k of ['log', 'warn']) {{ const f = console[k]; console[k] = (...a) => \
              {{ window.__console.push((Date.now() / 1000).toFixed(1) + ' ' + a.join(' ')); \
              f.apply(console, a); }}; }}</script></head>\n<body>\n\
@@ -118,12 +122,16 @@ struct Height {
     attribute: u64,
     /// Every `detail.height` announced, in order.
     announced: Vec<u64>,
+    /// The last events as the page's listener saw them, with the attribute at that
+    /// moment (for a failure's message).
+    at: Vec<String>,
 }
 
 const HEIGHT_JS: &str = r#"
 const host = document.querySelector('.lucarne-host');
 const v = host && host.shadowRoot ? host.shadowRoot.querySelector('video') : null;
-return { attribute: v ? v.getAttribute('data-height') : null, announced: window.__heights || [] };
+return { attribute: v ? v.getAttribute('data-height') : null, announced: window.__heights || [],
+         at: (window.__at || []).slice(-8) };
 "#;
 
 async fn height(browser: &Browser) -> Result<Height> {
@@ -139,6 +147,10 @@ async fn height(browser: &Browser) -> Result<Height> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
         announced,
+        at: v["at"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -153,17 +165,30 @@ async fn observe(
     let start = Instant::now();
     let mut samples: Vec<PlaybackState> = Vec::new();
     let mut heights = Vec::new();
+    let mut disagreed = false;
     loop {
         let state = widget.state(browser).await?;
         let h = height(browser).await?;
         heights.push((start.elapsed().as_secs_f64(), h.event));
         samples.push(state);
+        // Both are written in the same call; one sample that disagrees is logged (seen
+        // once on WebKit in CI), two in a row fail.
+        let agree = h.attribute == 0 || h.event == 0 || h.attribute == h.event;
         ensure!(
-            h.attribute == 0 || h.event == 0 || h.attribute == h.event,
-            "the status event says {} px, the <video>'s data-height {} px",
+            agree || !disagreed,
+            "the status event says {} px, the <video>'s data-height {} px, {POLL:?} apart \
+             too; the last events: {:?}",
             h.event,
-            h.attribute
+            h.attribute,
+            h.at
         );
+        if !agree {
+            eprintln!(
+                "abr: the status event said {} px, data-height {} px; the last events: {:?}",
+                h.event, h.attribute, h.at
+            );
+        }
+        disagreed = !agree;
         if stop(&h) || start.elapsed() >= duration {
             break;
         }
