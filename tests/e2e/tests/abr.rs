@@ -149,7 +149,12 @@ async fn height(browser: &Browser) -> Result<Height> {
         announced,
         at: v["at"]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
