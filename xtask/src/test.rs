@@ -16,7 +16,11 @@
 //! crash", WebKitGTK's "... or hang") ends the session the test drives, so the test
 //! fails on a WebDriver error rather than on anything it checks. WebKitGTK does this now
 //! and then under a full run's load, each time in a different test that passes alone
-//! ([`ENGINE_LOST`]). When every failure of an engine's run is one of these, each such
+//! ([`ENGINE_LOST`]); it also blocks a page's main thread now and then, and the page
+//! stops answering WebDriver. The harness tells that from a script that loops by the
+//! CPU the page's main thread burns while it does not answer, and says so in its error
+//! ([`ENGINE_HUNG`], `lucarne_e2e::hang`): a page that loops is a failure like any
+//! other. When every failure of an engine's run is one of these, each such
 //! test runs once more alone, in a fresh browser; its second result is the one counted,
 //! and the summary names it ("ran again"). A second loss fails, as does any other
 //! failure in the run: nothing else is retried.
@@ -91,6 +95,9 @@ const E2E_AGAIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// (chromedriver: "session deleted because of page crash"; WebKitWebDriver adds
 /// " or hang").
 const ENGINE_LOST: &str = "session deleted because of page crash";
+/// What the e2e harness says of a page that did not answer while its main thread was
+/// idle: the engine blocked it (the same words as `lucarne_e2e::hang::ENGINE_HUNG`).
+const ENGINE_HUNG: &str = "the engine hung its page, not a script";
 
 /// Runs `tier` (all tiers when `None`).
 pub(crate) fn test(tier: Option<&str>) -> Result<()> {
@@ -214,8 +221,8 @@ pub(crate) fn test(tier: Option<&str>) -> Result<()> {
                 let mut again_ok = true;
                 for name in lost.clone() {
                     println!(
-                        "xtask: {label}: {name} failed because the browser lost its page \
-                         ({ENGINE_LOST}); running it once more alone"
+                        "xtask: {label}: {name} failed because the browser lost or blocked \
+                         its page; running it once more alone"
                     );
                     let mut one = vec!["test", "-p", "lucarne-e2e"];
                     one.extend(metadata::test_args(&targets));
@@ -231,7 +238,7 @@ pub(crate) fn test(tier: Option<&str>) -> Result<()> {
                     let passed = again.success && again.passed == 1;
                     again_ok &= passed;
                     ran_again.push(format!(
-                        "{name} on {engine}: the engine lost its page; alone it {}",
+                        "{name} on {engine}: the engine lost or blocked its page; alone it {}",
                         if passed { "passed" } else { "failed again" }
                     ));
                 }
@@ -372,7 +379,8 @@ struct Outcome {
     failed: u64,
     /// Tests filtered out, summed over its test binaries.
     filtered_out: u64,
-    /// Failed tests whose output says the browser lost its page ([`ENGINE_LOST`]).
+    /// Failed tests whose output says the browser lost or blocked its page
+    /// ([`ENGINE_LOST`], [`ENGINE_HUNG`]).
     lost_to_engine: Vec<String>,
 }
 
@@ -395,7 +403,7 @@ impl LostPages {
             self.section = Some(name.to_owned());
         } else if line == "failures:" || line.starts_with("test result: ") {
             self.section = None;
-        } else if line.contains(ENGINE_LOST) {
+        } else if line.contains(ENGINE_LOST) || line.contains(ENGINE_HUNG) {
             if let Some(name) = self.section.take() {
                 if !self.names.contains(&name) {
                     self.names.push(name);
@@ -519,6 +527,49 @@ test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; 
         let mut lost = LostPages::default();
         output.lines().for_each(|l| lost.line(l));
         assert_eq!(lost.names, ["a_hung_player_rebuilds_itself_and_plays_on"]);
+    }
+
+    #[test]
+    fn finds_the_tests_whose_page_the_engine_blocked_and_not_those_that_looped() {
+        let output = "\
+running 3 tests
+test a_ts_live_stream_plays_with_sound ... FAILED
+test an_fmp4_stream_downloads_no_ts_module ... FAILED
+test a_ts_stream_without_its_module_says_so ... FAILED
+
+failures:
+
+---- a_ts_live_stream_plays_with_sound stdout ----
+Error: the MPEG-TS stream never played
+
+Caused by:
+    webkit: execute script timed out after 30s; the busiest main thread, \
+WebKitWebProcess (18789)'s, was idle (0.01 s of CPU in 3 s): the engine hung its page, not a script
+---- an_fmp4_stream_downloads_no_ts_module stdout ----
+Error: the fMP4 stream never played
+
+Caused by:
+    webkit: execute script timed out after 30s; WebKitWebProcess (18790)'s main thread \
+was busy (2.98 s of CPU in 3 s): a script in the page may be looping
+---- a_ts_stream_without_its_module_says_so stdout ----
+Error: no message in 10 s
+
+failures:
+    a_ts_live_stream_plays_with_sound
+    an_fmp4_stream_downloads_no_ts_module
+    a_ts_stream_without_its_module_says_so
+
+test result: FAILED. 0 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 92.10s
+";
+        let mut lost = LostPages::default();
+        output.lines().for_each(|l| lost.line(l));
+        assert_eq!(lost.names, ["a_ts_live_stream_plays_with_sound"]);
+    }
+
+    #[test]
+    fn the_harness_says_engine_hung_in_the_same_words() {
+        let harness = include_str!("../../tests/e2e/src/hang.rs");
+        assert!(harness.contains(&format!("ENGINE_HUNG: &str = \"{ENGINE_HUNG}\"")));
     }
 
     #[test]

@@ -127,6 +127,12 @@ pub fn only_on_any(wanted: &[Engine], why: &str) -> Result<Engine> {
 /// How long one WebDriver request may take before the test fails
 /// (a hung browser must fail the test, not hang it).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than [`REQUEST_TIMEOUT`] the driver itself waits for a script or a
+/// page load.
+const DRIVER_GRACE: Duration = Duration::from_secs(15);
+/// How long a page that did not answer is watched to tell a busy page from a blocked
+/// engine ([`crate::hang`]).
+const HANG_WATCH: Duration = Duration::from_secs(3);
 /// How long a driver gets to start listening.
 const DRIVER_START: Duration = Duration::from_secs(15);
 
@@ -321,9 +327,11 @@ impl Browser {
                 )
             })?
             .with_context(|| format!("{}: could not open a WebDriver session", engine.name()))?;
+        // The driver's own limits are longer than the harness's, so a page that does not
+        // answer ends in the harness's timeout, which says why (`hang`).
         let timeouts = TimeoutConfiguration::new(
-            Some(REQUEST_TIMEOUT),
-            Some(REQUEST_TIMEOUT),
+            Some(REQUEST_TIMEOUT + DRIVER_GRACE),
+            Some(REQUEST_TIMEOUT + DRIVER_GRACE),
             Some(Duration::ZERO),
         );
         let browser = Self {
@@ -373,10 +381,17 @@ impl Browser {
     {
         match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
             Ok(r) => r.with_context(|| format!("{}: {what}", self.engine.name())),
-            Err(_) => bail!(
-                "{}: {what} timed out after {REQUEST_TIMEOUT:?}",
-                self.engine.name()
-            ),
+            Err(_) => {
+                // Busy page or blocked engine: the CPU its page processes use now says.
+                let why = match self.driver_pid() {
+                    Some(pid) => crate::hang::diagnose(pid, HANG_WATCH).await,
+                    None => "the driver's process is gone".into(),
+                };
+                bail!(
+                    "{}: {what} timed out after {REQUEST_TIMEOUT:?}; {why}",
+                    self.engine.name()
+                )
+            }
         }
     }
 

@@ -63,6 +63,7 @@ pub mod cluster;
 pub mod crowd;
 pub mod engine;
 pub mod ffmpeg;
+pub mod hang;
 pub mod origin;
 pub mod phone;
 pub mod process;
