@@ -1021,8 +1021,11 @@ impl Loader {
     /// Plays a complete playlist as a replay.
     async fn run_vod(mut self, media: MediaPlaylist) {
         self.replay = true;
-        let segments: Vec<_> = media.segments.iter().filter(|s| !s.gap).cloned().collect();
+        let segments = &media.segments;
         let mut plan = ReplayPlan::new(segments.iter().map(|s| s.duration));
+        for (i, _) in segments.iter().enumerate().filter(|(_, s)| s.gap) {
+            plan.gap(i);
+        }
         let mut announced = false;
         while self.alive.get() {
             let jump = self.playhead.seek_to.replace(f64::NAN);
@@ -1093,11 +1096,14 @@ impl Loader {
                 };
                 announced = true;
                 self.send(SourceEvent::Vod {
-                    start,
+                    start: plan.media_start(i, start),
                     duration: plan.total(),
                 });
             }
             self.media(data);
+            if let Some(audio) = &mut self.vod_audio {
+                audio.plan.skip_gaps(&plan);
+            }
             let (from, to) = plan.span(i);
             self.vod_audio(from, to).await;
             plan.advance();

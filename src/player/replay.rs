@@ -60,6 +60,9 @@ pub fn after_init(outcome: InitOutcome) -> AfterInit {
 pub struct ReplayPlan {
     /// Start of each segment relative to the first, seconds.
     starts: Vec<f64>,
+    /// Segments marked `EXT-X-GAP`: they keep their place on the timeline (what follows
+    /// them starts where the playlist says) but are never loaded.
+    gaps: Vec<bool>,
     total: f64,
     next: usize,
     complete: bool,
@@ -75,11 +78,27 @@ impl ReplayPlan {
             total += d;
         }
         ReplayPlan {
+            gaps: vec![false; starts.len()],
             starts,
             total,
             next: 0,
             complete: false,
         }
+    }
+
+    /// Marks segment `i` as a gap (`EXT-X-GAP`): [`ReplayPlan::step`] passes over it.
+    pub fn gap(&mut self, i: usize) {
+        if let Some(g) = self.gaps.get_mut(i) {
+            *g = true;
+        }
+    }
+
+    /// Where the replay starts in media time, given that segment `i` (the first one
+    /// loaded, not always the first: a missing or gap segment may come before it)
+    /// starts at `fragment_start`: the timestamp offset that puts every segment at its
+    /// place in the playlist, and the first one loaded at its own.
+    pub fn media_start(&self, i: usize, fragment_start: f64) -> f64 {
+        fragment_start - self.span(i).0
     }
 
     /// The replay's length, seconds.
@@ -96,6 +115,9 @@ impl ReplayPlan {
     /// The next step. `started`: the first segment went out (before that, load without
     /// looking at the playhead); `playhead` is relative to the replay's start.
     pub fn step(&mut self, started: bool, playhead: f64, wanted: bool) -> Step {
+        while self.gaps.get(self.next) == Some(&true) {
+            self.next += 1;
+        }
         let Some(start) = self.starts.get(self.next) else {
             if self.complete {
                 return Step::Wait;
@@ -141,13 +163,29 @@ impl AudioPlan {
         }
     }
 
+    /// The audio segments that start in a gap of `video` are never handed out, so both
+    /// tracks have a hole there, and the player jumps it as it jumps a missing segment.
+    /// (With the sound alone going on through a hole in the video, WebKitGTK's picture
+    /// stays frozen after it.)
+    pub fn skip_gaps(&mut self, video: &ReplayPlan) {
+        for k in 0..self.segments.starts.len() {
+            let start = self.segments.starts[k];
+            if (0..video.starts.len()).any(|i| {
+                let (from, to) = video.span(i);
+                video.gaps[i] && from <= start && start < to
+            }) {
+                self.segments.gap(k);
+            }
+        }
+    }
+
     /// The audio segments that cover `from..to` seconds (a video segment), in order,
-    /// but the one handed out last.
+    /// but the one handed out last and those skipped.
     pub fn covering(&mut self, from: f64, to: f64) -> Vec<usize> {
         let found: Vec<usize> = (0..self.segments.starts.len())
             .filter(|&k| {
                 let (start, end) = self.segments.span(k);
-                start < to && end > from && self.last != Some(k)
+                start < to && end > from && self.last != Some(k) && !self.segments.gaps[k]
             })
             .collect();
         if let Some(&k) = found.last() {
@@ -199,6 +237,58 @@ mod tests {
         assert_eq!(audio.covering(2.0, 4.0), [2, 3]);
         // Past the audio's end: nothing.
         assert!(audio.covering(7.0, 9.0).is_empty());
+    }
+
+    #[test]
+    fn a_gap_keeps_its_place_on_the_timeline_and_is_never_loaded() {
+        let mut plan = ReplayPlan::new([2.0; 5]);
+        plan.gap(2);
+        let mut loaded = Vec::new();
+        while let Step::Load(i) = plan.step(false, 0.0, true) {
+            loaded.push((i, plan.span(i)));
+            plan.advance();
+        }
+        assert_eq!(
+            loaded,
+            [
+                (0, (0.0, 2.0)),
+                (1, (2.0, 4.0)),
+                (3, (6.0, 8.0)),
+                (4, (8.0, 10.0))
+            ],
+            "what follows the gap starts where the playlist says"
+        );
+        assert_eq!(plan.total(), 10.0);
+
+        // A seek into the gap loads from the segment after it; one just past it, that one.
+        plan.seek(5.0);
+        assert_eq!(plan.step(true, 5.0, true), Step::Load(3));
+        plan.seek(7.0);
+        assert_eq!(plan.step(true, 7.0, true), Step::Load(3));
+
+        // The audio that starts in the gap is skipped with it.
+        let mut audio = AudioPlan::new([1.02; 10]);
+        let mut video = ReplayPlan::new([2.0; 5]);
+        video.gap(2);
+        audio.skip_gaps(&video);
+        assert_eq!(audio.covering(2.0, 4.0), [1, 2, 3]);
+        assert_eq!(audio.covering(6.0, 8.0), [6, 7], "4 and 5 start in the gap");
+
+        // Only gaps: nothing to load.
+        let mut empty = ReplayPlan::new([2.0; 2]);
+        empty.gap(0);
+        empty.gap(1);
+        assert_eq!(empty.step(false, 0.0, true), Step::Complete);
+    }
+
+    #[test]
+    fn a_replay_whose_first_segments_are_skipped_keeps_the_playlists_timeline() {
+        let plan = ReplayPlan::new([2.0; 4]);
+        // Segment 0 starts at media time 100 s: the replay starts there.
+        assert_eq!(plan.media_start(0, 100.0), 100.0);
+        // Segment 0 was missing or a gap, segment 1 starts at 102 s: the replay still
+        // starts at 100 s, so segment 1 plays from 2 s as the playlist says.
+        assert_eq!(plan.media_start(1, 102.0), 100.0);
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! sound is decoded (per engine, as `lucarne_e2e::sound` can see it), and only the
 //! French rendition was loaded. A replay of it (14 s of its segments, with
 //! `EXT-X-ENDLIST`) plays with sound too, on an English page: the English audio beside
-//! each video segment.
+//! each video segment; so does one whose third video segment is an `EXT-X-GAP`, to
+//! its end: what follows the gap keeps its place on the timeline, and so its sound.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use lucarne_e2e::sound::listen_while_playing;
-use lucarne_e2e::{embed_page, run_scenario, serial, Browser, FfmpegHls, HlsSource, Origin};
+use lucarne_e2e::{embed_page, run_scenario, serial, Browser, FfmpegHls, HlsSource, Origin, Probe};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// What a failed test leaves behind: both servers' logs and every request the stream's
 /// origin answered.
@@ -127,6 +130,139 @@ async fn a_replay_with_demuxed_audio_plays_with_sound() -> Result<()> {
                 "demuxed_audio replay: {en} English audio segments; heard {}; {}",
                 listened.heard.raw,
                 watch.describe()
+            );
+            Ok(())
+        },
+        || logs(&origin, &stream),
+    )
+    .await
+}
+
+/// The folder of the replay's `rendition` (`video`, `en`, `fr`) on disk.
+fn rendition_dir(stream: &FfmpegHls, replay: &str, rendition: &str) -> Result<PathBuf> {
+    let path = replay
+        .strip_prefix(&stream.server().url())
+        .and_then(|p| p.strip_suffix("master.m3u8"))
+        .context("the replay's URL")?;
+    Ok(stream
+        .dir()
+        .join(path.trim_start_matches('/'))
+        .join(rendition))
+}
+
+/// The segments of the replay's `rendition` playlist: (start in seconds from the
+/// replay's start, URI).
+fn segments(stream: &FfmpegHls, replay: &str, rendition: &str) -> Result<Vec<(f64, String)>> {
+    let dir = rendition_dir(stream, replay, rendition)?;
+    let text = std::fs::read_to_string(dir.join("index.m3u8"))?;
+    let (mut out, mut start, mut duration) = (Vec::new(), 0.0, 0.0);
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.split(',').next().unwrap_or("").parse()?;
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push((start, line.to_owned()));
+            start += duration;
+        }
+    }
+    Ok(out)
+}
+
+/// Marks the `n`th segment (from 0) of the replay's video playlist `EXT-X-GAP` and
+/// deletes its file, as a packager does for a segment the encoder never made; returns
+/// its URI.
+fn make_a_gap(stream: &FfmpegHls, replay: &str, n: usize) -> Result<String> {
+    let dir = rendition_dir(stream, replay, "video")?;
+    let playlist = dir.join("index.m3u8");
+    let text = std::fs::read_to_string(&playlist)?;
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let at = (lines.iter().enumerate())
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .nth(n)
+        .map(|(i, _)| i)
+        .context("the replay has too few video segments")?;
+    let uri = lines[at].clone();
+    lines.insert(at, "#EXT-X-GAP".into());
+    std::fs::write(&playlist, lines.join("\n") + "\n")?;
+    std::fs::remove_file(dir.join(&uri))?;
+    Ok(uri)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_with_a_gap_plays_past_it_to_its_end_with_sound() -> Result<()> {
+    let _one_at_a_time = serial().await;
+    let origin = Origin::start().await?;
+    let stream = FfmpegHls::start(HlsSource::DemuxedAudio).await?;
+    let replay = stream.record_replay(14).await?;
+    let video = segments(&stream, &replay, "video")?;
+    let gap = make_a_gap(&stream, &replay, 2)?;
+    let gap_span = (video[2].0, video[3].0);
+    let english = segments(&stream, &replay, "en")?;
+    let page = embed_page(
+        "A replay with a gap",
+        &format!("{}/lucarne.js", origin.url()),
+        &replay,
+        None,
+    );
+    std::fs::write(stream.dir().join("gap.html"), page)?;
+    let url = format!("{}/gap.html", stream.server().url());
+    let browser = Browser::launch_from_env().await?;
+
+    run_scenario(
+        "a_replay_with_a_gap_plays_past_it_to_its_end_with_sound",
+        browser,
+        async |browser| {
+            browser.goto(&url).await?;
+            let listened = listen_while_playing(browser, "the replay with a gap").await?;
+            listened.expect_audio_decoded(browser.engine())?;
+            let end = Probe::widget()
+                .wait_status(browser, "ended", Duration::from_secs(30))
+                .await
+                .context("the replay with a gap never reached its end")?;
+            ensure!(
+                end.error.is_none(),
+                "the widget shows an error: {}",
+                end.describe()
+            );
+            let duration: f64 = browser
+                .execute(
+                    "const h = document.querySelector('.lucarne-host'); \
+                     return h.shadowRoot.querySelector('video').duration;",
+                    vec![],
+                )
+                .await?
+                .as_f64()
+                .context("the video's duration")?;
+            ensure!(
+                end.current_time >= duration - 0.5,
+                "ended at {:.2} s of {duration:.2} s: {}",
+                end.current_time,
+                end.describe()
+            );
+            let served = stream.server().faults().served();
+            ensure!(
+                !served
+                    .iter()
+                    .any(|s| s.path.ends_with(&format!("/video/{gap}"))),
+                "the gap's segment {gap} was requested"
+            );
+            // The sound goes on to the end: every English audio segment was loaded but
+            // those that start in the gap (before the fix, what followed the gap was
+            // placed a segment early and the last one never loaded).
+            let loaded =
+                |uri: &str| (served.iter()).any(|s| s.path.ends_with(&format!("/en/{uri}")));
+            let missing: Vec<&String> = (english.iter())
+                .filter(|(start, _)| !(gap_span.0 <= *start && *start < gap_span.1))
+                .map(|(_, uri)| uri)
+                .filter(|uri| !loaded(uri))
+                .collect();
+            ensure!(
+                missing.is_empty(),
+                "the sound stops before the replay's end: English audio {missing:?} never \
+                 loaded"
+            );
+            eprintln!(
+                "demuxed_audio gap: ended at {:.2} s of {duration:.2}; heard {}",
+                end.current_time, listened.heard.raw
             );
             Ok(())
         },
