@@ -168,12 +168,18 @@ impl AudioPlan {
     /// (With the sound alone going on through a hole in the video, WebKitGTK's picture
     /// stays frozen after it.)
     pub fn skip_gaps(&mut self, video: &ReplayPlan) {
+        // Called for each video segment loaded: the gaps first (usually none), so a long
+        // replay without any costs a pass over booleans.
+        let gaps: Vec<(f64, f64)> = (0..video.starts.len())
+            .filter(|&i| video.gaps[i])
+            .map(|i| video.span(i))
+            .collect();
+        if gaps.is_empty() {
+            return;
+        }
         for k in 0..self.segments.starts.len() {
             let start = self.segments.starts[k];
-            if (0..video.starts.len()).any(|i| {
-                let (from, to) = video.span(i);
-                video.gaps[i] && from <= start && start < to
-            }) {
+            if gaps.iter().any(|&(from, to)| from <= start && start < to) {
                 self.segments.gap(k);
             }
         }
