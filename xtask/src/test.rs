@@ -499,6 +499,13 @@ mod tests {
         assert_eq!(parse_result_line("running 3 tests"), None);
     }
 
+    /// The tests [`LostPages`] picks out of libtest's `output`.
+    fn lost_in(output: &str) -> Vec<String> {
+        let mut lost = LostPages::default();
+        output.lines().for_each(|l| lost.line(l));
+        lost.names
+    }
+
     #[test]
     fn finds_the_tests_whose_browser_lost_its_page() {
         let output = "\
@@ -524,9 +531,10 @@ failures:
 
 test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 42.45s
 ";
-        let mut lost = LostPages::default();
-        output.lines().for_each(|l| lost.line(l));
-        assert_eq!(lost.names, ["a_hung_player_rebuilds_itself_and_plays_on"]);
+        assert_eq!(
+            lost_in(output),
+            ["a_hung_player_rebuilds_itself_and_plays_on"]
+        );
     }
 
     #[test]
@@ -561,9 +569,7 @@ failures:
 
 test result: FAILED. 0 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 92.10s
 ";
-        let mut lost = LostPages::default();
-        output.lines().for_each(|l| lost.line(l));
-        assert_eq!(lost.names, ["a_ts_live_stream_plays_with_sound"]);
+        assert_eq!(lost_in(output), ["a_ts_live_stream_plays_with_sound"]);
     }
 
     #[test]

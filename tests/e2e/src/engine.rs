@@ -383,6 +383,7 @@ impl Browser {
             Ok(r) => r.with_context(|| format!("{}: {what}", self.engine.name())),
             Err(_) => {
                 // Busy page or blocked engine: the CPU its page processes use now says.
+                // The driver leads the browser's process group (`Spawned`).
                 let why = match self.driver_pid() {
                     Some(pid) => crate::hang::diagnose(pid, HANG_WATCH).await,
                     None => "the driver's process is gone".into(),

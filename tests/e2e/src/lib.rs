@@ -67,6 +67,7 @@ pub mod hang;
 pub mod origin;
 pub mod phone;
 pub mod process;
+pub mod procstat;
 pub mod publisher;
 pub mod sound;
 pub mod static_server;

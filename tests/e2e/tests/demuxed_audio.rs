@@ -91,14 +91,7 @@ async fn a_replay_with_demuxed_audio_plays_with_sound() -> Result<()> {
     let origin = Origin::start().await?;
     let stream = FfmpegHls::start(HlsSource::DemuxedAudio).await?;
     let replay = stream.record_replay(14).await?;
-    let page = embed_page(
-        "A replay",
-        &format!("{}/lucarne.js", origin.url()),
-        &replay,
-        None,
-    );
-    std::fs::write(stream.dir().join("replay.html"), page)?;
-    let url = format!("{}/replay.html", stream.server().url());
+    let url = replay_page(&origin, &stream, "A replay", &replay, "replay.html")?;
     let browser = Browser::launch_from_env().await?;
 
     run_scenario(
@@ -136,6 +129,20 @@ async fn a_replay_with_demuxed_audio_plays_with_sound() -> Result<()> {
         || logs(&origin, &stream),
     )
     .await
+}
+
+/// Writes an English page `file` embedding `replay` beside the stream, and returns its
+/// URL.
+fn replay_page(
+    origin: &Origin,
+    stream: &FfmpegHls,
+    title: &str,
+    replay: &str,
+    file: &str,
+) -> Result<String> {
+    let page = embed_page(title, &format!("{}/lucarne.js", origin.url()), replay, None);
+    std::fs::write(stream.dir().join(file), page)?;
+    Ok(format!("{}/{file}", stream.server().url()))
 }
 
 /// The folder of the replay's `rendition` (`video`, `en`, `fr`) on disk.
@@ -197,14 +204,7 @@ async fn a_replay_with_a_gap_plays_past_it_to_its_end_with_sound() -> Result<()>
     let gap = make_a_gap(&stream, &replay, 2)?;
     let gap_span = (video[2].0, video[3].0);
     let english = segments(&stream, &replay, "en")?;
-    let page = embed_page(
-        "A replay with a gap",
-        &format!("{}/lucarne.js", origin.url()),
-        &replay,
-        None,
-    );
-    std::fs::write(stream.dir().join("gap.html"), page)?;
-    let url = format!("{}/gap.html", stream.server().url());
+    let url = replay_page(&origin, &stream, "A replay with a gap", &replay, "gap.html")?;
     let browser = Browser::launch_from_env().await?;
 
     run_scenario(

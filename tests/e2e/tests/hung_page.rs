@@ -6,7 +6,8 @@
 //! stopped with SIGSTOP.
 
 use anyhow::{ensure, Result};
-use lucarne_e2e::hang::{descendants, ENGINE_HUNG};
+use lucarne_e2e::hang::ENGINE_HUNG;
+use lucarne_e2e::procstat;
 use lucarne_e2e::{serial, Browser};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -46,7 +47,11 @@ async fn a_page_whose_browser_stops_is_named_hung() -> Result<()> {
     let driver = browser
         .driver_pid()
         .ok_or_else(|| anyhow::anyhow!("no driver"))?;
-    let stopped = descendants(driver);
+    // The browser: the driver's process group, but the driver.
+    let stopped: Vec<u32> = (procstat::group(driver).into_iter())
+        .map(|(pid, _)| pid)
+        .filter(|&pid| pid != driver)
+        .collect();
     ensure!(
         !stopped.is_empty(),
         "the driver {driver} has no browser process under it"

@@ -60,6 +60,7 @@ use anyhow::{bail, Context, Result};
 use lucarne_e2e::crowd::{
     ChatCrowd, ChatEnd, ChatPlan, Counters, Delays, Problems, PushCrowd, Target, Totals,
 };
+use lucarne_e2e::procstat::{self, Stat};
 use lucarne_e2e::stats::percentile;
 use lucarne_e2e::trend::{
     self, Growth, Sample, Tolerance, DRIFT_LIMIT_S, FD_TOLERANCE, RSS_TOLERANCE, THREAD_TOLERANCE,
@@ -148,10 +149,7 @@ struct ProcUse {
 
 /// Reads `/proc/PID/stat` and `/proc/PID/status`; `None` once the process is gone.
 fn proc_use(pid: u32) -> Option<ProcUse> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) start after ')'.
-    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let ticks = Stat::of(pid)?.ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         status
@@ -177,26 +175,8 @@ fn open_fds(pid: u32) -> Option<u64> {
 /// process in process group `pgid`: the browser the driver started.
 fn group_use(pgid: u32) -> ProcUse {
     let mut total = ProcUse::default();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
-            continue;
-        }
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        total.ticks += num(11) + num(12);
+    for (pid, stat) in procstat::group(pgid) {
+        total.ticks += stat.ticks;
         total.threads += 1;
         total.rss_kb += std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
             .ok()
