@@ -1095,9 +1095,10 @@ impl Loader {
                     return;
                 };
                 announced = true;
+                plan.begin_at(i);
                 self.send(SourceEvent::Vod {
-                    start: plan.media_start(i, start),
-                    duration: plan.total(),
+                    start,
+                    duration: plan.duration(),
                 });
             }
             self.media(data);

@@ -56,10 +56,22 @@ pub fn after_init(outcome: InitOutcome) -> AfterInit {
 }
 
 /// Position in a replay's segment list.
+///
+/// Two clocks: the playlist's (segment starts from its first segment, as [`span`]
+/// gives them; the demuxed audio's playlist keeps the same one) and the replay's, which
+/// the viewer sees and [`step`] and [`seek`] take: it begins at the first segment
+/// loaded ([`begin_at`]), 0 unless the playlist opens on missing or gap segments.
+///
+/// [`span`]: ReplayPlan::span
+/// [`step`]: ReplayPlan::step
+/// [`seek`]: ReplayPlan::seek
+/// [`begin_at`]: ReplayPlan::begin_at
 #[derive(Debug, Clone)]
 pub struct ReplayPlan {
     /// Start of each segment relative to the first, seconds.
     starts: Vec<f64>,
+    /// Where the replay's time 0 is on the playlist's clock.
+    origin: f64,
     /// Segments marked `EXT-X-GAP`: they keep their place on the timeline (what follows
     /// them starts where the playlist says) but are never loaded.
     gaps: Vec<bool>,
@@ -80,6 +92,7 @@ impl ReplayPlan {
         ReplayPlan {
             gaps: vec![false; starts.len()],
             starts,
+            origin: 0.0,
             total,
             next: 0,
             complete: false,
@@ -93,28 +106,33 @@ impl ReplayPlan {
         }
     }
 
-    /// Where the replay starts in media time, given that segment `i` (the first one
-    /// loaded, not always the first: a missing or gap segment may come before it)
-    /// starts at `fragment_start`: the timestamp offset that puts every segment at its
-    /// place in the playlist, and the first one loaded at its own.
-    pub fn media_start(&self, i: usize, fragment_start: f64) -> f64 {
-        fragment_start - self.span(i).0
+    /// The replay begins with segment `i`, the first one loaded: those before it were
+    /// missing or gaps. Its start is the replay's time 0 (the source then offsets the
+    /// media so that segment's first frame is at 0); what follows keeps the playlist's
+    /// spacing, gaps included. A hole at the very start would instead need a seek
+    /// before the first frame, and that seek hangs WebKitGTK's page (its main thread
+    /// waits on the media pipeline for good).
+    pub fn begin_at(&mut self, i: usize) {
+        self.origin = self.span(i).0;
     }
 
-    /// The replay's length, seconds.
-    pub fn total(&self) -> f64 {
-        self.total
+    /// The replay's length, seconds, from its time 0.
+    pub fn duration(&self) -> f64 {
+        self.total - self.origin
     }
 
-    /// The viewer jumped to `t` outside what is buffered: load from the segment there.
+    /// The viewer jumped to `t` (replay time) outside what is buffered: load from the
+    /// segment there.
     pub fn seek(&mut self, t: f64) {
+        let t = t + self.origin;
         self.next = self.starts.iter().rposition(|s| *s <= t).unwrap_or(0);
         self.complete = false;
     }
 
     /// The next step. `started`: the first segment went out (before that, load without
-    /// looking at the playhead); `playhead` is relative to the replay's start.
+    /// looking at the playhead); `playhead` is in replay time.
     pub fn step(&mut self, started: bool, playhead: f64, wanted: bool) -> Step {
+        let playhead = playhead + self.origin;
         while self.gaps.get(self.next) == Some(&true) {
             self.next += 1;
         }
@@ -136,7 +154,7 @@ impl ReplayPlan {
         self.next += 1;
     }
 
-    /// Segment `i`'s start and end, seconds from the replay's start.
+    /// Segment `i`'s start and end on the playlist's clock.
     pub fn span(&self, i: usize) -> (f64, f64) {
         let start = self.starts.get(i).copied().unwrap_or(self.total);
         let end = self.starts.get(i + 1).copied().unwrap_or(self.total);
@@ -264,7 +282,7 @@ mod tests {
             ],
             "what follows the gap starts where the playlist says"
         );
-        assert_eq!(plan.total(), 10.0);
+        assert_eq!(plan.duration(), 10.0);
 
         // A seek into the gap loads from the segment after it; one just past it, that one.
         plan.seek(5.0);
@@ -288,13 +306,42 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_whose_first_segments_are_skipped_keeps_the_playlists_timeline() {
-        let plan = ReplayPlan::new([2.0; 4]);
-        // Segment 0 starts at media time 100 s: the replay starts there.
-        assert_eq!(plan.media_start(0, 100.0), 100.0);
-        // Segment 0 was missing or a gap, segment 1 starts at 102 s: the replay still
-        // starts at 100 s, so segment 1 plays from 2 s as the playlist says.
-        assert_eq!(plan.media_start(1, 102.0), 100.0);
+    fn a_replay_that_opens_on_a_gap_begins_at_its_first_segment_loaded() {
+        let mut plan = ReplayPlan::new([2.0; 5]);
+        plan.gap(0);
+        plan.gap(3);
+        assert_eq!(plan.step(false, 0.0, true), Step::Load(1));
+        plan.begin_at(1);
+        plan.advance();
+        // Time 0 is segment 1's start: 8 s of replay, the later gap kept in place.
+        assert_eq!(plan.duration(), 8.0);
+        assert_eq!(
+            plan.span(1),
+            (2.0, 4.0),
+            "the playlist's clock is unchanged"
+        );
+        assert_eq!(plan.step(true, 0.0, true), Step::Load(2));
+        plan.advance();
+        assert_eq!(plan.step(true, 0.0, true), Step::Load(4), "past the gap");
+        // Seeks are in replay time: 3 s is 5 s on the playlist's clock (segment 2);
+        // 7 s is 9 s (segment 4); before the start, the first segment loaded.
+        plan.seek(3.0);
+        assert_eq!(plan.step(true, 3.0, true), Step::Load(2));
+        plan.seek(7.0);
+        assert_eq!(plan.step(true, 7.0, true), Step::Load(4));
+        plan.seek(0.0);
+        assert_eq!(plan.step(true, 0.0, true), Step::Load(1));
+        // Far enough ahead is measured in replay time too.
+        let mut long = ReplayPlan::new(std::iter::repeat_n(2.0, 40));
+        long.gap(0);
+        long.begin_at(1);
+        long.seek(0.0);
+        let mut loaded = 0;
+        while let Step::Load(_) = long.step(true, 0.0, true) {
+            long.advance();
+            loaded += 1;
+        }
+        assert_eq!(loaded, 16, "segments starting within 30 s of the playhead");
     }
 
     #[test]
@@ -324,7 +371,7 @@ mod tests {
     #[test]
     fn loads_at_most_thirty_seconds_ahead_of_the_playhead() {
         let mut plan = ReplayPlan::new(std::iter::repeat_n(2.0, 40));
-        assert_eq!(plan.total(), 80.0);
+        assert_eq!(plan.duration(), 80.0);
         let mut loaded = 0;
         while let Step::Load(_) = plan.step(true, 0.0, true) {
             plan.advance();
