@@ -65,6 +65,18 @@ pub fn gap_jump(ranges: &[Range], pos: f64, max_jump: f64) -> Option<f64> {
         .map(|s| s + 0.01)
 }
 
+/// Where a replay's playhead must go before it starts playing at `pos`: nowhere when
+/// there is media at `pos` or within [`MAX_HOLE`] after it (a demuxed replay's audio
+/// often begins a few milliseconds after its video, and the engines bridge that), else
+/// the first range's start. A seek before the first frame is what to avoid: WebKitGTK
+/// has hung its whole page after one followed by `play()`.
+pub fn replay_start(ranges: &[Range], pos: f64) -> Option<f64> {
+    if ahead(ranges, pos) > 0.0 {
+        return None;
+    }
+    ranges.first().map(|r| r.start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +140,20 @@ mod tests {
             "a second ahead is a hiccup, not the end of the range"
         );
         assert_eq!(newest(&ranges), Some(20.0));
+    }
+
+    #[test]
+    fn a_replay_starts_where_it_is_unless_its_media_begins_further_on() {
+        // The demuxed replay that opens on a gap: video from 0, audio from 2.7 ms (its
+        // AAC frames do not fall on the video segment's start), so the buffered
+        // intersection begins 2.7 ms in. Seeking there hung WebKitGTK's page.
+        assert_eq!(replay_start(&[r(0.002667, 14.0)], 0.0), None);
+        assert_eq!(replay_start(&[r(0.0, 14.0)], 0.0), None);
+        // Media a second further on (a hole no engine bridges): go there.
+        assert_eq!(replay_start(&[r(1.0, 14.0)], 0.0), Some(1.0));
+        // Back at the start after a rebuild, the playhead inside a later range stays.
+        assert_eq!(replay_start(&[r(0.0, 4.0), r(6.0, 9.0)], 7.0), None);
+        assert_eq!(replay_start(&[r(0.0, 4.0), r(6.0, 9.0)], 5.0), Some(0.0));
+        assert_eq!(replay_start(&[], 0.0), None);
     }
 }

@@ -255,12 +255,13 @@ impl Playback {
         source: Option<SourceKind>,
     ) {
         if self.vod {
-            // A replay starts at its beginning.
-            let Some(first) = ranges.first() else { return };
+            // A replay starts at its beginning, with no seek when its media is there.
+            if ranges.is_empty() {
+                return;
+            }
             self.started = true;
-            let pos = video.el.current_time();
-            if !(first.start <= pos && pos < first.end) {
-                self.move_playhead(video, first.start);
+            if let Some(t) = buffer::replay_start(ranges, video.el.current_time()) {
+                self.move_playhead(video, t);
             }
         } else {
             let (Some(last), Some(edge)) = (ranges.last(), self.edge_in(ranges, source)) else {
