@@ -70,6 +70,8 @@ pub struct FfmpegHls {
     media_folder: Option<String>,
     /// The segments' file extension: "m4s", or "ts" for [`HlsSource::TestPatternTs`].
     ext: &'static str,
+    /// [`HlsSource::LiveClip`]: see [`FfmpegHls::program_date_time_late`].
+    program_date_time_late: Option<f64>,
 }
 
 impl FfmpegHls {
@@ -97,13 +99,16 @@ impl FfmpegHls {
         let mut flags = "delete_segments+independent_segments+temp_file".to_owned();
         let ladder = matches!(source, HlsSource::Ladder);
         let demuxed = matches!(source, HlsSource::DemuxedAudio);
+        let mut media_start = None;
         let ts = matches!(source, HlsSource::TestPatternTs);
         match &source {
             HlsSource::TestPattern | HlsSource::TestPatternTs => args.extend(test_pattern_args()),
             HlsSource::Ladder => args.extend(ladder_args()),
             HlsSource::DemuxedAudio => args.extend(demuxed_args()),
             HlsSource::LiveClip(clip) => {
-                args.extend(live_clip_args(clip, dir.path()).await?);
+                let (clip_args, start) = live_clip_args(clip, dir.path()).await?;
+                args.extend(clip_args);
+                media_start = Some(start);
                 // Players that rebase timestamps (hls.js) still know the wall
                 // time of the playhead through EXT-X-PROGRAM-DATE-TIME.
                 flags.push_str("+program_date_time");
@@ -179,8 +184,16 @@ impl FfmpegHls {
                 None
             },
             ext,
+            program_date_time_late: None,
         };
         me.wait_for_segments(2, Duration::from_secs(20)).await?;
+        if let Some(start) = media_start {
+            // Segment 0 is still listed: the playlist keeps 6.
+            let playlist = std::fs::read_to_string(hls.join("index.m3u8"))?;
+            let dated = first_program_date_time(&playlist)
+                .context("ffmpeg's live clip playlist dates no segment 0")?;
+            me.program_date_time_late = Some(dated - start as f64);
+        }
         Ok(me)
     }
 
@@ -219,6 +232,15 @@ impl FfmpegHls {
     /// The served directory: write a page here and open `{server.url()}/page.html`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// [`HlsSource::LiveClip`]: how much later, in seconds, the playlist's
+    /// `EXT-X-PROGRAM-DATE-TIME` is than the media's own time (unix time). ffmpeg dates
+    /// segment 0 by the wall clock when its muxer starts, a moment after that segment's
+    /// first frame is due (0.1 s alone, 0.56 s seen under load); the later segments
+    /// add their durations to it. `None` for the other sources.
+    pub fn program_date_time_late(&self) -> Option<f64> {
+        self.program_date_time_late
     }
 
     /// URL path of segment `n` (what a fault rule matches); of the highest rendition
@@ -494,7 +516,8 @@ const CLIP_S: u64 = 16;
 /// clock says, looped, stamped with unix time. Sleeps until the next whole
 /// second so the stream starts on a keyframe (the clip has one every second),
 /// which makes a stream copy exact.
-async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
+/// Also returns the unix time of the stream's first frame.
+async fn live_clip_args(clip: &Path, dir: &Path) -> Result<(Vec<String>, u64)> {
     if !clip.is_file() {
         bail!("{} missing: run media/make-demo-clip.sh", clip.display());
     }
@@ -515,7 +538,7 @@ async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
     let wait =
         Duration::from_secs(start).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH)?);
     tokio::time::sleep(wait).await;
-    Ok(vec![
+    let args = vec![
         "-re".into(),
         "-f".into(),
         "concat".into(),
@@ -535,7 +558,26 @@ async fn live_clip_args(clip: &Path, dir: &Path) -> Result<Vec<String>> {
         start.to_string(),
         "-hls_segment_options".into(),
         "movflags=+frag_discont".into(),
-    ])
+    ];
+    Ok((args, start))
+}
+
+/// Unix time of segment 0's `EXT-X-PROGRAM-DATE-TIME` in an ffmpeg media playlist
+/// (`2026-11-30T11:32:10.440+0000`); `None` when the playlist starts later or has none.
+fn first_program_date_time(playlist: &str) -> Option<f64> {
+    if MediaPlaylist::parse(playlist).ok()?.media_sequence != 0 {
+        return None;
+    }
+    let dated = playlist
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))?;
+    let format = time::format_description::parse_borrowed::<2>(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory]\
+         [offset_minute]",
+    )
+    .ok()?;
+    let t = time::OffsetDateTime::parse(dated, &format).ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
 }
 
 /// A media playlist as its header lines and its segments: (sequence number, the tag
@@ -614,6 +656,25 @@ impl MediaPlaylist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_date_of_segment_0_as_ffmpeg_writes_it() {
+        let dated = |sequence: u64| {
+            format!(
+                "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n\
+                 #EXT-X-MEDIA-SEQUENCE:{sequence}\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.000000,\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2026-11-30T11:32:10.440+0100\nseg0.m4s\n"
+            )
+        };
+        // 10:32:10.440 UTC.
+        let t = first_program_date_time(&dated(0)).unwrap();
+        assert!((t - 1_796_034_730.44).abs() < 1e-6, "{t}");
+        assert_eq!(first_program_date_time(&dated(3)), None);
+        assert_eq!(
+            first_program_date_time("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nseg0.m4s\n"),
+            None
+        );
+    }
 
     #[test]
     fn parses_an_ffmpeg_playlist() {
