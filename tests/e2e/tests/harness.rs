@@ -180,7 +180,7 @@ async fn hlsjs_page_measures_latency_of_a_live_clip() -> Result<()> {
         );
         // Independent estimate: hls.js rebases media time to 0, but knows the wall
         // time of the playhead from EXT-X-PROGRAM-DATE-TIME, which ffmpeg writes late
-        // by its start-up time (`program_date_time_late`, up to 0.56 s seen): that is
+        // by its start-up time (`program_date_time_late`, 0.09-0.28 s seen): that is
         // taken back. Each look reads playingDate and the newest barcode sample at the
         // same instant, as the latency drifts (a stall adds to it).
         let (mut probe, mut barcode, mut differences) = (Vec::new(), Vec::new(), Vec::new());
