@@ -183,7 +183,7 @@ async fn hlsjs_page_measures_latency_of_a_live_clip() -> Result<()> {
         // by its start-up time (`program_date_time_late`, 0.09-0.28 s seen): that is
         // taken back. Each look reads playingDate and the newest barcode sample at the
         // same instant, as the latency drifts (a stall adds to it).
-        let (mut probe, mut barcode, mut differences) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut probe, mut barcode) = (Vec::new(), Vec::new());
         for _ in 0..15 {
             let v = browser
                 .execute(
@@ -197,10 +197,10 @@ async fn hlsjs_page_measures_latency_of_a_live_clip() -> Result<()> {
             if let (Some(p), Some(b)) = (v[0].as_f64(), v[1].as_f64()) {
                 probe.push(p + late);
                 barcode.push(b);
-                differences.push(p + late - b);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let differences: Vec<f64> = probe.iter().zip(&barcode).map(|(p, b)| p - b).collect();
         ensure!(
             differences.len() >= 10,
             "hls.playingDate and a barcode sample were there at {} of 15 looks",
